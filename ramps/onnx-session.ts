@@ -1,0 +1,85 @@
+/**
+ * The one file that imports onnxruntime-node (STYLE.md §5). Everything else in offramp — the
+ * offline tools in ramps/ and the executor backend in src/ — runs models through this wrapper,
+ * with plain typed arrays in and out, so a fake backend can stand in for it in unit tests.
+ *
+ * Note: onnxruntime-node's `run` executes synchronously on the calling thread; the serving
+ * runtime therefore only calls it from worker threads.
+ */
+import * as ort from 'onnxruntime-node';
+
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | BigUint64Array;
+
+/** A tensor in host memory: onnxruntime's type name, row-major data and dimensions. */
+export interface HostTensor {
+  type: string;
+  data: TensorData;
+  dims: number[];
+}
+
+export interface SessionOptions {
+  /** Threads one operator may use; 0 lets onnxruntime choose (all cores). */
+  intraOpThreads?: number;
+  /** Names of outputs to compute; default: all declared outputs. */
+  outputs?: string[];
+}
+
+export class OnnxSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly defaultOutputs: readonly string[] | undefined,
+  ) {}
+
+  /** Creates a session from a file path or serialized model bytes. */
+  static async create(model: string | Uint8Array, options: SessionOptions = {}): Promise<OnnxSession> {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: options.intraOpThreads ?? 0,
+      interOpNumThreads: 1,
+    };
+    const session =
+      typeof model === 'string'
+        ? await ort.InferenceSession.create(model, sessionOptions)
+        : await ort.InferenceSession.create(model, sessionOptions);
+    return new OnnxSession(session, options.outputs);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.defaultOutputs ?? this.session.outputNames;
+  }
+
+  async run(feeds: Record<string, HostTensor>, outputs?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      ortFeeds[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
+    }
+    const wanted = outputs ?? this.outputNames;
+    const results = await this.session.run(ortFeeds, [...wanted]);
+    const out: Record<string, HostTensor> = {};
+    for (const name of wanted) {
+      const t = results[name];
+      if (t === undefined) throw new Error(`onnxruntime returned no output '${name}'`);
+      out[name] = { type: t.type, data: t.data as TensorData, dims: [...t.dims] };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

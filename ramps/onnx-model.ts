@@ -5,7 +5,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import onnxProto from 'onnx-proto';
 
-export const onnx = onnxProto.onnx;
+// `export import` (not `const`) so `onnx` is both the runtime classes and the namespace of their types (onnx.IModelProto).
+export import onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
 export type GraphProto = onnxProto.onnx.IGraphProto;
 export type NodeProto = onnxProto.onnx.INodeProto;

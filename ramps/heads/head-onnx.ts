@@ -1,0 +1,116 @@
+/**
+ * Writes a trained head as a small ONNX model whose input is the cut tensor itself (same name,
+ * so the runtime feeds it straight from the segment's output) and whose output is `probs`,
+ * the temperature-scaled softmax. Feature standardisation and 1/T are folded into the Gemm
+ * weights, so serving runs only pool → Gemm (→ act → Gemm) → Softmax.
+ */
+import { ElemType, makeValueInfo, onnx, type Dim } from '../onnx-model.js';
+import { type HeadKind, hasHiddenLayer, hiddenActivation, quadrantWindow } from './head-kinds.js';
+
+export interface HeadWeights {
+  kind: HeadKind;
+  featureCount: number;
+  hidden: number;
+  classes: number;
+  /** Row-major [in, out] matrices and their biases; w1/b1 absent for gap-linear. */
+  w1?: Float32Array;
+  b1?: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+  /** Per-feature standardisation applied before the first layer. */
+  featureMean: Float32Array;
+  featureStd: Float32Array;
+  temperature: number;
+}
+
+export const HEAD_OUTPUT = 'probs';
+
+function floatTensor(name: string, dims: number[], values: Float32Array): onnx.ITensorProto {
+  const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  return { name, dims, dataType: ElemType.FLOAT, rawData: bytes };
+}
+
+/** Folds x' = (x − mean)/std into the first layer: W' = W/std (per input row), b' = b − Σ mean/std·W. */
+function foldStandardisation(w: Float32Array, b: Float32Array, mean: Float32Array, std: Float32Array, inputs: number, outputs: number) {
+  const wf = new Float32Array(w.length);
+  const bf = new Float32Array(b);
+  for (let i = 0; i < inputs; i++) {
+    const s = std[i] as number;
+    const m = mean[i] as number;
+    for (let o = 0; o < outputs; o++) {
+      const v = (w[i * outputs + o] as number) / s;
+      wf[i * outputs + o] = v;
+      bf[o] = (bf[o] as number) - m * v;
+    }
+  }
+  return { w: wf, b: bf };
+}
+
+export function buildHeadModel(weights: HeadWeights, input: { name: string; dims: Dim[] }, opsetImport: onnx.IOperatorSetIdProto[]): onnx.IModelProto {
+  const nodes: onnx.INodeProto[] = [];
+  const initializers: onnx.ITensorProto[] = [];
+  const dims = input.dims;
+  let features: string;
+  switch (weights.kind) {
+    case 'gap-linear':
+    case 'gap-mlp':
+      nodes.push({ opType: 'GlobalAveragePool', input: [input.name], output: ['pooled'], name: 'pool' });
+      nodes.push({ opType: 'Flatten', input: ['pooled'], output: ['features'], name: 'flatten', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      features = 'features';
+      break;
+    case 'quad-mlp': {
+      const rows = quadrantWindow(Number(dims[2]));
+      const cols = quadrantWindow(Number(dims[3]));
+      nodes.push({
+        opType: 'AveragePool', input: [input.name], output: ['pooled'], name: 'quadrants',
+        attribute: [
+          { name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [rows.kernel, cols.kernel] },
+          { name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: [rows.stride, cols.stride] },
+        ],
+      });
+      nodes.push({ opType: 'Flatten', input: ['pooled'], output: ['features'], name: 'flatten', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      features = 'features';
+      break;
+    }
+    case 'pooler':
+      initializers.push({ name: 'first_token', dims: [], dataType: ElemType.INT64, int64Data: [0] });
+      nodes.push({ opType: 'Gather', input: [input.name, 'first_token'], output: ['features'], name: 'first', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      features = 'features';
+      break;
+    case 'mlp':
+      features = input.name;
+      break;
+  }
+
+  const t = weights.temperature;
+  const lastIn = hasHiddenLayer(weights.kind) ? weights.hidden : weights.featureCount;
+  let w2 = weights.w2;
+  let b2 = weights.b2;
+  if (hasHiddenLayer(weights.kind)) {
+    if (!weights.w1 || !weights.b1) throw new Error(`${weights.kind} head needs first-layer weights`);
+    const first = foldStandardisation(weights.w1, weights.b1, weights.featureMean, weights.featureStd, weights.featureCount, weights.hidden);
+    initializers.push(floatTensor('w1', [weights.featureCount, weights.hidden], first.w), floatTensor('b1', [weights.hidden], first.b));
+    nodes.push({ opType: 'Gemm', input: [features, 'w1', 'b1'], output: ['hidden_pre'], name: 'dense' });
+    nodes.push({ opType: hiddenActivation(weights.kind) === 'tanh' ? 'Tanh' : 'Relu', input: ['hidden_pre'], output: ['hidden'], name: 'act' });
+    features = 'hidden';
+  } else {
+    ({ w: w2, b: b2 } = foldStandardisation(w2, b2, weights.featureMean, weights.featureStd, weights.featureCount, weights.classes));
+  }
+  // Temperature scaling folded in: softmax((xW + b)/T) = softmax(x(W/T) + b/T).
+  initializers.push(floatTensor('w2', [lastIn, weights.classes], w2.map((v) => v / t)), floatTensor('b2', [weights.classes], b2.map((v) => v / t)));
+  nodes.push({ opType: 'Gemm', input: [features, 'w2', 'b2'], output: ['logits'], name: 'classifier' });
+  nodes.push({ opType: 'Softmax', input: ['logits'], output: [HEAD_OUTPUT], name: 'softmax', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+
+  return {
+    irVersion: 8,
+    opsetImport,
+    producerName: 'offramp',
+    graph: {
+      name: `ramp_head_${weights.kind}`,
+      node: nodes,
+      initializer: initializers,
+      input: [makeValueInfo(input.name, ElemType.FLOAT, dims)],
+      output: [makeValueInfo(HEAD_OUTPUT, ElemType.FLOAT, [dims[0] ?? 'batch', weights.classes])],
+    },
+  };
+}

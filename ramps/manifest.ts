@@ -1,0 +1,96 @@
+/**
+ * The prepared model directory's manifest.json: what `offramp prepare` writes and the serving
+ * runtime loads. One ramp sits after each segment but the last; ramp k reads the tensor that
+ * segment k ends at.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SegmentIo } from './split.js';
+import type { SideTensor } from './cut-points.js';
+import type { HeadKind } from './heads/head-kinds.js';
+
+export const MANIFEST_FORMAT = 'offramp.prepared/1';
+export const MANIFEST_FILE = 'manifest.json';
+
+export interface HeadTrial {
+  kind: HeadKind;
+  /** On the calibration rows (used to choose the kind). */
+  agreement: number;
+  exitFraction: number;
+  temperature: number;
+}
+
+export interface RampEntry {
+  /** Ramp id = index of the segment it follows. */
+  id: number;
+  tensor: string;
+  dims: (number | string)[];
+  computeBefore: number;
+  side: SideTensor[];
+  head: {
+    file: string;
+    kind: HeadKind;
+    features: number;
+    hidden: number;
+    temperature: number;
+    /** Every head kind tried for this position, and how it did. */
+    trials: HeadTrial[];
+    /** Largest |ONNX head − JS head| probability on evaluation rows: the export is faithful. */
+    exportMaxDiff: number;
+  };
+  /** Measured on the evaluation rows with the exported head. */
+  agreement: number;
+  soloExit: { budget: number; exitFraction: number; threshold: number };
+}
+
+export interface LatencyProfile {
+  intraOpThreads: number;
+  batchSizes: number[];
+  /** segmentMs[k][i]: median ms of segment k at batchSizes[i]. */
+  segmentMs: number[][];
+  /** headMs[r][i]: median ms of ramp r's head at batchSizes[i]. */
+  headMs: number[][];
+  /** The unsplit model, for comparison. */
+  fullModelMs: number[];
+  method: string;
+}
+
+export interface PreparedManifest {
+  format: typeof MANIFEST_FORMAT;
+  name: string;
+  createdAt: string;
+  model: {
+    file: string;
+    sha256: string;
+    inputs: SegmentIo[];
+    outputs: SegmentIo[];
+    /** The classifier output the ramps imitate. */
+    output: string;
+    /** True when `output` holds probabilities already; otherwise it holds logits. */
+    outputIsProbability: boolean;
+    classes: number;
+    labels?: string[];
+    /** Multiply-adds ×2 and elementwise ops, per row. */
+    flopsPerRow: number;
+  };
+  segments: { index: number; file: string; nodes: number; inputs: SegmentIo[]; outputs: SegmentIo[]; endsAt?: string }[];
+  ramps: RampEntry[];
+  profile: LatencyProfile;
+  bootstrap: {
+    source: string;
+    rows: number;
+    trainRows: number;
+    calibrationRows: number;
+    evaluationRows: number;
+    /** Disagreement budget the solo-exit figures use. */
+    budget: number;
+    seed: number;
+  };
+}
+
+export async function readManifest(dir: string): Promise<PreparedManifest> {
+  const path = join(dir, MANIFEST_FILE);
+  const manifest = JSON.parse(await readFile(path, 'utf8')) as PreparedManifest;
+  if (manifest.format !== MANIFEST_FORMAT) throw new Error(`${path}: unknown format '${String(manifest.format)}' (expected ${MANIFEST_FORMAT})`);
+  return manifest;
+}

@@ -8,10 +8,10 @@
  * of the graph except t and small side tensors. Static nodes (constants) are left out: any
  * segment may carry its own copy.
  */
-import type { Dim, ModelProto } from './onnx-model.js';
+import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from './onnx-model.js';
 import { ancestorNodes, indexGraph, type GraphIndex } from './graph.js';
 import { nodeFlops } from './flops.js';
-import { probeTensors, type TensorFacts } from './probe.js';
+import { PROBE_SIZES, probeTensors, type TensorFacts } from './probe.js';
 
 export interface SideTensor {
   name: string;
@@ -60,7 +60,10 @@ export const DEFAULT_CUT_OPTIONS: CutOptions = {
 export interface GraphAnalysis {
   index: GraphIndex;
   tensors: Map<string, TensorFacts>;
+  /** Compute of one run at the probe sizes (PROBE_SIZES: batch 2). */
   totalFlops: number;
+  /** Compute per row (other symbolic sizes at PROBE_SIZES.other). */
+  flopsPerRow: number;
   /** Every cut tensor, before the distance and spacing filters. */
   allCuts: CutPoint[];
   /** The candidates after filtering: where ramps can usefully go. */
@@ -89,6 +92,13 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
   const totalFlops = flops.reduce((a, b) => a + b, 0) || 1;
   const outputs = new Set(index.modelOutputs);
   const modelInputs = new Set(index.modelInputs);
+  // The probe measures node outputs only; a model input carried as a side tensor is described
+  // by its declaration.
+  const declaredInputs = new Map<string, { dims: Dim[]; type: string }>();
+  for (const info of model.graph.input ?? []) {
+    const d = describeValueInfo(info);
+    if (modelInputs.has(d.name) && d.dims && d.elemType) declaredInputs.set(d.name, { dims: d.dims, type: ortTypeOfElem(d.elemType) });
+  }
   const flopsOf = (nodeSet: Set<number>): number => {
     let sum = 0;
     for (const p of nodeSet) sum += flops[p] ?? 0;
@@ -130,7 +140,8 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
           sideTooLarge = true;
           break;
         }
-        side.push({ name, dims: sideFacts?.dims ?? [], type: sideFacts?.type ?? 'unknown', modelInput: isInput });
+        const described = sideFacts ?? declaredInputs.get(name);
+        side.push({ name, dims: described?.dims ?? [], type: described?.type ?? 'unknown', modelInput: isInput });
       }
       if (sideTooLarge) continue;
       const before = flopsOf(prefix);
@@ -145,7 +156,7 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
       });
     }
   }
-  return { index, tensors: probe.tensors, totalFlops, allCuts, candidates: selectCandidates(allCuts, options) };
+  return { index, tensors: probe.tensors, totalFlops, flopsPerRow: totalFlops / PROBE_SIZES.batch, allCuts, candidates: selectCandidates(allCuts, options) };
 }
 
 /**

@@ -341,7 +341,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       outputIsProbability,
       classes,
       ...(options.labels ? { labels: options.labels } : {}),
-      flopsPerRow: analysis.totalFlops / 2,
+      flopsPerRow: analysis.flopsPerRow,
     },
     segments: segmentEntries,
     ramps,

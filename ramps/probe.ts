@@ -25,7 +25,9 @@ export interface ProbeResult {
   concrete: Map<string, number[]>;
 }
 
-const FIRST = { batch: 2, other: 12 };
+/** The sizes of the first probe run, at which shapes (and so FLOP counts) are measured. */
+export const PROBE_SIZES = { batch: 2, other: 12 } as const;
+const FIRST = PROBE_SIZES;
 const SECOND = { batch: 3, other: 16 };
 
 /** A copy of the model whose graph outputs are every non-static node output. */
@@ -48,10 +50,12 @@ export function withAllOutputs(model: ModelProto, index: GraphIndex): Uint8Array
 export async function probeTensors(model: ModelProto, index: GraphIndex): Promise<ProbeResult> {
   const session = await OnnxSession.create(withAllOutputs(model, index));
   try {
-    const first = await session.run(randomInputs(index, FIRST, 1));
+    const firstInputs = randomInputs(index, FIRST, 1);
+    const first = await session.run(firstInputs);
     const second = await session.run(randomInputs(index, SECOND, 2));
     const tensors = new Map<string, TensorFacts>();
-    const concrete = new Map<string, number[]>();
+    // The inputs' shapes too: a MatMul reading a model input needs its inner dimension.
+    const concrete = new Map<string, number[]>(Object.entries(firstInputs).map(([name, t]) => [name, t.dims]));
     for (const [name, a] of Object.entries(first)) {
       const b = second[name];
       if (!b) continue;

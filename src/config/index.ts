@@ -1,0 +1,31 @@
+/** The serving config (DESIGN.md §7): the one module that reads the SLO file and `process.env`. */
+export {
+  BUNDLED_MODEL,
+  DEFAULT_CONFIG_SOURCE,
+  ENV_SOURCE,
+  bundledModelPath,
+  configPathFromEnv,
+  defaultServingConfig,
+  formatConfigProblem,
+  loadServingConfig,
+  parseServingConfig,
+  resolveServingConfig,
+  type AccuracyConfig,
+  type BatchingConfig,
+  type ConfigProblem,
+  type Env,
+  type ExitMode,
+  type ExitPolicy,
+  type ExitsConfig,
+  type ModelConfig,
+  type ParseOptions,
+  type ServerConfig,
+  type ServingConfig,
+  type SloConfig,
+  type TunerConfig,
+  type TunerKind,
+} from './serving-config.js';
+export { watchServingConfig, type WatchOptions } from './watch.js';
+export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, type SloConfigInput } from './schema.js';
+export { packageRoot } from './package-root.js';
+export { renderSloConfigJsonSchema, sloConfigJsonSchema } from './json-schema.js';

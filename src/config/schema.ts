@@ -1,0 +1,234 @@
+/**
+ * The SLO file's schema (DESIGN.md §7), in the file's own snake_case. Every field has a default,
+ * a bound and a description; the descriptions land in slo-config.schema.json (`npm run schema`).
+ *
+ * Error messages are written here, next to the bound they report, so that a problem reads
+ * `models[0].batching.max_batch_size: 0 is out of range (1..1024)`: the value and what is allowed.
+ * Cross-field rules (e.g. a preferred batch size above max_batch_size) are refinements at the end.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------
+// Message helpers: zod calls these with the issue; `input` is the offending value.
+
+/** A value as it appears in a message: scalars literally, containers by kind. */
+export function showValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  return String(value);
+}
+
+/** Message for a value of the wrong kind (or a missing required one). */
+function notA(expected: string) {
+  return (iss: { input?: unknown }): string =>
+    iss.input === undefined ? `is required: ${expected}` : `${showValue(iss.input)} is not ${expected}`;
+}
+
+interface Bound {
+  min: number;
+  max: number;
+  /** `min` itself is not allowed. */
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
+/** `1..1024` for integers, interval notation (`(0, 0.5]`) for reals. */
+function rangeText(b: Bound, integer: boolean): string {
+  if (integer && !b.minExclusive && !b.maxExclusive) return `${b.min}..${b.max}`;
+  return `${b.minExclusive ? '(' : '['}${b.min}, ${b.max}${b.maxExclusive ? ')' : ']'}`;
+}
+
+function bounded(b: Bound, integer: boolean) {
+  const range = rangeText(b, integer);
+  // `0 is out of range (1..1024)`, but `0.6 is out of range (0, 0.5]`: an interval brings its own brackets.
+  const shown = /^[[(]/.test(range) ? range : `(${range})`;
+  const outOfRange = (iss: { input?: unknown }): string => `${showValue(iss.input)} is out of range ${shown}`;
+  let n = z.number({ error: notA(integer ? `an integer in ${range}` : `a number in ${range}`) });
+  if (integer) n = n.int({ error: (iss) => `${showValue(iss.input)} is not an integer ${shown}`, abort: true });
+  n = b.minExclusive ? n.gt(b.min, { error: outOfRange }) : n.gte(b.min, { error: outOfRange });
+  n = b.maxExclusive ? n.lt(b.max, { error: outOfRange }) : n.lte(b.max, { error: outOfRange });
+  return n;
+}
+
+function int(b: Bound, value: number, doc: string) {
+  return bounded(b, true).default(value).describe(doc);
+}
+
+function real(b: Bound, value: number, doc: string) {
+  return bounded(b, false).default(value).describe(doc);
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T, value: T[number], doc: string) {
+  return z.enum(values, { error: notA(`one of ${values.join(', ')}`) }).default(value).describe(doc);
+}
+
+/** A mapping that rejects unknown keys: a typo must not be silently ignored. */
+function section<S extends z.ZodRawShape>(shape: S) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown key; allowed keys: ${allowed}` : notA('a mapping')(iss)),
+  });
+}
+
+/** Letters, digits, '.', '_', '-', starting with a letter or digit: usable in a URL path as is. */
+export const URL_SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function urlSafe(what: string, maxLength: number) {
+  const expected = `a URL-safe ${what} (1..${maxLength} of letters, digits, '.', '_', '-', starting with a letter or digit)`;
+  return z
+    .string({ error: notA(expected) })
+    .regex(URL_SAFE_NAME, { error: notA(expected) })
+    .max(maxLength, { error: notA(expected) });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const EXIT_POLICIES = ['confidence', 'entropy', 'margin', 'patience'] as const;
+export const EXIT_MODES = ['release', 'drop'] as const;
+export const TUNER_KINDS = ['guarded', 'apparate', 'static', 'off'] as const;
+
+const PORT: Bound = { min: 0, max: 65535 };
+const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
+
+const serverSchema = section({
+  http_port: int(PORT, 8080, 'Port of the KServe v2 HTTP/REST endpoint; 0 picks a free port. Overridden by OFFRAMP_HTTP_PORT.'),
+  grpc_port: int(PORT, 8081, 'Port of the KServe v2 gRPC endpoint; 0 picks a free port. Overridden by OFFRAMP_GRPC_PORT.'),
+  host: z
+    .string({ error: notA('a host name or address') })
+    .min(1, { error: notA('a host name or address') })
+    .max(253, { error: notA('a host name or address (at most 253 characters)') })
+    .default('0.0.0.0')
+    .describe('Address both endpoints listen on ("0.0.0.0": all IPv4 interfaces, "::": all interfaces, "127.0.0.1": local only).'),
+  max_body_bytes: int({ min: 1024, max: 1073741824 }, 8388608, 'Largest request body (HTTP) or message (gRPC) accepted, in bytes; larger requests get OFFRAMP_BODY_TOO_LARGE.'),
+  workers: int({ min: 1, max: 64 }, 1, 'Executor worker threads; each holds its own onnxruntime sessions and runs one batch at a time.'),
+  intra_op_threads: int({ min: 1, max: 256 }, 2, 'onnxruntime intra-op threads per worker (workers × intra_op_threads should not exceed the cores).'),
+  admin_token: z
+    // The token is a secret: messages give its length, never its value.
+    .string({ error: (iss) => `${typeof iss.input === 'object' ? showValue(iss.input) : `a ${typeof iss.input}`} is not a string or null (quote the token)` })
+    .min(ADMIN_TOKEN_LENGTH.min, { error: (iss) => `a token of ${String(iss.input).length} characters is too short (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
+    .max(ADMIN_TOKEN_LENGTH.max, { error: (iss) => `a token of ${String(iss.input).length} characters is too long (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
+    .nullable()
+    .default(null)
+    .describe(`Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.`),
+});
+
+const sloSchema = section({
+  latency_ms: real({ min: 0, max: 60000, minExclusive: true }, 50, 'Latency objective in milliseconds, from arrival to answer; the batcher never waits past what it allows.'),
+  percentile: real({ min: 0, max: 100, minExclusive: true, maxExclusive: true }, 95, 'Percentile of requests that must meet latency_ms (95: p95).'),
+});
+
+const accuracySchema = section({
+  budget: real({ min: 0, max: 0.5, minExclusive: true }, 0.01, 'Largest allowed disagreement with the full model over the window (0.01: at most 1% of answers differ).'),
+  confidence: real({ min: 0.5, max: 1, maxExclusive: true }, 0.95, 'Probability (1 − δ) with which the guarded tuner keeps the budget, from an upper confidence bound on the disagreement.'),
+  window: int({ min: 50, max: 100000 }, 1000, 'Number of most recent requests over which disagreement is measured.'),
+});
+
+const thresholdsSchema = z
+  .record(
+    z.string().regex(/^(0|[1-9][0-9]{0,3})$/, { error: (iss) => `${showValue(iss.input)} is not a ramp id (an integer 0..9999)` }),
+    bounded({ min: -1000, max: 1 }, false),
+    { error: notA('a mapping from ramp id to threshold, or null') },
+  )
+  .nullable()
+  .default(null)
+  .describe('Static exit thresholds, ramp id → threshold on the policy score (confidence, margin: 0..1; entropy: ≤ 0, the score is −H). A ramp not listed never exits until the tuner sets it; null: all start at "never".');
+
+const exitsSchema = section({
+  policy: oneOf(EXIT_POLICIES, 'confidence', 'Exit score: confidence (max p), entropy (−H(p)), margin (p1 − p2), or patience (the last `patience` ramps agree on the class).'),
+  mode: oneOf(EXIT_MODES, 'release', 'release: an exited request is answered early but its row runs to the end (every request gives feedback); drop: exited rows leave the batch and save compute.'),
+  max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
+  ramp_budget: real({ min: 0, max: 0.5 }, 0.03, 'Largest total cost of active ramps, as a fraction of full-model latency.'),
+  patience: int({ min: 1, max: 16 }, 2, 'For the patience policy: how many consecutive ramps must agree before a request exits.'),
+  drop_feedback_fraction: real({ min: 0, max: 1 }, 0.1, 'In drop mode: fraction of exited rows kept running to the end, to measure disagreement.'),
+  thresholds: thresholdsSchema,
+});
+
+const tunerSchema = section({
+  kind: oneOf(TUNER_KINDS, 'guarded', 'guarded: thresholds that keep the budget with the given confidence; apparate: Apparate\'s greedy hill-climb; static: keep exits.thresholds; off: no early exits.'),
+  interval_batches: int({ min: 1, max: 100000 }, 30, 'Every this many batches, the ramp set is revisited: ramps that do not pay off are dropped, new positions tried.'),
+});
+
+const batchingSchema = section({
+  max_batch_size: int({ min: 1, max: 1024 }, 16, 'Most requests run together in one batch.'),
+  max_queue_delay_ms: real({ min: 0, max: 10000 }, 4, 'Longest a request waits for a fuller batch, in milliseconds (never past its SLO deadline).'),
+  max_queue_size: int({ min: 1, max: 1000000 }, 256, 'Most requests waiting; more are rejected with OFFRAMP_QUEUE_FULL.'),
+  preferred_batch_sizes: z
+    .array(bounded({ min: 1, max: 1024 }, true), { error: notA('a list of batch sizes') })
+    .max(64, { error: (iss) => `a list of ${Array.isArray(iss.input) ? iss.input.length : '?'} sizes is too long (at most 64)` })
+    .default([])
+    .describe('Batch sizes to form when possible (each ≤ max_batch_size); []: any size.'),
+});
+
+export const modelSchema = section({
+  name: urlSafe('model name', 128).describe('Model name in URLs (/v2/models/{name}) and gRPC requests; unique.'),
+  path: z
+    .string({ error: notA('a path to a prepared model directory') })
+    .min(1, { error: notA('a path to a prepared model directory') })
+    .max(4096, { error: notA('a path (at most 4096 characters)') })
+    .describe('Prepared model directory (from `offramp prepare`); a relative path resolves against the config file\'s folder.'),
+  version: urlSafe('version', 64).default('1').describe('Version served (/v2/models/{name}/versions/{version}); a string, so quote numbers: "1".'),
+  slo: sloSchema.prefault({}).describe('Latency objective.'),
+  accuracy: accuracySchema.prefault({}).describe('Accuracy budget: agreement with the full model.'),
+  exits: exitsSchema.prefault({}).describe('Early-exit policy and ramps.'),
+  tuner: tunerSchema.prefault({}).describe('Online threshold and ramp tuning.'),
+  batching: batchingSchema.prefault({}).describe('Dynamic batching (Triton semantics).'),
+}).superRefine((m, ctx) => {
+  const problem = (path: (string | number)[], input: unknown, message: string) =>
+    ctx.addIssue({ code: 'custom', path, input, message: `${showValue(input)} ${message}` });
+  // Refinements also run when a sibling field failed; only compare values that parsed as numbers.
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+  const max = m.batching.max_batch_size;
+  m.batching.preferred_batch_sizes.forEach((size, i) => {
+    if (num(size) && num(max) && size > max) problem(['batching', 'preferred_batch_sizes', i], size, `is larger than batching.max_batch_size (${max})`);
+    if (m.batching.preferred_batch_sizes.indexOf(size) !== i) problem(['batching', 'preferred_batch_sizes', i], size, 'is listed twice');
+  });
+  if (num(m.batching.max_queue_delay_ms) && num(m.slo.latency_ms) && m.batching.max_queue_delay_ms >= m.slo.latency_ms) {
+    problem(['batching', 'max_queue_delay_ms'], m.batching.max_queue_delay_ms, `must be below slo.latency_ms (${m.slo.latency_ms})`);
+  }
+  const { policy, thresholds, patience, max_ramps: maxRamps } = m.exits;
+  if (policy === 'patience' && num(patience) && num(maxRamps) && patience > maxRamps) {
+    problem(['exits', 'patience'], patience, `exceeds exits.max_ramps (${maxRamps}): no request could ever exit`);
+  }
+  for (const [ramp, t] of Object.entries(thresholds ?? {})) {
+    if (!num(t)) continue;
+    if (policy === 'patience') problem(['exits', 'thresholds', ramp], t, 'is a threshold, but the patience policy uses none (remove exits.thresholds)');
+    else if ((policy === 'confidence' || policy === 'margin') && t < 0) problem(['exits', 'thresholds', ramp], t, `is out of range for the ${policy} policy ([0, 1])`);
+    else if (policy === 'entropy' && t > 0) problem(['exits', 'thresholds', ramp], t, 'is out of range for the entropy policy (≤ 0: the score is −H)');
+  }
+});
+
+export const sloConfigSchema = section({
+  server: serverSchema.prefault({}).describe('Network endpoints and worker threads.'),
+  models: z
+    .array(modelSchema, { error: notA('a list of models') })
+    .min(1, { error: 'is empty: list at least one model (or leave models out to serve the bundled model)' })
+    .max(256, { error: 'has more than 256 models' })
+    .optional()
+    .describe('Models served. Left out: the bundled fmnist-resnet model (models/fmnist-resnet in the package).'),
+})
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    (c.models ?? []).forEach((m, i) => {
+      const first = seen.get(m.name);
+      if (first === undefined) seen.set(m.name, i);
+      else ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], input: m.name, message: `${showValue(m.name)} is already the name of models[${first}]; model names must be unique` });
+    });
+    const { http_port: http, grpc_port: grpc } = c.server;
+    if (http === grpc && http !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'grpc_port'], input: grpc, message: `${grpc} is also server.http_port; the two endpoints need different ports` });
+    }
+  })
+  .meta({
+    title: 'offramp serving config (SLO file)',
+    description: 'Models to serve, with their latency objective, accuracy budget, early-exit policy and batching. See src/config/slo.example.yaml.',
+  });
+
+/** The file as written (fields may be left out). */
+export type SloConfigInput = z.input<typeof sloConfigSchema>;
+/** The file with every default filled in, still snake_case. */
+export type SloConfigFile = z.output<typeof sloConfigSchema>;
+export type ModelFile = z.output<typeof modelSchema>;
+

@@ -1,0 +1,336 @@
+/**
+ * The serving config: parsed once at the edge, validated, frozen, passed down (STYLE.md §7).
+ *
+ * This is the only module that reads `process.env`:
+ * - `OFFRAMP_CONFIG`       path of the SLO file (when no path is given explicitly);
+ * - `OFFRAMP_HTTP_PORT`    overrides server.http_port;
+ * - `OFFRAMP_GRPC_PORT`    overrides server.grpc_port;
+ * - `OFFRAMP_ADMIN_TOKEN`  overrides server.admin_token.
+ * An empty variable counts as unset. Overrides are validated with the file, against the same
+ * bounds; a bad one is reported as `environment: OFFRAMP_HTTP_PORT: ...`.
+ *
+ * Every problem is reported at once, each as `file:line: field.path: value and what is allowed`,
+ * in one OFFRAMP_CONFIG_INVALID error.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { OfframpError } from '../errors.js';
+import { packageRoot } from './package-root.js';
+import {
+  modelSchema,
+  sloConfigSchema,
+  type EXIT_MODES,
+  type EXIT_POLICIES,
+  type ModelFile,
+  type SloConfigFile,
+  type TUNER_KINDS,
+} from './schema.js';
+
+export type ExitPolicy = (typeof EXIT_POLICIES)[number];
+export type ExitMode = (typeof EXIT_MODES)[number];
+export type TunerKind = (typeof TUNER_KINDS)[number];
+
+export interface ServerConfig {
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly host: string;
+  readonly maxBodyBytes: number;
+  /** Executor worker threads. */
+  readonly workers: number;
+  /** onnxruntime intra-op threads per worker. */
+  readonly intraOpThreads: number;
+  /** null: admin endpoints are disabled. */
+  readonly adminToken: string | null;
+}
+
+export interface SloConfig {
+  readonly latencyMs: number;
+  /** In (0, 100): 95 means p95. */
+  readonly percentile: number;
+}
+
+export interface AccuracyConfig {
+  /** Largest allowed disagreement with the full model over the window, in (0, 0.5]. */
+  readonly budget: number;
+  /** 1 − δ for the guarded tuner's upper bound. */
+  readonly confidence: number;
+  /** Requests per measurement window. */
+  readonly window: number;
+}
+
+export interface ExitsConfig {
+  readonly policy: ExitPolicy;
+  readonly mode: ExitMode;
+  readonly maxRamps: number;
+  /** Largest total ramp cost, as a fraction of full-model latency. */
+  readonly rampBudget: number;
+  /** For the patience policy: consecutive ramps that must agree. */
+  readonly patience: number;
+  /** Drop mode: fraction of exited rows kept running to the end for feedback. */
+  readonly dropFeedbackFraction: number;
+  /** Static thresholds by ramp id; a ramp not listed (or null: all) starts at "never". */
+  readonly thresholds: Readonly<Record<number, number>> | null;
+}
+
+export interface TunerConfig {
+  readonly kind: TunerKind;
+  readonly intervalBatches: number;
+}
+
+export interface BatchingConfig {
+  readonly maxBatchSize: number;
+  readonly maxQueueDelayMs: number;
+  readonly maxQueueSize: number;
+  /** Empty: any size. */
+  readonly preferredBatchSizes: readonly number[];
+}
+
+export interface ModelConfig {
+  /** URL-safe, unique in the config. */
+  readonly name: string;
+  /** Absolute path of the prepared model directory. */
+  readonly path: string;
+  readonly version: string;
+  readonly slo: SloConfig;
+  readonly accuracy: AccuracyConfig;
+  readonly exits: ExitsConfig;
+  readonly tuner: TunerConfig;
+  readonly batching: BatchingConfig;
+}
+
+export interface ServingConfig {
+  /** Where it came from: the file path as given, or DEFAULT_CONFIG_SOURCE. */
+  readonly source: string;
+  readonly server: ServerConfig;
+  readonly models: readonly ModelConfig[];
+}
+
+/** One thing wrong with a config. */
+export interface ConfigProblem {
+  /** The file, or `environment` for an environment variable. */
+  readonly source: string;
+  /** 1-based line in the file, when known. */
+  readonly line?: number;
+  /** `models[0].batching.max_batch_size`, or the environment variable's name; empty for the whole file. */
+  readonly path: string;
+  /** The bad value and what is allowed. */
+  readonly message: string;
+}
+
+/** Environment variables, as `process.env` holds them. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ParseOptions {
+  /** Folder relative model paths resolve against; default: the folder of `source`. */
+  baseDir?: string;
+  /** Default: `process.env`. */
+  env?: Env;
+}
+
+export const DEFAULT_CONFIG_SOURCE = '<built-in default>';
+export const ENV_SOURCE = 'environment';
+export const BUNDLED_MODEL = Object.freeze({ name: 'fmnist-resnet', path: 'models/fmnist-resnet' });
+
+/** Environment overrides, by the `server` key they replace. */
+const ENV_OVERRIDES = [
+  { variable: 'OFFRAMP_HTTP_PORT', key: 'http_port', integer: true },
+  { variable: 'OFFRAMP_GRPC_PORT', key: 'grpc_port', integer: true },
+  { variable: 'OFFRAMP_ADMIN_TOKEN', key: 'admin_token', integer: false },
+] as const;
+
+/**
+ * Parses and validates an SLO file's text. `source` names the file in messages (and, unless
+ * `options.baseDir` says otherwise, its folder is where relative model paths start).
+ * Throws OfframpError OFFRAMP_CONFIG_INVALID listing every problem.
+ */
+export function parseServingConfig(text: string, source: string, options: ParseOptions = {}): ServingConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configInvalid(
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return { source: `${source}:${line}:${col}`, path: '', message: `malformed YAML: ${e.message}` };
+      }),
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw configInvalid([{ source, path: '', message: `malformed YAML: ${(err as Error).message}` }]);
+  }
+  return validate(data, source, options.baseDir ?? dirname(resolve(source)), options.env ?? process.env, doc, lineCounter);
+}
+
+/** Reads and parses an SLO file. Throws OFFRAMP_CONFIG_INVALID when it cannot be read or is invalid. */
+export async function loadServingConfig(path: string, options: { env?: Env } = {}): Promise<ServingConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw configInvalid([{ source: path, path: '', message: `cannot read the config file (${reason})` }], err);
+  }
+  return parseServingConfig(text, path, { env: options.env });
+}
+
+/**
+ * The embedded default: every field at its default, serving the bundled model
+ * (models/fmnist-resnet in the package), with environment overrides applied.
+ */
+export function defaultServingConfig(env: Env = process.env): ServingConfig {
+  return validate({}, DEFAULT_CONFIG_SOURCE, packageRoot(), env);
+}
+
+/** The config file `OFFRAMP_CONFIG` names, if any. */
+export function configPathFromEnv(env: Env = process.env): string | undefined {
+  return env.OFFRAMP_CONFIG || undefined;
+}
+
+/** The config to serve: the file at `path`, else the one `OFFRAMP_CONFIG` names, else the default. */
+export async function resolveServingConfig(options: { path?: string; env?: Env } = {}): Promise<ServingConfig> {
+  const env = options.env ?? process.env;
+  const path = options.path ?? configPathFromEnv(env);
+  return path === undefined ? defaultServingConfig(env) : loadServingConfig(path, { env });
+}
+
+/** One line per problem: `slo.yaml:12: models[0].batching.max_batch_size: 0 is out of range (1..1024)`. */
+export function formatConfigProblem(p: ConfigProblem): string {
+  const where = p.line === undefined ? p.source : `${p.source}:${p.line}`;
+  return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function configInvalid(problems: ConfigProblem[], cause?: unknown): OfframpError<'OFFRAMP_CONFIG_INVALID'> {
+  const lines = [...new Set(problems.map(formatConfigProblem))];
+  return new OfframpError('OFFRAMP_CONFIG_INVALID', { problems: lines.join('\n') }, { cause, details: { issues: problems } });
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function validate(data: unknown, source: string, baseDir: string, env: Env, doc?: Document, lineCounter?: LineCounter): ServingConfig {
+  // Environment overrides go in before validation, so that they meet the same bounds and
+  // cross-field rules (two ports the same) as the file; problems with them name the variable.
+  const fromEnv = new Map<string, string>();
+  if (isMapping(data) && (data.server === undefined || isMapping(data.server))) {
+    const server: Record<string, unknown> = { ...data.server };
+    for (const o of ENV_OVERRIDES) {
+      const text = env[o.variable];
+      if (text === undefined || text === '') continue;
+      server[o.key] = o.integer && /^\s*[+-]?\d+\s*$/.test(text) ? Number(text) : text;
+      fromEnv.set(o.key, o.variable);
+    }
+    if (fromEnv.size > 0) data = { ...data, server };
+  }
+
+  const parsed = sloConfigSchema.safeParse(data, { reportInput: true });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.flatMap((issue) => toProblems(issue, source, fromEnv, doc, lineCounter));
+    throw configInvalid(problems);
+  }
+  return deepFreeze(toServingConfig(parsed.data, source, baseDir));
+}
+
+function toProblems(issue: z.core.$ZodIssue, source: string, fromEnv: Map<string, string>, doc?: Document, lineCounter?: LineCounter): ConfigProblem[] {
+  const at = (path: readonly PropertyKey[], message: string): ConfigProblem => {
+    const envVariable = path.length === 2 && path[0] === 'server' ? fromEnv.get(String(path[1])) : undefined;
+    if (envVariable !== undefined) return { source: ENV_SOURCE, path: envVariable, message };
+    const line = doc && lineCounter ? lineOf(doc, lineCounter, path) : undefined;
+    return { source, ...(line === undefined ? {} : { line }), path: formatPath(path), message };
+  };
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => at([...issue.path, key], issue.message));
+    case 'invalid_key':
+      return [at(issue.path, issue.issues[0]?.message ?? issue.message)];
+    default:
+      return [at(issue.path, issue.message)];
+  }
+}
+
+/** `models[0].batching.max_batch_size`; keys that are not identifiers are quoted: `thresholds["0"]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (typeof key === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) out += out === '' ? key : `.${key}`;
+    else out += `[${JSON.stringify(String(key))}]`;
+  }
+  return out;
+}
+
+/** Line of the node at `path`, or of its nearest ancestor present in the file. */
+function lineOf(doc: Document, lineCounter: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function toServingConfig(file: SloConfigFile, source: string, baseDir: string): ServingConfig {
+  const s = file.server;
+  const models =
+    file.models?.map((m) => toModelConfig(m, baseDir)) ??
+    // Left out: the bundled model, which lives in the package, not next to the config file.
+    [toModelConfig(modelSchema.parse(BUNDLED_MODEL), packageRoot())];
+  return {
+    source,
+    server: {
+      httpPort: s.http_port,
+      grpcPort: s.grpc_port,
+      host: s.host,
+      maxBodyBytes: s.max_body_bytes,
+      workers: s.workers,
+      intraOpThreads: s.intra_op_threads,
+      adminToken: s.admin_token,
+    },
+    models,
+  };
+}
+
+function toModelConfig(m: ModelFile, baseDir: string): ModelConfig {
+  const thresholds = m.exits.thresholds === null ? null : Object.fromEntries(Object.entries(m.exits.thresholds).map(([k, v]) => [Number(k), v]));
+  return {
+    name: m.name,
+    path: resolve(baseDir, m.path),
+    version: m.version,
+    slo: { latencyMs: m.slo.latency_ms, percentile: m.slo.percentile },
+    accuracy: { budget: m.accuracy.budget, confidence: m.accuracy.confidence, window: m.accuracy.window },
+    exits: {
+      policy: m.exits.policy,
+      mode: m.exits.mode,
+      maxRamps: m.exits.max_ramps,
+      rampBudget: m.exits.ramp_budget,
+      patience: m.exits.patience,
+      dropFeedbackFraction: m.exits.drop_feedback_fraction,
+      thresholds,
+    },
+    tuner: { kind: m.tuner.kind, intervalBatches: m.tuner.interval_batches },
+    batching: {
+      maxBatchSize: m.batching.max_batch_size,
+      maxQueueDelayMs: m.batching.max_queue_delay_ms,
+      maxQueueSize: m.batching.max_queue_size,
+      preferredBatchSizes: [...m.batching.preferred_batch_sizes],
+    },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Where the bundled model lives (for tools that want to check it exists). */
+export function bundledModelPath(): string {
+  return join(packageRoot(), BUNDLED_MODEL.path);
+}

@@ -1,0 +1,171 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { titled, zooModel } from './helpers/models.js';
+import { TINY, writeTinyResidualModel } from './helpers/tiny-model.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in-process, capturing what it writes. */
+async function run(...argv: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const capture = (append: (text: string) => void) =>
+    ((chunk: string | Uint8Array): boolean => {
+      append(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return true;
+    }) as typeof process.stdout.write;
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture((t) => (stdout += t)));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture((t) => (stderr += t)));
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+let dir: string;
+let tiny: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'offramp-cli-'));
+  tiny = await writeTinyResidualModel(dir);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('offramp (no model needed)', () => {
+  test('--help prints the usage with every command and exits 0', async () => {
+    const result = await run('--help');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: offramp');
+    for (const command of ['inspect', 'verify', 'prepare']) expect(result.stdout).toContain(command);
+  });
+
+  test('inspect --help exits 0 and lists its options', async () => {
+    const result = await run('inspect', '--help');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('--min-spacing');
+  });
+
+  test('--version prints the package version', async () => {
+    const result = await run('--version');
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  test('an unknown command is a usage error: exit code 2', async () => {
+    const result = await run('frobnicate');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("offramp: unknown command 'frobnicate'");
+  });
+
+  test('a missing model file exits 1 with a message naming the file, without a stack', async () => {
+    const missing = join(dir, 'no-such-model.onnx');
+    const result = await run('inspect', missing);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`offramp: ${missing}: no such file\n`);
+    expect(result.stdout).toBe('');
+  });
+
+  test('a file that is not ONNX exits 1 with a message naming the file', async () => {
+    const notOnnx = join(dir, 'notes.txt');
+    await writeFile(notOnnx, 'these are not the weights you are looking for\n');
+    const result = await run('verify', notOnnx);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(notOnnx);
+    expect(result.stderr).not.toContain('    at ');
+  });
+
+  test('an out-of-range option value is a usage error naming the option', async () => {
+    const result = await run('inspect', tiny, '--min-spacing', '1.5');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--min-spacing');
+  });
+});
+
+describe('offramp on the hand-made residual model', () => {
+  test('inspect --json lists inputs, outputs, compute and the cut points', async () => {
+    const result = await run('inspect', tiny, '--json', '--all');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      inputs: { name: string; type: string; dims: unknown[] }[];
+      outputs: { name: string; type: string; dims: unknown[] }[];
+      flopsPerRow: number;
+      candidates: { tensor: string; computeBefore: number }[];
+      allCuts: { tensor: string }[];
+    };
+    expect(report.inputs).toEqual([{ name: TINY.input, type: 'float32', dims: ['batch', 4] }]);
+    expect(report.outputs).toEqual([{ name: TINY.output, type: 'float32', dims: ['batch', 3] }]);
+    expect(report.flopsPerRow).toBe(256);
+    expect(report.allCuts.map((c) => c.tensor)).toEqual([TINY.h1, TINY.r1, TINY.s]);
+    expect(report.candidates.map((c) => c.tensor)).toEqual([TINY.h1, TINY.r1, TINY.s]);
+  });
+
+  test('inspect prints a table with shape, op and compute before each candidate', async () => {
+    const result = await run('inspect', tiny);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^\s*3\s+s\s+\[batch,8\]\s+Add\s+81\.3%$/m);
+  });
+
+  test('inspect --min-compute/--max-compute narrow the candidates', async () => {
+    const result = await run('inspect', tiny, '--json', '--min-compute', '27%', '--max-compute', '0.5');
+    const report = JSON.parse(result.stdout) as { candidates: { tensor: string }[] };
+    expect(report.candidates.map((c) => c.tensor)).toEqual([TINY.r1]);
+  });
+
+  test('verify --json reports a passing split and exits 0', async () => {
+    const result = await run('verify', tiny, '--json', '--cuts', `${TINY.h1},${TINY.s}`, '--cuts', TINY.r1);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { cuts: string[]; ok: boolean; maxAbsDiff: number; tolerance: number };
+    expect(report.cuts).toEqual([TINY.h1, TINY.r1, TINY.s]);
+    expect(report.ok).toBe(true);
+    expect(report.maxAbsDiff).toBeLessThanOrEqual(report.tolerance);
+  });
+
+  test('verify prints the segments and PASS', async () => {
+    const result = await run('verify', tiny, '--cuts', TINY.r1);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`${TINY.input} -> ${TINY.r1}`);
+    expect(result.stdout).toMatch(/PASS$/m);
+  });
+
+  test('verify at a tensor the skip connection bridges is a usage error naming the tensor', async () => {
+    const result = await run('verify', tiny, '--cuts', TINY.h2);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`'${TINY.h2}' is a tensor of ${tiny} but not a cut point`);
+  });
+});
+
+const resnet18 = zooModel('resnet18');
+describe.skipIf(resnet18.missing !== undefined)(titled('offramp on resnet18', resnet18), () => {
+  test('inspect --json lists the residual block outputs as candidates', async () => {
+    const result = await run('inspect', resnet18.path, '--json');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { inputs: { dims: unknown[] }[]; candidates: { tensor: string; dims: unknown[] }[] };
+    expect(report.inputs[0]?.dims).toEqual(['batch', 3, 224, 224]);
+    expect(report.candidates.map((c) => c.tensor)).toContain('/layer2/layer2.0/relu_1/Relu_output_0');
+  });
+
+  test('verify --json passes at the candidates', async () => {
+    const result = await run('verify', resnet18.path, '--json');
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as { ok: boolean }).ok).toBe(true);
+  });
+});
+
+const text = zooModel('text_encoder');
+test.skipIf(text.missing !== undefined)(titled('inspect explains the side tensors of text_encoder under the table', text), async () => {
+  const result = await run('inspect', text.path);
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(/\+ \/Equal_output_0 \[batch,seq\] bool/);
+  expect(result.stdout).toContain('carried across the cut');
+});

@@ -41,6 +41,8 @@ export interface RampEntry {
   /** Measured on the evaluation rows with the exported head. */
   agreement: number;
   soloExit: { budget: number; exitFraction: number; threshold: number };
+  /** The same at several budgets, strictest first: what static thresholds are chosen from. */
+  soloCurve: { budget: number; exitFraction: number; threshold: number }[];
 }
 
 export interface LatencyProfile {

@@ -73,6 +73,14 @@ export const DEFAULT_PREPARE_OPTIONS = {
 
 const FEATURE_BATCH = 64;
 
+/** Budgets at which each ramp's solo exit is recorded (static thresholds split a budget among ramps). */
+export const SOLO_CURVE_BUDGETS = [0.001, 0.002, 0.0025, 0.0033, 0.005, 0.01, 0.02, 0.05];
+
+/** JSON has no Infinity: a ramp that can never exit within budget gets a threshold above any confidence. */
+function finiteThreshold(t: number): number {
+  return Number.isFinite(t) ? t : 1.01;
+}
+
 /** Model input rows from a .npy array: uint8 pixels become [0,1] floats, integer ids become int64. */
 export class InputRows {
   readonly rows: number;
@@ -324,7 +332,11 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       side: cut.side,
       head: { file, kind: weights.kind, features: weights.featureCount, hidden: weights.hidden, temperature: weights.temperature, trials, exportMaxDiff: exportDiff[k] as number },
       agreement: solo.agreement,
-      soloExit: { budget: options.budget, exitFraction: solo.exitFraction, threshold: Number.isFinite(solo.threshold) ? solo.threshold : 1.01 },
+      soloExit: { budget: options.budget, exitFraction: solo.exitFraction, threshold: finiteThreshold(solo.threshold) },
+      soloCurve: SOLO_CURVE_BUDGETS.map((budget) => {
+        const point = soloExit(probs, evalArgmax, classes, budget);
+        return { budget, exitFraction: point.exitFraction, threshold: finiteThreshold(point.threshold) };
+      }),
     });
   }
   const finalOutputs = finalSegment?.outputs ?? [];

@@ -1,0 +1,202 @@
+/**
+ * The DataPlane the transports call: loads each configured prepared model into a worker pool
+ * and a ModelRunner, validates requests once, and shapes answers (with exit information) into
+ * the internal response type.
+ */
+import { resolve } from 'node:path';
+import { OfframpError } from '../errors.js';
+import type { ModelConfig, ServingConfig } from '../config/index.js';
+import { readManifest, type PreparedManifest } from '../../ramps/manifest.js';
+import type { ExecutionBackend } from '../engine/backend.js';
+import { WorkerPool } from '../engine/executor/worker-pool.js';
+import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
+import { staticPlan } from '../engine/exit-plan.js';
+import type { RowAnswer } from '../engine/request.js';
+import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
+import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, OutputTensor, ServerMetadata, TensorMetadata } from './types.js';
+
+export const SERVER_NAME = 'offramp';
+
+export interface ServedModel {
+  name: string;
+  version: string;
+  dir: string;
+  config: ModelConfig;
+  manifest: PreparedManifest;
+  runner: ModelRunner;
+}
+
+export interface DataPlaneOptions {
+  version: string;
+  observerFor?: (model: string) => EngineObserver;
+  /** Replaces the worker pool (tests). */
+  backendFor?: (dir: string, manifest: PreparedManifest) => Promise<ExecutionBackend>;
+}
+
+const OUTPUT_NAMES = ['probabilities', 'class', 'label', 'exit_ramp', 'confidence'] as const;
+
+export class EngineDataPlane implements DataPlane {
+  private readyFlag = false;
+  private readonly models = new Map<string, ServedModel>();
+
+  private constructor(private readonly options: DataPlaneOptions) {}
+
+  static async load(config: ServingConfig, options: DataPlaneOptions): Promise<EngineDataPlane> {
+    const plane = new EngineDataPlane(options);
+    for (const modelConfig of config.models) {
+      const dir = resolve(modelConfig.path);
+      const manifest = await readManifest(dir);
+      const backend = options.backendFor
+        ? await options.backendFor(dir, manifest)
+        : await WorkerPool.start(dir, { workers: config.server.workers, intraOpThreads: config.server.intraOpThreads });
+      const runner = new ModelRunner(manifest, backend, {
+        modelName: modelConfig.name,
+        batching: modelConfig.batching,
+        sloLatencyMs: modelConfig.slo.latencyMs,
+        feedbackWindow: modelConfig.accuracy.window,
+        plan: staticPlan(manifest, modelConfig),
+        ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
+      });
+      plane.models.set(modelConfig.name, { name: modelConfig.name, version: modelConfig.version, dir, config: modelConfig, manifest, runner });
+    }
+    plane.readyFlag = true;
+    return plane;
+  }
+
+  get servedModels(): ServedModel[] {
+    return [...this.models.values()];
+  }
+
+  live(): boolean {
+    return true;
+  }
+
+  ready(): boolean {
+    return this.readyFlag;
+  }
+
+  serverMetadata(): ServerMetadata {
+    return { name: SERVER_NAME, version: this.options.version, extensions: ['model_configuration', 'statistics', 'offramp_exits'] };
+  }
+
+  model(name: string, version?: string): ServedModel {
+    const m = this.models.get(name);
+    if (!m) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
+    if (version !== undefined && version !== '' && version !== m.version) throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
+    return m;
+  }
+
+  modelReady(name: string, version?: string): boolean {
+    this.model(name, version);
+    return this.readyFlag;
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    const m = this.model(name, version);
+    const n = -1;
+    const c = m.manifest.model.classes;
+    const outputs: TensorMetadata[] = [
+      { name: 'probabilities', datatype: 'FP32', shape: [n, c] },
+      { name: 'class', datatype: 'INT64', shape: [n] },
+      ...(m.manifest.model.labels ? [{ name: 'label', datatype: 'BYTES' as const, shape: [n] }] : []),
+      { name: 'exit_ramp', datatype: 'INT32', shape: [n] },
+      { name: 'confidence', datatype: 'FP32', shape: [n] },
+    ];
+    return {
+      name: m.name,
+      versions: [m.version],
+      platform: 'offramp_onnx',
+      inputs: inputMetadata(m.manifest),
+      outputs,
+      parameters: {
+        ...(m.manifest.model.labels ? { labels: m.manifest.model.labels } : {}),
+        accepted_input_datatypes: m.manifest.model.inputs[0]?.type === 'int64' ? ['INT64', 'INT32'] : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
+        ramps: m.manifest.ramps.map((r) => ({ id: r.id, compute_before: r.computeBefore, head: r.head.kind })),
+      },
+    };
+  }
+
+  exits(name: string, version?: string): ExitsReport {
+    const m = this.model(name, version);
+    const stats = m.runner.feedback.stats();
+    const plan = m.runner.exitPlan;
+    const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
+    return {
+      model: m.name,
+      version: m.version,
+      policy: plan.policy,
+      mode: plan.mode,
+      tuner: m.config.tuner.kind,
+      ramps: m.manifest.ramps.map((r) => {
+        const s = stats.perRamp.get(r.id);
+        return {
+          id: r.id,
+          active: thresholdOf.has(r.id),
+          threshold: thresholdOf.get(r.id) ?? null,
+          computeBefore: r.computeBefore,
+          exitRate: s && stats.size > 0 ? s.exits / stats.size : 0,
+          agreement: s && s.compared > 0 ? s.agreeing / s.compared : null,
+        };
+      }),
+      window: { size: stats.size, capacity: stats.capacity, disagreement: stats.disagreement, earlyFraction: stats.earlyFraction },
+    };
+  }
+
+  async infer(request: InferRequest): Promise<InferResponse> {
+    if (!this.readyFlag) throw new OfframpError('OFFRAMP_MODEL_NOT_READY', { model: request.modelName, reason: 'the server is starting or stopping' });
+    const m = this.model(request.modelName, request.modelVersion);
+    const wanted = request.outputs?.map((o) => o.name);
+    for (const name of wanted ?? []) {
+      const known: readonly string[] = m.manifest.model.labels ? OUTPUT_NAMES : OUTPUT_NAMES.filter((o) => o !== 'label');
+      if (!known.includes(name)) throw new OfframpError('OFFRAMP_UNKNOWN_OUTPUT', { model: m.name, output: name, expected: known.join(', ') });
+    }
+    const input = convertInput(m.name, m.manifest, request.inputs);
+    const options = requestOptions(request.parameters);
+    const answers = await m.runner.submit(input.data, input.rows, input.rowShape, {
+      priority: options.priority,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.id ? { id: request.id } : {}),
+    });
+    return {
+      id: request.id ?? '',
+      modelName: m.name,
+      modelVersion: m.version,
+      parameters: exitParameters(answers),
+      outputs: this.outputs(m, answers, wanted),
+    };
+  }
+
+  private outputs(m: ServedModel, answers: RowAnswer[], wanted: string[] | undefined): OutputTensor[] {
+    const n = answers.length;
+    const c = m.manifest.model.classes;
+    const probs = new Float32Array(n * c);
+    answers.forEach((a, i) => probs.set(a.probs, i * c));
+    const labels = m.manifest.model.labels;
+    const all: OutputTensor[] = [
+      { name: 'probabilities', datatype: 'FP32', shape: [n, c], data: probs },
+      { name: 'class', datatype: 'INT64', shape: [n], data: BigInt64Array.from(answers, (a) => BigInt(a.argmax)) },
+      ...(labels ? [{ name: 'label', datatype: 'BYTES' as const, shape: [n], data: answers.map((a) => labels[a.argmax] ?? String(a.argmax)) }] : []),
+      { name: 'exit_ramp', datatype: 'INT32', shape: [n], data: Int32Array.from(answers, (a) => a.ramp) },
+      { name: 'confidence', datatype: 'FP32', shape: [n], data: Float32Array.from(answers, (a) => a.confidence) },
+    ];
+    return wanted ? all.filter((o) => wanted.includes(o.name)) : all;
+  }
+
+  async close(): Promise<void> {
+    this.readyFlag = false;
+    for (const m of this.models.values()) await m.runner.drain();
+  }
+}
+
+/** Request-level exit information (per-row values are in the `exit_ramp` and `confidence` outputs). */
+export function exitParameters(answers: RowAnswer[]): InferResponse['parameters'] {
+  const deepest = answers.reduce((d, a) => (a.depth > d.depth ? a : d), answers[0] as RowAnswer);
+  return {
+    early: answers.every((a) => a.ramp >= 0),
+    exit_ramp: deepest.ramp,
+    exit_depth: Number(deepest.depth.toFixed(4)),
+    confidence: Number(Math.min(...answers.map((a) => a.confidence)).toFixed(6)),
+    rows: answers.length,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * The one internal request/response type both transports speak (STYLE.md §2): HTTP and gRPC
+ * handlers only convert between their wire format and these types, then call the same
+ * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) are in DESIGN.md §6.
+ */
+
+/** KServe v2 tensor datatypes. */
+export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
+export type Datatype = (typeof DATATYPES)[number];
+
+export type ParameterValue = string | number | boolean;
+export type Parameters = Record<string, ParameterValue>;
+
+/**
+ * Tensor contents, flattened in row-major order. Transports decode JSON arrays (flattening
+ * nested ones), typed protobuf contents, or raw little-endian bytes into one of these; the data
+ * plane checks datatype, shape and element count.
+ */
+export type TensorValues =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array
+  | number[]
+  | bigint[]
+  | boolean[]
+  | string[];
+
+export interface InputTensor {
+  name: string;
+  /** As sent by the client; validated by the data plane (an unknown datatype is a coded error). */
+  datatype: string;
+  shape: number[];
+  data: TensorValues;
+  parameters?: Parameters;
+}
+
+export interface RequestedOutput {
+  name: string;
+  parameters?: Parameters;
+}
+
+export interface InferRequest {
+  /** Client-chosen id, echoed in the response; the data plane assigns one when absent. */
+  id?: string;
+  modelName: string;
+  modelVersion?: string;
+  /**
+   * Request parameters. Understood: `priority` (integer ≥ 0; lower value = more urgent, 0 = the
+   * default level, as in Triton) and `timeout` (microseconds, as in Triton). Others are ignored.
+   */
+  parameters: Parameters;
+  inputs: InputTensor[];
+  /** Outputs to return; absent = all. */
+  outputs?: RequestedOutput[];
+  /** Aborted when the client goes away (HTTP connection closed, gRPC call cancelled). */
+  signal?: AbortSignal;
+}
+
+export interface OutputTensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data: Float32Array | Int32Array | BigInt64Array | string[];
+  parameters?: Parameters;
+}
+
+export interface InferResponse {
+  id: string;
+  modelName: string;
+  modelVersion: string;
+  /**
+   * Exit information for the whole request: `early` (every row answered by a ramp),
+   * `exit_ramp` (ramp id of the latest row to be answered, -1 = the full model), `exit_depth`
+   * (share of the model's compute run before that answer, 0..1), `confidence` (lowest
+   * confidence over the rows), `queue_ms`, `rows`. Per-row values are in the outputs.
+   */
+  parameters: Parameters;
+  outputs: OutputTensor[];
+}
+
+export interface TensorMetadata {
+  name: string;
+  datatype: Datatype;
+  /** -1 for a dimension of any size (the batch). */
+  shape: number[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+  /** Extras beyond KServe's fields (e.g. class labels), shown over HTTP only. */
+  parameters?: Record<string, unknown>;
+}
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+/** What `GET /v2/models/{m}/exits` shows: the live exit configuration and window statistics. */
+export interface ExitsReport {
+  model: string;
+  version: string;
+  policy: string;
+  mode: string;
+  tuner: string;
+  ramps: {
+    id: number;
+    active: boolean;
+    /** null = "never" (the ramp scores but never answers). */
+    threshold: number | null;
+    computeBefore: number;
+    exitRate: number;
+    agreement: number | null;
+  }[];
+  window: {
+    size: number;
+    capacity: number;
+    disagreement: number | null;
+    earlyFraction: number | null;
+  };
+}
+
+export interface DataPlane {
+  /** The process is up (liveness). */
+  live(): boolean;
+  /** Every model is loaded and the server takes requests (readiness). */
+  ready(): boolean;
+  serverMetadata(): ServerMetadata;
+  /** Throws OfframpError OFFRAMP_MODEL_NOT_FOUND / OFFRAMP_MODEL_VERSION_NOT_FOUND for unknown ones. */
+  modelReady(name: string, version?: string): boolean;
+  modelMetadata(name: string, version?: string): ModelMetadata;
+  exits(name: string, version?: string): ExitsReport;
+  /** Rejects with an OfframpError (src/errors.ts) for every expected failure. */
+  infer(request: InferRequest): Promise<InferResponse>;
+}

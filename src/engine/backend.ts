@@ -1,0 +1,63 @@
+/**
+ * What the engine asks of whatever runs the model: run one batch segment by segment under an
+ * exit plan, report rows that exit *as they exit*, then report the whole batch. The real
+ * implementation is a pool of worker threads (executor/worker-pool.ts); tests use a fake.
+ */
+import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
+import type { TensorData } from '../../ramps/onnx-session.js';
+
+export type ExitMode = 'release' | 'drop';
+
+export interface ExitPlan {
+  policy: ExitPolicyKind;
+  /** Patience policy: consecutive agreeing ramps needed. */
+  patience: number;
+  mode: ExitMode;
+  /** Ramps whose heads run, in model order; threshold null = "never" (scores, never answers). */
+  ramps: { id: number; threshold: number | null }[];
+  /** Drop mode: share of exited rows that keep running to the end so feedback stays unbiased. */
+  feedbackFraction: number;
+}
+
+export interface BatchInput {
+  type: string;
+  dims: number[];
+  data: TensorData;
+}
+
+/** A row answered by a ramp, sent while the rest of its batch still runs. */
+export interface RowExit {
+  row: number;
+  ramp: number;
+  argmax: number;
+  confidence: number;
+  /** The ramp's class probabilities for this row. */
+  probs: Float32Array;
+}
+
+/** One active ramp's reading of the rows that reached it. */
+export interface RampReadings {
+  ramp: number;
+  rows: Int32Array;
+  argmax: Int32Array;
+  confidence: Float32Array;
+  score: Float32Array;
+}
+
+export interface BatchResult {
+  /** Rows that ran to the final layer (all rows in release mode) and their final probabilities. */
+  finalRows: Int32Array;
+  finalProbs: Float32Array;
+  classes: number;
+  readings: RampReadings[];
+  /** Exit ramp per row, -1 for rows answered by the final layer. */
+  exitRamp: Int32Array;
+  timings: { segmentMs: number[]; headMs: number[]; totalMs: number };
+}
+
+export interface ExecutionBackend {
+  /** How many batches may run at once (one per worker). */
+  readonly slots: number;
+  run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult>;
+  close(): Promise<void>;
+}

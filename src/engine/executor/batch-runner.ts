@@ -1,0 +1,147 @@
+/**
+ * Runs one batch through a prepared model: segment by segment, scoring active ramps after the
+ * segment they follow, emitting exits the moment a ramp decides them. Used inside worker
+ * threads (executor/worker.ts) and by `offramp record`; it calls onnxruntime, so never on the
+ * serving thread.
+ */
+import { join } from 'node:path';
+import { OnnxSession, type HostTensor, type TensorData } from '../../../ramps/onnx-session.js';
+import type { PreparedManifest } from '../../../ramps/manifest.js';
+import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
+import type { BatchInput, BatchResult, ExitPlan, RampReadings, RowExit } from '../backend.js';
+
+function softmaxInPlace(values: Float32Array, classes: number): void {
+  for (let r = 0; r < values.length / classes; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, values[r * classes + c] as number);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) {
+      const e = Math.exp((values[r * classes + c] as number) - max);
+      values[r * classes + c] = e;
+      sum += e;
+    }
+    for (let c = 0; c < classes; c++) values[r * classes + c] = (values[r * classes + c] as number) / sum;
+  }
+}
+
+/** Keeps the listed rows (by position) of a tensor whose first dimension is the batch. */
+function selectRows(t: HostTensor, keep: number[]): HostTensor {
+  const rows = t.dims[0] as number;
+  const rowSize = rows === 0 ? 0 : t.data.length / rows;
+  const Ctor = t.data.constructor as new (n: number) => TensorData;
+  const out = new Ctor(keep.length * rowSize);
+  keep.forEach((r, i) => (out as Float32Array).set((t.data as Float32Array).subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+  return { type: t.type, data: out, dims: [keep.length, ...t.dims.slice(1)] };
+}
+
+export class BatchRunner {
+  private constructor(
+    private readonly manifest: PreparedManifest,
+    private readonly segments: OnnxSession[],
+    private readonly heads: OnnxSession[],
+    private readonly full: OnnxSession,
+    /** Names of tensors whose first dimension is the batch (so drop mode can subset them). */
+    private readonly batchTensors: Set<string>,
+  ) {}
+
+  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number): Promise<BatchRunner> {
+    const opts = { intraOpThreads };
+    const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
+    const heads = await Promise.all(manifest.ramps.map((r) => OnnxSession.create(join(dir, r.head.file), opts)));
+    const full = await OnnxSession.create(join(dir, manifest.model.file), opts);
+    const batchTensors = new Set<string>();
+    for (const s of manifest.segments) for (const io of [...s.inputs, ...s.outputs]) if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
+    for (const io of manifest.model.inputs) batchTensors.add(io.name);
+    return new BatchRunner(manifest, segments, heads, full, batchTensors);
+  }
+
+  async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+    const started = performance.now();
+    const m = this.manifest;
+    const classes = m.model.classes;
+    const rows = input.dims[0] as number;
+    const inputName = m.model.inputs[0]?.name as string;
+    const exitRamp = new Int32Array(rows).fill(-1);
+    const segmentMs: number[] = [];
+    const headMs: number[] = [];
+    const readings: RampReadings[] = [];
+
+    // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
+    if (plan.ramps.length === 0) {
+      const t0 = performance.now();
+      const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
+      segmentMs.push(performance.now() - t0);
+      const finalProbs = Float32Array.from(out.data as Float32Array);
+      if (!m.model.outputIsProbability) softmaxInPlace(finalProbs, classes);
+      return { finalRows: Int32Array.from({ length: rows }, (_, i) => i), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+    }
+
+    const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
+    let pool: Record<string, HostTensor> = { [inputName]: input };
+    /** alive[i] = original row index of the i-th row still in the batch. */
+    let alive = Array.from({ length: rows }, (_, i) => i);
+    const streaks: (Streak | undefined)[] = new Array(rows);
+
+    for (let k = 0; k < m.segments.length; k++) {
+      const segment = m.segments[k] as PreparedManifest['segments'][number];
+      const feeds: Record<string, HostTensor> = {};
+      for (const io of segment.inputs) feeds[io.name] = pool[io.name] as HostTensor;
+      const t0 = performance.now();
+      Object.assign(pool, await (this.segments[k] as OnnxSession).run(feeds, segment.outputs.map((o) => o.name)));
+      segmentMs.push(performance.now() - t0);
+
+      const ramp = m.ramps[k];
+      if (!ramp || !thresholdOf.has(ramp.id) || alive.length === 0) continue;
+      const threshold = thresholdOf.get(ramp.id) ?? null;
+      const h0 = performance.now();
+      const probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))['probs']?.data as Float32Array;
+      headMs.push(performance.now() - h0);
+      const reading: RampReadings = {
+        ramp: ramp.id,
+        rows: Int32Array.from(alive),
+        argmax: new Int32Array(alive.length),
+        confidence: new Float32Array(alive.length),
+        score: new Float32Array(alive.length),
+      };
+      const exits: RowExit[] = [];
+      alive.forEach((row, i) => {
+        const r = readRamp(plan.policy, probs, i, classes);
+        reading.argmax[i] = r.argmax;
+        reading.confidence[i] = r.confidence;
+        reading.score[i] = r.score;
+        const streak = extendStreak(streaks[row], r.argmax);
+        streaks[row] = streak;
+        if (exitRamp[row] === -1 && shouldExit(plan, threshold, r, streak)) {
+          exitRamp[row] = ramp.id;
+          exits.push({ row, ramp: ramp.id, argmax: r.argmax, confidence: r.confidence, probs: probs.slice(i * classes, (i + 1) * classes) });
+        }
+      });
+      readings.push(reading);
+      // Answer now: the rest of the batch keeps running, but these rows are done.
+      if (exits.length > 0) onExit(exits);
+
+      if (plan.mode === 'drop' && exits.length > 0) {
+        const keep: number[] = [];
+        alive.forEach((row, i) => {
+          if (exitRamp[row] === -1 || Math.random() < plan.feedbackFraction) keep.push(i);
+        });
+        if (keep.length < alive.length) {
+          const next: Record<string, HostTensor> = {};
+          for (const [name, t] of Object.entries(pool)) if (this.batchTensors.has(name)) next[name] = selectRows(t, keep);
+          pool = next;
+          alive = keep.map((i) => alive[i] as number);
+        }
+        if (alive.length === 0) break; // every row answered: nothing left to compute
+      }
+    }
+
+    const out = pool[m.model.output];
+    const finalProbs = out ? Float32Array.from(out.data as Float32Array) : new Float32Array(0);
+    if (!m.model.outputIsProbability) softmaxInPlace(finalProbs, classes);
+    return { finalRows: Int32Array.from(alive), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+  }
+
+  async release(): Promise<void> {
+    for (const s of [...this.segments, ...this.heads, this.full]) await s.release();
+  }
+}

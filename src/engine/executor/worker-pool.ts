@@ -1,0 +1,111 @@
+/**
+ * The real ExecutionBackend: N worker threads, each with its own onnxruntime sessions for the
+ * prepared model. One batch per worker at a time; the engine never asks for more than `slots`.
+ */
+import { Worker } from 'node:worker_threads';
+import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../backend.js';
+import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
+
+interface Pending {
+  onExit: (exits: RowExit[]) => void;
+  resolve: (result: BatchResult) => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+  pending: Map<number, Pending>;
+}
+
+/**
+ * The built package runs worker.js. Source runs (vitest, tsx) must load worker.ts, and Node 20
+ * does not pass `--import tsx` on to workers, so a two-line bootstrap registers tsx first.
+ */
+function createWorker(init: WorkerInit): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+export class WorkerPool implements ExecutionBackend {
+  private nextBatchId = 1;
+  private closed = false;
+
+  private constructor(private readonly workers: Slot[]) {}
+
+  get slots(): number {
+    return this.workers.length;
+  }
+
+  static async start(modelDir: string, options: { workers: number; intraOpThreads: number }): Promise<WorkerPool> {
+    const init: WorkerInit = { modelDir, intraOpThreads: options.intraOpThreads };
+    const slots = await Promise.all(
+      Array.from({ length: options.workers }, () =>
+        new Promise<Slot>((resolve, reject) => {
+          const worker = createWorker(init);
+          const slot: Slot = { worker, busy: false, pending: new Map() };
+          const onFirst = (message: FromWorker): void => {
+            if (message.type === 'ready') resolve(slot);
+            else if (message.type === 'load-error') reject(new Error(`executor could not load ${modelDir}: ${message.message}`));
+          };
+          worker.once('message', onFirst);
+          worker.once('error', reject);
+        }),
+      ),
+    );
+    const pool = new WorkerPool(slots);
+    for (const slot of slots) pool.attach(slot);
+    return pool;
+  }
+
+  private attach(slot: Slot): void {
+    slot.worker.on('message', (message: FromWorker) => {
+      if (message.type === 'exit') slot.pending.get(message.batchId)?.onExit(message.exits);
+      else if (message.type === 'done' || message.type === 'error') {
+        const pending = slot.pending.get(message.batchId);
+        slot.pending.delete(message.batchId);
+        slot.busy = false;
+        if (message.type === 'done') pending?.resolve(message.result);
+        else pending?.reject(new Error(message.message));
+      }
+    });
+    // A crashed worker fails its batch instead of hanging it; the slot is not reused.
+    slot.worker.on('error', (err) => {
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+      slot.busy = true;
+    });
+  }
+
+  run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+    if (this.closed) return Promise.reject(new Error('executor is closed'));
+    const slot = this.workers.find((w) => !w.busy);
+    if (!slot) return Promise.reject(new Error('all executor workers are busy'));
+    slot.busy = true;
+    const batchId = this.nextBatchId++;
+    return new Promise<BatchResult>((resolve, reject) => {
+      slot.pending.set(batchId, { onExit, resolve, reject });
+      const message: ToWorker = { type: 'run', batchId, input, plan };
+      slot.worker.postMessage(message);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      this.workers.map(
+        (slot) =>
+          new Promise<void>((resolve) => {
+            slot.worker.once('message', (m: FromWorker) => {
+              if (m.type === 'closed') void slot.worker.terminate().then(() => resolve());
+            });
+            slot.worker.once('exit', () => resolve());
+            slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+}

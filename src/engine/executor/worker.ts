@@ -1,0 +1,39 @@
+/**
+ * Executor worker thread: owns the onnxruntime sessions of one prepared model and runs batches
+ * on request. onnxruntime-node's `run` blocks the thread it is called on, which is why this is a
+ * worker and not the serving thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { readManifest } from '../../../ramps/manifest.js';
+import { BatchRunner } from './batch-runner.js';
+import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
+
+if (!parentPort) throw new Error('executor worker must run in a worker thread');
+const port = parentPort;
+const init = workerData as WorkerInit;
+const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+
+async function start(): Promise<void> {
+  let runner: BatchRunner;
+  try {
+    runner = await BatchRunner.load(init.modelDir, await readManifest(init.modelDir), init.intraOpThreads);
+  } catch (err) {
+    send({ type: 'load-error', message: (err as Error).message });
+    return;
+  }
+  // Batches arrive one at a time (the pool never sends a second before `done`), so runs never overlap.
+  port.on('message', (message: ToWorker) => {
+    if (message.type === 'close') {
+      void runner.release().finally(() => send({ type: 'closed' }));
+      return;
+    }
+    const { batchId, input, plan } = message;
+    runner
+      .run(input, plan, (exits) => send({ type: 'exit', batchId, exits }))
+      .then((result) => send({ type: 'done', batchId, result }, [result.finalProbs.buffer as ArrayBuffer]))
+      .catch((err: unknown) => send({ type: 'error', batchId, message: (err as Error).message ?? String(err) }));
+  });
+  send({ type: 'ready' });
+}
+
+void start();

@@ -1,0 +1,110 @@
+/**
+ * Feedback: for every row that ran far enough, what each active ramp said and what the full
+ * model said. Labels do not exist online, so accuracy is agreement with the final layer. The
+ * window is bounded; the tuner (tuner/) reads it, /exits and /metrics summarise it.
+ *
+ * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
+ */
+
+export interface RampFeedback {
+  id: number;
+  argmax: number;
+  confidence: number;
+  /** Score under the serving policy (confidence, −entropy or margin). */
+  score: number;
+}
+
+export interface FeedbackRecord {
+  /** Milliseconds since the Unix epoch when the batch finished. */
+  t: number;
+  batchSize: number;
+  /** Ramp that answered the row, or -1 (full model). */
+  exit: number;
+  /** Active ramps that scored this row, in model order. */
+  ramps: RampFeedback[];
+  /** The full model's answer; null when the row left the batch early (drop mode). */
+  final: { argmax: number; confidence: number } | null;
+  /** Time in queue and from arrival to the answer, in ms (absent in recorded traces). */
+  queueMs?: number;
+  latencyMs?: number;
+  /** True label, when a trace was recorded from labelled data. */
+  label?: number;
+}
+
+export interface WindowStats {
+  size: number;
+  capacity: number;
+  /** Among rows whose final answer is known: share answered differently from the full model. */
+  disagreement: number | null;
+  /** Share of rows answered by a ramp. */
+  earlyFraction: number | null;
+  perRamp: Map<number, { exits: number; readings: number; agreeing: number; compared: number }>;
+}
+
+export class FeedbackWindow {
+  private readonly records: (FeedbackRecord | undefined)[];
+  private next = 0;
+  private count = 0;
+  /** Total records ever added; lets readers ask "what is new since I last looked". */
+  total = 0;
+
+  constructor(readonly capacity: number) {
+    this.records = new Array(capacity);
+  }
+
+  add(record: FeedbackRecord): void {
+    this.records[this.next] = record;
+    this.next = (this.next + 1) % this.capacity;
+    this.count = Math.min(this.count + 1, this.capacity);
+    this.total++;
+  }
+
+  /** The window's records, oldest first. */
+  snapshot(): FeedbackRecord[] {
+    const out: FeedbackRecord[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const r = this.records[(this.next - this.count + i + this.capacity) % this.capacity];
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.records.fill(undefined);
+    this.next = 0;
+    this.count = 0;
+  }
+
+  stats(): WindowStats {
+    let known = 0;
+    let disagree = 0;
+    let early = 0;
+    const perRamp = new Map<number, { exits: number; readings: number; agreeing: number; compared: number }>();
+    const rows = this.snapshot();
+    for (const r of rows) {
+      if (r.exit >= 0) early++;
+      for (const reading of r.ramps) {
+        const s = perRamp.get(reading.id) ?? { exits: 0, readings: 0, agreeing: 0, compared: 0 };
+        s.readings++;
+        if (r.exit === reading.id) s.exits++;
+        if (r.final) {
+          s.compared++;
+          if (reading.argmax === r.final.argmax) s.agreeing++;
+        }
+        perRamp.set(reading.id, s);
+      }
+      if (r.final) {
+        known++;
+        const answer = r.exit >= 0 ? r.ramps.find((x) => x.id === r.exit)?.argmax : r.final.argmax;
+        if (answer !== r.final.argmax) disagree++;
+      }
+    }
+    return {
+      size: rows.length,
+      capacity: this.capacity,
+      disagreement: known > 0 ? disagree / known : null,
+      earlyFraction: rows.length > 0 ? early / rows.length : null,
+      perRamp,
+    };
+  }
+}

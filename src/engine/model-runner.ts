@@ -1,0 +1,279 @@
+/**
+ * Serves one prepared model: requests go into the dynamic batcher, batches go to the executor,
+ * rows are answered the moment a ramp (or the final layer) decides them, and every finished
+ * row leaves a feedback record. The scheduler is consulted after every event — arrival, batch
+ * done, timer — and cancellations and timeouts are applied between those steps.
+ */
+import { randomUUID } from 'node:crypto';
+import { OfframpError } from '../errors.js';
+import type { PreparedManifest } from '../../ramps/manifest.js';
+import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
+import { FeedbackWindow, type FeedbackRecord } from './feedback.js';
+import { isFinished, type EngineRequest, type RowAnswer } from './request.js';
+import { DynamicBatcher, type BatchingConfig, type BatchScheduler, type RowSlice } from './scheduler.js';
+
+export type Outcome = 'ok' | 'rejected' | 'timed_out' | 'failed' | 'cancelled';
+
+/** Hooks for metrics; the engine itself does not know Prometheus. */
+export interface EngineObserver {
+  answered?(exit: number, latencyMs: number): void;
+  queueWait?(ms: number): void;
+  batch?(rows: number): void;
+  outcome?(outcome: Outcome, code?: string): void;
+}
+
+export interface SubmitOptions {
+  priority: number;
+  /** Explicit per-request timeout; the SLO latency applies otherwise. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  id?: string;
+}
+
+export interface RunnerOptions {
+  /** The name the model is served under (errors name it). */
+  modelName: string;
+  batching: BatchingConfig;
+  sloLatencyMs: number;
+  feedbackWindow: number;
+  plan: ExitPlan;
+  observer?: EngineObserver;
+  now?: () => number;
+}
+
+/** Profiled latency of a batch under a plan: segments plus the heads that run. */
+export function planLatencyMs(manifest: PreparedManifest, plan: ExitPlan, batchSize: number): number {
+  const p = manifest.profile;
+  const sizes = p.batchSizes;
+  const at = (series: number[] | undefined): number => {
+    if (!series || series.length === 0) return 0;
+    const i = sizes.indexOf(batchSize);
+    if (i >= 0) return series[i] as number;
+    // Beyond the profiled sizes: scale the largest measurement linearly (compute ∝ rows on a CPU).
+    const last = sizes.length - 1;
+    return ((series[last] as number) * batchSize) / (sizes[last] as number);
+  };
+  if (plan.ramps.length === 0) return at(p.fullModelMs);
+  let total = 0;
+  for (const s of p.segmentMs) total += at(s);
+  for (const r of plan.ramps) total += at(p.headMs[r.id]);
+  return total;
+}
+
+export class ModelRunner {
+  readonly feedback: FeedbackWindow;
+  private readonly scheduler: BatchScheduler;
+  private plan: ExitPlan;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private closing = false;
+  private readonly now: () => number;
+  private readonly depthOf: Map<number, number>;
+
+  constructor(
+    readonly manifest: PreparedManifest,
+    private readonly backend: ExecutionBackend,
+    private readonly options: RunnerOptions,
+  ) {
+    this.plan = options.plan;
+    this.now = options.now ?? (() => performance.now());
+    this.feedback = new FeedbackWindow(options.feedbackWindow);
+    this.scheduler = new DynamicBatcher(options.batching, (size) => planLatencyMs(manifest, this.plan, size));
+    this.depthOf = new Map(manifest.ramps.map((r) => [r.id, r.computeBefore]));
+  }
+
+  get exitPlan(): ExitPlan {
+    return this.plan;
+  }
+
+  /** Takes effect from the next batch; batches already running keep the plan they started with. */
+  setExitPlan(plan: ExitPlan): void {
+    this.plan = plan;
+  }
+
+  get queuedRequests(): number {
+    return this.scheduler.queuedRequests;
+  }
+
+  submit(data: Float32Array | BigInt64Array, rows: number, rowShape: number[], options: SubmitOptions): Promise<RowAnswer[]> {
+    if (this.closing) return Promise.reject(new OfframpError('OFFRAMP_SHUTTING_DOWN'));
+    const arrival = this.now();
+    return new Promise<RowAnswer[]>((resolve, reject) => {
+      const request: EngineRequest = {
+        id: options.id ?? randomUUID(),
+        rows,
+        data,
+        rowShape,
+        priority: options.priority,
+        arrivalMs: arrival,
+        deadlineMs: arrival + (options.timeoutMs ?? this.options.sloLatencyMs),
+        state: 'queued',
+        dispatchedRows: 0,
+        answers: new Array(rows),
+        answeredRows: 0,
+        resolve,
+        reject,
+      };
+      if (options.signal?.aborted) {
+        this.fail(request, 'cancelled', new OfframpError('OFFRAMP_CANCELLED'));
+        return;
+      }
+      options.signal?.addEventListener('abort', () => this.cancel(request), { once: true });
+      if (!this.scheduler.add(request)) {
+        this.fail(request, 'rejected', new OfframpError('OFFRAMP_QUEUE_FULL', { model: this.options.modelName, limit: this.options.batching.maxQueueSize }));
+        return;
+      }
+      this.pump();
+    });
+  }
+
+  private cancel(request: EngineRequest): void {
+    if (isFinished(request.state)) return;
+    this.scheduler.remove(request);
+    // Rows already running finish in their batch; their answers are simply not delivered.
+    this.fail(request, 'cancelled', new OfframpError('OFFRAMP_CANCELLED'));
+    this.pump();
+  }
+
+  private fail(request: EngineRequest, state: 'rejected' | 'timed_out' | 'cancelled' | 'failed', err: OfframpError): void {
+    if (isFinished(request.state)) return;
+    request.state = state;
+    this.options.observer?.outcome?.(state, err.code);
+    request.reject(err);
+  }
+
+  /** One scheduling step per free executor slot; arms a timer when the batcher wants to wait. */
+  private pump(): void {
+    while (this.inFlight < this.backend.slots) {
+      const now = this.now();
+      const step = this.scheduler.step(now);
+      for (const r of step.expired) {
+        this.fail(r, 'timed_out', new OfframpError('OFFRAMP_TIMED_OUT_IN_QUEUE', { model: this.options.modelName, waitedMs: Math.round(now - r.arrivalMs) }));
+      }
+      if (step.kind === 'batch') {
+        this.dispatch(step.slices, step.rows);
+        continue;
+      }
+      if (step.kind === 'wait') this.armTimer(step.untilMs);
+      return;
+    }
+  }
+
+  private armTimer(atMs: number): void {
+    if (this.timer && this.timerAt <= atMs) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = atMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      this.pump();
+    }, Math.max(0, atMs - this.now()));
+  }
+
+  private dispatch(slices: RowSlice[], rows: number): void {
+    const first = slices[0]?.request as EngineRequest;
+    const rowSize = first.rowShape.reduce((a, b) => a * b, 1);
+    const data = first.data instanceof BigInt64Array ? new BigInt64Array(rows * rowSize) : new Float32Array(rows * rowSize);
+    /** Batch row → (request, row within the request). */
+    const owners: { request: EngineRequest; row: number }[] = [];
+    const now = this.now();
+    for (const slice of slices) {
+      const r = slice.request;
+      (data as Float32Array).set((r.data as Float32Array).subarray(slice.firstRow * rowSize, (slice.firstRow + slice.rows) * rowSize), owners.length * rowSize);
+      for (let i = 0; i < slice.rows; i++) owners.push({ request: r, row: slice.firstRow + i });
+      if (r.state === 'queued') {
+        r.state = 'running';
+        r.startedMs = now;
+        this.options.observer?.queueWait?.(now - r.arrivalMs);
+      }
+    }
+    const input: BatchInput = { type: data instanceof BigInt64Array ? 'int64' : 'float32', dims: [rows, ...first.rowShape], data };
+    const plan = this.plan;
+    this.inFlight++;
+    this.options.observer?.batch?.(rows);
+    this.backend
+      .run(input, plan, (exits) => this.onExits(exits, owners))
+      .then((result) => this.onBatchDone(result, owners))
+      .catch((err: unknown) => {
+        const failure = new OfframpError('OFFRAMP_INFERENCE_FAILED', { model: this.options.modelName, reason: (err as Error).message ?? String(err) }, { cause: err });
+        for (const o of owners) this.fail(o.request, 'failed', failure);
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+  }
+
+  private answer(request: EngineRequest, row: number, answer: RowAnswer): void {
+    if (isFinished(request.state) || request.answers[row]) return;
+    request.answers[row] = answer;
+    request.answeredRows++;
+    if (request.answeredRows < request.rows) return;
+    const allEarly = request.answers.every((a) => a && a.ramp >= 0);
+    request.state = allEarly ? 'exited' : 'finished';
+    // A request is as late as its deepest row: that row's ramp (or -1) labels its latency.
+    const deepest = request.answers.reduce((d, a) => (a && (!d || a.depth > d.depth) ? a : d), undefined as RowAnswer | undefined);
+    this.options.observer?.answered?.(deepest?.ramp ?? -1, this.now() - request.arrivalMs);
+    this.options.observer?.outcome?.('ok');
+    request.resolve(request.answers as RowAnswer[]);
+  }
+
+  private onExits(exits: RowExit[], owners: { request: EngineRequest; row: number }[]): void {
+    for (const e of exits) {
+      const owner = owners[e.row];
+      if (!owner) continue;
+      this.answer(owner.request, owner.row, { ramp: e.ramp, argmax: e.argmax, confidence: e.confidence, probs: e.probs, depth: this.depthOf.get(e.ramp) ?? 1 });
+    }
+  }
+
+  private onBatchDone(result: BatchResult, owners: { request: EngineRequest; row: number }[]): void {
+    const c = result.classes;
+    const finalOf = new Map<number, { argmax: number; confidence: number; probs: Float32Array }>();
+    result.finalRows.forEach((row, i) => {
+      const probs = result.finalProbs.slice(i * c, (i + 1) * c);
+      let argmax = 0;
+      for (let k = 1; k < c; k++) if ((probs[k] as number) > (probs[argmax] as number)) argmax = k;
+      finalOf.set(row, { argmax, confidence: probs[argmax] as number, probs });
+    });
+    // Rows no ramp answered get the final layer's answer.
+    owners.forEach((owner, row) => {
+      const f = finalOf.get(row);
+      if (result.exitRamp[row] === -1 && f) this.answer(owner.request, owner.row, { ramp: -1, argmax: f.argmax, confidence: f.confidence, probs: f.probs, depth: 1 });
+    });
+    // Feedback: every row, with what each active ramp said about it.
+    const readingsByRow = new Map<number, FeedbackRecord['ramps']>();
+    for (const reading of result.readings) {
+      reading.rows.forEach((row, i) => {
+        const list = readingsByRow.get(row) ?? [];
+        list.push({ id: reading.ramp, argmax: reading.argmax[i] as number, confidence: reading.confidence[i] as number, score: reading.score[i] as number });
+        readingsByRow.set(row, list);
+      });
+    }
+    const t = Date.now();
+    const now = this.now();
+    owners.forEach((owner, row) => {
+      const f = finalOf.get(row);
+      this.feedback.add({
+        t,
+        batchSize: owners.length,
+        exit: result.exitRamp[row] as number,
+        ramps: readingsByRow.get(row) ?? [],
+        final: f ? { argmax: f.argmax, confidence: f.confidence } : null,
+        queueMs: (owner.request.startedMs ?? now) - owner.request.arrivalMs,
+        latencyMs: now - owner.request.arrivalMs,
+      });
+    });
+  }
+
+  /** Stops taking requests, lets queued and running ones finish, then closes the executor. */
+  async drain(): Promise<void> {
+    this.closing = true;
+    while (this.inFlight > 0 || this.scheduler.queuedRequests > 0) {
+      this.pump();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (this.timer) clearTimeout(this.timer);
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * A request's life inside the engine, as an explicit state (STYLE.md §4):
+ *
+ *   queued → running → exited      (every row answered by a ramp)
+ *                    → finished    (at least one row needed the full model)
+ *   queued → rejected | timed_out | cancelled      (never ran)
+ *   running → failed | cancelled
+ *
+ * A request may carry several rows; it is answered when the last of them is decided.
+ */
+import type { OfframpError } from '../errors.js';
+
+export type RequestState = 'queued' | 'running' | 'exited' | 'finished' | 'rejected' | 'timed_out' | 'cancelled' | 'failed';
+
+const FINISHED: ReadonlySet<RequestState> = new Set(['exited', 'finished', 'rejected', 'timed_out', 'cancelled', 'failed']);
+
+export function isFinished(state: RequestState): boolean {
+  return FINISHED.has(state);
+}
+
+/** How one row was answered. */
+export interface RowAnswer {
+  /** Ramp id, or -1 for the full model. */
+  ramp: number;
+  argmax: number;
+  confidence: number;
+  probs: Float32Array;
+  /** Share of the model's compute run before the answer (1 for the full model). */
+  depth: number;
+}
+
+export interface EngineRequest {
+  id: string;
+  rows: number;
+  /** Row-major input data for all rows, already converted to the model's input type. */
+  data: Float32Array | BigInt64Array;
+  rowShape: number[];
+  /** Lower value = more urgent; 0 means the default level (1). */
+  priority: number;
+  arrivalMs: number;
+  /** Answer by then or not at all (arrival + timeout, or + the SLO latency). */
+  deadlineMs: number;
+  state: RequestState;
+  /** Rows handed to the executor so far. */
+  dispatchedRows: number;
+  answers: (RowAnswer | undefined)[];
+  answeredRows: number;
+  /** When the first row left the queue (queue wait = this − arrival). */
+  startedMs?: number;
+  resolve: (answers: RowAnswer[]) => void;
+  reject: (err: OfframpError) => void;
+}

@@ -1,0 +1,126 @@
+/**
+ * Dynamic batching with Triton's semantics, as a pure step function the engine calls whenever
+ * something changes (a request arrives, a batch finishes, a timer fires). It never sleeps or
+ * reads a clock: `now` is passed in, so it is tested with hand-made times and no model.
+ *
+ *  - a batch holds at most `maxBatchSize` rows; a request's rows may span several batches
+ *  - dispatch at once when a full batch (or the largest preferred size) is queued
+ *  - otherwise wait for a fuller batch, but at most `maxQueueDelayMs` after the oldest arrival,
+ *    and never so long that the most urgent deadline cannot be met given the profiled latency
+ *    of the batch that would run
+ *  - the queue is bounded (`maxQueueSize` requests): a request beyond it is rejected
+ *  - a request whose deadline has passed before it ran is timed out, not run
+ *  - lower `priority` values go first; equal priorities go first come, first served
+ */
+import type { EngineRequest } from './request.js';
+
+export interface BatchingConfig {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  preferredBatchSizes: readonly number[];
+}
+
+/** A contiguous range of one request's rows placed in a batch. */
+export interface RowSlice {
+  request: EngineRequest;
+  firstRow: number;
+  rows: number;
+}
+
+export type Step =
+  | { kind: 'batch'; slices: RowSlice[]; rows: number; expired: EngineRequest[] }
+  | { kind: 'wait'; untilMs: number; expired: EngineRequest[] }
+  | { kind: 'idle'; expired: EngineRequest[] };
+
+export interface BatchScheduler {
+  /** False when the queue is full (the caller rejects the request). */
+  add(request: EngineRequest): boolean;
+  /** Removes a request's undispatched rows (cancellation); true when it was still queued. */
+  remove(request: EngineRequest): boolean;
+  /** Decides what to do now: form a batch, wait until a time, or nothing to do. */
+  step(nowMs: number): Step;
+  readonly queuedRequests: number;
+  readonly queuedRows: number;
+}
+
+const DEFAULT_PRIORITY_LEVEL = 1;
+
+function level(request: EngineRequest): number {
+  return request.priority === 0 ? DEFAULT_PRIORITY_LEVEL : request.priority;
+}
+
+export class DynamicBatcher implements BatchScheduler {
+  private queue: EngineRequest[] = [];
+
+  /**
+   * @param latencyMs profiled latency of a batch of the given size (it grows with the size).
+   */
+  constructor(
+    private readonly config: BatchingConfig,
+    private readonly latencyMs: (batchSize: number) => number,
+  ) {}
+
+  get queuedRequests(): number {
+    return this.queue.length;
+  }
+
+  get queuedRows(): number {
+    return this.queue.reduce((sum, r) => sum + r.rows - r.dispatchedRows, 0);
+  }
+
+  add(request: EngineRequest): boolean {
+    if (this.queue.length >= this.config.maxQueueSize) return false;
+    // Insert after every request of the same or a more urgent level: FCFS within a level.
+    const l = level(request);
+    let at = this.queue.length;
+    while (at > 0 && level(this.queue[at - 1] as EngineRequest) > l) at--;
+    this.queue.splice(at, 0, request);
+    return true;
+  }
+
+  remove(request: EngineRequest): boolean {
+    const i = this.queue.indexOf(request);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    return true;
+  }
+
+  step(nowMs: number): Step {
+    // Requests with no row dispatched yet whose deadline passed are timed out, not run. A request
+    // already partly running keeps its remaining rows: dropping them would waste the work done.
+    const expired = this.queue.filter((r) => r.dispatchedRows === 0 && r.deadlineMs <= nowMs);
+    if (expired.length > 0) this.queue = this.queue.filter((r) => !expired.includes(r));
+    const queued = this.queuedRows;
+    if (queued === 0) return { kind: 'idle', expired };
+
+    const max = this.config.maxBatchSize;
+    const size = Math.min(queued, max);
+    const preferred = [...this.config.preferredBatchSizes].filter((p) => p <= queued).sort((a, b) => b - a)[0];
+    const oldest = Math.min(...this.queue.map((r) => r.arrivalMs));
+    const earliestDeadline = Math.min(...this.queue.map((r) => r.deadlineMs));
+    const flushAt = oldest + this.config.maxQueueDelayMs;
+    // The latest moment to start a batch of this size and still answer the most urgent request in time.
+    const latestStart = earliestDeadline - this.latencyMs(size);
+
+    if (queued >= max) return { kind: 'batch', ...this.take(max), expired };
+    if (preferred !== undefined && preferred === Math.max(...this.config.preferredBatchSizes)) return { kind: 'batch', ...this.take(preferred), expired };
+    if (nowMs >= flushAt || nowMs >= latestStart) return { kind: 'batch', ...this.take(size), expired };
+    return { kind: 'wait', untilMs: Math.min(flushAt, latestStart), expired };
+  }
+
+  private take(rows: number): { slices: RowSlice[]; rows: number } {
+    const slices: RowSlice[] = [];
+    let left = rows;
+    for (const request of this.queue) {
+      if (left === 0) break;
+      const available = request.rows - request.dispatchedRows;
+      const n = Math.min(available, left);
+      slices.push({ request, firstRow: request.dispatchedRows, rows: n });
+      request.dispatchedRows += n;
+      left -= n;
+    }
+    this.queue = this.queue.filter((r) => r.dispatchedRows < r.rows);
+    return { slices, rows: rows - left };
+  }
+}

@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest';
+import { ModelRunner } from '../src/engine/model-runner.js';
+import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../src/engine/backend.js';
+import type { PreparedManifest } from '../ramps/manifest.js';
+import { OfframpError } from '../src/errors.js';
+
+/** A manifest with just what the runner reads: two ramps, a 3-class output, a latency profile. */
+const manifest = {
+  name: 'fake',
+  model: { classes: 3 },
+  ramps: [{ id: 0, computeBefore: 0.3 }, { id: 1, computeBefore: 0.6 }],
+  profile: { batchSizes: [1, 2, 4], segmentMs: [[1, 1, 1], [1, 1, 1], [1, 1, 1]], headMs: [[0, 0, 0], [0, 0, 0]], fullModelMs: [3, 3, 3] },
+} as unknown as PreparedManifest;
+
+const plan: ExitPlan = { policy: 'confidence', patience: 2, mode: 'release', feedbackFraction: 0, ramps: [{ id: 0, threshold: 0.9 }] };
+
+/**
+ * Rows whose first input value is ≥ 0.5 exit at ramp 0 (class 1); the batch then waits for
+ * `release()` before it "reaches the final layer", where every row gets class 2.
+ */
+class GatedBackend implements ExecutionBackend {
+  readonly slots = 1;
+  batches: number[] = [];
+  private gates: (() => void)[] = [];
+  failNext = false;
+
+  async run(input: BatchInput, _plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+    const rows = input.dims[0] as number;
+    this.batches.push(rows);
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('segment 1 exploded');
+    }
+    const data = input.data as Float32Array;
+    const exitRamp = new Int32Array(rows).fill(-1);
+    const exits: RowExit[] = [];
+    for (let r = 0; r < rows; r++) {
+      if ((data[r] as number) >= 0.5) {
+        exitRamp[r] = 0;
+        exits.push({ row: r, ramp: 0, argmax: 1, confidence: 0.95, probs: Float32Array.from([0.025, 0.95, 0.025]) });
+      }
+    }
+    if (exits.length > 0) onExit(exits);
+    await new Promise<void>((resolve) => this.gates.push(resolve));
+    const finalProbs = new Float32Array(rows * 3);
+    for (let r = 0; r < rows; r++) finalProbs.set([0.1, 0.2, 0.7], r * 3);
+    return {
+      finalRows: Int32Array.from({ length: rows }, (_, i) => i),
+      finalProbs,
+      classes: 3,
+      readings: [{ ramp: 0, rows: Int32Array.from({ length: rows }, (_, i) => i), argmax: new Int32Array(rows).fill(1), confidence: new Float32Array(rows).fill(0.95), score: new Float32Array(rows).fill(0.95) }],
+      exitRamp,
+      timings: { segmentMs: [], headMs: [], totalMs: 0 },
+    };
+  }
+
+  release(): void {
+    for (const g of this.gates.splice(0)) g();
+  }
+
+  async close(): Promise<void> {
+    this.release();
+  }
+}
+
+function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; maxBatchSize?: number } = {}): ModelRunner {
+  return new ModelRunner(manifest, backend, {
+    modelName: 'fake',
+    batching: { maxBatchSize: overrides.maxBatchSize ?? 4, maxQueueDelayMs: 1, maxQueueSize: overrides.maxQueueSize ?? 16, preferredBatchSizes: [] },
+    sloLatencyMs: 10_000,
+    feedbackWindow: 100,
+    plan,
+  });
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('model runner', () => {
+  it('answers an exited row before its batch reaches the final layer', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend);
+    const events: string[] = [];
+    const early = r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }).then((a) => events.push(`early ramp=${a[0]?.ramp}`));
+    const late = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }).then((a) => events.push(`late ramp=${a[0]?.ramp}`));
+    await early;
+    events.push('batch released');
+    backend.release();
+    await late;
+    expect(events).toEqual(['early ramp=0', 'batch released', 'late ramp=-1']);
+    expect(backend.batches).toEqual([2]);
+  });
+
+  it('records feedback for every row, exited or not, with the final answer', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend);
+    const done = Promise.all([r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }), r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })]);
+    await tick();
+    backend.release();
+    await done;
+    const records = r.feedback.snapshot();
+    expect(records.map((x) => x.exit)).toEqual([0, -1]);
+    expect(records.every((x) => x.final?.argmax === 2 && x.ramps[0]?.argmax === 1)).toBe(true);
+    // The exited row answered class 1 while the full model says 2: one of two rows disagrees.
+    expect(r.feedback.stats().disagreement).toBe(0.5);
+  });
+
+  it('answers a multi-row request when its last row is decided', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend);
+    let settled = false;
+    const p = r.submit(Float32Array.from([0.9, 0.1]), 2, [1], { priority: 0 }).then((a) => {
+      settled = true;
+      return a;
+    });
+    await tick();
+    expect(settled).toBe(false);
+    backend.release();
+    const answers = await p;
+    expect(answers.map((a) => a.ramp)).toEqual([0, -1]);
+  });
+
+  it('a failing batch fails only its own requests; the next batch is served', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1 });
+    backend.failNext = true;
+    const failed = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const ok = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await expect(failed).rejects.toMatchObject({ code: 'OFFRAMP_INFERENCE_FAILED' });
+    await tick();
+    backend.release();
+    await expect(ok).resolves.toHaveLength(1);
+  });
+
+  it('rejects with QUEUE_FULL beyond max_queue_size without disturbing queued requests', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxQueueSize: 1, maxBatchSize: 1 });
+    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }); // dispatched at once
+    await tick();
+    const queued = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await expect(r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })).rejects.toSatisfy((e) => OfframpError.is(e, 'OFFRAMP_QUEUE_FULL'));
+    backend.release();
+    await running;
+    await tick();
+    backend.release();
+    await expect(queued).resolves.toHaveLength(1);
+  });
+
+  it('a request whose timeout passes in the queue is rejected and never run', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1 });
+    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await tick();
+    const doomed = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 1 });
+    await tick();
+    backend.release();
+    await first;
+    await expect(doomed).rejects.toMatchObject({ code: 'OFFRAMP_TIMED_OUT_IN_QUEUE' });
+    expect(backend.batches).toEqual([1]);
+  });
+
+  it('a cancelled queued request is dropped and the others still run', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1 });
+    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await tick();
+    const controller = new AbortController();
+    const cancelled = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, signal: controller.signal });
+    const kept = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    controller.abort();
+    await expect(cancelled).rejects.toMatchObject({ code: 'OFFRAMP_CANCELLED' });
+    backend.release();
+    await first;
+    await tick();
+    backend.release();
+    await kept;
+    expect(backend.batches).toEqual([1, 1]);
+  });
+});

@@ -4,37 +4,19 @@
  *
  * Each subcommand lives in its own `*-command.ts` file exporting `register…Command(program)`.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './errors.js';
 import { registerInspectCommand } from './inspect-command.js';
 import { registerVerifyCommand } from './verify-command.js';
 import { registerPrepareCommand } from './prepare-command.js';
+import { registerRecordCommand } from './record-command.js';
+import { registerServeCommand } from './serve-command.js';
+import { packageVersion } from './version.js';
 
 const EXIT_USAGE = 2;
 
 /** Commander errors that mean "done, successfully": help or version was printed. */
 const COMMANDER_SUCCESS = new Set(['commander.helpDisplayed', 'commander.version']);
-
-/**
- * The version from package.json. Looked up by walking upwards because this file runs both from
- * src/cli/ (tsx, vitest) and from dist/src/cli/ (the built CLI).
- */
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'offramp' && pkg.version) return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
 
 export function buildProgram(): Command {
   const program = new Command('offramp');
@@ -55,6 +37,8 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   // ── prepare ── (src/cli/prepare-command.ts, owned by the lead)
   registerPrepareCommand(program);
+  registerRecordCommand(program);
+  registerServeCommand(program);
   return program;
 }
 

@@ -146,7 +146,7 @@ const exitsSchema = section({
 });
 
 const tunerSchema = section({
-  kind: oneOf(TUNER_KINDS, 'guarded', 'guarded: thresholds that keep the budget with the given confidence; apparate: Apparate\'s greedy hill-climb; static: keep exits.thresholds; off: no early exits.'),
+  kind: oneOf(TUNER_KINDS, 'guarded', 'guarded: thresholds that keep the budget with the given confidence; apparate: Apparate\'s greedy hill-climb; static: exits.thresholds, or when null the thresholds prepare calibrated offline on the bootstrap set; off: no early exits.'),
   interval_batches: int({ min: 1, max: 100000 }, 30, 'Every this many batches, the ramp set is revisited: ramps that do not pay off are dropped, new positions tried.'),
 });
 

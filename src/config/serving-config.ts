@@ -131,7 +131,11 @@ export interface ParseOptions {
 
 export const DEFAULT_CONFIG_SOURCE = '<built-in default>';
 export const ENV_SOURCE = 'environment';
-export const BUNDLED_MODEL = Object.freeze({ name: 'fmnist-resnet', path: 'models/fmnist-resnet' });
+/**
+ * What `offramp serve` with no config serves. It uses static thresholds calibrated offline by
+ * `prepare`, so early exits happen from the first request; the online tuner is opt-in per file.
+ */
+export const BUNDLED_MODEL = Object.freeze({ name: 'fmnist-resnet', path: 'models/fmnist-resnet', tuner: Object.freeze({ kind: 'static' as const }) });
 
 /** Environment overrides, by the `server` key they replace. */
 const ENV_OVERRIDES = [

@@ -1,8 +1,11 @@
 /**
  * The exit plan a model starts serving with: which ramps run and their thresholds.
  *
+ *  - tuner `off`: no ramps (vanilla serving);
  *  - thresholds given in the SLO file: those ramps, those thresholds;
- *  - otherwise, "static" thresholds calibrated offline by `prepare` on the bootstrap set
+ *  - tuner `guarded` / `apparate`: the ramps chosen below, all at "never" — the online tuner
+ *    loosens them as feedback comes in;
+ *  - tuner `static`: thresholds calibrated offline by `prepare` on the bootstrap set
  *    (BranchyNet/SDN-style): pick up to `max_ramps` ramps by the compute they can save,
  *    and split the accuracy budget evenly among them, taking each ramp's threshold from its
  *    solo-exit curve at budget/k — the union bound keeps the total within budget on the
@@ -36,6 +39,7 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
     mode: config.exits.mode,
     feedbackFraction: config.exits.dropFeedbackFraction,
   };
+  if (config.tuner.kind === 'off' || config.exits.maxRamps === 0) return { ...base, ramps: [] };
   const configured = config.exits.thresholds;
   if (configured) {
     const ramps = manifest.ramps
@@ -64,7 +68,9 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
     if (saving > best.saving) {
       best = {
         saving,
-        ramps: scored.map((x) => ({ id: x.r.id, threshold: byConfidence ? x.point.threshold : null })).sort((a, b) => a.id - b.id),
+        ramps: scored
+          .map((x) => ({ id: x.r.id, threshold: byConfidence && config.tuner.kind === 'static' ? x.point.threshold : null }))
+          .sort((a, b) => a.id - b.id),
       };
     }
   }

@@ -5,6 +5,7 @@
  *
  * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
  */
+import type { BatchResult } from './backend.js';
 
 export interface RampFeedback {
   id: number;
@@ -29,6 +30,34 @@ export interface FeedbackRecord {
   latencyMs?: number;
   /** True label, when a trace was recorded from labelled data. */
   label?: number;
+}
+
+/**
+ * Feedback records for every row of a finished batch. `t` is stamped by the caller; timing
+ * fields are added by the caller when it knows them (the live runner does, a recording does not).
+ */
+export function batchFeedback(result: BatchResult, t: number): FeedbackRecord[] {
+  const rows = result.exitRamp.length;
+  const c = result.classes;
+  const finals = new Map<number, { argmax: number; confidence: number }>();
+  result.finalRows.forEach((row, i) => {
+    let argmax = 0;
+    for (let k = 1; k < c; k++) if ((result.finalProbs[i * c + k] as number) > (result.finalProbs[i * c + argmax] as number)) argmax = k;
+    finals.set(row, { argmax, confidence: result.finalProbs[i * c + argmax] as number });
+  });
+  const readings: RampFeedback[][] = Array.from({ length: rows }, () => []);
+  for (const reading of result.readings) {
+    reading.rows.forEach((row, i) => {
+      readings[row]?.push({ id: reading.ramp, argmax: reading.argmax[i] as number, confidence: reading.confidence[i] as number, score: reading.score[i] as number });
+    });
+  }
+  return Array.from({ length: rows }, (_, row) => ({
+    t,
+    batchSize: rows,
+    exit: result.exitRamp[row] as number,
+    ramps: readings[row] ?? [],
+    final: finals.get(row) ?? null,
+  }));
 }
 
 export interface WindowStats {

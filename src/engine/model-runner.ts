@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { OfframpError } from '../errors.js';
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
-import { FeedbackWindow, type FeedbackRecord } from './feedback.js';
+import { batchFeedback, FeedbackWindow } from './feedback.js';
 import { isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchingConfig, type BatchScheduler, type RowSlice } from './scheduler.js';
 
@@ -229,40 +229,23 @@ export class ModelRunner {
 
   private onBatchDone(result: BatchResult, owners: { request: EngineRequest; row: number }[]): void {
     const c = result.classes;
-    const finalOf = new Map<number, { argmax: number; confidence: number; probs: Float32Array }>();
+    // Rows no ramp answered get the final layer's answer.
     result.finalRows.forEach((row, i) => {
+      const owner = owners[row];
+      if (!owner || result.exitRamp[row] !== -1) return;
       const probs = result.finalProbs.slice(i * c, (i + 1) * c);
       let argmax = 0;
       for (let k = 1; k < c; k++) if ((probs[k] as number) > (probs[argmax] as number)) argmax = k;
-      finalOf.set(row, { argmax, confidence: probs[argmax] as number, probs });
+      this.answer(owner.request, owner.row, { ramp: -1, argmax, confidence: probs[argmax] as number, probs, depth: 1 });
     });
-    // Rows no ramp answered get the final layer's answer.
-    owners.forEach((owner, row) => {
-      const f = finalOf.get(row);
-      if (result.exitRamp[row] === -1 && f) this.answer(owner.request, owner.row, { ramp: -1, argmax: f.argmax, confidence: f.confidence, probs: f.probs, depth: 1 });
-    });
-    // Feedback: every row, with what each active ramp said about it.
-    const readingsByRow = new Map<number, FeedbackRecord['ramps']>();
-    for (const reading of result.readings) {
-      reading.rows.forEach((row, i) => {
-        const list = readingsByRow.get(row) ?? [];
-        list.push({ id: reading.ramp, argmax: reading.argmax[i] as number, confidence: reading.confidence[i] as number, score: reading.score[i] as number });
-        readingsByRow.set(row, list);
-      });
-    }
-    const t = Date.now();
+    // Feedback: every row, with what each active ramp said about it and what the model said.
     const now = this.now();
-    owners.forEach((owner, row) => {
-      const f = finalOf.get(row);
-      this.feedback.add({
-        t,
-        batchSize: owners.length,
-        exit: result.exitRamp[row] as number,
-        ramps: readingsByRow.get(row) ?? [],
-        final: f ? { argmax: f.argmax, confidence: f.confidence } : null,
-        queueMs: (owner.request.startedMs ?? now) - owner.request.arrivalMs,
-        latencyMs: now - owner.request.arrivalMs,
-      });
+    batchFeedback(result, Date.now()).forEach((record, row) => {
+      const request = owners[row]?.request;
+      if (!request) return;
+      record.queueMs = (request.startedMs ?? now) - request.arrivalMs;
+      record.latencyMs = now - request.arrivalMs;
+      this.feedback.add(record);
     });
   }
 

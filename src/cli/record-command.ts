@@ -1,0 +1,89 @@
+/**
+ * `offramp record --model DIR --data INPUTS.npy --out TRACE.jsonl`: one feedback record per
+ * input row with every ramp active (format in src/engine/recorder.ts).
+ */
+import { stat } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { readNpy } from '../../ramps/npy.js';
+import { recordTrace } from '../engine/recorder.js';
+import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
+import { CliError } from './errors.js';
+import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';
+import { createProgress } from './progress.js';
+
+interface RecordCliOptions {
+  model: string;
+  data: string;
+  labels?: string;
+  out: string;
+  batch: number;
+  policy: ExitPolicyKind;
+  limit?: number;
+  threads: number;
+  json?: boolean;
+}
+
+const POLICIES: ExitPolicyKind[] = ['confidence', 'entropy', 'margin', 'patience'];
+
+function parsePolicy(value: string): ExitPolicyKind {
+  if (!(POLICIES as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${POLICIES.join(', ')}, got '${value}'.`);
+  return value as ExitPolicyKind;
+}
+
+async function requireFile(path: string, what: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) throw new CliError(`${path}: no such ${what} file`);
+}
+
+export function registerRecordCommand(program: Command): void {
+  program
+    .command('record')
+    .description('run inputs through a prepared model with every ramp active and write one feedback record per row (JSON Lines)')
+    .requiredOption('--model <dir>', 'prepared model directory (from offramp prepare)')
+    .requiredOption('--data <file>', 'inputs as .npy or .npy.gz (uint8 pixels are scaled to [0,1])')
+    .requiredOption('--out <file>', 'trace to write (.jsonl)')
+    .option('--labels <file>', 'true labels (.npy), stored in each record')
+    .option('--batch <n>', 'batch size', parsePositiveInt, 16)
+    .option('--policy <policy>', `score each ramp under this exit policy (${POLICIES.join(', ')})`, parsePolicy, 'confidence')
+    .option('--limit <n>', 'only the first n rows', parsePositiveInt)
+    .option('--threads <n>', 'onnxruntime intra-op threads', parsePositiveInt, 2)
+    .option('--json', 'print the summary as JSON')
+    .action(async (options: RecordCliOptions) => {
+      await requireFile(`${options.model}/manifest.json`, 'prepared model (manifest.json)');
+      await requireFile(options.data, 'data');
+      if (options.labels) await requireFile(options.labels, 'labels');
+      const data = await readNpy(options.data);
+      const labels = options.labels ? await readNpy(options.labels) : undefined;
+      const total = Math.min(data.shape[0] ?? 0, options.limit ?? Number.POSITIVE_INFINITY);
+      const progress = createProgress('recording', total, process.stderr, { quiet: options.json === true });
+      let last = 0;
+      const summary = await recordTrace({
+        modelDir: options.model,
+        data,
+        ...(labels ? { labels } : {}),
+        out: options.out,
+        batchSize: options.batch,
+        policy: options.policy,
+        ...(options.limit ? { limit: options.limit } : {}),
+        intraOpThreads: options.threads,
+        onProgress: (done) => {
+          progress.tick(done - last);
+          last = done;
+        },
+      });
+      progress.done();
+      if (options.json) {
+        writeJson(summary);
+        return;
+      }
+      const agreement = Object.entries(summary.agreement).map(([id, a]) => `ramp ${id} ${formatPercent(a)}`).join(', ');
+      writeOut(
+        [
+          `wrote ${summary.rows} records to ${options.out}`,
+          `agreement with the final layer: ${agreement}`,
+          ...(summary.accuracy !== undefined ? [`full-model accuracy against the labels: ${formatPercent(summary.accuracy)}`] : []),
+        ].join('\n'),
+      );
+    });
+}

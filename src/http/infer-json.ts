@@ -1,0 +1,218 @@
+/**
+ * KServe v2 JSON ⇄ the internal request/response types (STYLE.md §2, DESIGN.md §6).
+ *
+ * This is the HTTP boundary's validation (STYLE.md §9): it checks the *structure* of the JSON and
+ * the JSON-specific element types (BYTES are strings, BOOL are booleans, numeric types are
+ * numbers, integer types are integers), naming the offending field. Model-specific checks —
+ * known datatype, input names, shapes, element counts — are the data plane's.
+ */
+
+import type { InferRequest, InferResponse, InputTensor, OutputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';
+import { OfframpError } from '../errors.js';
+
+/** Deeper nesting than any tensor has; bounds the work a hostile body can cause. */
+export const MAX_DATA_DEPTH = 64;
+
+const INTEGER_DATATYPES: ReadonlySet<string> = new Set(['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64']);
+const FLOAT_DATATYPES: ReadonlySet<string> = new Set(['FP16', 'FP32', 'FP64']);
+
+/** The part of an InferRequest the body carries (the URL gives the model, the connection the signal). */
+export type InferBody = Pick<InferRequest, 'id' | 'parameters' | 'inputs' | 'outputs'>;
+
+/** KServe v2 inference response JSON. */
+export interface InferResponseJson {
+  model_name: string;
+  model_version?: string;
+  id: string;
+  parameters: Parameters;
+  outputs: OutputTensorJson[];
+}
+
+export interface OutputTensorJson {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: number[] | string[];
+  parameters?: Parameters;
+}
+
+function invalid(reason: string): OfframpError<'OFFRAMP_INVALID_REQUEST'> {
+  return new OfframpError('OFFRAMP_INVALID_REQUEST', { reason });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Validates a parsed JSON body as a KServe v2 inference request. Throws OFFRAMP_INVALID_REQUEST naming the field. */
+export function parseInferBody(body: unknown): InferBody {
+  if (!isRecord(body)) throw invalid(`the body must be a JSON object, got ${describe(body)}`);
+
+  let id: string | undefined;
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string') throw invalid(`'id' must be a string, got ${describe(body.id)}`);
+    id = body.id;
+  }
+
+  const parameters = body.parameters === undefined ? {} : parseParameters(body.parameters, 'parameters');
+
+  if (body.inputs === undefined) throw invalid("'inputs' is missing (a list of input tensors)");
+  if (!Array.isArray(body.inputs)) throw invalid(`'inputs' must be a list of input tensors, got ${describe(body.inputs)}`);
+  const inputs = body.inputs.map((input: unknown, i) => parseInput(input, `inputs[${i}]`));
+
+  let outputs: RequestedOutput[] | undefined;
+  if (body.outputs !== undefined) {
+    if (!Array.isArray(body.outputs)) throw invalid(`'outputs' must be a list, got ${describe(body.outputs)}`);
+    outputs = body.outputs.map((output: unknown, i) => parseRequestedOutput(output, `outputs[${i}]`));
+  }
+
+  const parsed: InferBody = { parameters, inputs };
+  if (id !== undefined) parsed.id = id;
+  if (outputs !== undefined) parsed.outputs = outputs;
+  return parsed;
+}
+
+function parseParameters(value: unknown, where: string): Parameters {
+  if (!isRecord(value)) throw invalid(`'${where}' must be an object, got ${describe(value)}`);
+  const entries = Object.entries(value);
+  for (const [key, v] of entries) {
+    if (typeof v !== 'string' && typeof v !== 'boolean' && !(typeof v === 'number' && Number.isFinite(v))) {
+      throw invalid(`'${where}.${key}' must be a string, number or boolean, got ${describe(v)}`);
+    }
+  }
+  // fromEntries defines own properties, so a key named "__proto__" stays a plain key.
+  return Object.fromEntries(entries) as Parameters;
+}
+
+function parseName(value: Record<string, unknown>, where: string): string {
+  if (value.name === undefined) throw invalid(`'${where}.name' is missing`);
+  if (typeof value.name !== 'string' || value.name === '') throw invalid(`'${where}.name' must be a non-empty string, got ${describe(value.name)}`);
+  return value.name;
+}
+
+function parseInput(value: unknown, where: string): InputTensor {
+  if (!isRecord(value)) throw invalid(`'${where}' must be an object, got ${describe(value)}`);
+  const name = parseName(value, where);
+
+  if (value.datatype === undefined) throw invalid(`'${where}.datatype' is missing`);
+  if (typeof value.datatype !== 'string') throw invalid(`'${where}.datatype' must be a string, got ${describe(value.datatype)}`);
+  const datatype = value.datatype;
+
+  if (value.shape === undefined) throw invalid(`'${where}.shape' is missing`);
+  if (!Array.isArray(value.shape)) throw invalid(`'${where}.shape' must be a list of dimensions, got ${describe(value.shape)}`);
+  const shape = value.shape.map((d: unknown, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw invalid(`'${where}.shape[${i}]' must be an integer ≥ 0, got ${describe(d)}`);
+    return d;
+  });
+
+  if (value.data === undefined) throw invalid(`'${where}.data' is missing`);
+  if (!Array.isArray(value.data)) throw invalid(`'${where}.data' must be a list (flat or nested, row-major), got ${describe(value.data)}`);
+  const data = toTensorValues(flatten(value.data, `${where}.data`), datatype, `${where}.data`);
+
+  const input: InputTensor = { name, datatype, shape, data };
+  if (value.parameters !== undefined) input.parameters = parseParameters(value.parameters, `${where}.parameters`);
+  return input;
+}
+
+function parseRequestedOutput(value: unknown, where: string): RequestedOutput {
+  if (!isRecord(value)) throw invalid(`'${where}' must be an object, got ${describe(value)}`);
+  const output: RequestedOutput = { name: parseName(value, where) };
+  if (value.parameters !== undefined) output.parameters = parseParameters(value.parameters, `${where}.parameters`);
+  return output;
+}
+
+/** Nested arrays → one row-major list. Iterative, so deep nesting cannot overflow the stack. */
+function flatten(data: unknown[], where: string): unknown[] {
+  if (!data.some(Array.isArray)) return data; // the common case: already flat, no copy
+  const out: unknown[] = [];
+  const stack: { items: unknown[]; next: number }[] = [{ items: data, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.next >= top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const item = top.items[top.next++];
+    if (Array.isArray(item)) {
+      if (stack.length >= MAX_DATA_DEPTH) throw invalid(`'${where}' is nested deeper than ${MAX_DATA_DEPTH} levels`);
+      stack.push({ items: item, next: 0 });
+    } else {
+      out.push(item);
+    }
+  }
+  return out;
+}
+
+/**
+ * Checks the element types JSON can get wrong and types the list. An unknown datatype is passed
+ * through (the data plane reports it as a coded error), provided its elements are of one kind.
+ */
+function toTensorValues(flat: unknown[], datatype: string, where: string): TensorValues {
+  const bad = (i: number, expected: string): OfframpError =>
+    invalid(`'${where}' element ${i} is ${describe(flat[i])}; ${datatype} data must be ${expected}`);
+
+  if (datatype === 'BYTES') {
+    for (let i = 0; i < flat.length; i++) if (typeof flat[i] !== 'string') throw bad(i, 'strings');
+    return flat as string[];
+  }
+  if (datatype === 'BOOL') {
+    for (let i = 0; i < flat.length; i++) if (typeof flat[i] !== 'boolean') throw bad(i, 'true/false');
+    return flat as boolean[];
+  }
+  if (INTEGER_DATATYPES.has(datatype)) {
+    for (let i = 0; i < flat.length; i++) {
+      const v = flat[i];
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(i, 'integers');
+    }
+    return flat as number[];
+  }
+  if (FLOAT_DATATYPES.has(datatype)) {
+    for (let i = 0; i < flat.length; i++) if (typeof flat[i] !== 'number') throw bad(i, 'numbers');
+    return flat as number[];
+  }
+  // Unknown datatype: the data plane rejects it by name; here only keep the list homogeneous.
+  const kind = flat.length === 0 ? 'number' : typeof flat[0];
+  if (kind !== 'number' && kind !== 'string' && kind !== 'boolean') throw invalid(`'${where}' element 0 is ${describe(flat[0])}; tensor data must be numbers, strings or booleans`);
+  for (let i = 1; i < flat.length; i++) {
+    if (typeof flat[i] !== kind) throw invalid(`'${where}' element ${i} is ${describe(flat[i])} but element 0 is a ${kind}; tensor data must be of one kind`);
+  }
+  return flat as number[] | string[] | boolean[];
+}
+
+/** The internal response as KServe v2 JSON: typed arrays become JSON arrays (BigInt64 → numbers). */
+export function formatInferResponse(response: InferResponse): InferResponseJson {
+  return {
+    model_name: response.modelName,
+    // KServe: a server without versions leaves model_version out.
+    ...(response.modelVersion === '' ? {} : { model_version: response.modelVersion }),
+    id: response.id,
+    parameters: response.parameters,
+    outputs: response.outputs.map(formatOutput),
+  };
+}
+
+function formatOutput(output: OutputTensor): OutputTensorJson {
+  const json: OutputTensorJson = {
+    name: output.name,
+    datatype: output.datatype,
+    shape: output.shape,
+    data: tensorDataToJson(output.data),
+  };
+  if (output.parameters !== undefined) json.parameters = output.parameters;
+  return json;
+}
+
+function tensorDataToJson(data: OutputTensor['data']): number[] | string[] {
+  if (Array.isArray(data)) return data;
+  // INT64 values beyond 2^53 lose precision as JSON numbers; class indices and counts never get there.
+  if (data instanceof BigInt64Array) return Array.from(data, Number);
+  return Array.from(data);
+}

@@ -1,0 +1,49 @@
+/**
+ * `POST /v2/models/{m}[/versions/{v}]/infer` (KServe v2 / Open Inference Protocol): JSON body →
+ * InferRequest → `dataPlane.infer` → JSON response. Nothing else happens here (STYLE.md §2).
+ *
+ * When the client closes the connection before the answer is written, the request's `signal` is
+ * aborted (reason: OFFRAMP_CANCELLED) so the engine can drop it from the queue or the batch.
+ */
+
+import type { FastifyPluginCallback } from 'fastify';
+import type { DataPlane, InferRequest } from '../data-plane/types.js';
+import { OfframpError } from '../errors.js';
+import { formatInferResponse, parseInferBody, type InferResponseJson } from './infer-json.js';
+import { MODEL_PREFIXES } from './model-plugin.js';
+
+export interface InferPluginOptions {
+  dataPlane: DataPlane;
+}
+
+interface InferRoute {
+  Params: { model: string; version?: string };
+  Body: unknown;
+}
+
+export const inferPlugin: FastifyPluginCallback<InferPluginOptions> = (app, { dataPlane }, done) => {
+  for (const prefix of MODEL_PREFIXES) {
+    app.post<InferRoute>(`${prefix}/infer`, async (request, reply): Promise<InferResponseJson> => {
+      const body = parseInferBody(request.body);
+
+      const controller = new AbortController();
+      const res = reply.raw;
+      // The response's 'close' fires when it was fully written or when the connection went away;
+      // only the second is a cancellation. (The request's own 'close' only says the body was read.)
+      const onClose = (): void => {
+        if (!res.writableFinished) controller.abort(new OfframpError('OFFRAMP_CANCELLED'));
+      };
+      res.once('close', onClose);
+      if (res.destroyed) onClose(); // gone while the body was being parsed
+
+      const inferRequest: InferRequest = { ...body, modelName: request.params.model, signal: controller.signal };
+      if (request.params.version !== undefined) inferRequest.modelVersion = request.params.version;
+      try {
+        return formatInferResponse(await dataPlane.infer(inferRequest));
+      } finally {
+        res.off('close', onClose);
+      }
+    });
+  }
+  done();
+};

@@ -1,0 +1,48 @@
+/**
+ * Metadata routes (KServe v2 / Open Inference Protocol) and offramp's exits report:
+ *
+ * - `GET /v2` — server metadata
+ * - `GET /v2/models/{m}[/versions/{v}]` — model metadata
+ * - `GET /v2/models/{m}[/versions/{v}]/ready` — model readiness
+ * - `GET /v2/models/{m}[/versions/{v}]/exits` — live exit configuration and window statistics
+ *
+ * Model readiness follows KServe's required_api.md: "A 200 status code indicates true and a 4xx
+ * status code indicates false"; the 4xx is 400, as NVIDIA Triton answers. The body is the Open
+ * Inference Protocol's `{"name", "ready"}`. An unknown model or version is a 404 with its code.
+ */
+
+import type { FastifyPluginCallback } from 'fastify';
+import type { DataPlane } from '../data-plane/types.js';
+
+/** Status of a "not ready" model-ready answer (see the module comment). */
+export const MODEL_NOT_READY_STATUS = 400;
+
+export interface ModelPluginOptions {
+  dataPlane: DataPlane;
+}
+
+interface ModelParams {
+  model: string;
+  version?: string;
+}
+
+/** The two spellings of a model's URL: without a version (the served one) and with one. */
+export const MODEL_PREFIXES = ['/v2/models/:model', '/v2/models/:model/versions/:version'] as const;
+
+export const modelPlugin: FastifyPluginCallback<ModelPluginOptions> = (app, { dataPlane }, done) => {
+  app.get('/v2', () => dataPlane.serverMetadata());
+
+  for (const prefix of MODEL_PREFIXES) {
+    app.get<{ Params: ModelParams }>(prefix, (request) => dataPlane.modelMetadata(request.params.model, request.params.version));
+
+    app.get<{ Params: ModelParams }>(`${prefix}/ready`, (request, reply) => {
+      const { model, version } = request.params;
+      const ready = dataPlane.modelReady(model, version);
+      return reply.code(ready ? 200 : MODEL_NOT_READY_STATUS).send({ name: model, ready });
+    });
+
+    app.get<{ Params: ModelParams }>(`${prefix}/exits`, (request) => dataPlane.exits(request.params.model, request.params.version));
+  }
+
+  done();
+};

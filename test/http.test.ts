@@ -1,0 +1,551 @@
+/**
+ * The HTTP transport on its own (STYLE.md §10): fastify.inject() against a fake DataPlane written
+ * here — no model, no engine. One test listens on 127.0.0.1 to see a real client disconnect.
+ */
+import { request as httpRequest } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, ServerMetadata } from '../src/data-plane/types.js';
+import { OfframpError } from '../src/errors.js';
+import { createHttpServer } from '../src/http/server.js';
+import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport, type Metrics } from '../src/metrics.js';
+
+const MODEL = 'tiny';
+const VERSION = '1';
+
+class FakeDataPlane implements DataPlane {
+  isLive = true;
+  isReady = true;
+  modelIsReady = true;
+  /** Every request `infer` received, in order. */
+  readonly requests: InferRequest[] = [];
+  /** What `infer` does; replace per test. */
+  inferImpl: (request: InferRequest) => Promise<InferResponse> = (request) => Promise.resolve(answer(request));
+
+  live(): boolean {
+    return this.isLive;
+  }
+  ready(): boolean {
+    return this.isReady;
+  }
+  serverMetadata(): ServerMetadata {
+    return { name: 'offramp', version: '0.1.0', extensions: [] };
+  }
+  private check(name: string, version?: string): void {
+    if (name !== MODEL) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
+    if (version !== undefined && version !== VERSION) throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
+  }
+  modelReady(name: string, version?: string): boolean {
+    this.check(name, version);
+    return this.modelIsReady;
+  }
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    this.check(name, version);
+    return {
+      name,
+      versions: [VERSION],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }],
+      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
+    };
+  }
+  exits(name: string, version?: string): ExitsReport {
+    this.check(name, version);
+    return {
+      model: name,
+      version: VERSION,
+      policy: 'confidence',
+      mode: 'release',
+      tuner: 'apparate',
+      ramps: [{ id: 0, active: true, threshold: 0.9, computeBefore: 0.3, exitRate: 0.4, agreement: 0.99 }],
+      window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4 },
+    };
+  }
+  infer(request: InferRequest): Promise<InferResponse> {
+    this.requests.push(request);
+    try {
+      this.check(request.modelName, request.modelVersion);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.inferImpl(request);
+  }
+}
+
+/** A fixed answer with one output of each typed-array kind the data plane produces. */
+function answer(request: InferRequest): InferResponse {
+  return {
+    id: request.id ?? 'generated-id',
+    modelName: request.modelName,
+    modelVersion: VERSION,
+    parameters: { early: true, exit_ramp: 0, exit_depth: 0.3, confidence: 0.95 },
+    outputs: [
+      { name: 'logits', datatype: 'FP32', shape: [1, 3], data: new Float32Array([0.5, -1, 2]) },
+      { name: 'label', datatype: 'INT64', shape: [1], data: new BigInt64Array([2n]) },
+      { name: 'exit', datatype: 'INT32', shape: [1], data: new Int32Array([0]), parameters: { per_row: true } },
+      { name: 'class_name', datatype: 'BYTES', shape: [1], data: ['bag'] },
+    ],
+  };
+}
+
+const VALID_BODY = {
+  id: 'req-1',
+  parameters: { priority: 1 },
+  inputs: [{ name: 'x', shape: [1, 2, 2], datatype: 'FP32', data: [1, 2, 3, 4] }],
+};
+
+interface Harness {
+  app: FastifyInstance;
+  plane: FakeDataPlane;
+  metrics: Metrics;
+}
+
+const open: Harness[] = [];
+
+function harness(maxBodyBytes = 64 * 1024): Harness {
+  const plane = new FakeDataPlane();
+  // Process metrics off: their monitors outlive the registry and these tests build many.
+  const metrics = createMetrics({ processMetrics: false });
+  const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes });
+  const h = { app, plane, metrics };
+  open.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of open.splice(0)) {
+    await h.app.close();
+    h.metrics.close();
+  }
+});
+
+function postInfer(app: FastifyInstance, body: unknown, path = `/v2/models/${MODEL}/infer`) {
+  return app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+describe('health routes', () => {
+  it('answers live 200 {live:true} while the data plane is live, 503 {live:false} when not', async () => {
+    const { app, plane } = harness();
+    let res = await app.inject({ method: 'GET', url: '/v2/health/live' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ live: true });
+    plane.isLive = false;
+    res = await app.inject({ method: 'GET', url: '/v2/health/live' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ live: false });
+  });
+
+  it('answers ready 200 {ready:true} when ready and 503 {ready:false} when not', async () => {
+    const { app, plane } = harness();
+    let res = await app.inject({ method: 'GET', url: '/v2/health/ready' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ ready: true });
+    plane.isReady = false;
+    res = await app.inject({ method: 'GET', url: '/v2/health/ready' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ ready: false });
+  });
+});
+
+describe('metadata routes', () => {
+  it('serves server metadata at /v2, with or without a trailing slash', async () => {
+    const { app } = harness();
+    for (const url of ['/v2', '/v2/']) {
+      const res = await app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.json()).toEqual({ name: 'offramp', version: '0.1.0', extensions: [] });
+    }
+  });
+
+  it('serves model metadata with and without a version, and 404s an unknown version with its code', async () => {
+    const { app } = harness();
+    const plain = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}` });
+    expect(plain.statusCode).toBe(200);
+    expect(plain.json()).toMatchObject({ name: MODEL, versions: [VERSION], inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }] });
+
+    const versioned = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/${VERSION}` });
+    expect(versioned.statusCode).toBe(200);
+    expect(versioned.json()).toEqual(plain.json());
+
+    const wrong = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/7` });
+    expect(wrong.statusCode).toBe(404);
+    expect(wrong.json()).toMatchObject({ code: 'OFFRAMP_MODEL_VERSION_NOT_FOUND' });
+  });
+
+  it('answers model ready 200 {name, ready:true} when ready and 400 {ready:false} when not (KServe: 4xx = false)', async () => {
+    const { app, plane } = harness();
+    let res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/ready` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ name: MODEL, ready: true });
+
+    res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/${VERSION}/ready` });
+    expect(res.statusCode).toBe(200);
+
+    plane.modelIsReady = false;
+    res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/ready` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ name: MODEL, ready: false });
+  });
+
+  it('answers 404 OFFRAMP_MODEL_NOT_FOUND for an unknown model on every model route', async () => {
+    const { app } = harness();
+    for (const [method, url] of [
+      ['GET', '/v2/models/nope'],
+      ['GET', '/v2/models/nope/ready'],
+      ['GET', '/v2/models/nope/exits'],
+    ] as const) {
+      const res = await app.inject({ method, url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.json(), url).toEqual({ error: "model 'nope' is not served here", code: 'OFFRAMP_MODEL_NOT_FOUND' });
+    }
+    const infer = await postInfer(app, VALID_BODY, '/v2/models/nope/infer');
+    expect(infer.statusCode).toBe(404);
+    expect(infer.json()).toMatchObject({ code: 'OFFRAMP_MODEL_NOT_FOUND' });
+  });
+
+  it('serves the exits report as JSON', async () => {
+    const { app, plane } = harness();
+    const res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/exits` });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.json()).toEqual(plane.exits(MODEL));
+  });
+});
+
+describe('POST infer', () => {
+  it('turns a flat-data JSON request into an InferRequest and the response into KServe JSON', async () => {
+    const { app, plane } = harness();
+    const res = await postInfer(app, { ...VALID_BODY, outputs: [{ name: 'logits' }] });
+    expect(res.statusCode).toBe(200);
+
+    const seen = plane.requests[0]!;
+    expect(seen.modelName).toBe(MODEL);
+    expect(seen.modelVersion).toBeUndefined();
+    expect(seen.id).toBe('req-1');
+    expect(seen.parameters).toEqual({ priority: 1 });
+    expect(seen.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [1, 2, 2], data: [1, 2, 3, 4] }]);
+    expect(seen.outputs).toEqual([{ name: 'logits' }]);
+    expect(seen.signal).toBeInstanceOf(AbortSignal);
+    expect(seen.signal!.aborted).toBe(false);
+
+    expect(res.json()).toEqual({
+      model_name: MODEL,
+      model_version: VERSION,
+      id: 'req-1',
+      parameters: { early: true, exit_ramp: 0, exit_depth: 0.3, confidence: 0.95 },
+      outputs: [
+        { name: 'logits', datatype: 'FP32', shape: [1, 3], data: [0.5, -1, 2] },
+        { name: 'label', datatype: 'INT64', shape: [1], data: [2] },
+        { name: 'exit', datatype: 'INT32', shape: [1], data: [0], parameters: { per_row: true } },
+        { name: 'class_name', datatype: 'BYTES', shape: [1], data: ['bag'] },
+      ],
+    });
+  });
+
+  it('flattens nested data in row-major order and passes the URL version through', async () => {
+    const { app, plane } = harness();
+    const res = await postInfer(
+      app,
+      { inputs: [{ name: 'x', shape: [1, 2, 2], datatype: 'FP32', data: [[[1, 2], [3, 4]]] }, { name: 'words', shape: [2], datatype: 'BYTES', data: [['a', 'b']] }] },
+      `/v2/models/${MODEL}/versions/${VERSION}/infer`,
+    );
+    expect(res.statusCode).toBe(200);
+    const seen = plane.requests[0]!;
+    expect(seen.modelVersion).toBe(VERSION);
+    expect(seen.inputs[0]!.data).toEqual([1, 2, 3, 4]);
+    expect(seen.inputs[1]!.data).toEqual(['a', 'b']);
+    expect(seen.parameters).toEqual({});
+    expect(res.json()).toMatchObject({ id: 'generated-id' });
+  });
+
+  it('parses the body as JSON whatever its content type (curl -d sends form-urlencoded)', async () => {
+    const { app } = harness();
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v2/models/${MODEL}/infer`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: JSON.stringify(VALID_BODY),
+    });
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('answers malformed JSON with 400 OFFRAMP_MALFORMED_JSON carrying the parser reason', async () => {
+    const { app, plane } = harness();
+    const res = await postInfer(app, '{"inputs": [');
+    expect(res.statusCode).toBe(400);
+    const body = res.json<{ error: string; code: string }>();
+    expect(body.code).toBe('OFFRAMP_MALFORMED_JSON');
+    expect(body.error).toMatch(/^request body is not valid JSON: .+/);
+    expect(plane.requests).toHaveLength(0);
+  });
+
+  it('answers an empty JSON body with 400 OFFRAMP_MALFORMED_JSON', async () => {
+    const { app } = harness();
+    const res = await postInfer(app, '');
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'OFFRAMP_MALFORMED_JSON' });
+  });
+
+  it('answers a body without inputs with 400 OFFRAMP_INVALID_REQUEST naming the field', async () => {
+    const { app, plane } = harness();
+    const res = await postInfer(app, { id: 'x' });
+    expect(res.statusCode).toBe(400);
+    const body = res.json<{ error: string; code: string }>();
+    expect(body.code).toBe('OFFRAMP_INVALID_REQUEST');
+    expect(body.error).toContain("'inputs'");
+    expect(plane.requests).toHaveLength(0);
+  });
+
+  it.each([
+    ['a non-object body', [1, 2], 'the body must be a JSON object'],
+    ['a numeric id', { ...VALID_BODY, id: 5 }, "'id'"],
+    ['inputs that are not a list', { inputs: {} }, "'inputs' must be a list"],
+    ['an input without a name', { inputs: [{ shape: [1], datatype: 'FP32', data: [1] }] }, "'inputs[0].name'"],
+    ['an input without a datatype', { inputs: [{ name: 'x', shape: [1], data: [1] }] }, "'inputs[0].datatype'"],
+    ['a negative dimension', { inputs: [{ name: 'x', shape: [-1], datatype: 'FP32', data: [1] }] }, "'inputs[0].shape[0]'"],
+    ['an input without data', { inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }, "'inputs[0].data' is missing"],
+    ['a string in FP32 data', { inputs: [{ name: 'x', shape: [2], datatype: 'FP32', data: [1, 'two'] }] }, "'inputs[0].data' element 1"],
+    ['a fraction in INT64 data', { inputs: [{ name: 'x', shape: [1], datatype: 'INT64', data: [1.5] }] }, 'INT64 data must be integers'],
+    ['a number in BYTES data', { inputs: [{ name: 'x', shape: [1], datatype: 'BYTES', data: [1] }] }, 'BYTES data must be strings'],
+    ['a number in BOOL data', { inputs: [{ name: 'x', shape: [1], datatype: 'BOOL', data: [1] }] }, 'BOOL data must be true/false'],
+    ['an object as a parameter value', { ...VALID_BODY, parameters: { priority: { x: 1 } } }, "'parameters.priority'"],
+    ['outputs without names', { ...VALID_BODY, outputs: [{}] }, "'outputs[0].name'"],
+  ])('answers %s with 400 OFFRAMP_INVALID_REQUEST naming the field', async (_what, payload, fragment) => {
+    const { app, plane } = harness();
+    const res = await postInfer(app, payload);
+    expect(res.statusCode).toBe(400);
+    const body = res.json<{ error: string; code: string }>();
+    expect(body.code).toBe('OFFRAMP_INVALID_REQUEST');
+    expect(body.error).toContain(fragment);
+    expect(plane.requests).toHaveLength(0);
+  });
+
+  it('rejects data nested deeper than any tensor without overflowing the stack', async () => {
+    const { app } = harness(1024 * 1024);
+    const deep = `${'['.repeat(10_000)}1${']'.repeat(10_000)}`;
+    const res = await postInfer(app, `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":${deep}}]}`);
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'OFFRAMP_INVALID_REQUEST' });
+  });
+
+  it('answers a body over maxBodyBytes with 413 OFFRAMP_BODY_TOO_LARGE naming the limit', async () => {
+    const { app, plane } = harness(1024);
+    const big = { inputs: [{ name: 'x', shape: [1000], datatype: 'FP32', data: Array.from({ length: 1000 }, (_, i) => i) }] };
+    const res = await postInfer(app, big);
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ error: 'request body exceeds the limit of 1024 bytes (server.max_body_bytes)', code: 'OFFRAMP_BODY_TOO_LARGE' });
+    expect(plane.requests).toHaveLength(0);
+  });
+
+  it('answers the data plane QUEUE_FULL with 429 and exactly {error, code}', async () => {
+    const { app, plane } = harness();
+    plane.inferImpl = () => Promise.reject(new OfframpError('OFFRAMP_QUEUE_FULL', { model: MODEL, limit: 256 }));
+    const res = await postInfer(app, VALID_BODY);
+    expect(res.statusCode).toBe(429);
+    expect(res.json()).toEqual({ error: "the queue of model 'tiny' is full (256 requests waiting); retry later", code: 'OFFRAMP_QUEUE_FULL' });
+  });
+
+  it('answers an unexpected Error with 500 OFFRAMP_INTERNAL and keeps serving', async () => {
+    const { app, plane } = harness();
+    plane.inferImpl = () => Promise.reject(new TypeError('boom'));
+    const failed = await postInfer(app, VALID_BODY);
+    expect(failed.statusCode).toBe(500);
+    expect(failed.json()).toEqual({ error: 'internal error: boom', code: 'OFFRAMP_INTERNAL' });
+
+    plane.inferImpl = (request) => Promise.resolve(answer(request));
+    const next = await postInfer(app, VALID_BODY);
+    expect(next.statusCode).toBe(200);
+    const live = await app.inject({ method: 'GET', url: '/v2/health/live' });
+    expect(live.statusCode).toBe(200);
+  });
+
+  it('answers a synchronous throw in a metadata call with 500 OFFRAMP_INTERNAL', async () => {
+    const { app, plane } = harness();
+    plane.serverMetadata = () => {
+      throw new Error('metadata exploded');
+    };
+    const res = await app.inject({ method: 'GET', url: '/v2' });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal error: metadata exploded', code: 'OFFRAMP_INTERNAL' });
+  });
+});
+
+describe('unknown routes', () => {
+  it.each([
+    ['GET', '/nope'],
+    ['GET', `/v2/models/${MODEL}/infer`],
+    ['POST', '/v2/health/live'],
+    ['DELETE', `/v2/models/${MODEL}`],
+  ] as const)('answers %s %s with 404 OFFRAMP_ROUTE_NOT_FOUND in the offramp shape', async (method, url) => {
+    const { app } = harness();
+    const res = await app.inject({ method, url });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({ error: `${method} ${url} is not an endpoint of this server`, code: 'OFFRAMP_ROUTE_NOT_FOUND' });
+  });
+
+  it('answers a malformed URL with 400 OFFRAMP_INVALID_REQUEST, not fastify\'s error shape', async () => {
+    const { app } = harness();
+    const res = await app.inject({ method: 'GET', url: '/v2/models/%E0%A4%A' });
+    expect(res.statusCode).toBe(400);
+    expect(Object.keys(res.json<object>()).sort()).toEqual(['code', 'error']);
+    expect(res.json()).toMatchObject({ code: 'OFFRAMP_INVALID_REQUEST' });
+  });
+
+  it('answers bytes that are not HTTP with 400 OFFRAMP_INVALID_REQUEST, not Node\'s or fastify\'s error shape', async () => {
+    const { app } = harness();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    await ended;
+    expect(received).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { code: string };
+    expect(body.code).toBe('OFFRAMP_INVALID_REQUEST');
+  });
+});
+
+describe('GET /metrics', () => {
+  it('registers prom-client\'s process metrics and the event-loop lag gauge on the same registry by default', async () => {
+    const metrics = createMetrics();
+    try {
+      const text = await metrics.registry.metrics();
+      expect(text).toContain('# TYPE process_cpu_user_seconds_total counter');
+      expect(text).toContain('# TYPE nodejs_eventloop_lag_p99_seconds gauge');
+      expect(text).toContain('# TYPE offramp_event_loop_lag_seconds gauge');
+    } finally {
+      metrics.close();
+    }
+  });
+
+  it('serves the registry as Prometheus text, including a latency observed once', async () => {
+    const { app, metrics } = harness();
+    metrics.requestLatency.observe({ model: MODEL, exit: exitLabel(-1) }, 0.003);
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe(metrics.registry.contentType);
+    expect(res.body).toContain('offramp_request_latency_seconds_count{model="tiny",exit="final"} 1');
+    expect(res.body).toContain('offramp_request_latency_seconds_bucket{le="0.005",model="tiny",exit="final"} 1');
+  });
+
+  it('keeps two registries apart: a second server does not see the first one\'s observations', async () => {
+    const a = harness();
+    const b = harness();
+    a.metrics.requestsTotal.inc({ model: MODEL, outcome: 'ok' });
+    const resA = await a.app.inject({ method: 'GET', url: '/metrics' });
+    const resB = await b.app.inject({ method: 'GET', url: '/metrics' });
+    expect(resA.body).toContain('offramp_requests_total{model="tiny",outcome="ok"} 1');
+    expect(resB.body).not.toContain('offramp_requests_total{model="tiny"');
+  });
+
+  it('exports an inactive or "never" ramp as threshold 1 with offramp_ramp_active 0, and never NaN', async () => {
+    const { app, metrics, plane } = harness();
+    const report = plane.exits(MODEL);
+    recordExitsReport(metrics, {
+      ...report,
+      ramps: [...report.ramps, { id: 1, active: true, threshold: null, computeBefore: 0.6, exitRate: 0, agreement: null }],
+      window: { ...report.window, disagreement: null },
+    });
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toContain('offramp_ramp_threshold{model="tiny",ramp="0"} 0.9');
+    expect(text).toContain('offramp_ramp_active{model="tiny",ramp="0"} 1');
+    expect(text).toContain(`offramp_ramp_threshold{model="tiny",ramp="1"} ${INACTIVE_THRESHOLD}`);
+    expect(text).toContain('offramp_ramp_active{model="tiny",ramp="1"} 0');
+    expect(text).toContain('offramp_window_early_exit_ratio{model="tiny"} 0.4');
+    expect(text).not.toContain('offramp_window_disagreement_ratio{');
+    expect(text).not.toMatch(/\bNaN\b/);
+  });
+});
+
+describe('client disconnects', () => {
+  it('aborts the request signal with OFFRAMP_CANCELLED when the client closes the connection mid-request', async () => {
+    const { app, plane } = harness();
+    let entered!: () => void;
+    const inferStarted = new Promise<void>((resolve) => (entered = resolve));
+    const abortReason = new Promise<unknown>((resolveReason) => {
+      plane.inferImpl = (request) =>
+        new Promise<InferResponse>((_resolve, reject) => {
+          const signal = request.signal!;
+          signal.addEventListener('abort', () => {
+            resolveReason(signal.reason);
+            reject(signal.reason as Error);
+          });
+          entered();
+        });
+    });
+
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } });
+    client.on('error', () => {}); // the destroy below surfaces as an error on the client side
+    client.end(JSON.stringify(VALID_BODY));
+
+    await inferStarted;
+    client.destroy();
+    const reason = await abortReason;
+    expect(OfframpError.is(reason, 'OFFRAMP_CANCELLED')).toBe(true);
+
+    // The server is still fine afterwards.
+    const live = await app.inject({ method: 'GET', url: '/v2/health/live' });
+    expect(live.statusCode).toBe(200);
+  });
+
+  it('does not abort the signal of a request that was answered', async () => {
+    const { app, plane } = harness();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      client.on('error', reject);
+      client.end(JSON.stringify(VALID_BODY));
+    });
+    expect(status).toBe(200);
+    expect(plane.requests[0]!.signal!.aborted).toBe(false);
+  });
+});
+
+describe('closing', () => {
+  it('answers a request that arrives after close() began with 503 OFFRAMP_SHUTTING_DOWN, and finishes the one in flight', async () => {
+    const { app, plane } = harness();
+    let release!: () => void;
+    let entered!: () => void;
+    const inferStarted = new Promise<void>((resolve) => (entered = resolve));
+    plane.inferImpl = (request) =>
+      new Promise<InferResponse>((resolve) => {
+        release = () => resolve(answer(request));
+        entered();
+      });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+
+    // Raw keep-alive connection, so the second request reaches the server while it is closing.
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const body = JSON.stringify(VALID_BODY);
+    socket.write(`POST /v2/models/${MODEL}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await inferStarted;
+
+    const closed = app.close();
+    // The listener closes right after the preClose hooks ran, i.e. once the server counts as closing.
+    while (app.server.listening) await new Promise((resolve) => setImmediate(resolve));
+    socket.write('GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n');
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    release();
+    await closed;
+    await ended;
+
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 503]);
+    expect(received).toContain('"code":"OFFRAMP_SHUTTING_DOWN"');
+  });
+});

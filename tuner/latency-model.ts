@@ -1,0 +1,59 @@
+/**
+ * Latency arithmetic on a measured profile (DESIGN.md §4): how long a row takes to be answered
+ * when it exits at ramp k, what the active ramps cost, and the expected saving of an exit
+ * distribution against vanilla serving. Pure: the profile comes in as data.
+ */
+
+export interface LatencyProfileData {
+  batchSizes: number[];
+  segmentMs: number[][];
+  headMs: number[][];
+  fullModelMs: number[];
+}
+
+/** A profiled series at a batch size; beyond the largest size, scaled linearly. */
+export function atBatch(profile: LatencyProfileData, series: number[] | undefined, batchSize: number): number {
+  if (!series || series.length === 0) return 0;
+  const i = profile.batchSizes.indexOf(batchSize);
+  if (i >= 0) return series[i] as number;
+  const sizes = profile.batchSizes;
+  let j = 0;
+  while (j < sizes.length - 1 && (sizes[j + 1] as number) <= batchSize) j++;
+  return ((series[j] as number) * batchSize) / (sizes[j] as number);
+}
+
+/**
+ * Time until an answer at ramp `rampId` (segments up to and including the one the ramp follows,
+ * plus every active head up to it), or at the final layer when rampId is -1.
+ */
+export function latencyToAnswer(profile: LatencyProfileData, activeRamps: readonly number[], rampId: number, batchSize: number): number {
+  const lastSegment = rampId < 0 ? profile.segmentMs.length - 1 : rampId;
+  let total = 0;
+  for (let k = 0; k <= lastSegment; k++) total += atBatch(profile, profile.segmentMs[k], batchSize);
+  for (const r of activeRamps) if (rampId < 0 || r <= rampId) total += atBatch(profile, profile.headMs[r], batchSize);
+  return total;
+}
+
+/** Share of vanilla latency the active heads add to a row that runs to the end. */
+export function rampOverheadShare(profile: LatencyProfileData, activeRamps: readonly number[], batchSize: number): number {
+  const full = atBatch(profile, profile.fullModelMs, batchSize) || 1;
+  return activeRamps.reduce((s, r) => s + atBatch(profile, profile.headMs[r], batchSize), 0) / full;
+}
+
+/**
+ * Expected saving in time-to-answer against vanilla: 1 − E[latency with exits] / L_vanilla,
+ * where exitRates[r] is the share of rows answered at ramp r (the rest at the final layer).
+ */
+export function estimatedSavings(profile: LatencyProfileData, activeRamps: readonly number[], exitRates: ReadonlyMap<number, number>, batchSize: number): number {
+  const vanilla = atBatch(profile, profile.fullModelMs, batchSize);
+  if (vanilla <= 0) return 0;
+  let expected = 0;
+  let exited = 0;
+  for (const r of activeRamps) {
+    const rate = exitRates.get(r) ?? 0;
+    expected += rate * latencyToAnswer(profile, activeRamps, r, batchSize);
+    exited += rate;
+  }
+  expected += Math.max(0, 1 - exited) * latencyToAnswer(profile, activeRamps, -1, batchSize);
+  return 1 - expected / vanilla;
+}

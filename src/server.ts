@@ -92,19 +92,25 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   gauges.unref();
   for (const m of dataPlane.servedModels) updateGauges(metrics, m);
 
-  // Reload: what can change live (exit settings, thresholds) is applied between batches; what
-  // needs a restart (ports, model set, batching, paths) is reported and left as it is.
+  // Reload: exit settings, thresholds, batching and SLO apply from the next batch; what needs a
+  // restart (ports, workers, the set of models, their paths) is reported and left as it is.
   const stopWatching = options.configPath
     ? watchServingConfig(
         options.configPath,
         (next) => {
+          const restart = ['httpPort', 'grpcPort', 'host', 'workers', 'intraOpThreads', 'maxBodyBytes'] as const;
+          for (const key of restart) if (next.server[key] !== config.server[key]) log(`config reload: server.${key} changed; restart to apply it`);
+          for (const m of dataPlane.servedModels) if (!next.models.some((x) => x.name === m.name)) log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
           for (const modelConfig of next.models) {
             const m = dataPlane.servedModels.find((x) => x.name === modelConfig.name);
             if (!m) {
               log(`config reload: model ${modelConfig.name} is new; restart to serve it`);
               continue;
             }
+            if (modelConfig.path !== m.config.path) log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
+            m.runner.reconfigure(modelConfig.batching, modelConfig.slo.latencyMs);
             m.runner.setExitPlan(staticPlan(m.manifest, modelConfig));
+            m.config = modelConfig;
             log(`config reload: ${m.name} exit plan now ${m.runner.exitPlan.ramps.map((r) => `${r.id}@${r.threshold ?? 'never'}`).join(' ') || 'none'}`);
           }
         },

@@ -74,7 +74,7 @@ export class ModelRunner {
   constructor(
     readonly manifest: PreparedManifest,
     private readonly backend: ExecutionBackend,
-    private readonly options: RunnerOptions,
+    private options: RunnerOptions,
   ) {
     this.plan = options.plan;
     this.now = options.now ?? (() => performance.now());
@@ -90,6 +90,12 @@ export class ModelRunner {
   /** Takes effect from the next batch; batches already running keep the plan they started with. */
   setExitPlan(plan: ExitPlan): void {
     this.plan = plan;
+  }
+
+  /** Applies new batching limits and SLO from the next scheduling step (config reload). */
+  reconfigure(batching: BatchingConfig, sloLatencyMs: number): void {
+    this.options = { ...this.options, batching, sloLatencyMs };
+    this.scheduler.reconfigure(batching);
   }
 
   get queuedRequests(): number {

@@ -40,6 +40,7 @@ export interface BatchScheduler {
   remove(request: EngineRequest): boolean;
   /** Decides what to do now: form a batch, wait until a time, or nothing to do. */
   step(nowMs: number): Step;
+  reconfigure(config: BatchingConfig): void;
   readonly queuedRequests: number;
   readonly queuedRows: number;
 }
@@ -57,9 +58,14 @@ export class DynamicBatcher implements BatchScheduler {
    * @param latencyMs profiled latency of a batch of the given size (it grows with the size).
    */
   constructor(
-    private readonly config: BatchingConfig,
+    private config: BatchingConfig,
     private readonly latencyMs: (batchSize: number) => number,
   ) {}
+
+  /** New limits apply from the next step; queued requests stay queued (even beyond a smaller bound). */
+  reconfigure(config: BatchingConfig): void {
+    this.config = config;
+  }
 
   get queuedRequests(): number {
     return this.queue.length;

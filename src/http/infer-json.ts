@@ -214,5 +214,8 @@ function tensorDataToJson(data: OutputTensor['data']): number[] | string[] {
   if (Array.isArray(data)) return data;
   // INT64 values beyond 2^53 lose precision as JSON numbers; class indices and counts never get there.
   if (data instanceof BigInt64Array) return Array.from(data, Number);
+  // Nine significant digits round-trip any float32 exactly, without the noise of its double value
+  // (0.1f is 0.100000001, not 0.10000000149011612).
+  if (data instanceof Float32Array) return Array.from(data, (v) => Number(v.toPrecision(9)));
   return Array.from(data);
 }

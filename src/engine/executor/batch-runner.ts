@@ -55,7 +55,11 @@ export class BatchRunner {
     return new BatchRunner(manifest, segments, heads, full, batchTensors);
   }
 
-  async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+  /**
+   * @param onSegmentDone called after each segment finishes (tests use it to check that exits are
+   *   emitted between segments, i.e. before the batch is done).
+   */
+  async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void, onSegmentDone?: (segment: number) => void): Promise<BatchResult> {
     const started = performance.now();
     const m = this.manifest;
     const classes = m.model.classes;
@@ -89,6 +93,7 @@ export class BatchRunner {
       const t0 = performance.now();
       Object.assign(pool, await (this.segments[k] as OnnxSession).run(feeds, segment.outputs.map((o) => o.name)));
       segmentMs.push(performance.now() - t0);
+      onSegmentDone?.(k);
 
       const ramp = m.ramps[k];
       if (!ramp || !thresholdOf.has(ramp.id) || alive.length === 0) continue;

@@ -6,31 +6,9 @@
  * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
  */
 import type { BatchResult } from './backend.js';
+import type { FeedbackRecord, RampFeedback } from '../../tuner/feedback-record.js';
 
-export interface RampFeedback {
-  id: number;
-  argmax: number;
-  confidence: number;
-  /** Score under the serving policy (confidence, −entropy or margin). */
-  score: number;
-}
-
-export interface FeedbackRecord {
-  /** Milliseconds since the Unix epoch when the batch finished. */
-  t: number;
-  batchSize: number;
-  /** Ramp that answered the row, or -1 (full model). */
-  exit: number;
-  /** Active ramps that scored this row, in model order. */
-  ramps: RampFeedback[];
-  /** The full model's answer; null when the row left the batch early (drop mode). */
-  final: { argmax: number; confidence: number } | null;
-  /** Time in queue and from arrival to the answer, in ms (absent in recorded traces). */
-  queueMs?: number;
-  latencyMs?: number;
-  /** True label, when a trace was recorded from labelled data. */
-  label?: number;
-}
+export type { FeedbackRecord, RampFeedback };
 
 /**
  * Feedback records for every row of a finished batch. `t` is stamped by the caller; timing

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readManifest, type PreparedManifest } from '../ramps/manifest.js';
+import { OnnxSession } from '../ramps/onnx-session.js';
+import { BatchRunner } from '../src/engine/executor/batch-runner.js';
+import { WorkerPool } from '../src/engine/executor/worker-pool.js';
+import type { ExitPlan, RowExit } from '../src/engine/backend.js';
+import { softmaxRows } from '../ramps/heads/calibration.js';
+import { BUNDLED_DIR, BUNDLED_ONNX, testImages } from './helpers/bundled.js';
+
+let manifest: PreparedManifest;
+let runner: BatchRunner;
+
+const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release'): ExitPlan => ({ policy: 'confidence', patience: 2, mode, feedbackFraction: 0, ramps });
+
+beforeAll(async () => {
+  manifest = await readManifest(BUNDLED_DIR);
+  runner = await BatchRunner.load(BUNDLED_DIR, manifest, 1);
+});
+afterAll(async () => {
+  await runner.release();
+});
+
+describe('executor on the bundled model', () => {
+  it('segmented execution with every ramp scoring reproduces the unsplit model', async () => {
+    const input = await testImages(24);
+    const result = await runner.run(input, plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null }))), () => undefined);
+    const whole = await OnnxSession.create(BUNDLED_ONNX, { intraOpThreads: 1 });
+    const logits = (await whole.run({ pixels: input }))['logits']!.data as Float32Array;
+    await whole.release();
+    const expected = softmaxRows(logits, 10);
+    expect(result.finalRows.length).toBe(24);
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs((expected[i] as number) - (result.finalProbs[i] as number)));
+    expect(worst).toBeLessThanOrEqual(1e-4);
+    expect(result.readings.map((r) => r.ramp)).toEqual(manifest.ramps.map((r) => r.id));
+    expect([...result.exitRamp].every((e) => e === -1)).toBe(true);
+  });
+
+  it('emits an exited row before the batch runs its last segment (release mode keeps the row to the end)', async () => {
+    const events: string[] = [];
+    const first = manifest.ramps[0]!.id;
+    const result = await runner.run(
+      await testImages(8),
+      plan([{ id: first, threshold: 0 }]), // threshold 0: every row exits at the first ramp
+      (exits) => events.push(`exit ${exits.length} rows at ramp ${exits[0]?.ramp}`),
+      (k) => events.push(`segment ${k}`),
+    );
+    const last = manifest.segments.length - 1;
+    expect(events.indexOf(`exit 8 rows at ramp ${first}`)).toBeGreaterThan(events.indexOf(`segment ${first}`));
+    expect(events.indexOf(`exit 8 rows at ramp ${first}`)).toBeLessThan(events.indexOf(`segment ${last}`));
+    expect(result.finalRows.length).toBe(8); // release: every row still gives feedback
+  });
+
+  it('drop mode stops computing rows that exited', async () => {
+    const first = manifest.ramps[0]!.id;
+    const segments: number[] = [];
+    const result = await runner.run(await testImages(8), plan([{ id: first, threshold: 0 }], 'drop'), () => undefined, (k) => segments.push(k));
+    expect(result.finalRows.length).toBe(0);
+    expect(segments).toEqual([0]);
+  });
+
+  it('in drop mode the rows that stay are computed exactly as without exits', async () => {
+    const input = await testImages(16);
+    const ramp = manifest.ramps[1]!;
+    const threshold = ramp.soloExit.threshold;
+    const dropped = await runner.run(input, plan([{ id: ramp.id, threshold }], 'drop'), () => undefined);
+    const full = await runner.run(input, plan([]), () => undefined);
+    dropped.finalRows.forEach((row, i) => {
+      for (let c = 0; c < 10; c++) expect(Math.abs((dropped.finalProbs[i * 10 + c] as number) - (full.finalProbs[row * 10 + c] as number))).toBeLessThan(1e-4);
+    });
+    expect(dropped.finalRows.length + [...dropped.exitRamp].filter((e) => e >= 0).length).toBe(16);
+  });
+});
+
+describe('worker pool', () => {
+  it('delivers exits from the worker thread before the batch result', async () => {
+    const pool = await WorkerPool.start(BUNDLED_DIR, { workers: 1, intraOpThreads: 1 });
+    try {
+      const order: string[] = [];
+      const exits: RowExit[] = [];
+      const done = pool
+        .run(await testImages(4), plan([{ id: manifest.ramps[0]!.id, threshold: 0 }]), (e) => {
+          order.push('exit');
+          exits.push(...e);
+        })
+        .then((r) => {
+          order.push('done');
+          return r;
+        });
+      const result = await done;
+      expect(order).toEqual(['exit', 'done']);
+      expect(exits.map((e) => e.row).sort()).toEqual([0, 1, 2, 3]);
+      expect(exits.every((e) => Math.abs(e.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4)).toBe(true);
+      expect(result.finalRows.length).toBe(4);
+    } finally {
+      await pool.close();
+    }
+  });
+});

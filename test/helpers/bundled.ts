@@ -1,0 +1,21 @@
+/** The bundled, prepared Fashion-MNIST model and its committed test data (always in the repo). */
+import { fileURLToPath } from 'node:url';
+import { readNpy } from '../../ramps/npy.js';
+import { readManifest } from '../../ramps/manifest.js';
+import { InputRows } from '../../ramps/prepare.js';
+import type { HostTensor } from '../../ramps/onnx-session.js';
+
+const root = (relative: string): string => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
+
+export const BUNDLED_DIR = root('models/fmnist-resnet');
+export const BUNDLED_ONNX = root('models/fmnist-resnet.onnx');
+export const TEST_IMAGES = root('models/data/fashion-mnist/test-images.npy.gz');
+export const TEST_LABELS = root('models/data/fashion-mnist/test-labels.npy.gz');
+export const BOOTSTRAP_IMAGES = root('models/data/fashion-mnist/bootstrap-images.npy.gz');
+
+/** `count` real test images, scaled to [0,1], as a [count,1,28,28] float tensor. */
+export async function testImages(count: number, offset = 0): Promise<HostTensor> {
+  const manifest = await readManifest(BUNDLED_DIR);
+  const rows = new InputRows(await readNpy(TEST_IMAGES), manifest.model.inputs[0]!);
+  return rows.gather(Array.from({ length: count }, (_, i) => offset + i));
+}

@@ -1,0 +1,41 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { readManifest } from '../ramps/manifest.js';
+import { BUNDLED_DIR, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
+
+describe('offramp record', () => {
+  it('writes a header and one complete feedback record per input row', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
+    const code = await main(['record', '--model', BUNDLED_DIR, '--data', TEST_IMAGES, '--labels', TEST_LABELS, '--out', out, '--limit', '40', '--batch', '16', '--json']);
+    expect(code).toBe(0);
+    const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const manifest = await readManifest(BUNDLED_DIR);
+    expect(lines[0]).toMatchObject({ offramp_trace: 1, model: manifest.name, classes: 10 });
+    const records = lines.slice(1) as { ramps: { id: number }[]; final: { argmax: number } | null; exit: number; label: number; batchSize: number }[];
+    expect(records).toHaveLength(40);
+    for (const r of records) {
+      expect(r.ramps.map((x) => x.id)).toEqual(manifest.ramps.map((x) => x.id));
+      expect(r.final).not.toBeNull();
+      expect(r.exit).toBe(-1);
+      expect(r.label).toBeGreaterThanOrEqual(0);
+    }
+    expect(records.map((r) => r.batchSize)).toEqual([...Array(32).fill(16), ...Array(8).fill(8)]);
+    // The backbone is a real classifier: most of 40 test images are classified correctly.
+    expect(records.filter((r) => r.final?.argmax === r.label).length).toBeGreaterThan(30);
+  });
+
+  it('names a missing prepared model directory', async () => {
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      expect(await main(['record', '--model', '/nonexistent', '--data', TEST_IMAGES, '--out', '/tmp/x.jsonl'])).toBe(1);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errors.join('')).toContain('/nonexistent/manifest.json');
+  });
+});

@@ -1,0 +1,32 @@
+/**
+ * One row's feedback: what each active ramp said and what the full model said. The engine
+ * produces these live (src/engine/feedback.ts keeps a window of them), `offramp record` writes
+ * them one per line, and the tuner reads them. Defined here because tuner/ imports nothing
+ * from the runtime.
+ */
+
+export interface RampFeedback {
+  id: number;
+  argmax: number;
+  confidence: number;
+  /** Score under the serving policy (confidence, −entropy or margin). */
+  score: number;
+}
+
+export interface FeedbackRecord {
+  /** Milliseconds since the Unix epoch when the batch finished. */
+  t: number;
+  batchSize: number;
+  /** Ramp that answered the row, or -1 (full model). */
+  exit: number;
+  /** Active ramps that scored this row, in model order. */
+  ramps: RampFeedback[];
+  /** The full model's answer; null when the row left the batch early (drop mode). */
+  final: { argmax: number; confidence: number } | null;
+  /** Time in queue and from arrival to the answer, in ms (absent in recorded traces). */
+  queueMs?: number;
+  latencyMs?: number;
+  /** True label, when a trace was recorded from labelled data. */
+  label?: number;
+}
+

@@ -28,3 +28,9 @@ export async function readModelFile(path: string): Promise<ModelProto> {
   }
   return model;
 }
+
+/** Fails with "PATH: no such WHAT file" unless `path` is a regular file. */
+export async function requireFile(path: string, what: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) throw new CliError(`${path}: no such ${what} file`);
+}

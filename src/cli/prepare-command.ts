@@ -3,7 +3,7 @@
  * candidate cut, train and calibrate one ramp head per candidate on the backbone's own
  * predictions, profile latency, and write a prepared model directory (ramps/prepare.ts).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_PREPARE_OPTIONS, prepareModel, type PrepareProgress } from '../../ramps/prepare.js';
@@ -11,7 +11,7 @@ import { HEAD_KINDS, type HeadKind } from '../../ramps/heads/head-kinds.js';
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import { CliError } from './errors.js';
 import { collectList, formatPercent, formatTable, parseFraction, parsePositiveInt, writeJson, writeOut } from './format.js';
-import { readModelFile } from './model-file.js';
+import { readModelFile, requireFile } from './model-file.js';
 import { createProgress, type Progress } from './progress.js';
 
 interface PrepareCliOptions {
@@ -45,11 +45,6 @@ function parseNonNegativeInt(value: string): number {
   const x = Number(value);
   if (!Number.isInteger(x) || x < 0) throw new InvalidArgumentError(`expected a whole number ≥ 0, got '${value}'.`);
   return x;
-}
-
-async function requireFile(path: string, what: string): Promise<void> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info?.isFile()) throw new CliError(`${path}: no such ${what} file`);
 }
 
 /** One progress bar per phase; phases report absolute counts, bars want increments. */

@@ -2,15 +2,14 @@
  * `offramp record --model DIR --data INPUTS.npy --out TRACE.jsonl`: one feedback record per
  * input row with every ramp active (format in src/engine/recorder.ts).
  */
-import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readNpy } from '../../ramps/npy.js';
 import { recordTrace } from '../engine/recorder.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
-import { CliError } from './errors.js';
 import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';
 import { createProgress } from './progress.js';
+import { requireFile } from './model-file.js';
 
 interface RecordCliOptions {
   model: string;
@@ -29,11 +28,6 @@ const POLICIES: ExitPolicyKind[] = ['confidence', 'entropy', 'margin', 'patience
 function parsePolicy(value: string): ExitPolicyKind {
   if (!(POLICIES as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${POLICIES.join(', ')}, got '${value}'.`);
   return value as ExitPolicyKind;
-}
-
-async function requireFile(path: string, what: string): Promise<void> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info?.isFile()) throw new CliError(`${path}: no such ${what} file`);
 }
 
 export function registerRecordCommand(program: Command): void {

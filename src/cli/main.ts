@@ -11,6 +11,7 @@ import { registerVerifyCommand } from './verify-command.js';
 import { registerPrepareCommand } from './prepare-command.js';
 import { registerRecordCommand } from './record-command.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerReplayCommand } from './replay-command.js';
 import { packageVersion } from './version.js';
 
 const EXIT_USAGE = 2;
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerPrepareCommand(program);
   registerRecordCommand(program);
   registerServeCommand(program);
+  registerReplayCommand(program);
   return program;
 }
 

@@ -1,0 +1,183 @@
+/**
+ * `offramp replay --trace TRACE.jsonl [--tuner guarded|apparate|static] [--budget 0.01]
+ * [--confidence 0.95] [--window 1000] [--json]`: replays a recorded trace (`offramp record`)
+ * through a tuner as if it arrived live and reports, per window and overall, the realised
+ * disagreement, the savings the latency profile gives for the exits taken, and the
+ * hindsight-optimal savings. The file is read here; the replay itself is tuner/replay.ts (pure).
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { parseTraceHeader, parseTraceRecord, replayTrace, type ReplayReport } from '../../tuner/replay.js';
+import type { TunerKind } from '../../tuner/online-tuner.js';
+import type { FeedbackRecord } from '../../tuner/feedback-record.js';
+import { CliError } from './errors.js';
+import { formatPercent, formatTable, parseFraction, parsePositiveInt, writeJson, writeOut } from './format.js';
+
+interface ReplayCliOptions {
+  trace: string;
+  tuner: TunerKind;
+  budget: number;
+  confidence: number;
+  window: number;
+  patience: number;
+  ramps?: number[];
+  thresholds?: Map<number, number>;
+  apparateBatches: number;
+  hindsight: boolean;
+  json?: boolean;
+}
+
+const TUNERS: TunerKind[] = ['guarded', 'apparate', 'static'];
+
+function parseTuner(value: string): TunerKind {
+  if (!(TUNERS as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${TUNERS.join(', ')}, got '${value}'.`);
+  return value as TunerKind;
+}
+
+function parseBudget(value: string): number {
+  const x = parseFraction(value);
+  if (x <= 0 || x > 0.5) throw new InvalidArgumentError(`expected a budget in (0, 0.5] (e.g. 0.01 or 1%), got '${value}'.`);
+  return x;
+}
+
+function parseConfidence(value: string): number {
+  const x = parseFraction(value);
+  if (x < 0.5 || x >= 1) throw new InvalidArgumentError(`expected a confidence in [0.5, 1) (e.g. 0.95 or 95%), got '${value}'.`);
+  return x;
+}
+
+function parseRampList(value: string): number[] {
+  const ids = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (ids.length === 0 || !ids.every((s) => /^\d+$/.test(s))) throw new InvalidArgumentError(`expected ramp ids like 0,2,5, got '${value}'.`);
+  return ids.map(Number);
+}
+
+/** `0=0.95,3=0.9`: ramp id = threshold on the policy score. */
+function parseThresholds(value: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const part of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const match = /^(\d+)=(-?[\d.]+(?:e-?\d+)?)$/.exec(part);
+    if (!match || !Number.isFinite(Number(match[2]))) throw new InvalidArgumentError(`expected id=threshold pairs like 0=0.95,3=0.9, got '${part}'.`);
+    out.set(Number(match[1]), Number(match[2]));
+  }
+  if (out.size === 0) throw new InvalidArgumentError(`expected id=threshold pairs like 0=0.95,3=0.9, got '${value}'.`);
+  return out;
+}
+
+/** Reads a trace file: header line, then one record per line. Errors name the file and line. */
+export async function readTrace(path: string): Promise<{ header: ReturnType<typeof parseTraceHeader>; records: FeedbackRecord[] }> {
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new CliError(err.code === 'ENOENT' ? `${path}: no such trace file` : `${path}: ${err.message}`);
+  });
+  const lines = text.split('\n');
+  const parse = (line: string, index: number): unknown => {
+    try {
+      return JSON.parse(line) as unknown;
+    } catch {
+      throw new CliError(`${path}: line ${index + 1} is not JSON`);
+    }
+  };
+  const first = lines.findIndex((l) => l.trim() !== '');
+  if (first < 0) throw new CliError(`${path}: empty trace file`);
+  try {
+    const header = parseTraceHeader(parse(lines[first] as string, first));
+    const records: FeedbackRecord[] = [];
+    for (let i = first + 1; i < lines.length; i++) {
+      const line = lines[i] as string;
+      if (line.trim() === '') continue;
+      records.push(parseTraceRecord(parse(line, i), i + 1));
+    }
+    return { header, records };
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/** 0.0043 → "0.43%": disagreements near a 1 % budget need two decimals. */
+function formatRate(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+function formatThresholds(thresholds: Record<number, number | null>): string {
+  return Object.entries(thresholds)
+    .map(([id, t]) => `${id}:${t === null ? '-' : t.toFixed(3)}`)
+    .join(' ');
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+function summary(report: ReplayReport): string {
+  const rows = report.windows.map((w) => [
+    String(w.index),
+    String(w.startRow),
+    formatRate(w.disagreement),
+    w.withinBudget ? 'yes' : 'NO',
+    formatPercent(w.savings),
+    w.hindsightSavings === null ? '-' : formatPercent(w.hindsightSavings),
+    formatThresholds(w.thresholdsAfter),
+  ]);
+  const count = (type: string): number => report.events.filter((e) => e.event.type === type).length;
+  const within = report.windows.filter((w) => w.withinBudget).length;
+  const lines = [
+    `replayed ${report.rows} rows of ${report.model} (policy ${report.policy}) through the ${report.tuner} tuner: budget ${formatRate(report.budget)} per ${report.window}-row window, confidence ${formatPercent(report.confidence)}`,
+    '',
+    formatTable(['window', 'first row', 'disagreement', 'within', 'savings', 'hindsight', 'thresholds after (ramp:τ, - never)'], rows, ['right', 'right', 'right', 'left', 'right', 'right', 'left']),
+    '',
+    report.withinBudgetFraction === null
+      ? `fewer rows than one window (${report.window}): no window judged`
+      : `windows within budget: ${within}/${report.windows.length} (${formatPercent(report.withinBudgetFraction)})`,
+    `overall disagreement: ${formatRate(report.overallDisagreement)}`,
+    `mean savings: ${formatPercent(report.meanSavings)}` +
+      (report.meanHindsightSavings !== null ? ` (hindsight-optimal ${formatPercent(report.meanHindsightSavings)}` + (report.fractionOfHindsight !== null ? `, ${formatPercent(report.fractionOfHindsight)} of it)` : ')') : ''),
+    `tuner events: ${plural(count('retune'), 're-tune')}, ${plural(count('tighten'), 'tightening')}, ${plural(count('ramps'), 'ramp change')}`,
+  ];
+  return lines.join('\n');
+}
+
+export function registerReplayCommand(program: Command): void {
+  program
+    .command('replay')
+    .description('replay a recorded trace through a tuner as if it arrived live; report the budget, savings and hindsight-optimal savings per window')
+    .requiredOption('--trace <file>', 'trace written by offramp record (.jsonl)')
+    .option('--tuner <kind>', `tuner to replay (${TUNERS.join(', ')})`, parseTuner, 'guarded')
+    .option('--budget <fraction>', 'largest allowed disagreement with the full model per window (0.01 or 1%)', parseBudget, 0.01)
+    .option('--confidence <p>', 'confidence 1 − δ of the guarded tuner\'s bound', parseConfidence, 0.95)
+    .option('--window <n>', 'rows per window', parsePositiveInt, 1000)
+    .option('--patience <n>', 'for a patience-policy trace: consecutive ramps that must agree', parsePositiveInt, 2)
+    .option('--ramps <ids>', 'active ramps (comma-separated ids; default every ramp in the trace)', parseRampList)
+    .option('--thresholds <pairs>', 'static tuner: fixed thresholds as id=τ pairs (default: calibrated on the first rows)', parseThresholds)
+    .option('--apparate-batches <n>', 'apparate tuner: its window in batches (Apparate uses 4)', parsePositiveInt, 4)
+    .option('--no-hindsight', 'skip the hindsight-optimal search per window (faster)')
+    .option('--json', 'print the report as JSON')
+    .action(async (options: ReplayCliOptions) => {
+      const { header, records } = await readTrace(options.trace);
+      if (options.thresholds && options.tuner !== 'static') throw new CliError('--thresholds applies to --tuner static only');
+      let report: ReplayReport;
+      try {
+        report = replayTrace(header, records, {
+          tuner: options.tuner,
+          budget: options.budget,
+          confidence: options.confidence,
+          window: options.window,
+          patience: options.patience,
+          hindsight: options.hindsight,
+          apparateWindowBatches: options.apparateBatches,
+          // Fixed thresholds name the ramps that run; others would only add their heads' cost.
+          ...(options.ramps ? { activeRamps: options.ramps } : options.thresholds ? { activeRamps: [...options.thresholds.keys()] } : {}),
+          ...(options.thresholds ? { staticThresholds: options.thresholds } : {}),
+        });
+      } catch (err) {
+        if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
+        throw err;
+      }
+      if (options.json) {
+        writeJson(report);
+        return;
+      }
+      writeOut(summary(report));
+    });
+}

@@ -1,0 +1,296 @@
+/**
+ * Replay: run a recorded trace through a tuner as if it arrived live, and measure what a live
+ * server would have seen. Pure: the trace comes in as data (src/cli/replay-command.ts reads it).
+ *
+ * The trace (`offramp record`) scored every ramp on every row with nobody exiting. Replay walks
+ * it in order, in batches of the recorded batch size; for each batch the thresholds in force
+ * *at that moment* decide every row (its exit is fixed then, never re-decided later), and the
+ * tuner then observes the batch — reduced to what a live server would have fed back: only the
+ * readings of the ramps active at that moment, with the exit that was taken. So the realised
+ * disagreement is that of live decisions, and a tuner only learns from what it could have seen.
+ *
+ * Per window of `window` consecutive rows (non-overlapping; a shorter tail is counted in the
+ * overall figures but is not a window): realised disagreement and whether it is within budget,
+ * realised savings (each row's time to answer from the latency model, under the ramp set it was
+ * served with) and the hindsight-optimal savings on that same window (thresholds an oracle would
+ * pick knowing the window, the ramps active at its end). Overall: share of windows within
+ * budget, overall disagreement, mean savings, savings as a fraction of hindsight (ratio of the
+ * sums over windows), and the thresholds after each window.
+ *
+ * Static replays need thresholds: given ones, or — like `prepare` calibrating offline on a
+ * bootstrap set — the guarded search run once on the first rows (its tuning window), then
+ * frozen; those first windows are then in-sample for it.
+ */
+import type { ExitPolicyKind } from './exit-policy.js';
+import type { FeedbackRecord } from './feedback-record.js';
+import { guardedThresholds, hindsightOptimal } from './guarded.js';
+import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
+import { OnlineTuner, type RampSetOptions, type TunerEvent, type TunerKind } from './online-tuner.js';
+import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
+
+/** The first line of a trace file (src/engine/recorder.ts). */
+export interface TraceHeader {
+  offramp_trace: 1;
+  model: string;
+  policy: ExitPolicyKind;
+  batch_size: number;
+  classes: number;
+  labels?: string[];
+  ramps: { id: number; computeBefore: number }[];
+  profile: LatencyProfileData;
+}
+
+const POLICIES: readonly ExitPolicyKind[] = ['confidence', 'entropy', 'margin', 'patience'];
+
+function isNumberMatrix(x: unknown): x is number[][] {
+  return Array.isArray(x) && x.every((row) => Array.isArray(row) && row.every((v) => typeof v === 'number'));
+}
+
+/** Checks a parsed header line; the message names the field that is wrong. */
+export function parseTraceHeader(value: unknown): TraceHeader {
+  const h = value as Partial<TraceHeader> | null;
+  if (!h || typeof h !== 'object' || h.offramp_trace !== 1) throw new Error('not an offramp trace: the first line must be a header with "offramp_trace": 1');
+  if (!POLICIES.includes(h.policy as ExitPolicyKind)) throw new Error(`header.policy: expected one of ${POLICIES.join(', ')}, got ${JSON.stringify(h.policy)}`);
+  if (!Number.isInteger(h.batch_size) || (h.batch_size as number) < 1) throw new Error(`header.batch_size: expected a positive integer, got ${JSON.stringify(h.batch_size)}`);
+  if (!Array.isArray(h.ramps) || !h.ramps.every((r) => Number.isInteger(r?.id))) throw new Error('header.ramps: expected a list of {id, computeBefore}');
+  const p = h.profile;
+  if (!p || !Array.isArray(p.batchSizes) || !isNumberMatrix(p.segmentMs) || !isNumberMatrix(p.headMs) || !Array.isArray(p.fullModelMs)) {
+    throw new Error('header.profile: expected {batchSizes, segmentMs, headMs, fullModelMs}');
+  }
+  return h as TraceHeader;
+}
+
+/** Checks one parsed record line (just what replay relies on). */
+export function parseTraceRecord(value: unknown, line: number): FeedbackRecord {
+  const r = value as Partial<FeedbackRecord> | null;
+  if (!r || typeof r !== 'object' || !Array.isArray(r.ramps)) throw new Error(`line ${line}: not a feedback record (no "ramps" list)`);
+  for (const x of r.ramps) {
+    if (!Number.isInteger(x?.id) || !Number.isInteger(x?.argmax) || typeof x?.score !== 'number') throw new Error(`line ${line}: ramp readings need integer id and argmax and a numeric score`);
+  }
+  if (r.final !== null && (typeof r.final !== 'object' || !Number.isInteger(r.final?.argmax))) throw new Error(`line ${line}: "final" must be {argmax, confidence} or null`);
+  return r as FeedbackRecord;
+}
+
+export interface ReplayOptions {
+  tuner: TunerKind;
+  /** Default 0.01. */
+  budget?: number;
+  /** Default 0.95. */
+  confidence?: number;
+  /** Rows per window, for the tuner and the report (default 1000). */
+  window?: number;
+  /** For the patience policy (default 2, as the SLO file). */
+  patience?: number;
+  /** Ramps active from the start (default: every ramp in the header). */
+  activeRamps?: readonly number[];
+  /** Static thresholds (default for static: calibrated on the first window). */
+  staticThresholds?: Thresholds;
+  /** Batch size at which latencies are read from the profile (default 1). */
+  latencyBatchSize?: number;
+  retuneEvery?: number;
+  /** Rows the guarded tuner learns and tests on (default 4 × window). */
+  tuneWindow?: number;
+  /** Guarded: one row in this many learns, the others test (default 2). */
+  fitEvery?: number;
+  /** Guarded: hold the bound below the window-safe rate (default true; see OnlineTunerOptions). */
+  perWindowGuard?: boolean;
+  driftSpan?: number;
+  apparateWindowBatches?: number;
+  /** Compute hindsight-optimal savings per window (default true; the slow part). */
+  hindsight?: boolean;
+  /** Let the tuner drop and add ramps (absent: fixed ramp set). */
+  rampSet?: Omit<RampSetOptions, 'availableRamps'> & { availableRamps?: readonly number[] };
+}
+
+export interface ReplayWindow {
+  index: number;
+  /** First row of the window in the trace (0-based). */
+  startRow: number;
+  rows: number;
+  countedRows: number;
+  disagreements: number;
+  disagreement: number;
+  withinBudget: boolean;
+  savings: number;
+  hindsightSavings: number | null;
+  /** Share of the window's rows answered at each ramp. */
+  exitRates: Record<number, number>;
+  activeRamps: number[];
+  /** Thresholds in force after the window's last row. */
+  thresholdsAfter: Record<number, number | null>;
+}
+
+export interface ReplayReport {
+  model: string;
+  policy: ExitPolicyKind;
+  tuner: TunerKind;
+  budget: number;
+  confidence: number;
+  window: number;
+  rows: number;
+  windows: ReplayWindow[];
+  /** Share of full windows whose realised disagreement ≤ budget (null without a full window). */
+  withinBudgetFraction: number | null;
+  overallDisagreement: number;
+  /** Mean of the windows' realised savings (over all rows when there is no full window). */
+  meanSavings: number;
+  meanHindsightSavings: number | null;
+  /** Σ savings / Σ hindsight savings over windows; null when hindsight is off or ≤ 0. */
+  fractionOfHindsight: number | null;
+  /** Thresholds after each window, in order. */
+  trajectory: { afterRow: number; thresholds: Record<number, number | null> }[];
+  /** What the tuner did, after which row (thresholds as plain records, so the report is JSON). */
+  events: { afterRow: number; event: ReplayEvent }[];
+}
+
+export type ReplayEvent =
+  | (Omit<Extract<TunerEvent, { type: 'retune' }>, 'thresholds'> & { thresholds: Record<number, number | null> })
+  | Exclude<TunerEvent, { type: 'retune' }>;
+
+function plainEvent(event: TunerEvent): ReplayEvent {
+  return event.type === 'retune' ? { ...event, thresholds: asRecord(event.thresholds) } : event;
+}
+
+function asRecord(map: ReadonlyMap<number, number | null>): Record<number, number | null> {
+  return Object.fromEntries([...map].sort(([a], [b]) => a - b));
+}
+
+/** Replays a trace through a tuner, live-order, and reports per window and overall. */
+export function replayTrace(header: TraceHeader, records: readonly FeedbackRecord[], options: ReplayOptions): ReplayReport {
+  const budget = options.budget ?? 0.01;
+  const confidence = options.confidence ?? 0.95;
+  const window = options.window ?? 1000;
+  const rule = { policy: header.policy, patience: options.patience ?? 2 };
+  const profile = header.profile;
+  const latencyBatchSize = options.latencyBatchSize ?? 1;
+  const allRamps = header.ramps.map((r) => r.id).sort((a, b) => a - b);
+  const activeRamps = [...(options.activeRamps ?? allRamps)].sort((a, b) => a - b);
+  for (const id of activeRamps) if (!allRamps.includes(id)) throw new RangeError(`ramp ${id} is not in the trace (ramps: ${allRamps.join(', ')})`);
+
+  let initial: Thresholds | undefined = options.staticThresholds;
+  if (options.tuner === 'static' && !initial) {
+    const first = records.slice(0, options.tuneWindow ?? 4 * window);
+    const guard = options.perWindowGuard !== false ? { windowRows: window } : {};
+    initial = guardedThresholds(first, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, confidence, ...guard }).thresholds;
+  }
+  const tuner = new OnlineTuner({
+    kind: options.tuner,
+    rule,
+    profile,
+    latencyBatchSize,
+    budget,
+    confidence,
+    window,
+    activeRamps,
+    ...(initial ? { thresholds: initial } : {}),
+    ...(options.retuneEvery !== undefined ? { retuneEvery: options.retuneEvery } : {}),
+    ...(options.tuneWindow !== undefined ? { tuneWindow: options.tuneWindow } : {}),
+    ...(options.fitEvery !== undefined ? { fitEvery: options.fitEvery } : {}),
+    ...(options.perWindowGuard !== undefined ? { perWindowGuard: options.perWindowGuard } : {}),
+    ...(options.driftSpan !== undefined ? { driftSpan: options.driftSpan } : {}),
+    ...(options.apparateWindowBatches !== undefined ? { apparateWindowBatches: options.apparateWindowBatches } : {}),
+    hindsight: false, // replay computes hindsight per window itself
+    ...(options.rampSet ? { rampSet: { ...options.rampSet, availableRamps: options.rampSet.availableRamps ?? allRamps } } : {}),
+  });
+
+  const vanilla = atBatch(profile, profile.fullModelMs, latencyBatchSize);
+  const windows: ReplayWindow[] = [];
+  const trajectory: ReplayReport['trajectory'] = [];
+  const events: ReplayReport['events'] = [];
+  // Accumulators for the window being filled.
+  let winStart = 0;
+  let winRows = 0;
+  let winCounted = 0;
+  let winDisagree = 0;
+  let winLatency = 0;
+  let winExits = new Map<number, number>();
+  let totalCounted = 0;
+  let totalDisagree = 0;
+  let totalLatency = 0;
+
+  const closeWindow = (): void => {
+    const windowRecords = records.slice(winStart, winStart + winRows);
+    const endRamps = [...tuner.activeRamps];
+    let hindsightSavings: number | null = null;
+    if (options.hindsight !== false && endRamps.length > 0) {
+      const ev = new WindowEvaluator(windowRecords, { activeRamps: endRamps, rule, profile, batchSize: latencyBatchSize });
+      hindsightSavings = hindsightOptimal(ev, { budget, confidence, seeds: [ev.toVector(tuner.thresholds)] }).savings;
+    } else if (options.hindsight !== false) {
+      hindsightSavings = 0;
+    }
+    const disagreement = winCounted > 0 ? winDisagree / winCounted : 0;
+    windows.push({
+      index: windows.length,
+      startRow: winStart,
+      rows: winRows,
+      countedRows: winCounted,
+      disagreements: winDisagree,
+      disagreement,
+      withinBudget: winDisagree <= budget * winCounted + 1e-9,
+      savings: vanilla > 0 ? 1 - winLatency / winRows / vanilla : 0,
+      hindsightSavings,
+      exitRates: Object.fromEntries([...winExits].sort(([a], [b]) => a - b).map(([id, n]) => [id, n / winRows])),
+      activeRamps: endRamps,
+      thresholdsAfter: asRecord(tuner.thresholds),
+    });
+    trajectory.push({ afterRow: winStart + winRows, thresholds: asRecord(tuner.thresholds) });
+    winStart += winRows;
+    winRows = 0;
+    winCounted = 0;
+    winDisagree = 0;
+    winLatency = 0;
+    winExits = new Map();
+  };
+
+  const batchSize = header.batch_size;
+  for (let start = 0; start < records.length; start += batchSize) {
+    const batch = records.slice(start, start + batchSize);
+    const ramps = tuner.activeRamps;
+    const active = new Set(ramps);
+    const thresholds = tuner.thresholds;
+    const live: FeedbackRecord[] = [];
+    for (const record of batch) {
+      const answer = decideExit(record, ramps, thresholds, rule);
+      const latency = latencyToAnswer(profile, ramps, answer.exit, latencyBatchSize);
+      const counted = record.final !== null;
+      const disagrees = counted && answer.argmax !== record.final?.argmax ? 1 : 0;
+      live.push({ ...record, exit: answer.exit, ramps: record.ramps.filter((r) => active.has(r.id)) });
+      winRows++;
+      winLatency += latency;
+      totalLatency += latency;
+      if (answer.exit >= 0) winExits.set(answer.exit, (winExits.get(answer.exit) ?? 0) + 1);
+      if (counted) {
+        winCounted++;
+        totalCounted++;
+        winDisagree += disagrees;
+        totalDisagree += disagrees;
+      }
+      if (winRows === window) {
+        // The window closes mid-batch with the thresholds that decided it still in force.
+        closeWindow();
+      }
+    }
+    for (const event of tuner.observe(live)) events.push({ afterRow: start + batch.length, event: plainEvent(event) });
+  }
+
+  const hindsightSum = windows.reduce((s, w) => s + (w.hindsightSavings ?? 0), 0);
+  const savingsSum = windows.reduce((s, w) => s + w.savings, 0);
+  const useHindsight = options.hindsight !== false && windows.length > 0;
+  return {
+    model: header.model,
+    policy: header.policy,
+    tuner: options.tuner,
+    budget,
+    confidence,
+    window,
+    rows: records.length,
+    windows,
+    withinBudgetFraction: windows.length > 0 ? windows.filter((w) => w.withinBudget).length / windows.length : null,
+    overallDisagreement: totalCounted > 0 ? totalDisagree / totalCounted : 0,
+    meanSavings: windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0,
+    meanHindsightSavings: useHindsight ? hindsightSum / windows.length : null,
+    fractionOfHindsight: useHindsight && hindsightSum > 0 ? savingsSum / hindsightSum : null,
+    trajectory,
+    events,
+  };
+}

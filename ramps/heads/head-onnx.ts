@@ -1,8 +1,8 @@
 /**
  * Writes a trained head as a small ONNX model whose input is the cut tensor itself (same name,
  * so the runtime feeds it straight from the segment's output) and whose output is `probs`,
- * the temperature-scaled softmax. Feature standardisation and 1/T are folded into the Gemm
- * weights, so serving runs only pool → Gemm (→ act → Gemm) → Softmax.
+ * the temperature-scaled softmax. Feature scaling and 1/T are folded into the Gemm weights, so
+ * serving runs only pool → Sub(mean) → Gemm (→ act → Gemm) → Softmax.
  */
 import { ElemType, makeValueInfo, onnx, type Dim } from '../onnx-model.js';
 import { type HeadKind, hasHiddenLayer, hiddenActivation, quadrantWindow } from './head-kinds.js';
@@ -30,20 +30,17 @@ function floatTensor(name: string, dims: number[], values: Float32Array): onnx.I
   return { name, dims, dataType: ElemType.FLOAT, rawData: bytes };
 }
 
-/** Folds x' = (x − mean)/std into the first layer: W' = W/std (per input row), b' = b − Σ mean/std·W. */
-function foldStandardisation(w: Float32Array, b: Float32Array, mean: Float32Array, std: Float32Array, inputs: number, outputs: number) {
+/**
+ * Folds the division of x' = (x − mean)/std into the first layer: W' = W/std (per input row).
+ * The subtraction stays a separate Sub node: folding it into the bias would subtract two large,
+ * nearly equal float32 sums when a feature's mean is large against its spread, and lose precision.
+ */
+function foldScale(w: Float32Array, std: Float32Array, inputs: number, outputs: number): Float32Array {
   const wf = new Float32Array(w.length);
-  const bf = new Float32Array(b);
   for (let i = 0; i < inputs; i++) {
-    const s = std[i] as number;
-    const m = mean[i] as number;
-    for (let o = 0; o < outputs; o++) {
-      const v = (w[i * outputs + o] as number) / s;
-      wf[i * outputs + o] = v;
-      bf[o] = (bf[o] as number) - m * v;
-    }
+    for (let o = 0; o < outputs; o++) wf[i * outputs + o] = (w[i * outputs + o] as number) / (std[i] as number);
   }
-  return { w: wf, b: bf };
+  return wf;
 }
 
 export function buildHeadModel(weights: HeadWeights, input: { name: string; dims: Dim[] }, opsetImport: onnx.IOperatorSetIdProto[]): onnx.IModelProto {
@@ -82,19 +79,23 @@ export function buildHeadModel(weights: HeadWeights, input: { name: string; dims
       break;
   }
 
+  initializers.push(floatTensor('feature_mean', [weights.featureCount], weights.featureMean));
+  nodes.push({ opType: 'Sub', input: [features, 'feature_mean'], output: ['centered'], name: 'center' });
+  features = 'centered';
+
   const t = weights.temperature;
   const lastIn = hasHiddenLayer(weights.kind) ? weights.hidden : weights.featureCount;
   let w2 = weights.w2;
-  let b2 = weights.b2;
+  const b2 = weights.b2;
   if (hasHiddenLayer(weights.kind)) {
     if (!weights.w1 || !weights.b1) throw new Error(`${weights.kind} head needs first-layer weights`);
-    const first = foldStandardisation(weights.w1, weights.b1, weights.featureMean, weights.featureStd, weights.featureCount, weights.hidden);
-    initializers.push(floatTensor('w1', [weights.featureCount, weights.hidden], first.w), floatTensor('b1', [weights.hidden], first.b));
+    const w1 = foldScale(weights.w1, weights.featureStd, weights.featureCount, weights.hidden);
+    initializers.push(floatTensor('w1', [weights.featureCount, weights.hidden], w1), floatTensor('b1', [weights.hidden], weights.b1));
     nodes.push({ opType: 'Gemm', input: [features, 'w1', 'b1'], output: ['hidden_pre'], name: 'dense' });
     nodes.push({ opType: hiddenActivation(weights.kind) === 'tanh' ? 'Tanh' : 'Relu', input: ['hidden_pre'], output: ['hidden'], name: 'act' });
     features = 'hidden';
   } else {
-    ({ w: w2, b: b2 } = foldStandardisation(w2, b2, weights.featureMean, weights.featureStd, weights.featureCount, weights.classes));
+    w2 = foldScale(w2, weights.featureStd, weights.featureCount, weights.classes);
   }
   // Temperature scaling folded in: softmax((xW + b)/T) = softmax(x(W/T) + b/T).
   initializers.push(floatTensor('w2', [lastIn, weights.classes], w2.map((v) => v / t)), floatTensor('b2', [weights.classes], b2.map((v) => v / t)));

@@ -63,8 +63,13 @@ function standardisation(set: TrainingSet): { mean: Float32Array; std: Float32Ar
       std[f] = (std[f] as number) + (d * d) / rows;
     }
   }
-  // A dead feature (e.g. a channel ReLU always zeroes) keeps std 1, so it cannot blow up.
-  for (let f = 0; f < featureCount; f++) std[f] = Math.sqrt(std[f] as number) > 1e-6 ? Math.sqrt(std[f] as number) : 1;
+  // A feature that barely varies against its own size (a dead ReLU channel, a near-constant
+  // pooled activation) carries little signal but would be scaled up enormously, amplifying
+  // float32 rounding in the exported head: floor the spread at 1 % of the mean's magnitude.
+  for (let f = 0; f < featureCount; f++) {
+    const spread = Math.max(Math.sqrt(std[f] as number), 0.01 * Math.abs(mean[f] as number));
+    std[f] = spread > 1e-6 ? spread : 1;
+  }
   return { mean, std };
 }
 

@@ -10,7 +10,8 @@
  * It prints throughput as ratios against `raw` measured in the same run, and the server's
  * event-loop lag (p50/p99/max) while saturated. Nothing here is asserted; it reports.
  *
- *   npx tsx bench/serving-overhead.ts [--model models/fmnist-resnet] [--seconds 8] [--batch 16] [--concurrency 64] [--json]
+ *   npx tsx bench/serving-overhead.ts [--model models/fmnist-resnet] [--seconds 8] [--batch 16] [--concurrency 64]
+ *                                     [--workers 1] [--threads 2] [--raw-threads workers×threads] [--json]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -34,6 +35,8 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '64' },
     threads: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
+    'raw-threads': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -42,6 +45,9 @@ const seconds = Number(args.seconds);
 const batch = Number(args.batch);
 const concurrency = Number(args.concurrency);
 const threads = Number(args.threads);
+const workers = Number(args.workers);
+/** The raw loop's threads: by default the same as the server's in total (workers × threads). */
+const rawThreads = Number(args['raw-threads'] ?? workers * threads);
 
 const manifest = await readManifest(modelDir);
 const spec = manifest.model.inputs[0];
@@ -53,7 +59,7 @@ const say = (line: string): void => {
 
 // --- raw onnxruntime loop ---
 async function measureRaw(): Promise<number> {
-  const session = await OnnxSession.create(join(modelDir, manifest.model.file), { intraOpThreads: threads });
+  const session = await OnnxSession.create(join(modelDir, manifest.model.file), { intraOpThreads: rawThreads });
   const inputs = Array.from({ length: 32 }, (_, b) => rows.gather(Array.from({ length: batch }, (_, i) => (b * batch + i) % rows.rows)));
   for (let i = 0; i < 5; i++) await session.run({ [spec!.name]: inputs[i % inputs.length]! });
   let done = 0;
@@ -69,7 +75,7 @@ async function measureRaw(): Promise<number> {
 
 function vanillaConfig(): string {
   return [
-    'server: { http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: 1, intra_op_threads: ' + threads + ' }',
+    'server: { http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: ' + workers + ', intra_op_threads: ' + threads + ' }',
     'models:',
     `  - name: bench`,
     `    path: ${JSON.stringify(modelDir)}`,
@@ -133,7 +139,7 @@ async function measureHttp() {
   return { client, lag: lagSummary(lag) };
 }
 
-say(`model ${manifest.name}, batch ${batch}, ${threads} intra-op threads, ${seconds} s per measurement, ${concurrency} requests in flight`);
+say(`model ${manifest.name}, batch ${batch}, server ${workers} worker(s) × ${threads} intra-op thread(s), raw loop ${rawThreads} thread(s), ${seconds} s per measurement, ${concurrency} requests in flight`);
 const raw = await measureRaw();
 say(`raw onnxruntime loop: ${raw.toFixed(0)} rows/s`);
 const engine = await measureEngine();
@@ -141,5 +147,5 @@ say(`engine (in-process):  ${engine.rps.toFixed(0)} rows/s = ${(engine.rps / raw
 const http = await measureHttp();
 say(`HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ${(http.client.rps / raw * 100).toFixed(1)} % of raw (${http.client.errors} errors); server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, max ${http.lag.maxMs.toFixed(1)} ms`);
 if (args.json) {
-  process.stdout.write(JSON.stringify({ model: manifest.name, batch, threads, seconds, concurrency, rawRps: raw, engine: { ...engine, ratio: engine.rps / raw }, http: { ...http, ratio: http.client.rps / raw } }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ model: manifest.name, batch, workers, threads, rawThreads, seconds, concurrency, rawRps: raw, engine: { ...engine, ratio: engine.rps / raw }, http: { ...http, ratio: http.client.rps / raw } }, null, 2) + '\n');
 }

@@ -32,6 +32,11 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Names of outputs to compute; default: all declared outputs. */
   outputs?: string[];
+  /**
+   * Let idle intra-op threads busy-wait for the next operator (onnxruntime's default). Serving
+   * turns it off: spinning threads take the cores the serving thread needs between batches.
+   */
+  spinning?: boolean;
 }
 
 export class OnnxSession {
@@ -47,6 +52,7 @@ export class OnnxSession {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: options.intraOpThreads ?? 0,
       interOpNumThreads: 1,
+      ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
     const session =
       typeof model === 'string'

@@ -45,7 +45,9 @@ export class BatchRunner {
   ) {}
 
   static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number): Promise<BatchRunner> {
-    const opts = { intraOpThreads };
+    // No spinning: between batches the serving thread needs the cores that idle onnxruntime
+    // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
+    const opts = { intraOpThreads, spinning: false };
     const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
     const heads = await Promise.all(manifest.ramps.map((r) => OnnxSession.create(join(dir, r.head.file), opts)));
     const full = await OnnxSession.create(join(dir, manifest.model.file), opts);

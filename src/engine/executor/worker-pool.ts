@@ -1,6 +1,7 @@
 /**
  * The real ExecutionBackend: N worker threads, each with its own onnxruntime sessions for the
- * prepared model. One batch per worker at a time; the engine never asks for more than `slots`.
+ * prepared model. Each worker runs one batch at a time and holds at most one more; the engine
+ * never asks for more than `slots`.
  */
 import { Worker } from 'node:worker_threads';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../backend.js';
@@ -14,9 +15,16 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
+  /** Set when the worker crashed: it takes no more batches. */
+  broken: boolean;
   pending: Map<number, Pending>;
 }
+
+/**
+ * Batches a worker holds at once: one running and one waiting, so it starts the next batch the
+ * moment the last one ends instead of waiting for the serving thread to hand it over.
+ */
+const DEPTH = 2;
 
 /**
  * The built package runs worker.js. Source runs (vitest, tsx) must load worker.ts, and Node 20
@@ -36,7 +44,7 @@ export class WorkerPool implements ExecutionBackend {
   private constructor(private readonly workers: Slot[]) {}
 
   get slots(): number {
-    return this.workers.length;
+    return this.workers.length * DEPTH;
   }
 
   static async start(modelDir: string, options: { workers: number; intraOpThreads: number }): Promise<WorkerPool> {
@@ -45,7 +53,7 @@ export class WorkerPool implements ExecutionBackend {
       Array.from({ length: options.workers }, () =>
         new Promise<Slot>((resolve, reject) => {
           const worker = createWorker(init);
-          const slot: Slot = { worker, busy: false, pending: new Map() };
+          const slot: Slot = { worker, broken: false, pending: new Map() };
           const onFirst = (message: FromWorker): void => {
             if (message.type === 'ready') resolve(slot);
             else if (message.type === 'load-error') reject(new Error(`executor could not load ${modelDir}: ${message.message}`));
@@ -66,7 +74,6 @@ export class WorkerPool implements ExecutionBackend {
       else if (message.type === 'done' || message.type === 'error') {
         const pending = slot.pending.get(message.batchId);
         slot.pending.delete(message.batchId);
-        slot.busy = false;
         if (message.type === 'done') pending?.resolve(message.result);
         else pending?.reject(new Error(message.message));
       }
@@ -75,15 +82,15 @@ export class WorkerPool implements ExecutionBackend {
     slot.worker.on('error', (err) => {
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
-      slot.busy = true;
+      slot.broken = true;
     });
   }
 
   run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new Error('executor is closed'));
-    const slot = this.workers.find((w) => !w.busy);
+    // The least loaded healthy worker.
+    const slot = this.workers.filter((w) => !w.broken && w.pending.size < DEPTH).sort((a, b) => a.pending.size - b.pending.size)[0];
     if (!slot) return Promise.reject(new Error('all executor workers are busy'));
-    slot.busy = true;
     const batchId = this.nextBatchId++;
     return new Promise<BatchResult>((resolve, reject) => {
       slot.pending.set(batchId, { onExit, resolve, reject });

@@ -21,17 +21,21 @@ async function start(): Promise<void> {
     send({ type: 'load-error', message: (err as Error).message });
     return;
   }
-  // Batches arrive one at a time (the pool never sends a second before `done`), so runs never overlap.
+  // The pool may send the next batch while one runs (so the worker never waits for the serving
+  // thread); runs are chained so they never overlap.
+  let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
     if (message.type === 'close') {
-      void runner.release().finally(() => send({ type: 'closed' }));
+      queue = queue.then(() => runner.release()).finally(() => send({ type: 'closed' }));
       return;
     }
     const { batchId, input, plan } = message;
-    runner
-      .run(input, plan, (exits) => send({ type: 'exit', batchId, exits }))
-      .then((result) => send({ type: 'done', batchId, result }, [result.finalProbs.buffer as ArrayBuffer]))
-      .catch((err: unknown) => send({ type: 'error', batchId, message: (err as Error).message ?? String(err) }));
+    queue = queue.then(() =>
+      runner
+        .run(input, plan, (exits) => send({ type: 'exit', batchId, exits }))
+        .then((result) => send({ type: 'done', batchId, result }, [result.finalProbs.buffer as ArrayBuffer]))
+        .catch((err: unknown) => send({ type: 'error', batchId, message: (err as Error).message ?? String(err) })),
+    );
   });
   send({ type: 'ready' });
 }

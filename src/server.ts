@@ -109,7 +109,8 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             }
             if (modelConfig.path !== m.config.path) log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
             m.runner.reconfigure(modelConfig.batching, modelConfig.slo.latencyMs);
-            m.runner.setExitPlan(staticPlan(m.manifest, modelConfig));
+            // A model under an online tuner keeps the tuner's plan; static ones take the new file's.
+            if (!m.tuning) m.runner.setExitPlan(staticPlan(m.manifest, modelConfig));
             m.config = modelConfig;
             log(`config reload: ${m.name} exit plan now ${m.runner.exitPlan.ramps.map((r) => `${r.id}@${r.threshold ?? 'never'}`).join(' ') || 'none'}`);
           }

@@ -11,6 +11,7 @@ import type { ExecutionBackend } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
 import { staticPlan } from '../engine/exit-plan.js';
+import { attachTuner, type LiveTuning } from '../engine/live-tuning.js';
 import type { RowAnswer } from '../engine/request.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
 import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, OutputTensor, ServerMetadata, TensorMetadata } from './types.js';
@@ -24,6 +25,8 @@ export interface ServedModel {
   config: ModelConfig;
   manifest: PreparedManifest;
   runner: ModelRunner;
+  /** The online tuner driving the exit plan (tuner guarded or apparate). */
+  tuning: LiveTuning | undefined;
 }
 
 export interface DataPlaneOptions {
@@ -57,7 +60,8 @@ export class EngineDataPlane implements DataPlane {
         plan: staticPlan(manifest, modelConfig),
         ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
       });
-      plane.models.set(modelConfig.name, { name: modelConfig.name, version: modelConfig.version, dir, config: modelConfig, manifest, runner });
+      const tuning = attachTuner(runner, manifest, modelConfig);
+      plane.models.set(modelConfig.name, { name: modelConfig.name, version: modelConfig.version, dir, config: modelConfig, manifest, runner, tuning });
     }
     plane.readyFlag = true;
     return plane;

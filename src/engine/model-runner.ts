@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { OfframpError } from '../errors.js';
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
-import { batchFeedback, FeedbackWindow } from './feedback.js';
+import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
 import { isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchingConfig, type BatchScheduler, type RowSlice } from './scheduler.js';
 
@@ -91,6 +91,9 @@ export class ModelRunner {
   setExitPlan(plan: ExitPlan): void {
     this.plan = plan;
   }
+
+  /** Called with every finished batch's feedback records (the online tuner listens here). */
+  onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
 
   /** Applies new batching limits and SLO from the next scheduling step (config reload). */
   reconfigure(batching: BatchingConfig, sloLatencyMs: number): void {
@@ -246,13 +249,15 @@ export class ModelRunner {
     });
     // Feedback: every row, with what each active ramp said about it and what the model said.
     const now = this.now();
-    batchFeedback(result, Date.now()).forEach((record, row) => {
+    const records = batchFeedback(result, Date.now());
+    records.forEach((record, row) => {
       const request = owners[row]?.request;
       if (!request) return;
       record.queueMs = (request.startedMs ?? now) - request.arrivalMs;
       record.latencyMs = now - request.arrivalMs;
       this.feedback.add(record);
     });
+    this.onFeedback?.(records);
   }
 
   /** Stops taking requests, lets queued and running ones finish, then closes the executor. */

@@ -63,10 +63,10 @@ class GatedBackend implements ExecutionBackend {
   }
 }
 
-function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; maxBatchSize?: number } = {}): ModelRunner {
+function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number } = {}): ModelRunner {
   return new ModelRunner(manifest, backend, {
     modelName: 'fake',
-    batching: { maxBatchSize: overrides.maxBatchSize ?? 4, maxQueueDelayMs: 1, maxQueueSize: overrides.maxQueueSize ?? 16, preferredBatchSizes: [] },
+    batching: { maxBatchSize: overrides.maxBatchSize ?? 4, maxQueueDelayMs: overrides.maxQueueDelayMs ?? 1, maxQueueSize: overrides.maxQueueSize ?? 16, preferredBatchSizes: [] },
     sloLatencyMs: 10_000,
     feedbackWindow: 100,
     plan,
@@ -75,10 +75,20 @@ function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; m
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
+/**
+ * Tests that need two requests in one batch give the batcher room to wait for the second: with a
+ * 1 ms delay, a slow first call (crypto warm-up on a loaded machine) could flush the first alone.
+ */
+const TOGETHER = { maxQueueDelayMs: 50 };
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await tick();
+}
+
 describe('model runner', () => {
   it('answers an exited row before its batch reaches the final layer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend);
+    const r = runner(backend, TOGETHER);
     const events: string[] = [];
     const early = r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }).then((a) => events.push(`early ramp=${a[0]?.ramp}`));
     const late = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }).then((a) => events.push(`late ramp=${a[0]?.ramp}`));
@@ -92,9 +102,9 @@ describe('model runner', () => {
 
   it('records feedback for every row, exited or not, with the final answer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend);
+    const r = runner(backend, TOGETHER);
     const done = Promise.all([r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }), r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })]);
-    await tick();
+    await until(() => backend.batches.length === 1);
     backend.release();
     await done;
     const records = r.feedback.snapshot();

@@ -63,8 +63,8 @@ function updateGauges(metrics: Metrics, m: ServedModel): void {
   if (stats.disagreement !== null) metrics.windowDisagreement.set({ model: m.name }, stats.disagreement);
   if (stats.earlyFraction !== null) metrics.windowEarlyExitFraction.set({ model: m.name }, stats.earlyFraction);
   const rates = new Map([...stats.perRamp].map(([id, s]) => [id, stats.size > 0 ? s.exits / stats.size : 0]));
-  const batch = m.config.batching.maxBatchSize;
-  metrics.estimatedLatencySavings.set({ model: m.name }, estimatedSavings(m.manifest.profile, active, rates, Math.min(batch, 1)));
+  // Per-row time to answer, read from the profile at batch size 1.
+  metrics.estimatedLatencySavings.set({ model: m.name }, estimatedSavings(m.manifest.profile, active, rates, 1));
   metrics.rampOverheadShare.set({ model: m.name }, rampOverheadShare(m.manifest.profile, active, 1));
 }
 

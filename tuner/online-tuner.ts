@@ -131,6 +131,18 @@ interface LiveRow {
   batch: number;
 }
 
+/** Disagreeing rows (k) among rows whose final answer is known (n). */
+function tally(rows: readonly LiveRow[]): { k: number; n: number } {
+  let k = 0;
+  let n = 0;
+  for (const r of rows) {
+    if (r.disagrees < 0) continue;
+    n++;
+    k += r.disagrees;
+  }
+  return { k, n };
+}
+
 /** Whether a row, as it was actually answered (its `exit`), disagrees with its final answer. */
 export function realisedDisagreement(record: FeedbackRecord): number {
   if (!record.final) return -1;
@@ -263,16 +275,6 @@ export class OnlineTuner {
   /** Guarded: the realised window breaks the budget, or recent rows break it with confidence. */
   private guardedViolation(): { reason: 'violation' | 'drift'; disagreement: number; rows: number } | null {
     const { budget, confidence, window } = this.options;
-    const tally = (rows: LiveRow[]): { k: number; n: number } => {
-      let k = 0;
-      let n = 0;
-      for (const r of rows) {
-        if (r.disagrees < 0) continue;
-        n++;
-        k += r.disagrees;
-      }
-      return { k, n };
-    };
     // Whole windows, one after another, as the budget is defined: judging a sliding window after
     // every batch would test the same rows dozens of times and raise false alarms.
     if (this.sinceWindowCheck >= window && this.history.length >= window) {
@@ -290,14 +292,7 @@ export class OnlineTuner {
 
   /** Apparate: the rows of its window, as answered, disagree more than the budget allows. */
   private apparateViolated(): boolean {
-    const rows = this.apparateRows();
-    let k = 0;
-    let n = 0;
-    for (const r of rows) {
-      if (r.disagrees < 0) continue;
-      n++;
-      k += r.disagrees;
-    }
+    const { k, n } = tally(this.apparateRows());
     return n > 0 && k > this.options.budget * n + 1e-9;
   }
 

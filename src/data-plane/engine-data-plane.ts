@@ -12,7 +12,7 @@ import { WorkerPool } from '../engine/executor/worker-pool.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
 import { staticPlan } from '../engine/exit-plan.js';
 import { attachTuner, type LiveTuning } from '../engine/live-tuning.js';
-import type { RowAnswer } from '../engine/request.js';
+import { deepestAnswer, type RowAnswer } from '../engine/request.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
 import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, OutputTensor, ServerMetadata, TensorMetadata } from './types.js';
 
@@ -195,7 +195,7 @@ export class EngineDataPlane implements DataPlane {
 
 /** Request-level exit information (per-row values are in the `exit_ramp` and `confidence` outputs). */
 export function exitParameters(answers: RowAnswer[]): InferResponse['parameters'] {
-  const deepest = answers.reduce((d, a) => (a.depth > d.depth ? a : d), answers[0] as RowAnswer);
+  const deepest = deepestAnswer(answers);
   return {
     early: answers.every((a) => a.ramp >= 0),
     exit_ramp: deepest.ramp,

@@ -6,10 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { OfframpError } from '../errors.js';
+import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
-import { isFinished, type EngineRequest, type RowAnswer } from './request.js';
+import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchingConfig, type BatchScheduler, type RowSlice } from './scheduler.js';
 
 export type Outcome = 'ok' | 'rejected' | 'timed_out' | 'failed' | 'cancelled';
@@ -41,23 +42,11 @@ export interface RunnerOptions {
   now?: () => number;
 }
 
-/** Profiled latency of a batch under a plan: segments plus the heads that run. */
+/** Profiled latency of a batch under a plan: the unsplit model, or every segment plus the heads that run. */
 export function planLatencyMs(manifest: PreparedManifest, plan: ExitPlan, batchSize: number): number {
-  const p = manifest.profile;
-  const sizes = p.batchSizes;
-  const at = (series: number[] | undefined): number => {
-    if (!series || series.length === 0) return 0;
-    const i = sizes.indexOf(batchSize);
-    if (i >= 0) return series[i] as number;
-    // Beyond the profiled sizes: scale the largest measurement linearly (compute ∝ rows on a CPU).
-    const last = sizes.length - 1;
-    return ((series[last] as number) * batchSize) / (sizes[last] as number);
-  };
-  if (plan.ramps.length === 0) return at(p.fullModelMs);
-  let total = 0;
-  for (const s of p.segmentMs) total += at(s);
-  for (const r of plan.ramps) total += at(p.headMs[r.id]);
-  return total;
+  const profile = manifest.profile;
+  if (plan.ramps.length === 0) return atBatch(profile, profile.fullModelMs, batchSize);
+  return latencyToAnswer(profile, plan.ramps.map((r) => r.id), -1, batchSize);
 }
 
 export class ModelRunner {
@@ -222,8 +211,7 @@ export class ModelRunner {
     const allEarly = request.answers.every((a) => a && a.ramp >= 0);
     request.state = allEarly ? 'exited' : 'finished';
     // A request is as late as its deepest row: that row's ramp (or -1) labels its latency.
-    const deepest = request.answers.reduce((d, a) => (a && (!d || a.depth > d.depth) ? a : d), undefined as RowAnswer | undefined);
-    this.options.observer?.answered?.(deepest?.ramp ?? -1, this.now() - request.arrivalMs);
+    this.options.observer?.answered?.(deepestAnswer(request.answers as RowAnswer[]).ramp, this.now() - request.arrivalMs);
     this.options.observer?.outcome?.('ok');
     request.resolve(request.answers as RowAnswer[]);
   }
@@ -238,18 +226,17 @@ export class ModelRunner {
 
   private onBatchDone(result: BatchResult, owners: { request: EngineRequest; row: number }[]): void {
     const c = result.classes;
-    // Rows no ramp answered get the final layer's answer.
+    const records = batchFeedback(result, Date.now());
+    // Rows no ramp answered get the final layer's answer (the feedback record already holds its argmax).
     result.finalRows.forEach((row, i) => {
       const owner = owners[row];
-      if (!owner || result.exitRamp[row] !== -1) return;
+      const final = records[row]?.final;
+      if (!owner || !final || result.exitRamp[row] !== -1) return;
       const probs = result.finalProbs.slice(i * c, (i + 1) * c);
-      let argmax = 0;
-      for (let k = 1; k < c; k++) if ((probs[k] as number) > (probs[argmax] as number)) argmax = k;
-      this.answer(owner.request, owner.row, { ramp: -1, argmax, confidence: probs[argmax] as number, probs, depth: 1 });
+      this.answer(owner.request, owner.row, { ramp: -1, argmax: final.argmax, confidence: final.confidence, probs, depth: 1 });
     });
     // Feedback: every row, with what each active ramp said about it and what the model said.
     const now = this.now();
-    const records = batchFeedback(result, Date.now());
     records.forEach((record, row) => {
       const request = owners[row]?.request;
       if (!request) return;

@@ -29,6 +29,11 @@ export interface RowAnswer {
   depth: number;
 }
 
+/** The row answered last in the model (largest depth): it decides when a request is done. */
+export function deepestAnswer(answers: readonly RowAnswer[]): RowAnswer {
+  return answers.reduce((d, a) => (a.depth > d.depth ? a : d));
+}
+
 export interface EngineRequest {
   id: string;
   rows: number;

@@ -119,16 +119,7 @@ export interface OutInferParameter {
 
 export type OutParameters = Record<string, OutInferParameter>;
 
-export type OutTensorContents = Partial<{
-  bool_contents: boolean[];
-  int_contents: number[];
-  int64_contents: string[];
-  uint_contents: number[];
-  uint64_contents: string[];
-  fp32_contents: number[];
-  fp64_contents: number[];
-  bytes_contents: Buffer[];
-}>;
+export type OutTensorContents = Partial<WireTensorContents>;
 
 export interface OutInferOutputTensor {
   name: string;

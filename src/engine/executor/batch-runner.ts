@@ -7,22 +7,9 @@
 import { join } from 'node:path';
 import { OnnxSession, type HostTensor, type TensorData } from '../../../ramps/onnx-session.js';
 import type { PreparedManifest } from '../../../ramps/manifest.js';
+import { softmaxRows } from '../../../ramps/heads/calibration.js';
 import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
 import type { BatchInput, BatchResult, ExitPlan, RampReadings, RowExit } from '../backend.js';
-
-function softmaxInPlace(values: Float32Array, classes: number): void {
-  for (let r = 0; r < values.length / classes; r++) {
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, values[r * classes + c] as number);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) {
-      const e = Math.exp((values[r * classes + c] as number) - max);
-      values[r * classes + c] = e;
-      sum += e;
-    }
-    for (let c = 0; c < classes; c++) values[r * classes + c] = (values[r * classes + c] as number) / sum;
-  }
-}
 
 /** Keeps the listed rows (by position) of a tensor whose first dimension is the batch. */
 function selectRows(t: HostTensor, keep: number[]): HostTensor {
@@ -77,8 +64,7 @@ export class BatchRunner {
       const t0 = performance.now();
       const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
       segmentMs.push(performance.now() - t0);
-      const finalProbs = Float32Array.from(out.data as Float32Array);
-      if (!m.model.outputIsProbability) softmaxInPlace(finalProbs, classes);
+      const finalProbs = this.probabilities(out.data as Float32Array);
       return { finalRows: Int32Array.from({ length: rows }, (_, i) => i), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
     }
 
@@ -143,9 +129,13 @@ export class BatchRunner {
     }
 
     const out = pool[m.model.output];
-    const finalProbs = out ? Float32Array.from(out.data as Float32Array) : new Float32Array(0);
-    if (!m.model.outputIsProbability) softmaxInPlace(finalProbs, classes);
+    const finalProbs = this.probabilities(out ? (out.data as Float32Array) : new Float32Array(0));
     return { finalRows: Int32Array.from(alive), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+  }
+
+  /** The model's output as class probabilities (a copy: the result is transferred to the serving thread). */
+  private probabilities(output: Float32Array): Float32Array {
+    return this.manifest.model.outputIsProbability ? Float32Array.from(output) : softmaxRows(output, this.manifest.model.classes);
   }
 
   async release(): Promise<void> {

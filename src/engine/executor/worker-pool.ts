@@ -106,7 +106,8 @@ export class WorkerPool implements ExecutionBackend {
       this.workers.map(
         (slot) =>
           new Promise<void>((resolve) => {
-            slot.worker.once('message', (m: FromWorker) => {
+            // Wait for 'closed' specifically: results of batches still queued may arrive first.
+            slot.worker.on('message', (m: FromWorker) => {
               if (m.type === 'closed') void slot.worker.terminate().then(() => resolve());
             });
             slot.worker.once('exit', () => resolve());

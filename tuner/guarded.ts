@@ -83,6 +83,12 @@ export interface GuardedOptions {
    * `windowSafeRate(windowRows, budget, confidence)` rather than the budget itself.
    */
   windowRows?: number;
+  /**
+   * Also hold the budget itself on the last this many rows of the window (all of them, learn and
+   * test rows alike): a setting is kept only while its disagreements there stay ≤ budget × rows.
+   * Guards a long tuning window against a change in the traffic it has not yet noticed.
+   */
+  recentRows?: number;
 }
 
 export interface GuardedChoice extends ThresholdChoice {
@@ -311,6 +317,9 @@ export function guardedThresholds(records: readonly FeedbackRecord[], window: Wi
   const fitEv = full.subset((i) => i % every === 0, { smoothDisagreement: true });
   const certifyEv = full.subset((i) => i % every !== 0);
   const target = options.windowRows ? windowSafeRate(options.windowRows, options.budget, options.confidence) : options.budget;
+  const recentFrom = options.recentRows !== undefined && options.recentRows < full.rows ? full.rows - options.recentRows : null;
+  const recentEv = recentFrom === null ? null : full.subset((i) => i >= recentFrom);
+  const recentAllowed = recentEv ? Math.floor(target * recentEv.countedRows + EPS) : 0;
   const allowed = maxAllowedDisagreements(certifyEv.countedRows, target, options.confidence);
   // Past a few times the budget on the fit part, the test part cannot pass: the path ends there.
   const maxFit = Math.ceil(2 * options.budget * fitEv.countedRows) + 2;
@@ -324,6 +333,7 @@ export function guardedThresholds(records: readonly FeedbackRecord[], window: Wi
       pathLength++;
       const tested = certifyEv.totals(point.vector);
       if (tested.disagreements > allowed) break;
+      if (recentEv && recentEv.totals(point.vector).disagreements > recentAllowed) break;
       passed++;
       // The whole window's latency: the fit part's (from the path) plus the test part's.
       const latency = point.latencyTotalMs + tested.latencyTotalMs;

@@ -24,6 +24,7 @@
 import type { ExitPolicyKind } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import { guardedThresholds, hindsightOptimal } from './guarded.js';
+import { compliantHindsight, type CompliantHindsight } from './compliant-hindsight.js';
 import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
 import { OnlineTuner, type RampSetOptions, type TunerEvent, type TunerKind } from './online-tuner.js';
 import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
@@ -88,14 +89,18 @@ export interface ReplayOptions {
   /** Batch size at which latencies are read from the profile (default 1). */
   latencyBatchSize?: number;
   retuneEvery?: number;
-  /** Rows the guarded tuner learns and tests on (default 4 × window). */
+  /** Rows the guarded tuner learns and tests on (default 10 × window). */
   tuneWindow?: number;
-  /** Guarded: one row in this many learns, the others test (default 2). */
+  /** Guarded: one row in this many learns, the others test (default 3). */
   fitEvery?: number;
   /** Guarded: hold the bound below the window-safe rate (default true; see OnlineTunerOptions). */
   perWindowGuard?: boolean;
+  /** Guarded: also keep the budget on the most recent window's rows (default true). */
+  recentGuard?: boolean;
   driftSpan?: number;
   apparateWindowBatches?: number;
+  /** Share of windows the compliant hindsight reference keeps within budget (default 0.99). */
+  compliance?: number;
   /** Compute hindsight-optimal savings per window (default true; the slow part). */
   hindsight?: boolean;
   /** Let the tuner drop and add ramps (absent: fixed ramp set). */
@@ -137,6 +142,15 @@ export interface ReplayReport {
   meanHindsightSavings: number | null;
   /** Σ savings / Σ hindsight savings over windows; null when hindsight is off or ≤ 0. */
   fractionOfHindsight: number | null;
+  /**
+   * The best fixed setting for the whole trace at the rate where a window keeps the budget with
+   * probability `compliance` (compliant-hindsight.ts), for the ramps active at the start; null
+   * when hindsight is off. The yardstick for the tuner: the per-window optimum fits each
+   * window's noise and is out of reach for a tuner that must keep ≥ 99 % of windows.
+   */
+  compliantHindsight: CompliantHindsight | null;
+  /** meanSavings / compliantHindsight.savings; null when hindsight is off or that is ≤ 0. */
+  fractionOfCompliantHindsight: number | null;
   /** Thresholds after each window, in order. */
   trajectory: { afterRow: number; thresholds: Record<number, number | null> }[];
   /** What the tuner did, after which row (thresholds as plain records, so the report is JSON). */
@@ -187,6 +201,7 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     ...(options.tuneWindow !== undefined ? { tuneWindow: options.tuneWindow } : {}),
     ...(options.fitEvery !== undefined ? { fitEvery: options.fitEvery } : {}),
     ...(options.perWindowGuard !== undefined ? { perWindowGuard: options.perWindowGuard } : {}),
+    ...(options.recentGuard !== undefined ? { recentGuard: options.recentGuard } : {}),
     ...(options.driftSpan !== undefined ? { driftSpan: options.driftSpan } : {}),
     ...(options.apparateWindowBatches !== undefined ? { apparateWindowBatches: options.apparateWindowBatches } : {}),
     hindsight: false, // replay computes hindsight per window itself
@@ -276,6 +291,10 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
   const hindsightSum = windows.reduce((s, w) => s + (w.hindsightSavings ?? 0), 0);
   const savingsSum = windows.reduce((s, w) => s + w.savings, 0);
   const useHindsight = options.hindsight !== false && windows.length > 0;
+  const compliant = useHindsight
+    ? compliantHindsight(records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(options.compliance !== undefined ? { compliance: options.compliance } : {}) })
+    : null;
+  const meanSavings = windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0;
   return {
     model: header.model,
     policy: header.policy,
@@ -287,9 +306,11 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     windows,
     withinBudgetFraction: windows.length > 0 ? windows.filter((w) => w.withinBudget).length / windows.length : null,
     overallDisagreement: totalCounted > 0 ? totalDisagree / totalCounted : 0,
-    meanSavings: windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0,
+    meanSavings,
     meanHindsightSavings: useHindsight ? hindsightSum / windows.length : null,
     fractionOfHindsight: useHindsight && hindsightSum > 0 ? savingsSum / hindsightSum : null,
+    compliantHindsight: compliant,
+    fractionOfCompliantHindsight: compliant && compliant.savings > 0 ? meanSavings / compliant.savings : null,
     trajectory,
     events,
   };

@@ -47,7 +47,7 @@ describe('parseServingConfig', () => {
       version: '1',
       slo: { latencyMs: 50, percentile: 95 },
       accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
-      exits: { policy: 'confidence', mode: 'release', maxRamps: 3, rampBudget: 0.03, patience: 2, dropFeedbackFraction: 0.1, thresholds: null },
+      exits: { policy: 'confidence', mode: 'release', maxRamps: 3, rampBudget: 0.1, patience: 2, dropFeedbackFraction: 0.1, thresholds: null },
       tuner: { kind: 'guarded', intervalBatches: 30 },
       batching: { maxBatchSize: 16, maxQueueDelayMs: 4, maxQueueSize: 256, preferredBatchSizes: [] },
     }]);

@@ -139,7 +139,7 @@ const exitsSchema = section({
   policy: oneOf(EXIT_POLICIES, 'confidence', 'Exit score: confidence (max p), entropy (−H(p)), margin (p1 − p2), or patience (the last `patience` ramps agree on the class).'),
   mode: oneOf(EXIT_MODES, 'release', 'release: an exited request is answered early but its row runs to the end (every request gives feedback); drop: exited rows leave the batch and save compute.'),
   max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
-  ramp_budget: real({ min: 0, max: 0.5 }, 0.03, 'Largest total cost of active ramps, as a fraction of full-model latency.'),
+  ramp_budget: real({ min: 0, max: 0.5 }, 0.1, 'Largest total cost of active ramps, as a fraction of full-model latency at batch size 1 (the tuner drops the least useful ramps to stay within it).'),
   patience: int({ min: 1, max: 16 }, 2, 'For the patience policy: how many consecutive ramps must agree before a request exits.'),
   drop_feedback_fraction: real({ min: 0, max: 1 }, 0.1, 'In drop mode: fraction of exited rows kept running to the end, to measure disagreement.'),
   thresholds: thresholdsSchema,

@@ -165,6 +165,18 @@ export const ERROR_TABLE = {
     grpcStatus: 7 /* PERMISSION_DENIED */,
     doc: 'Admin endpoints only work when `server.admin_token` (or `OFFRAMP_ADMIN_TOKEN`) is set.',
   },
+  OFFRAMP_INVALID_ADMIN_REQUEST: {
+    message: 'invalid admin request: {reason}',
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc: 'An admin request body is malformed, names a ramp the model does not have, or gives a threshold the exit policy cannot take (confidence, margin, patience: 0..1; entropy: -1000..0; null: never).',
+  },
+  OFFRAMP_TUNER_NOT_ONLINE: {
+    message: "model '{model}' has no online tuner to {action} (tuner: {kind}); pin thresholds instead",
+    httpStatus: 409,
+    grpcStatus: 9 /* FAILED_PRECONDITION */,
+    doc: 'Pause and resume apply to `tuner: guarded` or `apparate` only; a `static` or `off` model keeps its plan, and its thresholds can still be pinned.',
+  },
   OFFRAMP_INTERNAL: {
     message: 'internal error: {reason}',
     httpStatus: 500,

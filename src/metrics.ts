@@ -5,8 +5,9 @@
  * `createMetrics()` makes a fresh `Registry` (never prom-client's global one) so that tests and
  * several servers in one process do not collide. The fields of `Metrics` are typed with their
  * label sets spelled out: a call that forgets a label, or passes an outcome or error code that does
- * not exist, does not compile. The engine observes latency, exits and failures; the transports
- * only expose the registry (`GET /metrics`).
+ * not exist, does not compile. The engine observes latency, exits and failures; the exit-state
+ * gauges and tuner counters are copied from each model's exits report (`recordExitsReport`) by a
+ * refresher the server registers (`onRefresh`), which `GET /metrics` runs before every scrape.
  *
  * Names and labels (prefix `offramp_`):
  *
@@ -24,6 +25,16 @@
  * | `offramp_window_early_exit_ratio` | gauge | model |
  * | `offramp_estimated_latency_savings_ratio` | gauge | model |
  * | `offramp_ramp_overhead_ratio` | gauge | model |
+ * | `offramp_ramp_head_active` | gauge | model, ramp |
+ * | `offramp_ramp_pinned` | gauge | model, ramp |
+ * | `offramp_tuner_paused` | gauge | model |
+ * | `offramp_tuner_estimated_disagreement_ratio` | gauge | model |
+ * | `offramp_tuner_disagreement_upper_bound_ratio` | gauge | model |
+ * | `offramp_tuner_expected_latency_savings_ratio` | gauge | model |
+ * | `offramp_hindsight_latency_savings_ratio` | gauge | model |
+ * | `offramp_tuner_retunes_total` | counter | model |
+ * | `offramp_tuner_tightenings_total` | counter | model |
+ * | `offramp_tuner_ramp_changes_total` | counter | model |
  * | `offramp_event_loop_lag_seconds` | gauge | quantile |
  *
  * plus prom-client's default process metrics (`process_*`, `nodejs_*`) on the same registry.
@@ -31,7 +42,7 @@
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ExitsReport } from './data-plane/types.js';
+import type { ExitsReport, TunerEstimatesReport } from './data-plane/types.js';
 import type { ErrorCode } from './errors.js';
 
 /** The `exit` label of a request answered by the full model (not by a ramp). */
@@ -113,6 +124,30 @@ export interface Metrics {
   readonly estimatedLatencySavings: LabeledGauge<ModelLabels>;
   /** `offramp_ramp_overhead_ratio`: active ramps' cost as a share of the full model's latency. */
   readonly rampOverheadShare: LabeledGauge<ModelLabels>;
+  /** `offramp_ramp_head_active`: 1 when the ramp's head runs (it is in the exit plan, even at "never"), else 0. */
+  readonly rampHeadActive: LabeledGauge<RampLabels>;
+  /** `offramp_ramp_pinned`: 1 while an operator has pinned the ramp's threshold (admin endpoint), else 0. */
+  readonly rampPinned: LabeledGauge<RampLabels>;
+  /** `offramp_tuner_paused`: 1 while the online tuner is paused (admin endpoint), else 0; online tuners only. */
+  readonly tunerPaused: LabeledGauge<ModelLabels>;
+  /** `offramp_tuner_estimated_disagreement_ratio`: disagreement of the thresholds chosen at the last re-tune, on its rows. */
+  readonly tunerEstimatedDisagreement: LabeledGauge<ModelLabels>;
+  /** `offramp_tuner_disagreement_upper_bound_ratio`: the last re-tune's upper confidence bound on that disagreement. */
+  readonly tunerUpperBound: LabeledGauge<ModelLabels>;
+  /** `offramp_tuner_expected_latency_savings_ratio`: savings the last re-tune expected of its thresholds, on its rows. */
+  readonly tunerExpectedSavings: LabeledGauge<ModelLabels>;
+  /** `offramp_hindsight_latency_savings_ratio`: savings of the best thresholds in hindsight on the last re-tune's window. */
+  readonly hindsightSavings: LabeledGauge<ModelLabels>;
+  /** `offramp_tuner_retunes_total`: threshold re-tunes by the online tuner. */
+  readonly tunerRetunes: LabeledCounter<ModelLabels>;
+  /** `offramp_tuner_tightenings_total`: times the online tuner set every threshold to "never" after a violation or drift. */
+  readonly tunerTightenings: LabeledCounter<ModelLabels>;
+  /** `offramp_tuner_ramp_changes_total`: ramp-set changes (ramps dropped or tried) by the online tuner. */
+  readonly tunerRampChanges: LabeledCounter<ModelLabels>;
+  /** Registers a function that `refresh` runs, e.g. one copying exits reports into the gauges. */
+  onRefresh(fn: () => void): void;
+  /** Runs the refreshers; `GET /metrics` calls it before serialising the registry. */
+  refresh(): void;
   /** Stops this registry's event-loop monitor. Idempotent. */
   close(): void;
 }
@@ -206,6 +241,67 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const rampHeadActive = new Gauge<keyof RampLabels>({
+    name: 'offramp_ramp_head_active',
+    help: 'The ramp\'s head runs on every batch (it is in the exit plan, even with threshold "never"): 1, else 0.',
+    labelNames: ['model', 'ramp'],
+    registers,
+  });
+  const rampPinned = new Gauge<keyof RampLabels>({
+    name: 'offramp_ramp_pinned',
+    help: "1 while an operator has pinned the ramp's threshold through the admin endpoint, else 0.",
+    labelNames: ['model', 'ramp'],
+    registers,
+  });
+  const tunerPaused = new Gauge<keyof ModelLabels>({
+    name: 'offramp_tuner_paused',
+    help: '1 while the online tuner is paused through the admin endpoint (it observes, its changes are not applied), else 0.',
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerEstimatedDisagreement = new Gauge<keyof ModelLabels>({
+    name: 'offramp_tuner_estimated_disagreement_ratio',
+    help: 'Disagreement with the full model of the thresholds the online tuner chose at its last re-tune, on the rows it tuned on.',
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerUpperBound = new Gauge<keyof ModelLabels>({
+    name: 'offramp_tuner_disagreement_upper_bound_ratio',
+    help: 'Upper confidence bound on that disagreement (guarded tuner: at accuracy.confidence).',
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerExpectedSavings = new Gauge<keyof ModelLabels>({
+    name: 'offramp_tuner_expected_latency_savings_ratio',
+    help: 'Share of full-model latency the online tuner expected its thresholds to save at its last re-tune, on the rows it tuned on.',
+    labelNames: ['model'],
+    registers,
+  });
+  const hindsightSavings = new Gauge<keyof ModelLabels>({
+    name: 'offramp_hindsight_latency_savings_ratio',
+    help: "Share of full-model latency the best thresholds in hindsight would have saved on the last re-tune's window, within the budget.",
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerRetunes = new Counter<keyof ModelLabels>({
+    name: 'offramp_tuner_retunes_total',
+    help: 'Threshold re-tunes by the online tuner.',
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerTightenings = new Counter<keyof ModelLabels>({
+    name: 'offramp_tuner_tightenings_total',
+    help: 'Times the online tuner set every threshold to "never" after a budget violation or drift.',
+    labelNames: ['model'],
+    registers,
+  });
+  const tunerRampChanges = new Counter<keyof ModelLabels>({
+    name: 'offramp_tuner_ramp_changes_total',
+    help: 'Ramp-set changes (ramps dropped or tried) by the online tuner.',
+    labelNames: ['model'],
+    registers,
+  });
+
   // Event-loop lag over the time since the previous scrape: every request's networking, batching
   // and replies run on this loop (inference runs in workers), so lag here is added latency.
   const loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
@@ -227,6 +323,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   let closed = false;
+  const refreshers: (() => void)[] = [];
   return {
     registry,
     requestLatency,
@@ -241,6 +338,22 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     windowEarlyExitFraction,
     estimatedLatencySavings,
     rampOverheadShare,
+    rampHeadActive,
+    rampPinned,
+    tunerPaused,
+    tunerEstimatedDisagreement,
+    tunerUpperBound,
+    tunerExpectedSavings,
+    hindsightSavings,
+    tunerRetunes,
+    tunerTightenings,
+    tunerRampChanges,
+    onRefresh(fn) {
+      refreshers.push(fn);
+    },
+    refresh() {
+      for (const fn of refreshers) fn();
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -265,16 +378,48 @@ export function setRampThreshold(metrics: Metrics, model: string, rampId: number
   metrics.rampThreshold.set(labels, answers ? threshold : INACTIVE_THRESHOLD);
 }
 
+/** Tuner totals already counted, per registry and model: the counters advance by the difference. */
+type TunerTotals = Pick<TunerEstimatesReport, 'retunes' | 'tightenings' | 'rampChanges'>;
+const countedTotals = new WeakMap<Metrics, Map<string, TunerTotals>>();
+
 /**
- * Copies what an ExitsReport knows into the gauges: each ramp's threshold and state, the window's
- * disagreement and early-exit share. A window statistic with no data yet (null) drops its series
- * instead of exporting NaN.
+ * Copies what an ExitsReport knows into the metrics: each ramp's threshold, state, head and pin, the
+ * window's disagreement, early-exit share and estimated savings, the ramp overhead, and the
+ * tuner's state, estimates and counts. A statistic with no data yet (null) drops its series
+ * instead of exporting NaN; the tuner series exist only for models with an online tuner.
  */
 export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
-  for (const ramp of report.ramps) setRampThreshold(metrics, report.model, ramp.id, ramp.threshold, ramp.active);
-  const labels = { model: report.model };
+  const model = report.model;
+  const labels = { model };
+  for (const ramp of report.ramps) {
+    setRampThreshold(metrics, model, ramp.id, ramp.threshold, ramp.active);
+    metrics.rampHeadActive.set({ model, ramp: String(ramp.id) }, ramp.active ? 1 : 0);
+    metrics.rampPinned.set({ model, ramp: String(ramp.id) }, String(ramp.id) in report.tuner.pinned ? 1 : 0);
+  }
   setOrRemove(metrics.windowDisagreement, labels, report.window.disagreement);
   setOrRemove(metrics.windowEarlyExitFraction, labels, report.window.earlyFraction);
+  setOrRemove(metrics.estimatedLatencySavings, labels, report.window.estimatedSavings);
+  setOrRemove(metrics.rampOverheadShare, labels, report.rampOverhead);
+  const e = report.tuner.estimates;
+  if (report.tuner.online) metrics.tunerPaused.set(labels, report.tuner.paused ? 1 : 0);
+  else metrics.tunerPaused.remove(labels);
+  setOrRemove(metrics.tunerEstimatedDisagreement, labels, e?.estimatedDisagreement ?? null);
+  setOrRemove(metrics.tunerUpperBound, labels, e?.upperBound ?? null);
+  setOrRemove(metrics.tunerExpectedSavings, labels, e?.estimatedSavings ?? null);
+  setOrRemove(metrics.hindsightSavings, labels, e?.hindsightSavings ?? null);
+  if (!e) return;
+  let counted = countedTotals.get(metrics);
+  if (!counted) countedTotals.set(metrics, (counted = new Map()));
+  const before = counted.get(model) ?? { retunes: 0, tightenings: 0, rampChanges: 0 };
+  // inc by 0 still creates the series: a tuner that has not re-tuned yet exports 0, not nothing.
+  metrics.tunerRetunes.inc(labels, Math.max(0, e.retunes - before.retunes));
+  metrics.tunerTightenings.inc(labels, Math.max(0, e.tightenings - before.tightenings));
+  metrics.tunerRampChanges.inc(labels, Math.max(0, e.rampChanges - before.rampChanges));
+  counted.set(model, {
+    retunes: Math.max(before.retunes, e.retunes),
+    tightenings: Math.max(before.tightenings, e.tightenings),
+    rampChanges: Math.max(before.rampChanges, e.rampChanges),
+  });
 }
 
 function setOrRemove(gauge: LabeledGauge<ModelLabels>, labels: ModelLabels, value: number | null): void {

@@ -8,10 +8,9 @@ import { watchServingConfig } from './config/index.js';
 import { EngineDataPlane, type ServedModel } from './data-plane/engine-data-plane.js';
 import { createGrpcServer } from './grpc/server.js';
 import { createHttpServer } from './http/server.js';
-import { createMetrics, FINAL_EXIT, type Metrics } from './metrics.js';
+import { createMetrics, FINAL_EXIT, recordExitsReport, type Metrics } from './metrics.js';
 import type { EngineObserver } from './engine/model-runner.js';
 import { staticPlan } from './engine/exit-plan.js';
-import { estimatedSavings, rampOverheadShare } from '../tuner/latency-model.js';
 import { asOfframpError, type ErrorCode } from './errors.js';
 
 export interface RunningServer {
@@ -48,49 +47,40 @@ function observerFor(metrics: Metrics, model: string): EngineObserver {
   };
 }
 
-/** Refreshes the gauges that describe a model's exit state from its plan and feedback window. */
-function updateGauges(metrics: Metrics, m: ServedModel): void {
-  const plan = m.runner.exitPlan;
-  const stats = m.runner.feedback.stats();
-  const active = plan.ramps.map((r) => r.id);
-  for (const ramp of m.manifest.ramps) {
-    const entry = plan.ramps.find((r) => r.id === ramp.id);
-    const labels = { model: m.name, ramp: String(ramp.id) };
-    metrics.rampActive.set(labels, entry ? 1 : 0);
-    // "never" has no finite value; 1 is above any confidence and is documented as such.
-    metrics.rampThreshold.set(labels, entry && entry.threshold !== null ? entry.threshold : 1);
-  }
-  if (stats.disagreement !== null) metrics.windowDisagreement.set({ model: m.name }, stats.disagreement);
-  if (stats.earlyFraction !== null) metrics.windowEarlyExitFraction.set({ model: m.name }, stats.earlyFraction);
-  const rates = new Map([...stats.perRamp].map(([id, s]) => [id, stats.size > 0 ? s.exits / stats.size : 0]));
-  // Per-row time to answer, read from the profile at batch size 1.
-  metrics.estimatedLatencySavings.set({ model: m.name }, estimatedSavings(m.manifest.profile, active, rates, 1));
-  metrics.rampOverheadShare.set({ model: m.name }, rampOverheadShare(m.manifest.profile, active, 1));
+function describePlan(m: ServedModel): string {
+  return m.runner.exitPlan.ramps.map((r) => `${r.id}@${r.threshold === null ? 'never' : r.threshold.toFixed(3)}`).join(' ') || 'none';
 }
 
 export async function startServer(config: ServingConfig, options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => undefined);
   const metrics = createMetrics();
-  const dataPlane = await EngineDataPlane.load(config, { version: options.version, observerFor: (model) => observerFor(metrics, model) });
+  const dataPlane = await EngineDataPlane.load(config, { version: options.version, log, observerFor: (model) => observerFor(metrics, model) });
   for (const m of dataPlane.servedModels) {
     const plan = m.runner.exitPlan;
-    const ramps = plan.ramps.map((r) => `${r.id}@${r.threshold === null ? 'never' : r.threshold.toFixed(3)}`).join(' ') || 'none';
-    log(`model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, active ${ramps} (${plan.policy}, ${plan.mode}, tuner ${m.config.tuner.kind})`);
+    log(`model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, active ${describePlan(m)} (${plan.policy}, ${plan.mode}, tuner ${m.tuning.kind})`);
   }
+  // Exit-state gauges and tuner counters are read from the exits reports at each scrape.
+  metrics.onRefresh(() => {
+    for (const m of dataPlane.servedModels) recordExitsReport(metrics, dataPlane.exits(m.name));
+  });
 
-  const http = createHttpServer({ dataPlane, metrics, maxBodyBytes: config.server.maxBodyBytes, logger: options.accessLog ?? false });
+  // The admin token is read once: a reload that changes it is reported, not applied (like the ports).
+  const http = createHttpServer({
+    dataPlane,
+    metrics,
+    maxBodyBytes: config.server.maxBodyBytes,
+    logger: options.accessLog ?? false,
+    admin: { plane: dataPlane, token: config.server.adminToken },
+  });
   await http.listen({ host: config.server.host, port: config.server.httpPort });
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.server.httpPort;
   const grpc = createGrpcServer({ dataPlane, maxMessageBytes: config.server.maxBodyBytes });
   const grpcPort = await grpc.start(config.server.host, config.server.grpcPort);
-  log(`KServe v2 HTTP on ${config.server.host}:${httpPort}, gRPC on ${config.server.host}:${grpcPort}; metrics at /metrics`);
-
-  const gauges = setInterval(() => {
-    for (const m of dataPlane.servedModels) updateGauges(metrics, m);
-  }, 1000);
-  gauges.unref();
-  for (const m of dataPlane.servedModels) updateGauges(metrics, m);
+  log(
+    `KServe v2 HTTP on ${config.server.host}:${httpPort}, gRPC on ${config.server.host}:${grpcPort}; metrics at /metrics; ` +
+      `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}`,
+  );
 
   // Reload: exit settings, thresholds, batching and SLO apply from the next batch; what needs a
   // restart (ports, workers, the set of models, their paths) is reported and left as it is.
@@ -98,7 +88,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     ? watchServingConfig(
         options.configPath,
         (next) => {
-          const restart = ['httpPort', 'grpcPort', 'host', 'workers', 'intraOpThreads', 'maxBodyBytes'] as const;
+          const restart = ['httpPort', 'grpcPort', 'host', 'workers', 'intraOpThreads', 'maxBodyBytes', 'adminToken'] as const;
           for (const key of restart) if (next.server[key] !== config.server[key]) log(`config reload: server.${key} changed; restart to apply it`);
           for (const m of dataPlane.servedModels) if (!next.models.some((x) => x.name === m.name)) log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
           for (const modelConfig of next.models) {
@@ -109,10 +99,13 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             }
             if (modelConfig.path !== m.config.path) log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
             m.runner.reconfigure(modelConfig.batching, modelConfig.slo.latencyMs);
+            if (modelConfig.tuner.kind !== m.tuning.kind) log(`config reload: ${m.name} tuner.kind changed; restart to apply it`);
             // A model under an online tuner keeps the tuner's plan; static ones take the new file's.
-            if (!m.tuning) m.runner.setExitPlan(staticPlan(m.manifest, modelConfig));
+            // Pinned thresholds (admin endpoint) stay on top of either until unpinned.
+            const dropped = m.tuning.setStaticPlan(staticPlan(m.manifest, modelConfig));
+            if (dropped.length > 0) log(`config reload: ${m.name} unpinned ramps ${dropped.join(', ')}: their pinned thresholds do not fit the new policy`);
             m.config = modelConfig;
-            log(`config reload: ${m.name} exit plan now ${m.runner.exitPlan.ramps.map((r) => `${r.id}@${r.threshold ?? 'never'}`).join(' ') || 'none'}`);
+            log(`config reload: ${m.name} exit plan now ${describePlan(m)}`);
           }
         },
         (err) => log(`config reload rejected, keeping the running config: ${asOfframpError(err).message}`),
@@ -128,7 +121,6 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     grpcPort,
     async close() {
       stopWatching();
-      clearInterval(gauges);
       await http.close();
       await grpc.stop(2000);
       await dataPlane.close();

@@ -6,8 +6,9 @@ import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, ServerMetadata } from '../src/data-plane/types.js';
+import type { AdminPlane, DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, ServerMetadata, TunerAdminReport } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
+import { tokenMatches } from '../src/http/admin-plugin.js';
 import { createHttpServer } from '../src/http/server.js';
 import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport, type Metrics } from '../src/metrics.js';
 
@@ -57,9 +58,10 @@ class FakeDataPlane implements DataPlane {
       version: VERSION,
       policy: 'confidence',
       mode: 'release',
-      tuner: 'apparate',
+      tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null },
+      rampOverhead: 0.02,
       ramps: [{ id: 0, active: true, threshold: 0.9, computeBefore: 0.3, exitRate: 0.4, agreement: 0.99 }],
-      window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4 },
+      window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4, estimatedSavings: 0.25 },
     };
   }
   infer(request: InferRequest): Promise<InferResponse> {
@@ -103,11 +105,11 @@ interface Harness {
 
 const open: Harness[] = [];
 
-function harness(maxBodyBytes = 64 * 1024): Harness {
+function harness(maxBodyBytes = 64 * 1024, admin?: { plane: AdminPlane; token: string | null }): Harness {
   const plane = new FakeDataPlane();
   // Process metrics off: their monitors outlive the registry and these tests build many.
   const metrics = createMetrics({ processMetrics: false });
-  const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes });
+  const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes, ...(admin ? { admin } : {}) });
   const h = { app, plane, metrics };
   open.push(h);
   return h;
@@ -458,6 +460,139 @@ describe('GET /metrics', () => {
     expect(text).toContain('offramp_window_early_exit_ratio{model="tiny"} 0.4');
     expect(text).not.toContain('offramp_window_disagreement_ratio{');
     expect(text).not.toMatch(/\bNaN\b/);
+  });
+
+  it('exports the tuner section: paused, pins, estimates, and counters that advance by what the tuner counted since the last scrape', async () => {
+    const { app, metrics, plane } = harness();
+    const report = plane.exits(MODEL);
+    const estimates = {
+      windowRows: 100, windowDisagreement: 0.01, tuningRows: 400, estimatedDisagreement: 0.004, upperBound: 0.009, estimatedSavings: 0.3,
+      hindsightSavings: 0.4, fractionOfHindsight: 0.625, retunes: 3, tightenings: 1, rampChanges: 0, lastUtilities: [],
+    };
+    metrics.onRefresh(() => recordExitsReport(metrics, { ...report, tuner: { kind: 'guarded', online: true, paused: true, pinned: { '0': 0.9 }, proposed: { '0': 0.8 }, estimates } }));
+    let text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toContain('offramp_tuner_paused{model="tiny"} 1');
+    expect(text).toContain('offramp_ramp_pinned{model="tiny",ramp="0"} 1');
+    expect(text).toContain('offramp_ramp_head_active{model="tiny",ramp="0"} 1');
+    expect(text).toContain('offramp_tuner_estimated_disagreement_ratio{model="tiny"} 0.004');
+    expect(text).toContain('offramp_tuner_disagreement_upper_bound_ratio{model="tiny"} 0.009');
+    expect(text).toContain('offramp_tuner_expected_latency_savings_ratio{model="tiny"} 0.3');
+    expect(text).toContain('offramp_hindsight_latency_savings_ratio{model="tiny"} 0.4');
+    expect(text).toContain('offramp_estimated_latency_savings_ratio{model="tiny"} 0.25');
+    expect(text).toContain('offramp_ramp_overhead_ratio{model="tiny"} 0.02');
+    expect(text).toContain('# TYPE offramp_tuner_retunes_total counter');
+    expect(text).toContain('offramp_tuner_retunes_total{model="tiny"} 3');
+    expect(text).toContain('offramp_tuner_tightenings_total{model="tiny"} 1');
+    expect(text).toContain('offramp_tuner_ramp_changes_total{model="tiny"} 0');
+    estimates.retunes = 5;
+    text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toContain('offramp_tuner_retunes_total{model="tiny"} 5');
+    expect(text).toContain('offramp_tuner_tightenings_total{model="tiny"} 1');
+  });
+
+  it('exports no tuner series for a model without an online tuner', async () => {
+    const { app, metrics, plane } = harness();
+    recordExitsReport(metrics, plane.exits(MODEL));
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toContain('offramp_ramp_pinned{model="tiny",ramp="0"} 0');
+    expect(text).not.toContain('offramp_tuner_paused{');
+    expect(text).not.toContain('offramp_tuner_retunes_total{');
+    expect(text).not.toContain('offramp_hindsight_latency_savings_ratio{');
+  });
+});
+
+const ADMIN_TOKEN = 'an-admin-token-for-tests';
+
+/** Records what the admin routes pass on; answers a fixed report. */
+class FakeAdmin implements AdminPlane {
+  readonly calls: unknown[][] = [];
+  private report(name: string): TunerAdminReport {
+    if (name !== MODEL) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
+    return { model: name, version: VERSION, tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null }, thresholds: {} };
+  }
+  tunerState(name: string, version?: string): TunerAdminReport {
+    this.calls.push(['state', name, version]);
+    return this.report(name);
+  }
+  pauseTuner(name: string, version?: string): TunerAdminReport {
+    this.calls.push(['pause', name, version]);
+    return this.report(name);
+  }
+  resumeTuner(name: string, version?: string): TunerAdminReport {
+    this.calls.push(['resume', name, version]);
+    return this.report(name);
+  }
+  pinThresholds(name: string, version: string | undefined, thresholds: ReadonlyMap<number, number | null>): TunerAdminReport {
+    this.calls.push(['pin', name, version, [...thresholds]]);
+    return this.report(name);
+  }
+  unpinThresholds(name: string, version?: string): TunerAdminReport {
+    this.calls.push(['unpin', name, version]);
+    return this.report(name);
+  }
+}
+
+describe('admin routes', () => {
+  const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+  it('answer OFFRAMP_ADMIN_DISABLED (403) when the server has no admin controls or no token', async () => {
+    for (const h of [harness(), harness(64 * 1024, { plane: new FakeAdmin(), token: null })]) {
+      const res = await h.app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/pause`, headers: auth });
+      expect(res.statusCode).toBe(403);
+      expect(res.json()).toMatchObject({ code: 'OFFRAMP_ADMIN_DISABLED' });
+    }
+  });
+
+  it('need the bearer token: 401 OFFRAMP_UNAUTHORIZED otherwise, and the controls are not called', async () => {
+    const admin = new FakeAdmin();
+    const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
+    for (const authorization of [undefined, ADMIN_TOKEN, `Basic ${ADMIN_TOKEN}`, `Bearer ${ADMIN_TOKEN.toUpperCase()}`, 'Bearer ', `Bearer ${ADMIN_TOKEN} extra`]) {
+      const res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/admin/tuner`, headers: authorization === undefined ? {} : { authorization } });
+      expect(res.statusCode, String(authorization)).toBe(401);
+      expect(res.json()).toMatchObject({ code: 'OFFRAMP_UNAUTHORIZED' });
+    }
+    expect(admin.calls).toEqual([]);
+    const ok = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/${VERSION}/admin/tuner`, headers: { authorization: `bearer  ${ADMIN_TOKEN}` } });
+    expect(ok.statusCode).toBe(200);
+    expect(admin.calls).toEqual([['state', MODEL, VERSION]]);
+  });
+
+  it('compare tokens whatever their lengths', () => {
+    expect(tokenMatches(ADMIN_TOKEN, ADMIN_TOKEN)).toBe(true);
+    expect(tokenMatches('', ADMIN_TOKEN)).toBe(false);
+    expect(tokenMatches(`${ADMIN_TOKEN}-longer`, ADMIN_TOKEN)).toBe(false);
+  });
+
+  it('route each call to its control; pause and resume take no body, even with a JSON content type', async () => {
+    const admin = new FakeAdmin();
+    const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
+    const json = { ...auth, 'content-type': 'application/json' };
+    expect((await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/pause`, headers: json })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/resume`, headers: auth })).statusCode).toBe(200);
+    const put = await app.inject({ method: 'PUT', url: `/v2/models/${MODEL}/admin/thresholds`, headers: json, payload: '{"thresholds": {"0": 0.99, "3": null}}' });
+    expect(put.statusCode).toBe(200);
+    expect(put.json()).toMatchObject({ model: MODEL, tuner: { kind: 'guarded' } });
+    expect((await app.inject({ method: 'DELETE', url: `/v2/models/${MODEL}/admin/thresholds`, headers: auth })).statusCode).toBe(200);
+    expect(admin.calls).toEqual([
+      ['pause', MODEL, undefined],
+      ['resume', MODEL, undefined],
+      ['pin', MODEL, undefined, [[0, 0.99], [3, null]]],
+      ['unpin', MODEL, undefined],
+    ]);
+    // The KServe routes still refuse an empty JSON body.
+    const infer = await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } });
+    expect(infer.json()).toMatchObject({ code: 'OFFRAMP_MALFORMED_JSON' });
+  });
+
+  it('refuse a thresholds body that is missing or not {"thresholds": {id: number | null}} with OFFRAMP_INVALID_ADMIN_REQUEST', async () => {
+    const admin = new FakeAdmin();
+    const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
+    for (const payload of ['', '[]', '{}', '{"thresholds": 0.9}', '{"thresholds": {"a": 0.9}}', '{"thresholds": {"0": "0.9"}}', '{"thresholds": {"0": 0.9}, "pin": true}']) {
+      const res = await app.inject({ method: 'PUT', url: `/v2/models/${MODEL}/admin/thresholds`, headers: { ...auth, 'content-type': 'application/json' }, payload });
+      expect(res.statusCode, payload).toBe(400);
+      expect(res.json(), payload).toMatchObject({ code: 'OFFRAMP_INVALID_ADMIN_REQUEST' });
+    }
+    expect(admin.calls).toEqual([]);
   });
 });
 

@@ -1,7 +1,106 @@
 import { describe, expect, it } from 'vitest';
 import { parseServingConfig } from '../src/config/index.js';
 import { EngineDataPlane } from '../src/data-plane/engine-data-plane.js';
+import type { ExitPlan } from '../src/engine/backend.js';
+import { LiveTuning, thresholdProblem, withPins, type PlanHost } from '../src/engine/live-tuning.js';
+import { createMetrics, INACTIVE_THRESHOLD, recordExitsReport } from '../src/metrics.js';
+import type { FeedbackRecord } from '../tuner/feedback-record.js';
+import { RAMPS, syntheticTrace } from './fixtures/synthetic-trace.js';
 import { BUNDLED_DIR, testImages } from './helpers/bundled.js';
+
+/** Stands in for a ModelRunner: holds the plan; the test feeds batches to `onFeedback`. */
+class Host implements PlanHost {
+  plansSet = 0;
+  onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
+  constructor(public exitPlan: ExitPlan) {}
+  setExitPlan(plan: ExitPlan): void {
+    this.exitPlan = plan;
+    this.plansSet++;
+  }
+  feed(records: readonly FeedbackRecord[]): void {
+    for (let i = 0; i < records.length; i += 16) this.onFeedback?.(records.slice(i, i + 16));
+  }
+  thresholds(): Record<number, number | null> {
+    return Object.fromEntries(this.exitPlan.ramps.map((r) => [r.id, r.threshold]));
+  }
+}
+
+const NEVER_PLAN: ExitPlan = { policy: 'confidence', patience: 2, mode: 'release', feedbackFraction: 0, ramps: RAMPS.map((id) => ({ id, threshold: null })) };
+
+describe('LiveTuning on a synthetic trace', () => {
+  const { header, records } = syntheticTrace({ rows: 4000, seed: 51 });
+  // The tuner on this thread, so the plan can be checked right after feeding batches.
+  const options = { profile: header.profile, accuracy: { budget: 0.01, confidence: 0.95, window: 1000 }, thread: false };
+  const asRecord = (m: ReadonlyMap<number, number | null> | undefined) => Object.fromEntries(m ?? []);
+
+  it('applies the guarded tuner\'s thresholds as it re-tunes', () => {
+    const host = new Host(NEVER_PLAN);
+    const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
+    host.feed(records.slice(0, 2000));
+    expect(Object.values(host.thresholds()).some((t) => t !== null)).toBe(true);
+    expect(host.thresholds()).toEqual(asRecord(tuning.state().proposed));
+  });
+
+  it('while paused keeps the plan but lets the tuner observe; resume applies what it wants at once', () => {
+    const host = new Host(NEVER_PLAN);
+    const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
+    tuning.pause();
+    host.feed(records.slice(0, 2000));
+    const state = tuning.state();
+    expect(state.paused).toBe(true);
+    expect(state.estimates?.retunes).toBeGreaterThan(0);
+    expect(Object.values(asRecord(state.proposed)).some((t) => t !== null)).toBe(true);
+    expect(host.exitPlan).toBe(NEVER_PLAN);
+    tuning.resume();
+    expect(tuning.state().paused).toBe(false);
+    expect(host.thresholds()).toEqual(asRecord(state.proposed));
+  });
+
+  it('keeps pinned thresholds whatever the tuner does, until unpinned', () => {
+    const host = new Host({ ...NEVER_PLAN, ramps: NEVER_PLAN.ramps.filter((r) => r.id !== 7) });
+    const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
+    tuning.pin(new Map([[2, 0.5], [7, null]]));
+    expect(host.thresholds()).toMatchObject({ 2: 0.5, 7: null });
+    host.feed(records.slice(0, 2000));
+    const proposed = asRecord(tuning.state().proposed);
+    expect(Object.values(proposed).some((t) => t !== null)).toBe(true);
+    // Ramp 7 is not the tuner's: pinning it made its head run; the others follow the tuner.
+    expect(host.thresholds()).toEqual({ ...proposed, 2: 0.5, 7: null });
+    tuning.pin(new Map([[2, 0.75]]));
+    expect(asRecord(tuning.state().pinned)).toEqual({ 2: 0.75, 7: null });
+    tuning.unpin();
+    expect(host.thresholds()).toEqual(proposed);
+  });
+
+  it('without an online tuner: pause is a no-op, pins apply, a reload\'s plan keeps them unless the policy cannot take them', () => {
+    const host = new Host({ ...NEVER_PLAN, ramps: [{ id: 3, threshold: 0.9 }] });
+    const tuning = new LiveTuning(host, { ...options, kind: 'static' });
+    expect(host.onFeedback).toBeUndefined();
+    tuning.pause();
+    expect(tuning.state()).toMatchObject({ kind: 'static', online: false, paused: false, proposed: undefined, estimates: undefined });
+    tuning.pin(new Map([[0, 0]]));
+    expect(host.thresholds()).toEqual({ 0: 0, 3: 0.9 });
+    expect(tuning.setStaticPlan({ ...NEVER_PLAN, ramps: [{ id: 3, threshold: 0.8 }] })).toEqual([]);
+    expect(host.thresholds()).toEqual({ 0: 0, 3: 0.8 });
+    tuning.pin(new Map([[1, 0.5]]));
+    // Entropy scores are ≤ 0: a pin at 0.5 could never fire; one at 0 (the most certain) can.
+    expect(tuning.setStaticPlan({ ...NEVER_PLAN, policy: 'entropy', ramps: [] })).toEqual([1]);
+    expect(host.thresholds()).toEqual({ 0: 0 });
+  });
+
+  it('checks thresholds against the policy\'s score range and merges pins into a plan in model order', () => {
+    expect(thresholdProblem('confidence', 0.5)).toBeUndefined();
+    expect(thresholdProblem('confidence', null)).toBeUndefined();
+    expect(thresholdProblem('margin', 1.01)).toMatch(/out of range for the margin policy/);
+    expect(thresholdProblem('patience', -0.1)).toMatch(/out of range/);
+    expect(thresholdProblem('entropy', -2)).toBeUndefined();
+    expect(thresholdProblem('entropy', 0.1)).toMatch(/entropy/);
+    expect(thresholdProblem('confidence', Number.NaN)).toMatch(/finite/);
+    const plan: ExitPlan = { ...NEVER_PLAN, ramps: [{ id: 1, threshold: 0.9 }, { id: 5, threshold: null }] };
+    expect(withPins(plan, new Map())).toBe(plan);
+    expect(withPins(plan, new Map([[5, 0.7], [0, null]])).ramps).toEqual([{ id: 0, threshold: null }, { id: 1, threshold: 0.9 }, { id: 5, threshold: 0.7 }]);
+  });
+});
 
 describe('live tuning on the bundled model', () => {
   it('starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
@@ -42,6 +141,32 @@ describe('live tuning on the bundled model', () => {
       expect(exitsSeen.length).toBeGreaterThan(0);
       // Exits began within the first few windows of 250 requests, not only at the very end.
       expect(Math.min(...exitsSeen)).toBeLessThan(1500);
+
+      // What the tuner did shows in the exits report and in the metrics.
+      expect(after.tuner).toMatchObject({ kind: 'guarded', online: true, paused: false, pinned: {} });
+      const estimates = after.tuner.estimates!;
+      expect(estimates.retunes).toBeGreaterThan(0);
+      expect(estimates.estimatedSavings).toBeGreaterThan(0);
+      expect(estimates.upperBound).not.toBeNull();
+      expect(estimates.hindsightSavings).not.toBeNull();
+      expect(after.window.estimatedSavings).toBeGreaterThan(0);
+      const metrics = createMetrics({ processMetrics: false });
+      try {
+        recordExitsReport(metrics, after);
+        const text = await metrics.registry.metrics();
+        const open = after.ramps.filter((r) => r.active && r.threshold !== null);
+        for (const r of open) {
+          expect(text).toContain(`offramp_ramp_active{model="fmnist",ramp="${r.id}"} 1`);
+          expect(text).toContain(`offramp_ramp_threshold{model="fmnist",ramp="${r.id}"} ${r.threshold}`);
+        }
+        expect(open.some((r) => r.threshold !== INACTIVE_THRESHOLD)).toBe(true);
+        const savings = /^offramp_estimated_latency_savings_ratio\{model="fmnist"\} (\S+)$/m.exec(text);
+        expect(Number(savings?.[1])).toBeGreaterThan(0);
+        expect(text).toMatch(/^offramp_hindsight_latency_savings_ratio\{model="fmnist"\} \S+$/m);
+        expect(text).toContain(`offramp_tuner_retunes_total{model="fmnist"} ${estimates.retunes}`);
+      } finally {
+        metrics.close();
+      }
     } finally {
       await plane.close();
     }

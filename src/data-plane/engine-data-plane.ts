@@ -1,7 +1,8 @@
 /**
  * The DataPlane the transports call: loads each configured prepared model into a worker pool
  * and a ModelRunner, validates requests once, and shapes answers (with exit information) into
- * the internal response type.
+ * the internal response type. Also the AdminPlane: pause/resume of the online tuner and pinned
+ * thresholds (src/engine/live-tuning.ts), validated here against the model's ramps and policy.
  */
 import { resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
@@ -9,12 +10,26 @@ import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../../ramps/manifest.js';
 import type { ExecutionBackend } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
+import type { WindowStats } from '../engine/feedback.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
 import { staticPlan } from '../engine/exit-plan.js';
-import { attachTuner, type LiveTuning } from '../engine/live-tuning.js';
+import { attachTuner, thresholdProblem, type LiveTuning, type ThresholdMap } from '../engine/live-tuning.js';
 import { deepestAnswer, type RowAnswer } from '../engine/request.js';
+import { estimatedSavings, rampOverheadShare } from '../../tuner/latency-model.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
-import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, OutputTensor, ServerMetadata, TensorMetadata } from './types.js';
+import type {
+  AdminPlane,
+  DataPlane,
+  ExitsReport,
+  InferRequest,
+  InferResponse,
+  ModelMetadata,
+  OutputTensor,
+  ServerMetadata,
+  TensorMetadata,
+  TunerAdminReport,
+  TunerReport,
+} from './types.js';
 
 export const SERVER_NAME = 'offramp';
 
@@ -25,20 +40,22 @@ export interface ServedModel {
   config: ModelConfig;
   manifest: PreparedManifest;
   runner: ModelRunner;
-  /** The online tuner driving the exit plan (tuner guarded or apparate). */
-  tuning: LiveTuning | undefined;
+  /** Owns the exit plan: the online tuner (guarded, apparate) if any, pause and pinned thresholds. */
+  tuning: LiveTuning;
 }
 
 export interface DataPlaneOptions {
   version: string;
   observerFor?: (model: string) => EngineObserver;
+  /** Server log lines (the tuner's tightenings and ramp-set changes). */
+  log?: (line: string) => void;
   /** Replaces the worker pool (tests). */
   backendFor?: (dir: string, manifest: PreparedManifest) => Promise<ExecutionBackend>;
 }
 
 const OUTPUT_NAMES = ['probabilities', 'class', 'label', 'exit_ramp', 'confidence'] as const;
 
-export class EngineDataPlane implements DataPlane {
+export class EngineDataPlane implements DataPlane, AdminPlane {
   private readyFlag = false;
   private readonly models = new Map<string, ServedModel>();
 
@@ -60,7 +77,7 @@ export class EngineDataPlane implements DataPlane {
         plan: staticPlan(manifest, modelConfig),
         ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
       });
-      const tuning = attachTuner(runner, manifest, modelConfig);
+      const tuning = attachTuner(runner, manifest, modelConfig, options.log && ((line) => options.log?.(`${modelConfig.name}: ${line}`)));
       plane.models.set(modelConfig.name, { name: modelConfig.name, version: modelConfig.version, dir, config: modelConfig, manifest, runner, tuning });
     }
     plane.readyFlag = true;
@@ -125,12 +142,14 @@ export class EngineDataPlane implements DataPlane {
     const stats = m.runner.feedback.stats();
     const plan = m.runner.exitPlan;
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
+    const savings = windowSavings(m, stats);
     return {
       model: m.name,
       version: m.version,
       policy: plan.policy,
       mode: plan.mode,
-      tuner: m.config.tuner.kind,
+      tuner: tunerReport(m, savings),
+      rampOverhead: rampOverheadShare(m.manifest.profile, plan.ramps.map((r) => r.id), 1),
       ramps: m.manifest.ramps.map((r) => {
         const s = stats.perRamp.get(r.id);
         return {
@@ -142,8 +161,50 @@ export class EngineDataPlane implements DataPlane {
           agreement: s && s.compared > 0 ? s.agreeing / s.compared : null,
         };
       }),
-      window: { size: stats.size, capacity: stats.capacity, disagreement: stats.disagreement, earlyFraction: stats.earlyFraction },
+      window: { size: stats.size, capacity: stats.capacity, disagreement: stats.disagreement, earlyFraction: stats.earlyFraction, estimatedSavings: savings },
     };
+  }
+
+  tunerState(name: string, version?: string): TunerAdminReport {
+    return adminReport(this.model(name, version));
+  }
+
+  pauseTuner(name: string, version?: string): TunerAdminReport {
+    const m = this.onlineModel(name, version, 'pause');
+    m.tuning.pause();
+    return adminReport(m);
+  }
+
+  resumeTuner(name: string, version?: string): TunerAdminReport {
+    const m = this.onlineModel(name, version, 'resume');
+    m.tuning.resume();
+    return adminReport(m);
+  }
+
+  pinThresholds(name: string, version: string | undefined, thresholds: ThresholdMap): TunerAdminReport {
+    const m = this.model(name, version);
+    if (thresholds.size === 0) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: '"thresholds" names no ramp' });
+    const ids = m.manifest.ramps.map((r) => r.id);
+    const policy = m.runner.exitPlan.policy;
+    for (const [id, threshold] of thresholds) {
+      if (!ids.includes(id)) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: `model '${m.name}' has no ramp ${id} (its ramps: ${ids.join(', ') || 'none'})` });
+      const problem = thresholdProblem(policy, threshold);
+      if (problem) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: `thresholds.${id}: ${problem}` });
+    }
+    m.tuning.pin(thresholds);
+    return adminReport(m);
+  }
+
+  unpinThresholds(name: string, version?: string): TunerAdminReport {
+    const m = this.model(name, version);
+    m.tuning.unpin();
+    return adminReport(m);
+  }
+
+  private onlineModel(name: string, version: string | undefined, action: string): ServedModel {
+    const m = this.model(name, version);
+    if (!m.tuning.online) throw new OfframpError('OFFRAMP_TUNER_NOT_ONLINE', { model: m.name, action, kind: m.tuning.kind });
+    return m;
   }
 
   async infer(request: InferRequest): Promise<InferResponse> {
@@ -189,8 +250,60 @@ export class EngineDataPlane implements DataPlane {
 
   async close(): Promise<void> {
     this.readyFlag = false;
-    for (const m of this.models.values()) await m.runner.drain();
+    for (const m of this.models.values()) {
+      await m.runner.drain();
+      await m.tuning.close();
+    }
   }
+}
+
+function asRecord(thresholds: ThresholdMap): Record<string, number | null> {
+  return Object.fromEntries([...thresholds].map(([id, t]) => [String(id), t]));
+}
+
+/** The tuner section of the exits report; `windowSavings` is the window's estimated savings. */
+function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
+  const state = m.tuning.state();
+  const e = state.estimates;
+  return {
+    kind: state.kind,
+    online: state.online,
+    paused: state.paused,
+    pinned: asRecord(state.pinned),
+    proposed: state.proposed ? asRecord(state.proposed) : null,
+    estimates: e
+      ? {
+          windowRows: e.windowRows,
+          windowDisagreement: e.windowDisagreement,
+          tuningRows: e.tuningRows,
+          estimatedDisagreement: e.estimatedDisagreement,
+          upperBound: e.upperBound,
+          estimatedSavings: e.estimatedSavings,
+          hindsightSavings: e.hindsightSavings,
+          fractionOfHindsight: e.hindsightSavings !== null && e.hindsightSavings > 0 ? windowSavings / e.hindsightSavings : null,
+          retunes: e.retunes,
+          tightenings: e.tightenings,
+          rampChanges: e.rampChanges,
+          lastUtilities: e.lastUtilities.map((u) => ({ rampId: u.rampId, exitRate: u.exitRate, passRate: u.passRate, gainMs: u.gainMs, costMs: u.costMs, utilityMs: u.utilityMs })),
+        }
+      : null,
+  };
+}
+
+/** Estimated savings from the window's exit rates under the plan in force (per-row time to answer at batch size 1). */
+function windowSavings(m: ServedModel, stats: WindowStats): number {
+  const rates = new Map([...stats.perRamp].map(([id, s]) => [id, stats.size > 0 ? s.exits / stats.size : 0]));
+  return estimatedSavings(m.manifest.profile, m.runner.exitPlan.ramps.map((r) => r.id), rates, 1);
+}
+
+function adminReport(m: ServedModel): TunerAdminReport {
+  const plan = m.runner.exitPlan;
+  return {
+    model: m.name,
+    version: m.version,
+    tuner: tunerReport(m, windowSavings(m, m.runner.feedback.stats())),
+    thresholds: Object.fromEntries(plan.ramps.map((r) => [String(r.id), r.threshold])),
+  };
 }
 
 /** Request-level exit information (per-row values are in the `exit_ramp` and `confidence` outputs). */

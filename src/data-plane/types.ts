@@ -108,13 +108,64 @@ export interface ServerMetadata {
   extensions: string[];
 }
 
+/** A ramp's utility at the tuner's last ramp-set check (tuner/ramp-utility.ts). */
+export interface RampUtilityReport {
+  rampId: number;
+  exitRate: number;
+  passRate: number;
+  gainMs: number;
+  costMs: number;
+  /** exitRate · gainMs − passRate · costMs, ms per row. */
+  utilityMs: number;
+}
+
+/** The online tuner's figures (tuner/online-tuner.ts `TunerEstimates`). */
+export interface TunerEstimatesReport {
+  /** Rows in the tuner's realised window (at most `accuracy.window`; cleared by a tightening). */
+  windowRows: number;
+  /** Disagreement of those rows as they were actually answered; null when none is known yet. */
+  windowDisagreement: number | null;
+  /** Rows the last re-tune used, and its chosen setting's disagreement, upper bound and savings there. */
+  tuningRows: number;
+  estimatedDisagreement: number | null;
+  upperBound: number | null;
+  estimatedSavings: number | null;
+  /** Savings of the best thresholds in hindsight on the last re-tune's window. */
+  hindsightSavings: number | null;
+  /** The window's estimated savings (`window.estimatedSavings`) as a share of hindsightSavings; null when that is null or ≤ 0. */
+  fractionOfHindsight: number | null;
+  retunes: number;
+  tightenings: number;
+  rampChanges: number;
+  /** Ramp utilities from the last ramp-set check (empty while ramp-set changes are off). */
+  lastUtilities: RampUtilityReport[];
+}
+
+/** Who sets the thresholds, and the operator's overrides (admin endpoints). */
+export interface TunerReport {
+  /** guarded, apparate (online tuners), static or off. */
+  kind: string;
+  /** An online tuner drives the thresholds. */
+  online: boolean;
+  /** The tuner observes but its changes are not applied (admin pause). */
+  paused: boolean;
+  /** Ramp id → threshold pinned by an operator (null = never); {} when none. */
+  pinned: Record<string, number | null>;
+  /** Ramp id → threshold the online tuner wants (applied unless paused or pinned); null without an online tuner. */
+  proposed: Record<string, number | null> | null;
+  /** null without an online tuner. */
+  estimates: TunerEstimatesReport | null;
+}
+
 /** What `GET /v2/models/{m}/exits` shows: the live exit configuration and window statistics. */
 export interface ExitsReport {
   model: string;
   version: string;
   policy: string;
   mode: string;
-  tuner: string;
+  tuner: TunerReport;
+  /** Active ramps' cost as a share of the full model's latency (batch size 1). */
+  rampOverhead: number;
   ramps: {
     id: number;
     active: boolean;
@@ -129,7 +180,34 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
+    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch size 1 (DESIGN.md §4). */
+    estimatedSavings: number;
   };
+}
+
+/** What the admin endpoints answer: the tuner section and the thresholds in force. */
+export interface TunerAdminReport {
+  model: string;
+  version: string;
+  tuner: TunerReport;
+  /** Ramp id → threshold of every ramp in the exit plan in force (null = never). */
+  thresholds: Record<string, number | null>;
+}
+
+/**
+ * Operator controls over a model's exit plan (`/v2/models/{m}/admin/...`, token-checked by the
+ * transport). Each answers the state after the change; unknown models throw as `exits` does.
+ */
+export interface AdminPlane {
+  tunerState(name: string, version?: string): TunerAdminReport;
+  /** Throws OFFRAMP_TUNER_NOT_ONLINE for a model without an online tuner. */
+  pauseTuner(name: string, version?: string): TunerAdminReport;
+  /** Throws OFFRAMP_TUNER_NOT_ONLINE for a model without an online tuner. */
+  resumeTuner(name: string, version?: string): TunerAdminReport;
+  /** Pins these ramps' thresholds (null = never); throws OFFRAMP_INVALID_ADMIN_REQUEST for an unknown ramp or a threshold the policy cannot take. */
+  pinThresholds(name: string, version: string | undefined, thresholds: ReadonlyMap<number, number | null>): TunerAdminReport;
+  /** Drops every pin. */
+  unpinThresholds(name: string, version?: string): TunerAdminReport;
 }
 
 export interface DataPlane {

@@ -1,39 +1,256 @@
 /**
- * Connects the online tuner (tuner/online-tuner.ts, pure) to a running model: every finished
- * batch's feedback goes in, and whenever the tuner changes thresholds or the ramp set, the new
- * exit plan applies from the next batch. Only for `tuner: guarded | apparate`; `static` and `off`
- * keep the plan they start with.
+ * Who decides a served model's exit plan, and the operator's overrides (admin endpoints).
+ *
+ * For `tuner: guarded | apparate` an online tuner (tuner/online-tuner.ts, pure) takes every
+ * finished batch's feedback, and whenever it changes thresholds or the ramp set, the new exit
+ * plan applies from the next batch. It runs in its own worker thread (tuner-thread.ts): a
+ * re-tune takes ~150 ms, too long for the serving thread's event loop. A ramp-set change needs
+ * no new sessions: the engine always runs the finest segments and switches heads on and off
+ * (bench/segment-granularity.ts measures that against re-splitting). `static` and `off` keep
+ * the plan they start with (or the one a config reload gives them).
+ *
+ * On top of that plan, two overrides:
+ *  - pause: the tuner keeps observing feedback (its estimates stay fresh) but what it changes is
+ *    not applied; resume applies its current thresholds at once. Only for online tuners.
+ *  - pins: ramp id → threshold (null = never) that replace the plan's thresholds for those ramps
+ *    until unpinned, whatever the tuner or a reload wants. A pinned ramp that is not in the plan
+ *    joins it (its head runs). Ramps the tuner keeps active stay in the plan even when pinned to
+ *    "never": the tuner only learns from rows that carry every active ramp's reading.
  */
 import type { PreparedManifest } from '../../ramps/manifest.js';
-import { OnlineTuner, type TunerEstimates } from '../../tuner/online-tuner.js';
+import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
+import type { LatencyProfileData } from '../../tuner/latency-model.js';
+import type { FeedbackRecord } from '../../tuner/feedback-record.js';
+import { OnlineTuner, type OnlineTunerOptions, type RampSetOptions, type TunerEstimates, type TunerEvent } from '../../tuner/online-tuner.js';
 import type { ModelConfig } from '../config/index.js';
+import type { ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
+import { TunerThread } from './tuner-thread.js';
 
-export interface LiveTuning {
-  readonly tuner: OnlineTuner;
-  estimates(): TunerEstimates;
+export type TunerSetting = ModelConfig['tuner']['kind'];
+
+/** What LiveTuning needs of a ModelRunner: its plan, and its finished batches' feedback. */
+export type PlanHost = Pick<ModelRunner, 'exitPlan' | 'setExitPlan' | 'onFeedback'>;
+
+export interface LiveTuningOptions {
+  kind: TunerSetting;
+  profile: LatencyProfileData;
+  accuracy: { budget: number; confidence: number; window: number };
+  /** Ramp-set changes (drop ramps that do not pay, try new positions); absent: the ramp set stays. */
+  rampSet?: RampSetOptions;
+  /**
+   * Run the tuner in its own worker thread (default true). False runs it on the caller's
+   * thread, synchronously: for tests that feed batches and look at the plan right after.
+   */
+  thread?: boolean;
 }
 
-export function attachTuner(runner: ModelRunner, manifest: PreparedManifest, config: ModelConfig): LiveTuning | undefined {
-  const kind = config.tuner.kind;
-  if (kind !== 'guarded' && kind !== 'apparate') return undefined;
-  const plan = runner.exitPlan;
-  const tuner = new OnlineTuner({
-    kind,
-    rule: { policy: plan.policy, patience: plan.patience },
-    profile: manifest.profile,
-    budget: config.accuracy.budget,
-    confidence: config.accuracy.confidence,
-    window: config.accuracy.window,
-    activeRamps: plan.ramps.map((r) => r.id),
-    thresholds: new Map(plan.ramps.map((r) => [r.id, r.threshold])),
-    // The ramp set stays the one the model started with: live ramp-set changes (prune/add) are
-    // not enabled yet — on the bundled model they pruned every ramp before thresholds opened.
-  });
-  runner.onFeedback = (records) => {
-    if (tuner.observe(records).length === 0) return;
+/** What LiveTuning needs of a tuner: in a worker (TunerThread) or on this thread (InlineTuner). */
+interface TunerHandle {
+  readonly thresholds: ReadonlyMap<number, number | null>;
+  readonly activeRamps: readonly number[];
+  readonly estimates: TunerEstimates;
+  onChange: ((events: TunerEvent[]) => void) | undefined;
+  observe(records: readonly FeedbackRecord[]): void;
+  close(): Promise<void>;
+}
+
+/** The tuner on the calling thread: `onChange` runs inside `observe`. */
+class InlineTuner implements TunerHandle {
+  onChange: ((events: TunerEvent[]) => void) | undefined;
+  private readonly tuner: OnlineTuner;
+  constructor(options: OnlineTunerOptions) {
+    this.tuner = new OnlineTuner(options);
+  }
+  get thresholds(): ReadonlyMap<number, number | null> {
+    return this.tuner.thresholds;
+  }
+  get activeRamps(): readonly number[] {
+    return this.tuner.activeRamps;
+  }
+  get estimates(): TunerEstimates {
+    return this.tuner.estimates;
+  }
+  observe(records: readonly FeedbackRecord[]): void {
+    const events = this.tuner.observe(records);
+    if (events.length > 0) this.onChange?.(events);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Ramp id → threshold (null = never). */
+export type ThresholdMap = ReadonlyMap<number, number | null>;
+
+export interface TunerState {
+  /** The tuner kind the model was loaded with (a reload does not change it). */
+  kind: TunerSetting;
+  /** An online tuner (guarded, apparate) drives the thresholds. */
+  online: boolean;
+  paused: boolean;
+  /** Thresholds pinned by an operator, in model order. */
+  pinned: ThresholdMap;
+  /** What the online tuner wants (its active ramps, in model order); undefined without one. */
+  proposed: ThresholdMap | undefined;
+  estimates: TunerEstimates | undefined;
+}
+
+/**
+ * Why `threshold` cannot be a threshold under `policy`, or undefined when it can. Scores:
+ * confidence and margin in [0, 1], patience compares max p (also [0, 1]), entropy −H ≤ 0 (the
+ * config's lower bound, −1000, applies too).
+ */
+export function thresholdProblem(policy: ExitPolicyKind, threshold: number | null): string | undefined {
+  if (threshold === null) return undefined;
+  if (!Number.isFinite(threshold)) return `${threshold} is not a finite number`;
+  if (policy === 'entropy') return threshold <= 0 && threshold >= -1000 ? undefined : `${threshold} is out of range for the entropy policy ([-1000, 0]: the score is −H)`;
+  return threshold >= 0 && threshold <= 1 ? undefined : `${threshold} is out of range for the ${policy} policy ([0, 1])`;
+}
+
+/** `plan` with the pinned thresholds in place; pinned ramps not in the plan join it. */
+export function withPins(plan: ExitPlan, pins: ThresholdMap): ExitPlan {
+  if (pins.size === 0) return plan;
+  const thresholds = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
+  for (const [id, threshold] of pins) thresholds.set(id, threshold);
+  return { ...plan, ramps: [...thresholds].sort(([a], [b]) => a - b).map(([id, threshold]) => ({ id, threshold })) };
+}
+
+export class LiveTuning {
+  readonly kind: TunerSetting;
+  /** The online tuner; undefined for `static` and `off`. */
+  readonly tuner: TunerHandle | undefined;
+  /** The plan without pins: the tuner's (as last applied) or the static one. */
+  private base: ExitPlan;
+  private readonly pins = new Map<number, number | null>();
+  private pausedFlag = false;
+
+  /** Takes over `host`'s exit plan as it stands (the static plan) and, for an online tuner, its feedback. */
+  constructor(
+    private readonly host: PlanHost,
+    options: LiveTuningOptions,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {
+    this.kind = options.kind;
+    this.base = host.exitPlan;
+    const kind = this.kind;
+    if (kind !== 'guarded' && kind !== 'apparate') return;
+    const plan = this.base;
+    const tunerOptions: OnlineTunerOptions = {
+      kind,
+      rule: { policy: plan.policy, patience: plan.patience },
+      profile: options.profile,
+      budget: options.accuracy.budget,
+      confidence: options.accuracy.confidence,
+      window: options.accuracy.window,
+      activeRamps: plan.ramps.map((r) => r.id),
+      thresholds: new Map(plan.ramps.map((r) => [r.id, r.threshold])),
+      ...(options.rampSet ? { rampSet: options.rampSet } : {}),
+    };
+    const tuner: TunerHandle = options.thread === false ? new InlineTuner(tunerOptions) : new TunerThread(tunerOptions);
+    if (tuner instanceof TunerThread) tuner.onError = (message) => this.log(`tuner failed on a batch (the plan in force stays): ${message}`);
+    this.tuner = tuner;
+    tuner.onChange = (events) => {
+      for (const e of events) if (e.type !== 'retune') this.log(describeEvent(e));
+      // Paused: the tuner keeps observing (its estimates describe the traffic being served), but
+      // what it wants is applied only on resume.
+      if (this.pausedFlag) return;
+      this.base = this.tunerPlan(tuner);
+      this.apply();
+    };
+    host.onFeedback = (records) => tuner.observe(records);
+  }
+
+  get online(): boolean {
+    return this.tuner !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.pausedFlag;
+  }
+
+  /** Stops applying the tuner's changes; the plan in force stays. No-op without an online tuner. */
+  pause(): void {
+    if (this.tuner) this.pausedFlag = true;
+  }
+
+  /** Applies the tuner's current thresholds from the next batch, and its later changes again. */
+  resume(): void {
+    if (!this.tuner || !this.pausedFlag) return;
+    this.pausedFlag = false;
+    this.base = this.tunerPlan(this.tuner);
+    this.apply();
+  }
+
+  /** Pins these ramps' thresholds (others pinned earlier stay pinned), from the next batch. Inputs are validated by the caller. */
+  pin(thresholds: ThresholdMap): void {
+    for (const [id, threshold] of thresholds) this.pins.set(id, threshold);
+    this.apply();
+  }
+
+  /** Drops every pin: the tuner's (or the static plan's) thresholds apply again. */
+  unpin(): void {
+    this.pins.clear();
+    this.apply();
+  }
+
+  /**
+   * Config reload of a model without an online tuner: the new static plan, with the pins still
+   * on top. Pins the new policy cannot take are dropped; their ramp ids are returned.
+   */
+  setStaticPlan(plan: ExitPlan): number[] {
+    if (this.tuner) return [];
+    this.base = plan;
+    const dropped = [...this.pins].filter(([, t]) => thresholdProblem(plan.policy, t) !== undefined).map(([id]) => id);
+    for (const id of dropped) this.pins.delete(id);
+    this.apply();
+    return dropped;
+  }
+
+  state(): TunerState {
+    const pinned = new Map([...this.pins].sort(([a], [b]) => a - b));
+    if (!this.tuner) return { kind: this.kind, online: false, paused: false, pinned, proposed: undefined, estimates: undefined };
+    const thresholds = this.tuner.thresholds;
+    const proposed = new Map(this.tuner.activeRamps.map((id) => [id, thresholds.get(id) ?? null]));
+    return { kind: this.kind, online: true, paused: this.pausedFlag, pinned, proposed, estimates: this.tuner.estimates };
+  }
+
+  /** Stops the tuner's thread (the plan in force stays). */
+  async close(): Promise<void> {
+    await this.tuner?.close();
+  }
+
+  private tunerPlan(tuner: TunerHandle): ExitPlan {
     const thresholds = tuner.thresholds;
-    runner.setExitPlan({ ...runner.exitPlan, ramps: tuner.activeRamps.map((id) => ({ id, threshold: thresholds.get(id) ?? null })) });
-  };
-  return { tuner, estimates: () => tuner.estimates };
+    return { ...this.base, ramps: tuner.activeRamps.map((id) => ({ id, threshold: thresholds.get(id) ?? null })) };
+  }
+
+  private apply(): void {
+    this.host.setExitPlan(withPins(this.base, this.pins));
+  }
+}
+
+/** Ramp-set changes, in words, for the server log. */
+function describeEvent(event: Exclude<TunerEvent, { type: 'retune' }>): string {
+  if (event.type === 'tighten') return `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): every ramp back to "never"`;
+  return `tuner: ramp set changed (${event.reasons.join('; ') || 'no reason given'})`;
+}
+
+/** Takes charge of a runner's exit plan: an online tuner for guarded/apparate, pins for every kind. */
+export function attachTuner(runner: ModelRunner, manifest: PreparedManifest, config: ModelConfig, log?: (line: string) => void): LiveTuning {
+  return new LiveTuning(
+    runner,
+    {
+      kind: config.tuner.kind,
+      profile: manifest.profile,
+      accuracy: config.accuracy,
+      rampSet: {
+        availableRamps: manifest.ramps.map((r) => r.id),
+        maxRamps: config.exits.maxRamps,
+        rampBudget: config.exits.rampBudget,
+        checkEveryBatches: config.tuner.intervalBatches,
+      },
+    },
+    log,
+  );
 }

@@ -1,4 +1,4 @@
-/** `GET /metrics`: the Prometheus text of the metrics registry (src/metrics.ts). */
+/** `GET /metrics`: the Prometheus text of the metrics registry (src/metrics.ts), refreshed first (`Metrics.refresh`). */
 
 import type { FastifyPluginCallback } from 'fastify';
 import type { Metrics } from '../metrics.js';
@@ -9,6 +9,7 @@ export interface MetricsPluginOptions {
 
 export const metricsPlugin: FastifyPluginCallback<MetricsPluginOptions> = (app, { metrics }, done) => {
   app.get('/metrics', async (_request, reply) => {
+    metrics.refresh();
     const text = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(text);
   });

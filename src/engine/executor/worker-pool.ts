@@ -3,9 +3,10 @@
  * prepared model. Each worker runs one batch at a time and holds at most one more; the engine
  * never asks for more than `slots`.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../backend.js';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
+import { spawnWorker } from '../spawn-worker.js';
 
 interface Pending {
   onExit: (exits: RowExit[]) => void;
@@ -26,15 +27,8 @@ interface Slot {
  */
 const DEPTH = 2;
 
-/**
- * The built package runs worker.js. Source runs (vitest, tsx) must load worker.ts, and Node 20
- * does not pass `--import tsx` on to workers, so a two-line bootstrap registers tsx first.
- */
 function createWorker(init: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  return spawnWorker(import.meta.url, 'worker', init);
 }
 
 export class WorkerPool implements ExecutionBackend {

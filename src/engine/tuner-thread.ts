@@ -1,0 +1,88 @@
+/**
+ * The serving thread's handle on the online tuner running in its worker (tuner-worker.ts).
+ * Feedback goes in with `observe` and returns at once; when the tuner changes thresholds or the
+ * ramp set, `onChange` runs with its new state. Between messages the handle serves the latest
+ * state it heard (thresholds, ramp set, estimates), so readers never wait on the worker.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { FeedbackRecord } from '../../tuner/feedback-record.js';
+import type { OnlineTunerOptions, TunerEstimates, TunerEvent, TunerKind } from '../../tuner/online-tuner.js';
+import { spawnWorker } from './spawn-worker.js';
+
+export type ToTuner = { type: 'observe'; records: FeedbackRecord[] };
+
+export type FromTuner =
+  | { type: 'state'; events: TunerEvent[]; thresholds: [number, number | null][]; activeRamps: number[]; estimates: TunerEstimates }
+  | { type: 'error'; message: string };
+
+const NO_ESTIMATES: TunerEstimates = {
+  windowRows: 0,
+  windowDisagreement: null,
+  tuningRows: 0,
+  estimatedDisagreement: null,
+  upperBound: null,
+  estimatedSavings: null,
+  hindsightSavings: null,
+  retunes: 0,
+  tightenings: 0,
+  rampChanges: 0,
+  lastUtilities: [],
+};
+
+export class TunerThread {
+  readonly kind: TunerKind;
+  /** Called with the tuner's events after it changed thresholds or the ramp set. */
+  onChange: ((events: TunerEvent[]) => void) | undefined;
+  /** Called when the tuner failed on a batch (the plan in force stays). */
+  onError: ((message: string) => void) | undefined;
+  private readonly worker: Worker;
+  private currentThresholds: Map<number, number | null>;
+  private currentRamps: number[];
+  private currentEstimates: TunerEstimates = NO_ESTIMATES;
+  private closed = false;
+
+  constructor(options: OnlineTunerOptions) {
+    this.kind = options.kind;
+    this.currentRamps = [...options.activeRamps].sort((a, b) => a - b);
+    this.currentThresholds = new Map(this.currentRamps.map((id) => [id, options.thresholds?.get(id) ?? null]));
+    this.worker = spawnWorker(import.meta.url, 'tuner-worker', options);
+    // The tuner thread must not keep a finished process alive.
+    this.worker.unref();
+    this.worker.on('message', (message: FromTuner) => {
+      if (message.type === 'error') {
+        this.onError?.(message.message);
+        return;
+      }
+      this.currentThresholds = new Map(message.thresholds);
+      this.currentRamps = message.activeRamps;
+      this.currentEstimates = message.estimates;
+      if (message.events.length > 0) this.onChange?.(message.events);
+    });
+    this.worker.on('error', (err) => this.onError?.(err.stack ?? String(err)));
+  }
+
+  /** Thresholds the tuner wants, per active ramp (null = never), as last heard. */
+  get thresholds(): ReadonlyMap<number, number | null> {
+    return this.currentThresholds;
+  }
+
+  /** Active ramps, in model order, as last heard. */
+  get activeRamps(): readonly number[] {
+    return this.currentRamps;
+  }
+
+  get estimates(): TunerEstimates {
+    return this.currentEstimates;
+  }
+
+  observe(records: readonly FeedbackRecord[]): void {
+    if (this.closed || records.length === 0) return;
+    this.worker.postMessage({ type: 'observe', records: [...records] } satisfies ToTuner);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The online tuner's own thread. A guarded re-tune searches thousands of rows (≈ 150 ms on a
+ * 10-window history) and must not stall the serving thread's event loop, so the tuner lives
+ * here: feedback comes in as messages, and its thresholds, ramp set and estimates go back.
+ * Messages: tuner-thread.ts.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { OnlineTuner, type OnlineTunerOptions } from '../../tuner/online-tuner.js';
+import type { FromTuner, ToTuner } from './tuner-thread.js';
+
+if (!parentPort) throw new Error('the tuner worker must run in a worker thread');
+const port = parentPort;
+const tuner = new OnlineTuner(workerData as OnlineTunerOptions);
+
+/** Batches between state messages when nothing changed: keeps the estimates fresh at little cost. */
+const QUIET_EVERY = 8;
+let quiet = 0;
+
+function post(message: FromTuner): void {
+  port.postMessage(message);
+}
+
+port.on('message', (message: ToTuner) => {
+  try {
+    const events = tuner.observe(message.records);
+    if (events.length === 0 && ++quiet < QUIET_EVERY) return;
+    quiet = 0;
+    post({ type: 'state', events, thresholds: [...tuner.thresholds], activeRamps: [...tuner.activeRamps], estimates: tuner.estimates });
+  } catch (err) {
+    // A tuner bug must not take the model down: report it; the plan in force stays.
+    post({ type: 'error', message: (err as Error).stack ?? String(err) });
+  }
+});

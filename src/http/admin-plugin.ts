@@ -1,0 +1,120 @@
+/**
+ * Operator endpoints, outside the KServe v2 protocol (under `admin/`), HTTP only:
+ *
+ * - `GET    /v2/models/{m}[/versions/{v}]/admin/tuner` — tuner state and the thresholds in force
+ * - `POST   /v2/models/{m}[/versions/{v}]/admin/tuner/pause` — stop applying the online tuner's changes
+ * - `POST   /v2/models/{m}[/versions/{v}]/admin/tuner/resume` — apply them again (the current ones at once)
+ * - `PUT    /v2/models/{m}[/versions/{v}]/admin/thresholds` — body `{"thresholds": {"0": 0.99, "3": null}}`:
+ *   pin those ramps' thresholds (null = never); ramps pinned earlier and not listed stay pinned
+ * - `DELETE /v2/models/{m}[/versions/{v}]/admin/thresholds` — unpin every ramp
+ *
+ * Every answer is the state after the call (`TunerAdminReport`). Access needs
+ * `Authorization: Bearer <server.admin_token>`, checked before the body is read: no token
+ * configured → OFFRAMP_ADMIN_DISABLED (403), a missing or wrong one → OFFRAMP_UNAUTHORIZED (401).
+ */
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginCallback, onRequestAsyncHookHandler } from 'fastify';
+import type { AdminPlane, TunerAdminReport } from '../data-plane/types.js';
+import { OfframpError } from '../errors.js';
+import { useJsonBodies } from './json-body.js';
+import { MODEL_PREFIXES } from './model-plugin.js';
+
+export interface AdminPluginOptions {
+  /** The controls; absent: the endpoints are disabled whatever the token. */
+  plane?: AdminPlane;
+  /** Bearer token (config `server.admin_token`); null disables the endpoints. */
+  token: string | null;
+}
+
+interface ModelParams {
+  model: string;
+  version?: string;
+}
+
+/** Ramp ids as the config writes them (schema.ts): 0..9999, no leading zeros. */
+const RAMP_ID = /^(0|[1-9][0-9]{0,3})$/;
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * Compares in time independent of where the strings differ: both sides are hashed first, so
+ * timingSafeEqual gets equal-length buffers and the token's length does not leak either.
+ */
+export function tokenMatches(given: string, token: string): boolean {
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return match?.[1];
+}
+
+/** The `thresholds` mapping of a PUT body, as ramp id → threshold; ranges are the data plane's to check. */
+export function parseThresholdsBody(body: unknown): Map<number, number | null> {
+  const invalid = (reason: string) => new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason });
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object {"thresholds": {"<ramp id>": <number or null>}}');
+  const extra = Object.keys(body).filter((k) => k !== 'thresholds');
+  if (extra.length > 0) throw invalid(`unknown field ${JSON.stringify(extra[0])}; the body is {"thresholds": {...}}`);
+  const thresholds: unknown = (body as { thresholds?: unknown }).thresholds;
+  if (typeof thresholds !== 'object' || thresholds === null || Array.isArray(thresholds)) {
+    throw invalid('"thresholds" must be an object mapping ramp ids to thresholds (a number, or null for "never")');
+  }
+  const out = new Map<number, number | null>();
+  for (const [key, value] of Object.entries(thresholds)) {
+    if (!RAMP_ID.test(key)) throw invalid(`${JSON.stringify(key)} is not a ramp id (an integer 0..9999)`);
+    if (value !== null && typeof value !== 'number') throw invalid(`thresholds.${key}: ${JSON.stringify(value)} is not a number or null`);
+    out.set(Number(key), value);
+  }
+  return out;
+}
+
+interface AdminRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Under `/v2/models/{m}[/versions/{v}]/admin/`. */
+  path: string;
+  run(plane: AdminPlane, params: ModelParams, body: unknown): TunerAdminReport;
+}
+
+const ROUTES: readonly AdminRoute[] = [
+  { method: 'GET', path: 'tuner', run: (plane, { model, version }) => plane.tunerState(model, version) },
+  { method: 'POST', path: 'tuner/pause', run: (plane, { model, version }) => plane.pauseTuner(model, version) },
+  { method: 'POST', path: 'tuner/resume', run: (plane, { model, version }) => plane.resumeTuner(model, version) },
+  { method: 'PUT', path: 'thresholds', run: (plane, { model, version }, body) => plane.pinThresholds(model, version, parseThresholdsBody(body)) },
+  { method: 'DELETE', path: 'thresholds', run: (plane, { model, version }) => plane.unpinThresholds(model, version) },
+];
+
+export const adminPlugin: FastifyPluginCallback<AdminPluginOptions> = (app, { plane, token }, done) => {
+  // Only PUT takes a body; a client that sends `content-type: application/json` and nothing else
+  // to pause or resume should not get a parse error. (This plugin is encapsulated: the KServe
+  // routes keep refusing empty bodies.)
+  useJsonBodies(app, { allowEmpty: true });
+  // onRequest runs before the body is parsed: an unauthorised caller learns nothing from parse errors.
+  const authorise: onRequestAsyncHookHandler = async (request, reply) => {
+    if (!plane || token === null) throw new OfframpError('OFFRAMP_ADMIN_DISABLED');
+    const given = bearerToken(request.headers.authorization);
+    if (given === undefined || !tokenMatches(given, token)) {
+      void reply.header('www-authenticate', 'Bearer realm="offramp-admin"');
+      throw new OfframpError('OFFRAMP_UNAUTHORIZED');
+    }
+  };
+
+  for (const prefix of MODEL_PREFIXES) {
+    for (const route of ROUTES) {
+      app.route<{ Params: ModelParams }>({
+        method: route.method,
+        url: `${prefix}/admin/${route.path}`,
+        onRequest: authorise,
+        handler: (request) => {
+          // authorise has refused every request when there are no controls.
+          if (!plane) throw new OfframpError('OFFRAMP_ADMIN_DISABLED');
+          return route.run(plane, request.params, request.body);
+        },
+      });
+    }
+  }
+
+  done();
+};

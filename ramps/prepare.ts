@@ -24,7 +24,7 @@ import { extractFeatures, featureCount, headKindsForRank, type HeadKind } from '
 import { DEFAULT_TRAIN_OPTIONS, headLogits, trainHead } from './heads/train-head.js';
 import { buildHeadModel, HEAD_OUTPUT, type HeadWeights } from './heads/head-onnx.js';
 import { argmaxRows, fitTemperature, softmaxRows, soloExit } from './heads/calibration.js';
-import { profileLatency } from './latency-profile.js';
+import { profileLatency, servingSessionOptions } from './latency-profile.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, type HeadTrial, type PreparedManifest, type RampEntry } from './manifest.js';
 import { seededRandom } from './random-input.js';
 
@@ -267,7 +267,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
     const cut = candidates[k] as CutPoint;
     return encodeModel(buildHeadModel(c.weights, { name: cut.tensor, dims: cut.dims }, opset));
   });
-  const headSessions = await Promise.all(headModels.map((bytes) => OnnxSession.create(bytes, { intraOpThreads: options.intraOpThreads })));
+  const headSessions = await Promise.all(headModels.map((bytes) => OnnxSession.create(bytes, servingSessionOptions(options.intraOpThreads))));
   const evalChain = await SegmentChain.load(segments, options.intraOpThreads);
   const evalProbs = candidates.map(() => [] as Float32Array[]);
   const exportDiff = candidates.map(() => 0);
@@ -290,9 +290,9 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   await evalChain.release();
   const evalArgmax = Int32Array.from(evalIdx, (r) => finalArgmax[r] as number);
 
-  // --- 5. latency profile with the thread setting serving uses ---
-  const segmentSessions = await Promise.all(segments.map((s) => OnnxSession.create(encodeModel(s.model), { intraOpThreads: options.intraOpThreads })));
-  const fullSession = await OnnxSession.create(encodeModel(model), { intraOpThreads: options.intraOpThreads });
+  // --- 5. latency profile with the session settings serving uses ---
+  const segmentSessions = await Promise.all(segments.map((s) => OnnxSession.create(encodeModel(s.model), servingSessionOptions(options.intraOpThreads))));
+  const fullSession = await OnnxSession.create(encodeModel(model), servingSessionOptions(options.intraOpThreads));
   const batchSizes = range(1, options.maxBatch + 1);
   const profile = await profileLatency(
     {
@@ -301,8 +301,8 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       full: fullSession,
     },
     (batch) => ({ [inputSpec.name]: rows.gather(range(0, batch).map((i) => i % rows.rows)) }),
-    { batchSizes, intraOpThreads: options.intraOpThreads, maxRuns: options.profileRuns, minRuns: Math.min(5, options.profileRuns), budgetMs: 250 },
-    (done, total) => progress({ phase: 'profile', done, total, detail: `batch ${done}` }),
+    { batchSizes, intraOpThreads: options.intraOpThreads, maxRuns: options.profileRuns, minRuns: Math.min(5, options.profileRuns), budgetMs: 100, rounds: 3 },
+    (done, total) => progress({ phase: 'profile', done, total, detail: `${done}/${total}` }),
   );
   for (const s of [...segmentSessions, ...headSessions, fullSession]) await s.release();
 

@@ -3,7 +3,7 @@
  * caller's inputs and everything earlier segments produced, so side tensors (an attention mask)
  * reach every later segment that needs them.
  */
-import { OnnxSession, type HostTensor } from './onnx-session.js';
+import { OnnxSession, type HostTensor, type SessionOptions } from './onnx-session.js';
 import type { Segment } from './split.js';
 import { encodeModel } from './onnx-model.js';
 
@@ -13,9 +13,11 @@ export class SegmentChain {
     private readonly sessions: OnnxSession[],
   ) {}
 
-  static async load(segments: readonly Segment[], intraOpThreads = 0): Promise<SegmentChain> {
+  /** @param sessionOptions for every segment's session (a number: intra-op threads). */
+  static async load(segments: readonly Segment[], sessionOptions: number | SessionOptions = 0): Promise<SegmentChain> {
+    const options = typeof sessionOptions === 'number' ? { intraOpThreads: sessionOptions } : sessionOptions;
     const sessions: OnnxSession[] = [];
-    for (const s of segments) sessions.push(await OnnxSession.create(encodeModel(s.model), { intraOpThreads }));
+    for (const s of segments) sessions.push(await OnnxSession.create(encodeModel(s.model), options));
     return new SegmentChain(segments, sessions);
   }
 

@@ -36,6 +36,32 @@ describe('executor on the bundled model', () => {
     expect([...result.exitRamp].every((e) => e === -1)).toBe(true);
   });
 
+  it('re-splits at the active ramps after the first batch with a new ramp set, with the same answers', async () => {
+    const input = await testImages(16);
+    const ramps = plan([{ id: 0, threshold: 0.99 }, { id: 3, threshold: 0.95 }, { id: 5, threshold: null }]);
+    const segmentsRun = async (): Promise<{ ends: number[]; result: Awaited<ReturnType<BatchRunner['run']>>; exits: RowExit[] }> => {
+      const ends: number[] = [];
+      const exits: RowExit[] = [];
+      const result = await runner.run(input, ramps, (e) => exits.push(...e), (k) => ends.push(k));
+      return { ends, result, exits };
+    };
+    // The first batch with this set runs on the prepared segments, one per candidate cut.
+    const first = await segmentsRun();
+    expect(first.ends).toEqual(manifest.segments.map((_, k) => k));
+    // The re-split chain is built in the background; later batches run on it.
+    let later = await segmentsRun();
+    for (let i = 0; i < 100 && later.ends.length !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      later = await segmentsRun();
+    }
+    expect(later.ends).toEqual([0, 3, 5, manifest.segments.length - 1]);
+    expect([...later.result.exitRamp]).toEqual([...first.result.exitRamp]);
+    expect(later.result.readings.map((r) => [...r.argmax])).toEqual(first.result.readings.map((r) => [...r.argmax]));
+    let worst = 0;
+    for (let i = 0; i < first.result.finalProbs.length; i++) worst = Math.max(worst, Math.abs((first.result.finalProbs[i] as number) - (later.result.finalProbs[i] as number)));
+    expect(worst).toBeLessThanOrEqual(1e-5);
+  });
+
   it('emits an exited row before the batch runs its last segment (release mode keeps the row to the end)', async () => {
     const events: string[] = [];
     const first = manifest.ramps[0]!.id;

@@ -23,13 +23,33 @@ export function atBatch(profile: LatencyProfileData, series: number[] | undefine
 }
 
 /**
- * Time until an answer at ramp `rampId` (segments up to and including the one the ramp follows,
+ * What one segment boundary costs at a batch size: the profiled segments (one per candidate
+ * cut) add up to more than the whole model — a session call, the boundary tensor's copy out and
+ * back in, fusions onnxruntime cannot make across the cut — and the excess is spread evenly over
+ * the boundaries. The engine re-splits at the active ramps (ramps/split-at-ramps.ts), so a
+ * boundary with no active ramp is not paid. Checked against bench/segment-granularity.ts at
+ * batch 1: predicted 1.10 ms for the model cut at 3 ramps, measured 1.16 ms.
+ */
+export function boundaryMs(profile: LatencyProfileData, batchSize: number): number {
+  const n = profile.segmentMs.length;
+  if (n < 2) return 0;
+  let segments = 0;
+  for (let k = 0; k < n; k++) segments += atBatch(profile, profile.segmentMs[k], batchSize);
+  return Math.max(0, (segments - atBatch(profile, profile.fullModelMs, batchSize)) / (n - 1));
+}
+
+/**
+ * Time until an answer at ramp `rampId` (the model cut at the active ramps, run up to the ramp,
  * plus every active head up to it), or at the final layer when rampId is -1.
  */
 export function latencyToAnswer(profile: LatencyProfileData, activeRamps: readonly number[], rampId: number, batchSize: number): number {
   const lastSegment = rampId < 0 ? profile.segmentMs.length - 1 : rampId;
   let total = 0;
   for (let k = 0; k <= lastSegment; k++) total += atBatch(profile, profile.segmentMs[k], batchSize);
+  // Boundaries after segments 0..lastSegment − 1 that no active ramp sits on are merged away.
+  let merged = 0;
+  for (let k = 0; k < lastSegment; k++) if (!activeRamps.includes(k)) merged++;
+  total -= merged * boundaryMs(profile, batchSize);
   for (const r of activeRamps) if (rampId < 0 || r <= rampId) total += atBatch(profile, profile.headMs[r], batchSize);
   return total;
 }
@@ -46,7 +66,8 @@ export function rampOverheadShare(profile: LatencyProfileData, activeRamps: read
  */
 export function estimatedSavings(profile: LatencyProfileData, activeRamps: readonly number[], exitRates: ReadonlyMap<number, number>, batchSize: number): number {
   const vanilla = atBatch(profile, profile.fullModelMs, batchSize);
-  if (vanilla <= 0) return 0;
+  // Without ramps the engine runs the unsplit model: vanilla itself, whatever the segments' sum says.
+  if (vanilla <= 0 || activeRamps.length === 0) return 0;
   let expected = 0;
   let exited = 0;
   for (const r of activeRamps) {

@@ -12,6 +12,7 @@ import { registerPrepareCommand } from './prepare-command.js';
 import { registerRecordCommand } from './record-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerReplayCommand } from './replay-command.js';
+import { registerProfileCommand } from './profile-command.js';
 import { packageVersion } from './version.js';
 
 const EXIT_USAGE = 2;
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   // ── prepare ── (src/cli/prepare-command.ts, owned by the lead)
   registerPrepareCommand(program);
+  registerProfileCommand(program);
   registerRecordCommand(program);
   registerServeCommand(program);
   registerReplayCommand(program);

@@ -3,9 +3,19 @@
  * segment they follow, emitting exits the moment a ramp decides them. Used inside worker
  * threads (executor/worker.ts) and by `offramp record`; it calls onnxruntime, so never on the
  * serving thread.
+ *
+ * Which segments: the prepared ones cut at every candidate ramp, or — once a ramp set has been
+ * in use for a batch — the model re-split at just the active ramps (ramps/split-at-ramps.ts),
+ * built in the background and kept for the next batches with that set. Fewer boundaries run
+ * faster (bench/segment-granularity.ts, batch 16: 9 segments 165 % of the whole model, 4
+ * segments 135 %); a re-split costs ~70 ms once, paid back after ~30 batches. While it is being
+ * built, batches run on the prepared segments: a ramp-set change never waits or fails a batch.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OnnxSession, type HostTensor, type TensorData } from '../../../ramps/onnx-session.js';
+import { decodeModel, encodeModel, type ModelProto } from '../../../ramps/onnx-model.js';
+import { splitAtRamps } from '../../../ramps/split-at-ramps.js';
+import { OnnxSession, type HostTensor, type SessionOptions, type TensorData } from '../../../ramps/onnx-session.js';
 import type { PreparedManifest } from '../../../ramps/manifest.js';
 import { softmaxRows } from '../../../ramps/heads/calibration.js';
 import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
@@ -21,14 +31,32 @@ function selectRows(t: HostTensor, keep: number[]): HostTensor {
   return { type: t.type, data: out, dims: [keep.length, ...t.dims.slice(1)] };
 }
 
+/** Segments to run, in order: their sessions, what each reads and writes, and where each ends. */
+interface Chain {
+  sessions: OnnxSession[];
+  inputs: string[][];
+  outputs: string[][];
+  /** Prepared-segment index each segment ends at: the ramp that may follow it has that id. */
+  endsAt: number[];
+}
+
+/** Re-split chains kept per worker (each holds a session per segment). */
+const MAX_CHAINS = 4;
+
 export class BatchRunner {
+  /** Re-split chains by ramp set ("0,3,5"), most recently used last; a promise while being built. */
+  private readonly chains = new Map<string, Chain | Promise<Chain | undefined>>();
+
   private constructor(
     private readonly manifest: PreparedManifest,
-    private readonly segments: OnnxSession[],
+    /** The prepared segments, one per candidate cut. */
+    private readonly fine: Chain,
     private readonly heads: OnnxSession[],
     private readonly full: OnnxSession,
     /** Names of tensors whose first dimension is the batch (so drop mode can subset them). */
     private readonly batchTensors: Set<string>,
+    private readonly model: ModelProto,
+    private readonly sessionOptions: SessionOptions,
   ) {}
 
   static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number): Promise<BatchRunner> {
@@ -37,11 +65,69 @@ export class BatchRunner {
     const opts = { intraOpThreads, spinning: false };
     const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
     const heads = await Promise.all(manifest.ramps.map((r) => OnnxSession.create(join(dir, r.head.file), opts)));
-    const full = await OnnxSession.create(join(dir, manifest.model.file), opts);
+    const modelBytes = await readFile(join(dir, manifest.model.file));
+    const full = await OnnxSession.create(modelBytes, opts);
     const batchTensors = new Set<string>();
     for (const s of manifest.segments) for (const io of [...s.inputs, ...s.outputs]) if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
     for (const io of manifest.model.inputs) batchTensors.add(io.name);
-    return new BatchRunner(manifest, segments, heads, full, batchTensors);
+    const fine: Chain = {
+      sessions: segments,
+      inputs: manifest.segments.map((s) => s.inputs.map((io) => io.name)),
+      outputs: manifest.segments.map((s) => s.outputs.map((io) => io.name)),
+      endsAt: manifest.segments.map((_, k) => k),
+    };
+    return new BatchRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts);
+  }
+
+  /**
+   * The chain for a plan's ramp set: the re-split one when built, else the prepared segments
+   * (and the re-split starts building in the background).
+   */
+  private chainFor(plan: ExitPlan): Chain {
+    const ids = [...new Set(plan.ramps.map((r) => r.id))].sort((a, b) => a - b);
+    if (ids.length >= this.manifest.ramps.length) return this.fine;
+    const key = ids.join(',');
+    const entry = this.chains.get(key);
+    if (entry && !(entry instanceof Promise)) {
+      // Most recently used last.
+      this.chains.delete(key);
+      this.chains.set(key, entry);
+      return entry;
+    }
+    if (!entry) this.chains.set(key, this.buildChain(key, ids));
+    return this.fine;
+  }
+
+  private async buildChain(key: string, ids: number[]): Promise<Chain | undefined> {
+    const sessions: OnnxSession[] = [];
+    try {
+      const segments = splitAtRamps(this.model, this.manifest, ids);
+      for (const segment of segments) sessions.push(await OnnxSession.create(encodeModel(segment.model), this.sessionOptions));
+      const chain: Chain = {
+        sessions,
+        inputs: segments.map((x) => x.inputs.map((io) => io.name)),
+        outputs: segments.map((x) => x.outputs.map((io) => io.name)),
+        endsAt: segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)),
+      };
+      this.chains.delete(key);
+      this.chains.set(key, chain);
+      await this.evict();
+      return chain;
+    } catch {
+      // Keep serving on the prepared segments; an entry that is not a chain is never retried.
+      for (const x of sessions) await x.release();
+      this.chains.set(key, Promise.resolve(undefined));
+      return undefined;
+    }
+  }
+
+  /** Releases the least recently used chains beyond MAX_CHAINS (never the one a running batch holds: that is the newest). */
+  private async evict(): Promise<void> {
+    const built = [...this.chains].filter((e): e is [string, Chain] => !(e[1] instanceof Promise));
+    for (const [key, chain] of built.slice(0, Math.max(0, built.length - MAX_CHAINS))) {
+      this.chains.delete(key);
+      for (const x of chain.sessions) await x.release();
+    }
   }
 
   /**
@@ -74,13 +160,14 @@ export class BatchRunner {
     let alive = Array.from({ length: rows }, (_, i) => i);
     const streaks: (Streak | undefined)[] = new Array(rows);
 
-    for (let k = 0; k < m.segments.length; k++) {
-      const segment = m.segments[k] as PreparedManifest['segments'][number];
+    const chain = this.chainFor(plan);
+    for (let j = 0; j < chain.sessions.length; j++) {
       const feeds: Record<string, HostTensor> = {};
-      for (const io of segment.inputs) feeds[io.name] = pool[io.name] as HostTensor;
+      for (const name of chain.inputs[j] as string[]) feeds[name] = pool[name] as HostTensor;
       const t0 = performance.now();
-      Object.assign(pool, await (this.segments[k] as OnnxSession).run(feeds, segment.outputs.map((o) => o.name)));
+      Object.assign(pool, await (chain.sessions[j] as OnnxSession).run(feeds, chain.outputs[j]));
       segmentMs.push(performance.now() - t0);
+      const k = chain.endsAt[j] as number;
       onSegmentDone?.(k);
 
       const ramp = m.ramps[k];
@@ -139,6 +226,12 @@ export class BatchRunner {
   }
 
   async release(): Promise<void> {
-    for (const s of [...this.segments, ...this.heads, this.full]) await s.release();
+    const chains: Chain[] = [this.fine];
+    for (const entry of this.chains.values()) {
+      const chain = await entry;
+      if (chain) chains.push(chain);
+    }
+    this.chains.clear();
+    for (const s of [...chains.flatMap((c) => c.sessions), ...this.heads, this.full]) await s.release();
   }
 }

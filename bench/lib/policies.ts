@@ -1,0 +1,60 @@
+/**
+ * The serving policies the bench compares, and the SLO file each is served with. Everything but
+ * the tuner and the exit mode is the same for all of them, and at the documented defaults
+ * (src/config/slo.example.yaml), so differences come from the policy alone.
+ */
+
+export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | 'oracle';
+export type ExitMode = 'release' | 'drop';
+type TunerKind = 'off' | 'static' | 'apparate' | 'guarded';
+
+export interface ServedPolicy {
+  policy: Exclude<PolicyName, 'oracle'>;
+  mode: ExitMode;
+  tuner: TunerKind;
+  /** What it is, for the report. */
+  about: string;
+}
+
+export const SERVED_POLICIES: readonly ServedPolicy[] = [
+  { policy: 'vanilla', mode: 'release', tuner: 'off', about: 'no ramps: the plain model (baseline)' },
+  { policy: 'static', mode: 'release', tuner: 'static', about: 'thresholds calibrated offline by prepare on the bootstrap set' },
+  { policy: 'apparate', mode: 'release', tuner: 'apparate', about: "online: Apparate's greedy hill-climb from live feedback" },
+  { policy: 'guarded', mode: 'release', tuner: 'guarded', about: 'online: Clopper–Pearson-guarded thresholds; exited rows keep running' },
+  { policy: 'guarded', mode: 'drop', tuner: 'guarded', about: 'online: guarded thresholds; exited rows leave the batch' },
+];
+
+/** Computed, not served: every request exits at the earliest ramp that agrees with the final layer. */
+export const ORACLE_ABOUT = 'computed: earliest ramp agreeing with the final layer (no head cost, perfect foresight)';
+
+/** Short unique name for files and legends: "vanilla", "guarded-drop". */
+export function policyLabel(p: { policy: PolicyName; mode: ExitMode }): string {
+  return p.policy === 'guarded' ? `guarded-${p.mode}` : p.policy;
+}
+
+export const MODEL_NAME = 'fmnist-resnet';
+
+/** The accuracy budget and feedback window every tuner gets (the defaults). */
+export const ACCURACY = { budget: 0.01, confidence: 0.95, window: 1000 } as const;
+
+/**
+ * The SLO file for one policy. JSON is valid YAML, so the object is written with JSON.stringify
+ * and no YAML is built by hand. Ports come from OFFRAMP_HTTP_PORT / OFFRAMP_GRPC_PORT; workers
+ * and intra-op threads stay at their defaults (1 × 2 threads: the README's figures show other
+ * splits of 2 cores do not help over HTTP with the client on the same machine).
+ */
+export function servingConfig(modelDir: string, p: ServedPolicy): object {
+  return {
+    server: { host: '127.0.0.1' },
+    models: [
+      {
+        name: MODEL_NAME,
+        path: modelDir,
+        accuracy: ACCURACY,
+        exits: { mode: p.mode, thresholds: null },
+        tuner: { kind: p.tuner },
+        batching: { max_batch_size: 16, max_queue_delay_ms: 4 },
+      },
+    ],
+  };
+}

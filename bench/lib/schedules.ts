@@ -1,0 +1,30 @@
+/**
+ * Arrival schedules for a run: when each request is sent and which image it carries. Built once
+ * per (pattern, load) from the same seed, so every policy gets exactly the same requests.
+ */
+import { seededRandom } from '../../ramps/random-input.js';
+import { arrivals, poissonArrivals, type Pattern } from '../load/arrivals.js';
+import { imagesFor, type Dataset } from './dataset.js';
+
+export interface Schedule {
+  offsetsMs: number[];
+  images: number[];
+}
+
+/** A seed per (pattern, load) derived from the bench seed: different processes, same every run. */
+function phaseSeed(seed: number, pattern: Pattern, loadFraction: number): number {
+  return seed * 1_000_003 + Math.round(loadFraction * 1000) + (pattern === 'bursty' ? 500_000 : 0);
+}
+
+/** A measured phase: its requests take images from the start of the shuffled order. */
+export function phaseSchedule(dataset: Dataset, seed: number, pattern: Pattern, loadFraction: number, rateRps: number, seconds: number): Schedule {
+  const offsetsMs = arrivals(pattern, rateRps, seconds, seededRandom(phaseSeed(seed, pattern, loadFraction)));
+  return { offsetsMs, images: imagesFor(dataset, 0, offsetsMs.length) };
+}
+
+/** The warm-up: `requests` Poisson arrivals at `rateRps`, images from the middle of the order. */
+export function warmupSchedule(dataset: Dataset, seed: number, requests: number, rateRps: number): Schedule {
+  // Long enough to hold `requests` arrivals with near certainty, then cut to exactly that many.
+  const offsetsMs = poissonArrivals(rateRps, (requests / rateRps) * 1.5 + 1, seededRandom(seed + 17)).slice(0, requests);
+  return { offsetsMs, images: imagesFor(dataset, Math.floor(dataset.images / 2), offsetsMs.length) };
+}

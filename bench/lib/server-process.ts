@@ -1,0 +1,90 @@
+/**
+ * The real server, as a user runs it: `node bin/offramp.js serve --config FILE` in a child
+ * process of its own (fresh per policy, so no state leaks between policies), on free ports,
+ * ready when GET /v2/health/ready says 200, stopped with SIGTERM (a graceful drain).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+/** Servers still running, killed if the bench dies so that no stray server keeps its port. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** A port nothing listens on now: bind port 0, read what the OS chose, release it. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export interface ServerProcess {
+  /** http://127.0.0.1:PORT */
+  baseUrl: string;
+  logPath: string;
+  getJson(path: string): Promise<unknown>;
+  getText(path: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startServerProcess(configPath: string, logPath: string): Promise<ServerProcess> {
+  const httpPort = await freePort();
+  let grpcPort = await freePort();
+  while (grpcPort === httpPort) grpcPort = await freePort();
+  const log = createWriteStream(logPath);
+  const child = spawn(process.execPath, ['bin/offramp.js', 'serve', '--config', configPath], {
+    env: { ...process.env, OFFRAMP_HTTP_PORT: String(httpPort), OFFRAMP_GRPC_PORT: String(grpcPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = once(child, 'exit');
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
+
+  const logTail = async (): Promise<string> => (await readFile(logPath, 'utf8').catch(() => '')).slice(-2000);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before it was ready:\n${await logTail()}`);
+    const ok = await fetch(`${baseUrl}/v2/health/ready`).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server not ready after ${READY_TIMEOUT_MS / 1000} s:\n${await logTail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const get = async (path: string): Promise<Response> => {
+    const res = await fetch(baseUrl + path);
+    if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+    return res;
+  };
+  return {
+    baseUrl,
+    logPath,
+    getJson: async (path) => (await get(path)).json() as Promise<unknown>,
+    getText: async (path) => (await get(path)).text(),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+      running.delete(child);
+      log.end();
+    },
+  };
+}

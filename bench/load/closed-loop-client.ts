@@ -1,0 +1,44 @@
+/**
+ * Closed-loop (saturating) HTTP load: `concurrency` clients each send one KServe v2 infer request,
+ * wait for the answer, send the next, for `seconds`. This measures capacity: the most the server
+ * answers per second with this many requests in flight. Runs as its own process so its work does
+ * not land on the server's event loop; prints one JSON line (ClosedLoopResult).
+ *
+ *   node --import tsx bench/load/closed-loop-client.ts URL BODIES CONCURRENCY SECONDS
+ *
+ * BODIES is a bodies file (one JSON body per line, see load-types.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { createPoster, splitBodies } from './http-post.js';
+import type { ClosedLoopResult } from './load-types.js';
+
+const [url, bodiesPath, concurrencyArg, secondsArg] = process.argv.slice(2);
+if (!url || !bodiesPath) throw new Error('usage: closed-loop-client.ts URL BODIES CONCURRENCY SECONDS');
+const bodies = splitBodies(readFileSync(bodiesPath, 'utf8'));
+const concurrency = Number(concurrencyArg ?? 32);
+const seconds = Number(secondsArg ?? 5);
+const poster = createPoster(url, concurrency);
+
+const latencies: number[] = [];
+let errors = 0;
+let next = 0;
+const deadline = performance.now() + seconds * 1000;
+const started = performance.now();
+
+async function client(): Promise<void> {
+  while (performance.now() < deadline) {
+    const body = bodies[next++ % bodies.length] as Buffer;
+    const t0 = performance.now();
+    const { status } = await poster.post(body);
+    if (status === 200) latencies.push(performance.now() - t0);
+    else errors++;
+  }
+}
+
+await Promise.all(Array.from({ length: concurrency }, () => client()));
+const elapsed = (performance.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+const result: ClosedLoopResult = { requests: latencies.length, errors, seconds: elapsed, rps: latencies.length / elapsed, p50: q(0.5), p99: q(0.99) };
+process.stdout.write(JSON.stringify(result) + '\n');
+poster.close();

@@ -1,0 +1,55 @@
+/**
+ * What the bench process and its load-generator child processes exchange, as files: the parent
+ * writes a job, the child writes what it measured. Plain JSON so that the child stays small and
+ * imports nothing from the runtime.
+ */
+
+/** Request bodies file: one pre-serialised KServe v2 JSON body per line, line i = image i. */
+export type BodiesFile = string;
+
+/** An open-loop job: send body `images[i]` at `offsetsMs[i]` after the start, whatever is outstanding. */
+export interface OpenLoopJob {
+  url: string;
+  bodiesPath: BodiesFile;
+  /** Scheduled send times in ms from the start, ascending. */
+  offsetsMs: number[];
+  /** Image (= line of the bodies file) sent by each request. */
+  images: number[];
+  /** Give up on a request after this long (counted as status 0). */
+  timeoutMs: number;
+  /** Where the child writes its OpenLoopResult. */
+  outPath: string;
+}
+
+/**
+ * Per request, columns of equal length in send order. Latency counts from the *scheduled* send
+ * time, so a client that falls behind its schedule shows up as latency rather than being hidden
+ * (no coordinated omission); `sendLagMs` says how far behind the client itself was.
+ */
+export interface OpenLoopResult {
+  latencyMs: number[];
+  sendLagMs: number[];
+  /** HTTP status; 0 when the connection failed or timed out. */
+  status: number[];
+  /** Predicted class of the single row; -1 when the request failed. */
+  predicted: number[];
+  /** Ramp that answered (-1 = full model); null when the request failed. */
+  exitRamp: (number | null)[];
+  /**
+   * Why a request failed: the error code from the body of a non-200 answer (e.g.
+   * OFFRAMP_QUEUE_FULL), or CLIENT_TIMEOUT / CLIENT_CONNECTION_ERROR for status 0; else null.
+   */
+  errorCode: (string | null)[];
+  /** From the first scheduled send to the last answer, in seconds. */
+  elapsedS: number;
+}
+
+/** What the closed-loop (saturating) client prints as one JSON line. */
+export interface ClosedLoopResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}

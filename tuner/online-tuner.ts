@@ -171,6 +171,23 @@ export function realisedDisagreement(record: FeedbackRecord): number {
   return reading.argmax === record.final.argmax ? 0 : 1;
 }
 
+/** Estimates before the first batch: nothing observed, nothing tuned. */
+export function noEstimates(): TunerEstimates {
+  return {
+    windowRows: 0,
+    windowDisagreement: null,
+    tuningRows: 0,
+    estimatedDisagreement: null,
+    upperBound: null,
+    estimatedSavings: null,
+    hindsightSavings: null,
+    retunes: 0,
+    tightenings: 0,
+    rampChanges: 0,
+    lastUtilities: [],
+  };
+}
+
 export class OnlineTuner {
   readonly kind: TunerKind;
   private readonly options: OnlineTunerOptions;
@@ -198,19 +215,7 @@ export class OnlineTuner {
   private readonly addedAt = new Map<number, number>();
   /** Ramp id → batch index when it was dropped (not proposed again for a while). */
   private readonly droppedAt = new Map<number, number>();
-  private stats: TunerEstimates = {
-    windowRows: 0,
-    windowDisagreement: null,
-    tuningRows: 0,
-    estimatedDisagreement: null,
-    upperBound: null,
-    estimatedSavings: null,
-    hindsightSavings: null,
-    retunes: 0,
-    tightenings: 0,
-    rampChanges: 0,
-    lastUtilities: [],
-  };
+  private stats: TunerEstimates = noEstimates();
 
   constructor(options: OnlineTunerOptions) {
     if (!(options.budget > 0 && options.budget < 1)) throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);

@@ -3,6 +3,8 @@
  * handlers only convert between their wire format and these types, then call the same
  * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) are in DESIGN.md §6.
  */
+import type { TunerEstimates } from '../../tuner/online-tuner.js';
+import type { RampUtility } from '../../tuner/ramp-utility.js';
 
 /** KServe v2 tensor datatypes. */
 export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
@@ -109,37 +111,15 @@ export interface ServerMetadata {
 }
 
 /** A ramp's utility at the tuner's last ramp-set check (tuner/ramp-utility.ts). */
-export interface RampUtilityReport {
-  rampId: number;
-  exitRate: number;
-  passRate: number;
-  gainMs: number;
-  costMs: number;
-  /** exitRate · gainMs − passRate · costMs, ms per row. */
-  utilityMs: number;
-}
+export type RampUtilityReport = Omit<RampUtility, 'utilityShare'>;
 
-/** The online tuner's figures (tuner/online-tuner.ts `TunerEstimates`). */
-export interface TunerEstimatesReport {
-  /** Rows in the tuner's realised window (at most `accuracy.window`; cleared by a tightening). */
-  windowRows: number;
-  /** Disagreement of those rows as they were actually answered; null when none is known yet. */
-  windowDisagreement: number | null;
-  /** Rows the last re-tune used, and its chosen setting's disagreement, upper bound and savings there. */
-  tuningRows: number;
-  estimatedDisagreement: number | null;
-  upperBound: number | null;
-  estimatedSavings: number | null;
-  /** Savings of the best thresholds in hindsight on the last re-tune's window. */
-  hindsightSavings: number | null;
+/** The online tuner's figures (tuner/online-tuner.ts `TunerEstimates`), as /exits reports them. */
+export type TunerEstimatesReport = Omit<TunerEstimates, 'lastUtilities'> & {
   /** The window's estimated savings (`window.estimatedSavings`) as a share of hindsightSavings; null when that is null or ≤ 0. */
   fractionOfHindsight: number | null;
-  retunes: number;
-  tightenings: number;
-  rampChanges: number;
-  /** Ramp utilities from the last ramp-set check (empty while ramp-set changes are off). */
+  /** Ramp utilities from the last ramp-set check (empty until one ran). */
   lastUtilities: RampUtilityReport[];
-}
+};
 
 /** Who sets the thresholds, and the operator's overrides (admin endpoints). */
 export interface TunerReport {

@@ -6,7 +6,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
-import type { OnlineTunerOptions, TunerEstimates, TunerEvent, TunerKind } from '../../tuner/online-tuner.js';
+import { noEstimates, type OnlineTunerOptions, type TunerEstimates, type TunerEvent, type TunerKind } from '../../tuner/online-tuner.js';
 import { spawnWorker } from './spawn-worker.js';
 
 export type ToTuner = { type: 'observe'; records: FeedbackRecord[] };
@@ -15,19 +15,6 @@ export type FromTuner =
   | { type: 'state'; events: TunerEvent[]; thresholds: [number, number | null][]; activeRamps: number[]; estimates: TunerEstimates }
   | { type: 'error'; message: string };
 
-const NO_ESTIMATES: TunerEstimates = {
-  windowRows: 0,
-  windowDisagreement: null,
-  tuningRows: 0,
-  estimatedDisagreement: null,
-  upperBound: null,
-  estimatedSavings: null,
-  hindsightSavings: null,
-  retunes: 0,
-  tightenings: 0,
-  rampChanges: 0,
-  lastUtilities: [],
-};
 
 export class TunerThread {
   readonly kind: TunerKind;
@@ -38,7 +25,7 @@ export class TunerThread {
   private readonly worker: Worker;
   private currentThresholds: Map<number, number | null>;
   private currentRamps: number[];
-  private currentEstimates: TunerEstimates = NO_ESTIMATES;
+  private currentEstimates: TunerEstimates = noEstimates();
   private closed = false;
 
   constructor(options: OnlineTunerOptions) {

@@ -11,7 +11,8 @@
  * where b is vanilla's mean batch size in that run (from the server's batch-size histogram),
  * L_full(b) the manifest profile's full-model ms at b, and computeBefore_k the share of the
  * model's FLOPs before ramp k (the latency up to and including ramp k is taken as that share of
- * L_full, since the per-segment profile is too noisy on a shared 2-core machine). The profile
+ * L_full rather than read from the segment profile: a cut model runs slower than the whole one,
+ * and the oracle is meant as a bound on what skipping compute can give). The profile
  * series is first made non-decreasing from the right (a batch cannot take longer than a larger
  * one; noise only adds time), and `skipped` is capped at (1 − computeBefore_k) of the request's own
  * latency. The approximation ignores that earlier answers would shorten queues for later ones,

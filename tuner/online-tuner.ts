@@ -113,7 +113,7 @@ export interface OnlineTunerOptions {
   driftSpan?: number;
   /** Apparate's tuning window in batches (default 4). */
   apparateWindowBatches?: number;
-  /** Compute the hindsight-optimal savings at each re-tune, for the estimates (default true). */
+  /** Compute the hindsight-optimal savings (at a re-tune, at most once per window), for the estimates (default true). */
   hindsight?: boolean;
   /** Ramp-set changes (drop useless ramps, try new ones); absent: the ramp set is fixed. */
   rampSet?: RampSetOptions;
@@ -203,6 +203,8 @@ export class OnlineTuner {
   private batches = 0;
   private observed = 0;
   private sinceRetune = 0;
+  /** `observed` when the hindsight optimum was last computed. */
+  private hindsightAt = Number.NEGATIVE_INFINITY;
   /** Rows since the realised window was last judged (it is judged once per `window` rows). */
   private sinceWindowCheck = 0;
   /** Rows since the drift check last looked (it looks at each `driftSpan` rows once). */
@@ -406,12 +408,14 @@ export class OnlineTuner {
     }
     this.current = new Map(this.active.map((id) => [id, choice.thresholds.get(id) ?? null]));
     this.tuned = true;
-    let hindsightSavings: number | null = null;
-    if (this.options.hindsight !== false) {
+    // The hindsight optimum is for reporting only and costs as much as the re-tune itself: once a window.
+    let hindsightSavings = this.stats.hindsightSavings;
+    if (this.options.hindsight !== false && this.observed - this.hindsightAt >= this.options.window) {
       const windowRecords = this.usable(this.recent());
       if (windowRecords.length > 0) {
         const ev = this.evaluator(windowRecords);
         hindsightSavings = hindsightOptimal(ev, { budget, confidence, seeds: [ev.toVector(this.current)] }).savings;
+        this.hindsightAt = this.observed;
       }
     }
     this.stats = {

@@ -35,7 +35,7 @@ import { measureServingOverhead } from './lib/serving-overhead.js';
 import { phaseFigures, type PhaseFigures } from './lib/stats.js';
 import { imageTraces } from './lib/trace.js';
 import type { OpenLoopResult } from './load/load-types.js';
-import { markdownReport, overheadLines } from './report/markdown.js';
+import { markdownReport, overheadLines, saturationTable } from './report/markdown.js';
 import { cdfSvg, loadSvg } from './report/svg.js';
 import { comparisonTable, textTable } from './report/table.js';
 
@@ -103,7 +103,7 @@ for (const policy of SERVED_POLICIES) {
   const label = policyLabel(policy);
   say(`${label}: fresh server, warm-up ${warmup.offsetsMs.length} requests at ${warmupRate.toFixed(0)}/s, then ${phases.length} measured run(s)`);
   const run = await timed(label, () =>
-    runPolicy(policy, { modelDir, workDir, bodiesPath, warmup, phases, requestTimeoutMs: plan.requestTimeoutMs }, figuresOf, say),
+    runPolicy(policy, { modelDir, workDir, bodiesPath, warmup, phases, requestTimeoutMs: plan.requestTimeoutMs, saturation: { concurrency: plan.capacity.concurrency, seconds: plan.capacity.seconds } }, figuresOf, say),
   );
   served.set(label, run);
   runs.push(...run.phases.map((p) => p.row));
@@ -130,6 +130,7 @@ const results: BenchResults = {
     { label: 'oracle', about: ORACLE_ABOUT, config: null },
   ],
   capacity,
+  saturation: Object.fromEntries([...served].map(([label, r]) => [label, r.saturation])),
   warmup: {
     requests: warmup.offsetsMs.length,
     load_fraction: plan.warmup.loadFraction,
@@ -160,6 +161,9 @@ process.stdout.write(
     `offramp serving comparison${plan.quick ? ' (quick)' : ''}: vanilla capacity ${capacity.rps.toFixed(0)}/s; warm-up ${results.warmup.requests} requests per policy, not counted; ratios against vanilla at the same load`,
     '',
     textTable(comparisonTable(results)),
+    '',
+    'capacity per policy (closed loop, after its runs):',
+    textTable(saturationTable(results)),
     '',
     ...overheadLines(results).map((l) => l.replace(/\*\*/g, '')),
     '',

@@ -6,9 +6,9 @@
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { OpenLoopResult } from '../load/load-types.js';
+import type { ClosedLoopResult, OpenLoopResult } from '../load/load-types.js';
 import type { PhasePlan } from './bench-plan.js';
-import { runOpenLoop } from './load-runner.js';
+import { runClosedLoop, runOpenLoop } from './load-runner.js';
 import { MODEL_NAME, policyLabel, servingConfig, type ExitMode, type PolicyName, type ServedPolicy } from './policies.js';
 import { meanBatchSize, parseMetrics, sampleValue, type Sample } from './prometheus.js';
 import type { LagMs, RunRow } from './results.js';
@@ -32,6 +32,8 @@ export interface PolicyRun {
   config: object;
   warmup: { ok: number; errors: number };
   phases: (PhaseOutcome & { row: RunRow })[];
+  /** After the phases: the policy's own capacity, closed loop (what it can answer, not what was offered). */
+  saturation: ClosedLoopResult & { concurrency: number; seconds: number };
 }
 
 const INFER_PATH = `/v2/models/${MODEL_NAME}/infer`;
@@ -92,7 +94,7 @@ export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerVi
 
 export async function runPolicy(
   policy: ServedPolicy,
-  opts: { modelDir: string; workDir: string; bodiesPath: string; warmup: Schedule; phases: ScheduledPhase[]; requestTimeoutMs: number },
+  opts: { modelDir: string; workDir: string; bodiesPath: string; warmup: Schedule; phases: ScheduledPhase[]; requestTimeoutMs: number; saturation: { concurrency: number; seconds: number } },
   figuresOf: (result: OpenLoopResult, schedule: Schedule) => PhaseFigures,
   say: (line: string) => void,
 ): Promise<PolicyRun> {
@@ -123,7 +125,11 @@ export async function runPolicy(
           `${row.throughput_rps.toFixed(0)}/s, early ${(row.early_fraction * 100).toFixed(1)} %, errors ${row.errors.total}; load average ${view.loadAverage[1].toFixed(1)}`,
       );
     }
-    return { config, warmup: { ok: warmOk, errors: warm.status.length - warmOk }, phases };
+    // The open-loop phases never offer more than a share of vanilla's capacity, so their
+    // throughput cannot show a policy answering more than vanilla can: saturate it too.
+    const saturated = await runClosedLoop(url, opts.bodiesPath, opts.saturation.concurrency, opts.saturation.seconds);
+    say(`  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`);
+    return { config, warmup: { ok: warmOk, errors: warm.status.length - warmOk }, phases, saturation: { ...saturated, ...opts.saturation } };
   } finally {
     await server.stop();
   }

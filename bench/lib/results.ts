@@ -67,6 +67,8 @@ export interface BenchResults {
   /** Per served policy: its description and the SLO file it ran with. */
   policies: { label: string; about: string; config: object | null }[];
   capacity: ClosedLoopResult & { concurrency: number; server_event_loop_lag: LagMs };
+  /** Per served policy, after its measured phases: closed-loop capacity (same client as `capacity`). */
+  saturation: Record<string, ClosedLoopResult & { concurrency: number; seconds: number }>;
   warmup: { requests: number; load_fraction: number; rate_rps: number; by_policy: Record<string, { ok: number; errors: number }> };
   trace: { path: string; recorded: boolean; images: number; full_model_accuracy: number };
   serving_overhead: OverheadResult | null;

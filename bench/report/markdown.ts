@@ -5,7 +5,7 @@
 import { basename } from 'node:path';
 import { ORACLE_ABOUT } from '../lib/policies.js';
 import type { BenchResults } from '../lib/results.js';
-import { comparisonTable, exitTable, markdownTable } from './table.js';
+import { comparisonTable, exitTable, markdownTable, type Table } from './table.js';
 
 const f = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 
@@ -26,6 +26,16 @@ export function overheadLines(results: BenchResults): string[] {
     );
   }
   return lines;
+}
+
+/** Closed-loop capacity per served policy, with the ratio to vanilla's (same loop, same run). */
+export function saturationTable(results: BenchResults): Table {
+  const vanilla = results.saturation['vanilla']?.rps ?? null;
+  return {
+    header: ['policy', 'answers/s', '×vanilla', 'p50 ms', 'p99 ms', 'errors'],
+    numeric: [false, true, true, true, true, true],
+    rows: Object.entries(results.saturation).map(([label, s]) => [label, f(s.rps, 0), vanilla ? `${f(s.rps / vanilla, 2)}×` : '–', f(s.p50), f(s.p99), String(s.errors)]),
+  };
 }
 
 export function markdownReport(results: BenchResults, stem: string): string {
@@ -58,6 +68,12 @@ export function markdownReport(results: BenchResults, stem: string): string {
     markdownTable(exitTable(results)),
     '',
     'Head overhead is `offramp_ramp_overhead_ratio` at the end of the run: the active heads\' profiled cost as a share of the full model\'s latency.',
+    '',
+    '## Capacity per policy',
+    '',
+    `After its measured runs, each served policy was saturated by the same closed-loop client that measured vanilla's capacity (${results.capacity.concurrency} in flight): what it can answer, against vanilla's figure from the same loop.`,
+    '',
+    markdownTable(saturationTable(results)),
     '',
     '## Serving-path overhead',
     '',

@@ -7,8 +7,8 @@ import { OnnxSession, type HostTensor, type SessionOptions } from './onnx-sessio
 import type { LatencyProfile } from './manifest.js';
 
 /**
- * Session settings to profile with: serving's (src/engine/executor/batch-runner.ts). Above all
- * no spinning: with it, the idle threads of the session that just ran busy-wait on the cores the
+ * The session settings serving uses (src/engine/executor/batch-runner.ts), and so the ones to
+ * profile with. Above all no spinning: with it, the idle threads of the session that just ran busy-wait on the cores the
  * next session needs, and a chain of 18 sessions timed one after another measured anything from
  * 1× to 15× its true cost (the bundled model's first profile: 27 ms at batch 4, 3.8 ms at 8).
  */

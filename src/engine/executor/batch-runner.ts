@@ -14,7 +14,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, type ModelProto } from '../../../ramps/onnx-model.js';
+import { servingSessionOptions } from '../../../ramps/latency-profile.js';
 import { splitAtRamps } from '../../../ramps/split-at-ramps.js';
+import type { SegmentIo } from '../../../ramps/split.js';
 import { OnnxSession, type HostTensor, type SessionOptions, type TensorData } from '../../../ramps/onnx-session.js';
 import type { PreparedManifest } from '../../../ramps/manifest.js';
 import { softmaxRows } from '../../../ramps/heads/calibration.js';
@@ -40,6 +42,10 @@ interface Chain {
   endsAt: number[];
 }
 
+function chainOf(sessions: OnnxSession[], segments: readonly { inputs: SegmentIo[]; outputs: SegmentIo[] }[], endsAt: number[]): Chain {
+  return { sessions, inputs: segments.map((x) => x.inputs.map((io) => io.name)), outputs: segments.map((x) => x.outputs.map((io) => io.name)), endsAt };
+}
+
 /** Re-split chains kept per worker (each holds a session per segment). */
 const MAX_CHAINS = 4;
 
@@ -62,7 +68,7 @@ export class BatchRunner {
   static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number): Promise<BatchRunner> {
     // No spinning: between batches the serving thread needs the cores that idle onnxruntime
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
-    const opts = { intraOpThreads, spinning: false };
+    const opts = servingSessionOptions(intraOpThreads);
     const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
     const heads = await Promise.all(manifest.ramps.map((r) => OnnxSession.create(join(dir, r.head.file), opts)));
     const modelBytes = await readFile(join(dir, manifest.model.file));
@@ -70,12 +76,7 @@ export class BatchRunner {
     const batchTensors = new Set<string>();
     for (const s of manifest.segments) for (const io of [...s.inputs, ...s.outputs]) if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
     for (const io of manifest.model.inputs) batchTensors.add(io.name);
-    const fine: Chain = {
-      sessions: segments,
-      inputs: manifest.segments.map((s) => s.inputs.map((io) => io.name)),
-      outputs: manifest.segments.map((s) => s.outputs.map((io) => io.name)),
-      endsAt: manifest.segments.map((_, k) => k),
-    };
+    const fine = chainOf(segments, manifest.segments, manifest.segments.map((_, k) => k));
     return new BatchRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts);
   }
 
@@ -103,12 +104,7 @@ export class BatchRunner {
     try {
       const segments = splitAtRamps(this.model, this.manifest, ids);
       for (const segment of segments) sessions.push(await OnnxSession.create(encodeModel(segment.model), this.sessionOptions));
-      const chain: Chain = {
-        sessions,
-        inputs: segments.map((x) => x.inputs.map((io) => io.name)),
-        outputs: segments.map((x) => x.outputs.map((io) => io.name)),
-        endsAt: segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)),
-      };
+      const chain = chainOf(sessions, segments, segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)));
       this.chains.delete(key);
       this.chains.set(key, chain);
       await this.evict();

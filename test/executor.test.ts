@@ -4,17 +4,18 @@ import { OnnxSession } from '../ramps/onnx-session.js';
 import { BatchRunner } from '../src/engine/executor/batch-runner.js';
 import { WorkerPool } from '../src/engine/executor/worker-pool.js';
 import type { ExitPlan, RowExit } from '../src/engine/backend.js';
+import { batchFeedback } from '../src/engine/feedback.js';
 import { softmaxRows } from '../ramps/heads/calibration.js';
 import { BUNDLED_DIR, BUNDLED_ONNX, testImages } from './helpers/bundled.js';
 
 let manifest: PreparedManifest;
 let runner: BatchRunner;
 
-const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release'): ExitPlan => ({ policy: 'confidence', patience: 2, mode, feedbackFraction: 0, ramps });
+const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({ policy: 'confidence', patience: 2, mode, feedbackFraction, ramps });
 
 beforeAll(async () => {
   manifest = await readManifest(BUNDLED_DIR);
-  runner = await BatchRunner.load(BUNDLED_DIR, manifest, 1);
+  runner = await BatchRunner.load(BUNDLED_DIR, manifest, 1, { seed: 11 });
 });
 afterAll(async () => {
   await runner.release();
@@ -95,6 +96,55 @@ describe('executor on the bundled model', () => {
       for (let c = 0; c < 10; c++) expect(Math.abs((dropped.finalProbs[i * 10 + c] as number) - (full.finalProbs[row * 10 + c] as number))).toBeLessThan(1e-4);
     });
     expect(dropped.finalRows.length + [...dropped.exitRamp].filter((e) => e >= 0).length).toBe(16);
+  });
+
+  describe('drop mode probes', () => {
+    // Three ramps at their calibrated solo-exit thresholds: most rows exit, most at the first.
+    const ramps = (): ExitPlan['ramps'] => [0, 3, 5].map((k) => ({ id: k, threshold: manifest.ramps[k]!.soloExit.threshold }));
+    const earlyAnswers = async (input: Awaited<ReturnType<typeof testImages>>, p: ExitPlan) => {
+      const exits: RowExit[] = [];
+      const result = await runner.run(input, p, (e) => exits.push(...e));
+      return { result, exits: exits.map((e) => ({ row: e.row, ramp: e.ramp, argmax: e.argmax })).sort((a, b) => a.row - b.row) };
+    };
+
+    it('probes carry every active ramp and the final answer, other exited rows leave; early answers are those of release mode', async () => {
+      const input = await testImages(64);
+      const release = await earlyAnswers(input, plan(ramps(), 'release'));
+      const drop = await earlyAnswers(input, plan(ramps(), 'drop', 0.5));
+      expect(drop.exits).toEqual(release.exits);
+      expect([...drop.result.exitRamp]).toEqual([...release.result.exitRamp]);
+
+      const records = batchFeedback(drop.result, 0);
+      const probes = records.filter((r) => r.probe);
+      const exitedOthers = records.filter((r) => !r.probe && r.exit >= 0);
+      // The seed gives both kinds (and exited probes), so every check below has rows to hold on.
+      expect(probes.filter((r) => r.exit >= 0).length).toBeGreaterThan(0);
+      expect(exitedOthers.length).toBeGreaterThan(0);
+      for (const r of probes) {
+        expect(r.ramps.map((x) => x.id)).toEqual([0, 3, 5]);
+        expect(r.final).not.toBeNull();
+      }
+      for (const r of exitedOthers) expect(r.final).toBeNull();
+      // Rows no ramp answered reach the end whether probes or not.
+      expect(records.filter((r) => r.exit === -1).every((r) => r.final !== null)).toBe(true);
+      // Probes' final answers are the full model's (release mode computes it for every row).
+      const releaseFinal = batchFeedback(release.result, 0);
+      for (const [row, r] of records.entries()) if (r.probe) expect(r.final?.argmax).toBe(releaseFinal[row]?.final?.argmax);
+    });
+
+    it('draws no probe at fraction 0 and every row at 1; release mode and recording make every row a probe', async () => {
+      const input = await testImages(32);
+      const none = await runner.run(input, plan(ramps(), 'drop', 0), () => undefined);
+      expect([...none.probe].every((p) => p === 0)).toBe(true);
+      const all = await runner.run(input, plan(ramps(), 'drop', 1), () => undefined);
+      expect([...all.probe].every((p) => p === 1)).toBe(true);
+      expect(batchFeedback(all, 0).every((r) => r.probe && r.final !== null && r.ramps.length === 3)).toBe(true);
+      const release = await runner.run(input, plan(ramps(), 'release', 0), () => undefined);
+      expect(batchFeedback(release, 0).every((r) => r.probe === true)).toBe(true);
+      // What `offramp record` runs: release mode, every ramp scoring, fraction 1.
+      const recording = await runner.run(input, { ...plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null })), 'release', 1) }, () => undefined);
+      expect(batchFeedback(recording, 0).every((r) => r.probe === true)).toBe(true);
+    });
   });
 });
 

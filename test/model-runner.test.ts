@@ -50,6 +50,7 @@ class GatedBackend implements ExecutionBackend {
       classes: 3,
       readings: [{ ramp: 0, rows: Int32Array.from({ length: rows }, (_, i) => i), argmax: new Int32Array(rows).fill(1), confidence: new Float32Array(rows).fill(0.95), score: new Float32Array(rows).fill(0.95) }],
       exitRamp,
+      probe: new Uint8Array(rows).fill(1),
       timings: { segmentMs: [], headMs: [], totalMs: 0 },
     };
   }

@@ -14,12 +14,13 @@ describe('offramp record', () => {
     const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const manifest = await readManifest(BUNDLED_DIR);
     expect(lines[0]).toMatchObject({ offramp_trace: 1, model: manifest.name, classes: 10 });
-    const records = lines.slice(1) as { ramps: { id: number }[]; final: { argmax: number } | null; exit: number; label: number; batchSize: number }[];
+    const records = lines.slice(1) as { ramps: { id: number }[]; final: { argmax: number } | null; exit: number; label: number; batchSize: number; probe: boolean }[];
     expect(records).toHaveLength(40);
     for (const r of records) {
       expect(r.ramps.map((x) => x.id)).toEqual(manifest.ramps.map((x) => x.id));
       expect(r.final).not.toBeNull();
       expect(r.exit).toBe(-1);
+      expect(r.probe).toBe(true);
       expect(r.label).toBeGreaterThanOrEqual(0);
     }
     expect(records.map((r) => r.batchSize)).toEqual([...Array(32).fill(16), ...Array(8).fill(8)]);

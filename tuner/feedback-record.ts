@@ -23,6 +23,12 @@ export interface FeedbackRecord {
   ramps: RampFeedback[];
   /** The full model's answer; null when the row left the batch early (drop mode). */
   final: { argmax: number; confidence: number } | null;
+  /**
+   * Probe: chosen before the batch ran to go to the end whatever its exits, so probe rows are an
+   * unbiased sample of traffic. Only the live drop-mode path produces false; absent in traces
+   * recorded before this field existed: read absent as true.
+   */
+  probe?: boolean;
   /** Time in queue and from arrival to the answer, in ms (absent in recorded traces). */
   queueMs?: number;
   latencyMs?: number;

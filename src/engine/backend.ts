@@ -15,7 +15,11 @@ export interface ExitPlan {
   mode: ExitMode;
   /** Ramps whose heads run, in model order; threshold null = "never" (scores, never answers). */
   ramps: { id: number; threshold: number | null }[];
-  /** Drop mode: share of exited rows that keep running to the end so feedback stays unbiased. */
+  /**
+   * Drop mode: share of rows drawn as probes at the start of each batch. A probe runs to the end
+   * whatever its exits (it is still answered the moment a ramp decides it), so probes carry
+   * every active ramp's reading and the final answer: an unbiased sample for the tuner.
+   */
   feedbackFraction: number;
 }
 
@@ -52,6 +56,11 @@ export interface BatchResult {
   readings: RampReadings[];
   /** Exit ramp per row, -1 for rows answered by the final layer. */
   exitRamp: Int32Array;
+  /**
+   * Per row, 1 if it was drawn as a probe before the batch ran (it ran to the end whatever its
+   * exits), else 0. Every row is a probe in release mode and with no active ramp.
+   */
+  probe: Uint8Array;
   timings: { segmentMs: number[]; headMs: number[]; totalMs: number };
 }
 

@@ -35,6 +35,7 @@ export function batchFeedback(result: BatchResult, t: number): FeedbackRecord[] 
     exit: result.exitRamp[row] as number,
     ramps: readings[row] ?? [],
     final: finals.get(row) ?? null,
+    probe: result.probe[row] === 1,
   }));
 }
 

@@ -6,7 +6,8 @@
  * Trace format (JSON Lines): the first line is a header
  *   {"offramp_trace":1, "model", "policy", "batch_size", "classes", "labels"?, "ramps":[{id, computeBefore}], "profile"}
  * and every further line is one FeedbackRecord (src/engine/feedback.ts) in input order:
- *   {"t", "batchSize", "exit":-1, "ramps":[{id, argmax, confidence, score}], "final":{argmax, confidence}, "label"?}
+ *   {"t", "batchSize", "exit":-1, "ramps":[{id, argmax, confidence, score}], "final":{argmax, confidence}, "probe":true, "label"?}
+ * (release mode runs every row to the end, so every recorded row is a probe; older traces lack "probe").
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';

@@ -10,11 +10,20 @@
  * faster (bench/segment-granularity.ts, batch 16: 9 segments 165 % of the whole model, 4
  * segments 135 %); a re-split costs ~70 ms once, paid back after ~30 batches. While it is being
  * built, batches run on the prepared segments: a ramp-set change never waits or fails a batch.
+ *
+ * Drop mode and feedback: an exited row leaves the batch, except probes. Before a batch runs,
+ * each row is drawn as a probe with probability `plan.feedbackFraction`; a probe runs to the end
+ * whatever its exits, so it carries every active ramp's reading and the final answer. Drawing
+ * before any ramp has spoken is what makes probes an unbiased sample: keeping exited rows by a
+ * draw at each exit would keep every row no ramp answered but only some that exited, a sample
+ * biased toward hard rows.
  */
+import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, type ModelProto } from '../../../ramps/onnx-model.js';
 import { servingSessionOptions } from '../../../ramps/latency-profile.js';
+import { seededRandom } from '../../../ramps/random-input.js';
 import { splitAtRamps } from '../../../ramps/split-at-ramps.js';
 import type { SegmentIo } from '../../../ramps/split.js';
 import { OnnxSession, type HostTensor, type SessionOptions, type TensorData } from '../../../ramps/onnx-session.js';
@@ -63,9 +72,12 @@ export class BatchRunner {
     private readonly batchTensors: Set<string>,
     private readonly model: ModelProto,
     private readonly sessionOptions: SessionOptions,
+    /** Draws drop mode's probes. */
+    private readonly random: () => number,
   ) {}
 
-  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number): Promise<BatchRunner> {
+  /** @param options.seed seeds the probe draws (tests); a random seed otherwise. */
+  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number, options: { seed?: number } = {}): Promise<BatchRunner> {
     // No spinning: between batches the serving thread needs the cores that idle onnxruntime
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
     const opts = servingSessionOptions(intraOpThreads);
@@ -77,7 +89,8 @@ export class BatchRunner {
     for (const s of manifest.segments) for (const io of [...s.inputs, ...s.outputs]) if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
     for (const io of manifest.model.inputs) batchTensors.add(io.name);
     const fine = chainOf(segments, manifest.segments, manifest.segments.map((_, k) => k));
-    return new BatchRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts);
+    const random = seededRandom(options.seed ?? randomInt(2 ** 32));
+    return new BatchRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts, random);
   }
 
   /**
@@ -140,6 +153,10 @@ export class BatchRunner {
     const segmentMs: number[] = [];
     const headMs: number[] = [];
     const readings: RampReadings[] = [];
+    // Probes are drawn before any segment runs (see the file comment). Release mode and the
+    // vanilla path run every row to the end: the whole batch is the sample.
+    const probe = new Uint8Array(rows).fill(1);
+    if (plan.mode === 'drop' && plan.ramps.length > 0) for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
 
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
@@ -147,7 +164,7 @@ export class BatchRunner {
       const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
       segmentMs.push(performance.now() - t0);
       const finalProbs = this.probabilities(out.data as Float32Array);
-      return { finalRows: Int32Array.from({ length: rows }, (_, i) => i), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+      return { finalRows: Int32Array.from({ length: rows }, (_, i) => i), finalProbs, classes, readings, exitRamp, probe, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
     }
 
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
@@ -199,7 +216,7 @@ export class BatchRunner {
       if (plan.mode === 'drop' && exits.length > 0) {
         const keep: number[] = [];
         alive.forEach((row, i) => {
-          if (exitRamp[row] === -1 || Math.random() < plan.feedbackFraction) keep.push(i);
+          if (exitRamp[row] === -1 || probe[row] === 1) keep.push(i);
         });
         if (keep.length < alive.length) {
           const next: Record<string, HostTensor> = {};
@@ -213,7 +230,7 @@ export class BatchRunner {
 
     const out = pool[m.model.output];
     const finalProbs = this.probabilities(out ? (out.data as Float32Array) : new Float32Array(0));
-    return { finalRows: Int32Array.from(alive), finalProbs, classes, readings, exitRamp, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+    return { finalRows: Int32Array.from(alive), finalProbs, classes, readings, exitRamp, probe, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
   }
 
   /** The model's output as class probabilities (a copy: the result is transferred to the serving thread). */

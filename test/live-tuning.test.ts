@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseServingConfig } from '../src/config/index.js';
 import { EngineDataPlane } from '../src/data-plane/engine-data-plane.js';
 import type { ExitPlan } from '../src/engine/backend.js';
 import { LiveTuning, thresholdProblem, withPins, type PlanHost } from '../src/engine/live-tuning.js';
 import { createMetrics, INACTIVE_THRESHOLD, recordExitsReport } from '../src/metrics.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
+import { OnlineTuner } from '../tuner/online-tuner.js';
 import { RAMPS, syntheticTrace } from './fixtures/synthetic-trace.js';
 import { BUNDLED_DIR, testImages } from './helpers/bundled.js';
 
@@ -70,6 +71,27 @@ describe('LiveTuning on a synthetic trace', () => {
     expect(asRecord(tuning.state().pinned)).toEqual({ 2: 0.75, 7: null });
     tuning.unpin();
     expect(host.thresholds()).toEqual(proposed);
+  });
+
+  it('feeds the tuner only probe rows (absent counts as a probe), and nothing for a batch without one', () => {
+    const host = new Host(NEVER_PLAN);
+    new LiveTuning(host, { ...options, kind: 'guarded' });
+    const observe = vi.spyOn(OnlineTuner.prototype, 'observe');
+    try {
+      const [a, b, c, d] = records.slice(0, 4) as [FeedbackRecord, FeedbackRecord, FeedbackRecord, FeedbackRecord];
+      const probe = { ...a, probe: true };
+      const legacy = { ...b };
+      delete legacy.probe;
+      const exited = { ...c, probe: false, final: null };
+      const reachedEnd = { ...d, probe: false };
+      host.onFeedback?.([probe, exited, legacy, reachedEnd]);
+      expect(observe).toHaveBeenCalledTimes(1);
+      expect(observe.mock.calls[0]?.[0]).toEqual([probe, legacy]);
+      host.onFeedback?.([exited, reachedEnd]);
+      expect(observe).toHaveBeenCalledTimes(1);
+    } finally {
+      observe.mockRestore();
+    }
   });
 
   it('without an online tuner: pause is a no-op, pins apply, a reload\'s plan keeps them unless the policy cannot take them', () => {

@@ -16,6 +16,8 @@
  *    until unpinned, whatever the tuner or a reload wants. A pinned ramp that is not in the plan
  *    joins it (its head runs). Ramps the tuner keeps active stay in the plan even when pinned to
  *    "never": the tuner only learns from rows that carry every active ramp's reading.
+ *
+ * The tuner is fed only probe rows (FeedbackRecord.probe), drawn before their batch ran.
  */
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
@@ -158,7 +160,13 @@ export class LiveTuning {
       this.base = this.tunerPlan(tuner);
       this.apply();
     };
-    host.onFeedback = (records) => tuner.observe(records);
+    // Only probes: in drop mode a row that is not one leaves the batch when a ramp answers it, so
+    // the rows that reach the end are those no ramp answered. Fed those too, the tuner would see
+    // every hard row but few easy ones, judge early ramps useless and undercount disagreement.
+    host.onFeedback = (records) => {
+      const probes = records.filter((r) => r.probe !== false);
+      if (probes.length > 0) tuner.observe(probes);
+    };
   }
 
   get online(): boolean {

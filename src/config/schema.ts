@@ -141,7 +141,7 @@ const exitsSchema = section({
   max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
   ramp_budget: real({ min: 0, max: 0.5 }, 0.1, 'Largest total cost of active ramps, as a fraction of full-model latency at batch size 1 (the tuner drops the least useful ramps to stay within it).'),
   patience: int({ min: 1, max: 16 }, 2, 'For the patience policy: how many consecutive ramps must agree before a request exits.'),
-  drop_feedback_fraction: real({ min: 0, max: 1 }, 0.1, 'In drop mode: fraction of exited rows kept running to the end, to measure disagreement.'),
+  drop_feedback_fraction: real({ min: 0, max: 1 }, 0.1, 'In drop mode: share of rows drawn as probes at the start of each batch; a probe runs to the end whatever its exits (it is still answered early), and the online tuner learns only from probes, an unbiased sample of traffic.'),
   thresholds: thresholdsSchema,
 });
 

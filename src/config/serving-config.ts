@@ -68,7 +68,7 @@ export interface ExitsConfig {
   readonly rampBudget: number;
   /** For the patience policy: consecutive ramps that must agree. */
   readonly patience: number;
-  /** Drop mode: fraction of exited rows kept running to the end for feedback. */
+  /** Drop mode: share of rows drawn as probes at batch start; probes always run to the end (the tuner learns from them). */
   readonly dropFeedbackFraction: number;
   /** Static thresholds by ramp id; a ramp not listed (or null: all) starts at "never". */
   readonly thresholds: Readonly<Record<number, number>> | null;

@@ -93,6 +93,10 @@ export interface ReplayOptions {
   tuneWindow?: number;
   /** Guarded: one row in this many learns, the others test (default 3). */
   fitEvery?: number;
+  /** Guarded: rows before the tuning window kept to learn from (default 2 × tuneWindow). */
+  learnHistory?: number;
+  /** Guarded: candidate thresholds per ramp on the learned path (default 32). */
+  quantiles?: number;
   /** Guarded: hold the bound below the window-safe rate (default true; see OnlineTunerOptions). */
   perWindowGuard?: boolean;
   /** Guarded: also keep the budget on the most recent window's rows (default true). */
@@ -101,6 +105,14 @@ export interface ReplayOptions {
   apparateWindowBatches?: number;
   /** Share of windows the compliant hindsight reference keeps within budget (default 0.99). */
   compliance?: number;
+  /**
+   * The rows the replayed stream was drawn from, when it was drawn (a resampled trace): the
+   * traffic's distribution, on which the compliant hindsight reference is found. Found on the
+   * drawn stream itself, it would also know that draw's noise — which rows came up more often —
+   * and fit it: across three seeds of the same 100,000-row draw from the bundled model's
+   * stationary trace it ranged 38.6–39.4 % against 38.5 % on the trace itself.
+   */
+  population?: readonly FeedbackRecord[];
   /** Compute hindsight-optimal savings per window (default true; the slow part). */
   hindsight?: boolean;
   /** Let the tuner drop and add ramps (absent: fixed ramp set). */
@@ -200,6 +212,8 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     ...(options.retuneEvery !== undefined ? { retuneEvery: options.retuneEvery } : {}),
     ...(options.tuneWindow !== undefined ? { tuneWindow: options.tuneWindow } : {}),
     ...(options.fitEvery !== undefined ? { fitEvery: options.fitEvery } : {}),
+    ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}),
+    ...(options.learnHistory !== undefined ? { learnHistory: options.learnHistory } : {}),
     ...(options.perWindowGuard !== undefined ? { perWindowGuard: options.perWindowGuard } : {}),
     ...(options.recentGuard !== undefined ? { recentGuard: options.recentGuard } : {}),
     ...(options.driftSpan !== undefined ? { driftSpan: options.driftSpan } : {}),
@@ -292,7 +306,7 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
   const savingsSum = windows.reduce((s, w) => s + w.savings, 0);
   const useHindsight = options.hindsight !== false && windows.length > 0;
   const compliant = useHindsight
-    ? compliantHindsight(records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(options.compliance !== undefined ? { compliance: options.compliance } : {}) })
+    ? compliantHindsight(options.population ?? records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(options.compliance !== undefined ? { compliance: options.compliance } : {}) })
     : null;
   const meanSavings = windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0;
   return {

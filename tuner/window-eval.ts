@@ -3,9 +3,9 @@
  * answered each row, how often that answer differs from the full model, how many rows each ramp
  * would take and what that saves (tuner/latency-model.ts). Every search in the tuner (guarded,
  * hindsight, Apparate) is built on this, and the searches try thousands of threshold settings
- * per window, so the window is turned once into per-ramp columns (score, disagrees-with-final)
- * with the rows pre-sorted by score per ramp (`subset` cuts a part of a window without redoing
- * that). Then
+ * per window, so the window is turned once into per-ramp columns (score, disagrees-with-final),
+ * with the rows sorted by score per ramp when a search first needs them (`subset` cuts a part of
+ * a window without redoing either). Then
  *  - `evaluate` / `totals` decide all rows for one setting in O(rows × ramps) — O(rows) when
  *    only one threshold changed since the last call, the usual step of a search — and
  *  - `sweep` answers "what if only ramp j's threshold changed" for every candidate value of it
@@ -123,8 +123,13 @@ export interface WindowColumns {
   /** 1 when answering at j would disagree with a known final answer (a probability when smoothed). */
   disagrees: Float64Array;
   finalArgmax: Int32Array;
-  /** Per active index: rows that can exit there, by score, highest first (ties by row). */
-  byScore: Int32Array[];
+  /**
+   * Per active index: rows that can exit there, by score, highest first (ties by row); an
+   * entry is undefined until something needs it. Sorting is most of the cost of building a
+   * window, and evaluating settings (`totals`, `evaluate`) never needs the order: only searches
+   * (`sweep`, `candidates`) and smoothing do.
+   */
+  byScore: (Int32Array | undefined)[];
 }
 
 function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOptions): WindowColumns {
@@ -151,14 +156,16 @@ function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOpt
       if (streak.length >= patience && !Number.isNaN(reading.score)) scores[j * n + i] = reading.score;
     }
   });
-  const byScore = active.map((_, j) => {
-    const offset = j * n;
-    const eligible: number[] = [];
-    for (let i = 0; i < n; i++) if ((scores[offset + i] as number) > Number.NEGATIVE_INFINITY) eligible.push(i);
-    eligible.sort((a, b) => (scores[offset + b] as number) - (scores[offset + a] as number) || a - b);
-    return Int32Array.from(eligible);
-  });
-  return { rows: n, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore };
+  return { rows: n, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore: active.map(() => undefined) };
+}
+
+/** Rows that can exit at active index j, by score, highest first (ties by row). */
+function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
+  const offset = j * rows;
+  const eligible: number[] = [];
+  for (let i = 0; i < rows; i++) if ((scores[offset + i] as number) > Number.NEGATIVE_INFINITY) eligible.push(i);
+  eligible.sort((a, b) => (scores[offset + b] as number) - (scores[offset + a] as number) || a - b);
+  return Int32Array.from(eligible);
 }
 
 /** A window of records prepared for fast re-decision under many threshold settings. */
@@ -177,7 +184,7 @@ export class WindowEvaluator {
   private readonly argmaxes: Int32Array;
   private readonly disagrees: Float64Array;
   private readonly finalArgmax: Int32Array;
-  private readonly byScore: Int32Array[];
+  private readonly byScore: (Int32Array | undefined)[];
   // Scratch space for sweep, reused between calls.
   private readonly reach: Uint8Array;
   private readonly deltaLatency: Float64Array;
@@ -242,7 +249,9 @@ export class WindowEvaluator {
         disagrees[j * rows + k] = this.disagrees[j * n + i] as number;
       }
     }
+    // An order already sorted carries over (a subsequence of a sorted order is sorted); others stay lazy.
     const byScore = this.byScore.map((order) => {
+      if (!order) return undefined;
       const out: number[] = [];
       for (const i of order) if ((newIndex[i] as number) >= 0) out.push(newIndex[i] as number);
       return Int32Array.from(out);
@@ -257,7 +266,7 @@ export class WindowEvaluator {
    */
   private smooth(j: number): void {
     const n = this.rows;
-    const order = this.byScore[j] as Int32Array;
+    const order = this.order(j);
     const counted = Array.from(order).filter((i) => (this.finalArgmax[i] as number) >= 0);
     // Blocks of consecutive rows (in that order): disagreements k over rows w.
     const blockK: number[] = [];
@@ -286,6 +295,16 @@ export class WindowEvaluator {
     });
   }
 
+  /** Rows that can exit at active index j, highest score first: sorted on first use. */
+  private order(j: number): Int32Array {
+    let order = this.byScore[j];
+    if (!order) {
+      order = sortByScore(this.scores, this.rows, j);
+      this.byScore[j] = order;
+    }
+    return order;
+  }
+
   /** Threshold vector (indexed like activeRamps, +Infinity = never) from a map. */
   toVector(thresholds: Thresholds): Float64Array {
     return Float64Array.from(this.activeRamps, (id) => thresholds.get(id) ?? Number.POSITIVE_INFINITY);
@@ -310,7 +329,7 @@ export class WindowEvaluator {
 
   /** Lowest score at which active ramp index j could still take a row (−Infinity if none can). */
   lowestScore(j: number): number {
-    const order = this.byScore[j] as Int32Array;
+    const order = this.order(j);
     return order.length > 0 ? (this.scores[j * this.rows + (order[order.length - 1] as number)] as number) : Number.NEGATIVE_INFINITY;
   }
 
@@ -322,7 +341,7 @@ export class WindowEvaluator {
    * and where one step moves few rows.
    */
   candidates(j: number, count: number | 'all'): Float64Array {
-    const order = this.byScore[j] as Int32Array;
+    const order = this.order(j);
     const column = this.scores.subarray(j * this.rows, (j + 1) * this.rows);
     const out: number[] = [];
     const push = (score: number): void => {
@@ -476,7 +495,7 @@ export class WindowEvaluator {
     const disagreements = new Float64Array(c + 1);
     latencyTotalMs[0] = baseLatency;
     disagreements[0] = baseDisagree;
-    const order = this.byScore[j] as Int32Array;
+    const order = this.order(j);
     const len = order.length;
     const scores = this.scores;
     let p = 0;

@@ -130,7 +130,7 @@ function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-function summary(report: ReplayReport): string {
+function summary(report: ReplayReport, resampled: boolean): string {
   const rows = report.windows.map((w) => [
     String(w.index),
     String(w.startRow),
@@ -154,7 +154,7 @@ function summary(report: ReplayReport): string {
     `mean savings: ${formatPercent(report.meanSavings)}`,
     ...(report.compliantHindsight
       ? [
-          `  compliant hindsight (best fixed thresholds for this trace at ${formatRate(report.compliantHindsight.rate)}, where a window keeps the budget with probability ${formatPercent(report.compliantHindsight.compliance)}): ` +
+          `  compliant hindsight (best fixed thresholds for ${resampled ? 'the trace the rows were drawn from' : 'this trace'} at ${formatRate(report.compliantHindsight.rate)}, where a window keeps the budget with probability ${formatPercent(report.compliantHindsight.compliance)}): ` +
             `${formatPercent(report.compliantHindsight.savings)}` +
             (report.fractionOfCompliantHindsight !== null ? `; the tuner saved ${formatPercent(report.fractionOfCompliantHindsight)} of it` : ''),
         ]
@@ -205,6 +205,7 @@ export function registerReplayCommand(program: Command): void {
           // Fixed thresholds name the ramps that run; others would only add their heads' cost.
           ...(options.ramps ? { activeRamps: options.ramps } : options.thresholds ? { activeRamps: [...options.thresholds.keys()] } : {}),
           ...(options.thresholds ? { staticThresholds: options.thresholds } : {}),
+          ...(options.resample ? { population: trace.records } : {}),
         });
       } catch (err) {
         if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
@@ -214,6 +215,6 @@ export function registerReplayCommand(program: Command): void {
         writeJson(report);
         return;
       }
-      writeOut(summary(report));
+      writeOut(summary(report, options.resample !== undefined));
     });
 }

@@ -42,7 +42,10 @@ export function batchFeedback(result: BatchResult, t: number): FeedbackRecord[] 
 export interface WindowStats {
   size: number;
   capacity: number;
-  /** Among rows whose final answer is known: share answered differently from the full model. */
+  /**
+   * Among probe rows (drop mode's unbiased sample; every row in release mode): share answered
+   * differently from the full model. Null before any probe.
+   */
   disagreement: number | null;
   /** Share of rows answered by a ramp. */
   earlyFraction: number | null;
@@ -95,13 +98,16 @@ export class FeedbackWindow {
         const s = perRamp.get(reading.id) ?? { exits: 0, readings: 0, agreeing: 0, compared: 0 };
         s.readings++;
         if (r.exit === reading.id) s.exits++;
-        if (r.final) {
+        if (r.final && r.probe !== false) {
           s.compared++;
           if (reading.argmax === r.final.argmax) s.agreeing++;
         }
         perRamp.set(reading.id, s);
       }
-      if (r.final) {
+      // Only probes: in drop mode a non-probe row keeps its final answer only when no ramp took
+      // it, so counting it would count every easy row that left as nothing and every hard row
+      // that stayed as agreeing.
+      if (r.final && r.probe !== false) {
         known++;
         const answer = r.exit >= 0 ? r.ramps.find((x) => x.id === r.exit)?.argmax : r.final.argmax;
         if (answer !== r.final.argmax) disagree++;

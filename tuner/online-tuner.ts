@@ -5,10 +5,13 @@
  * outside itself (STYLE.md §7): the caller applies what it returns.
  *
  * Kinds:
- *  - guarded: thresholds from `guardedThresholds` on the last `tuneWindow` records (default
- *    10 × window: one row in three learns a path, the rest test it), with the bound held below
- *    the window-safe rate (see `perWindowGuard`), and the budget also kept on the most recent
- *    window's rows (`recentGuard`: a long tuning window must not hide a change in traffic);
+ *  - guarded: a path of settings learned on some rows, tested in order on others (guarded.ts),
+ *    on the last `tuneWindow` records (default 10 × window). While the history is short, one row
+ *    in three of the tuning window learns and the rest test (`guardedThresholds`); once half a
+ *    tuning window of older rows exists, those (up to `learnHistory`) learn and the whole tuning
+ *    window tests (`testOnTuningWindow`). The bound is held below the window-safe rate (see
+ *    `perWindowGuard`), and the budget also kept on the most recent window's rows
+ *    (`recentGuard`: a long tuning window must not hide a change in traffic);
  *  - apparate: Apparate's hill-climb on the last `apparateWindowBatches` batches (4 in Apparate);
  *  - static: thresholds never change (the ones it was given; "never" if none).
  *
@@ -99,7 +102,7 @@ export interface OnlineTunerOptions {
    * tests (see `testOnTuningWindow`); before that, a share of the tuning window learns.
    */
   learnHistory?: number;
-  /** Guarded: candidate thresholds per ramp on the learned path (default 32; GuardedOptions.quantiles). */
+  /** Guarded: candidate thresholds per ramp on the learned path (default `pathQuantiles`). */
   quantiles?: number;
   /**
    * Guarded: bound the rate at `windowSafeRate(window, budget, confidence)` — the rate at which a

@@ -95,7 +95,7 @@ export interface ReplayOptions {
   fitEvery?: number;
   /** Guarded: rows before the tuning window kept to learn from (default 2 × tuneWindow). */
   learnHistory?: number;
-  /** Guarded: candidate thresholds per ramp on the learned path (default 32). */
+  /** Guarded: candidate thresholds per ramp on the learned path (default `pathQuantiles`). */
   quantiles?: number;
   /** Guarded: hold the bound below the window-safe rate (default true; see OnlineTunerOptions). */
   perWindowGuard?: boolean;

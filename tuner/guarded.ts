@@ -21,14 +21,15 @@
  * advance, says nothing about a chosen one. On synthetic traces that in-window guard chose
  * settings at 0.4 % disagreement on the window that disagreed 1.3 % on the next windows. So we
  * split the window (Learn then Test, DESIGN.md §4):
- *  - learn: on every other row (the "fit" half), trace a path from strictest to loosest over all
- *    ramps jointly: from all-never, repeatedly make the one-threshold move with the most latency
- *    saved per added disagreement (`frontierPath`);
- *  - test: walk that path in its fixed order on the other rows (the "certify" half) and keep
+ *  - learn: on some rows (the "fit" part: one row in `fitEvery` of the window, or older rows the
+ *    online tuner kept), trace a path from strictest to loosest over all ramps jointly: from
+ *    all-never, repeatedly make the one-threshold move with the most latency saved per added
+ *    disagreement (`frontierPath`, `learnPath`);
+ *  - test: walk that path in its fixed order on other rows (the "certify" part) and keep
  *    settings while their upper bound there stays ≤ budget; stop at the first that fails
  *    (fixed-sequence testing: the order was fixed before the certify rows were looked at, so
- *    no correction for the number of settings tested is needed);
- *  - choose, among the settings that passed, the one with the most savings on the whole window.
+ *    no correction for the number of settings tested is needed; `testPath`);
+ *  - choose, among the settings that passed, the one with the most savings on the test rows.
  * "Never" for every ramp is the start of the path and cannot disagree.
  *
  * Hindsight-optimal: the best setting on the very window with the plain empirical constraint
@@ -74,7 +75,7 @@ export interface GuardedOptions {
   budget: number;
   /** 1 − δ. */
   confidence: number;
-  /** Quantile candidates per ramp on the fit part (default `pathQuantiles(fit rows)`). */
+  /** Quantile candidates per ramp on the fit part (default `pathQuantiles`). */
   quantiles?: number;
   /** Every this many rows, one goes to the fit part, the rest to the test part (default 2: halves). */
   fitEvery?: number;
@@ -401,9 +402,10 @@ export function guardedThresholds(records: readonly FeedbackRecord[], window: Wi
   const fitEv = full.subset((i) => i % every === 0, { smoothDisagreement: true });
   const testEv = full.subset((i) => i % every !== 0);
   const recentFrom = options.recentRows !== undefined && options.recentRows < full.rows ? full.rows - options.recentRows : null;
-  const path = maxAllowedDisagreements(testEv.countedRows, options.windowRows ? windowSafeRate(options.windowRows, options.budget, options.confidence) : options.budget, options.confidence) >= 0
-    ? learnPath(fitEv, { budget: options.budget, ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}) })
-    : [];
+  const target = options.windowRows ? windowSafeRate(options.windowRows, options.budget, options.confidence) : options.budget;
+  // No path to learn when the test part is too small for the bound to allow any exit.
+  const testable = maxAllowedDisagreements(testEv.countedRows, target, options.confidence) >= 0;
+  const path = testable ? learnPath(fitEv, { budget: options.budget, ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}) }) : [];
   return testPath(path, testEv, {
     budget: options.budget,
     confidence: options.confidence,

@@ -69,6 +69,25 @@ describe('replay on the bundled model\'s recorded traces', () => {
   });
 });
 
+describe('replay on a long shifted stream from the bundled model\'s trace', () => {
+  // The recorded shifted trace is 10 windows: the guarded tuner never leaves its first phase
+  // (learning on a third of the tuning window). Here the shift comes after 30 windows, when older
+  // rows learn the path and the whole tuning window tests it (tuner/online-tuner.ts).
+  it('shifted after 30 windows: back under budget within 2 windows of the shift', async () => {
+    const { header, records } = await readTrace(fileURLToPath(new URL('./fixtures/traces/fmnist-shifted.jsonl.gz', import.meta.url)));
+    const easy = records.slice(0, records.length / 2);
+    const hard = records.slice(records.length / 2);
+    const shiftWindow = 30;
+    const stream = [...resampleRecords(easy, shiftWindow * 1000, 1), ...resampleRecords(hard, 20_000, 101)];
+    const report = replayTrace(header, stream, { tuner: 'guarded', activeRamps: [0, 3, 5], hindsight: false });
+    console.log(line('long shifted, guarded', report), '| windows from the shift:', report.windows.slice(shiftWindow).map((w) => `${(w.disagreement * 100).toFixed(1)}%`).join(' '));
+    expect(report.windows).toHaveLength(50);
+    expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
+    // It was in the older-rows phase, and still exits after the shift.
+    expect(report.windows.slice(shiftWindow + 2).reduce((sum, w) => sum + w.savings, 0)).toBeGreaterThan(0);
+  });
+});
+
 describe('replay on a synthetic stationary trace', () => {
   const { header, records } = syntheticTrace({ rows: 100_000, seed: 7 });
 

@@ -36,3 +36,7 @@ export interface FeedbackRecord {
   label?: number;
 }
 
+/** Whether a record is a probe (FeedbackRecord.probe; absent, as in older traces, reads as one). */
+export function isProbe(record: FeedbackRecord): boolean {
+  return record.probe !== false;
+}

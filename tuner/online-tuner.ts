@@ -411,7 +411,6 @@ export class OnlineTuner {
    * path, the others test it. Null when too few rows would test for the bound to allow any exit.
    */
   private interleaved(tuning: FeedbackRecord[]): GuardedChoice | null {
-    this.path = null;
     const every = this.options.fitEvery ?? DEFAULT_FIT_EVERY;
     const tested = tuning.reduce((s, r, i) => s + (r.final && i % every !== 0 ? 1 : 0), 0);
     if (maxAllowedDisagreements(tested, this.target(), this.options.confidence) < 0) return null;

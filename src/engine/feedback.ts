@@ -6,7 +6,7 @@
  * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
  */
 import type { BatchResult } from './backend.js';
-import type { FeedbackRecord, RampFeedback } from '../../tuner/feedback-record.js';
+import { isProbe, type FeedbackRecord, type RampFeedback } from '../../tuner/feedback-record.js';
 
 export type { FeedbackRecord, RampFeedback };
 
@@ -98,7 +98,7 @@ export class FeedbackWindow {
         const s = perRamp.get(reading.id) ?? { exits: 0, readings: 0, agreeing: 0, compared: 0 };
         s.readings++;
         if (r.exit === reading.id) s.exits++;
-        if (r.final && r.probe !== false) {
+        if (r.final && isProbe(r)) {
           s.compared++;
           if (reading.argmax === r.final.argmax) s.agreeing++;
         }
@@ -107,7 +107,7 @@ export class FeedbackWindow {
       // Only probes: in drop mode a non-probe row keeps its final answer only when no ramp took
       // it, so counting it would count every easy row that left as nothing and every hard row
       // that stayed as agreeing.
-      if (r.final && r.probe !== false) {
+      if (r.final && isProbe(r)) {
         known++;
         const answer = r.exit >= 0 ? r.ramps.find((x) => x.id === r.exit)?.argmax : r.final.argmax;
         if (answer !== r.final.argmax) disagree++;

@@ -22,7 +22,7 @@
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
-import type { FeedbackRecord } from '../../tuner/feedback-record.js';
+import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
 import { OnlineTuner, type OnlineTunerOptions, type RampSetOptions, type TunerEstimates, type TunerEvent } from '../../tuner/online-tuner.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
@@ -164,7 +164,7 @@ export class LiveTuning {
     // the rows that reach the end are those no ramp answered. Fed those too, the tuner would see
     // every hard row but few easy ones, judge early ramps useless and undercount disagreement.
     host.onFeedback = (records) => {
-      const probes = records.filter((r) => r.probe !== false);
+      const probes = records.filter(isProbe);
       if (probes.length > 0) tuner.observe(probes);
     };
   }

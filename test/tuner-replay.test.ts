@@ -33,7 +33,7 @@ describe('replay on the bundled model\'s recorded traces', () => {
     // same distribution, long enough for "99 % of windows" to mean something.
     // The reference is found on the recorded rows, the distribution the stream is drawn from.
     const stream = resampleRecords(records, 100_000, 1);
-    const report = replayTrace(header, stream, { tuner: 'guarded', activeRamps: RAMPS, population: records });
+    const report = replayTrace(header, stream, { kind: 'guarded', activeRamps: RAMPS, population: records });
     console.log(line('recorded stationary (100 windows), guarded', report));
     expect(report.windows).toHaveLength(100);
     expect(report.withinBudgetFraction).toBeGreaterThanOrEqual(0.99);
@@ -43,12 +43,12 @@ describe('replay on the bundled model\'s recorded traces', () => {
 
   it('stationary, as recorded: every window within budget; apparate and static beside it', async () => {
     const { header, records } = await readTrace(fixture('fmnist-stationary.jsonl.gz'));
-    const guarded = replayTrace(header, records, { tuner: 'guarded', activeRamps: RAMPS });
+    const guarded = replayTrace(header, records, { kind: 'guarded', activeRamps: RAMPS });
     console.log(line('recorded stationary (10 windows), guarded', guarded));
     expect(guarded.withinBudgetFraction).toBe(1);
     expect(guarded.meanSavings).toBeGreaterThan(0.2);
     for (const tuner of ['apparate', 'static'] as const) {
-      const report = replayTrace(header, records, { tuner, activeRamps: RAMPS, hindsight: false });
+      const report = replayTrace(header, records, { kind: tuner, activeRamps: RAMPS, hindsight: false });
       console.log(line(`recorded stationary (10 windows), ${tuner}`, report));
       expect(report.windows).toHaveLength(10);
     }
@@ -57,14 +57,14 @@ describe('replay on the bundled model\'s recorded traces', () => {
   it('shifted: back under budget within 2 windows of the shift', async () => {
     const { header, records } = await readTrace(fixture('fmnist-shifted.jsonl.gz'));
     const shiftWindow = 5;
-    const report = replayTrace(header, records, { tuner: 'guarded', activeRamps: RAMPS, hindsight: false });
+    const report = replayTrace(header, records, { kind: 'guarded', activeRamps: RAMPS, hindsight: false });
     console.log(line('recorded shifted, guarded', report), '| windows from the shift:', report.windows.slice(shiftWindow).map((w) => `${(w.disagreement * 100).toFixed(2)}%`).join(' '));
     expect(report.windows).toHaveLength(10);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
     // The easy half let the tuner open far more than the hard half can bear: it did pull back.
     const savings = (ws: typeof report.windows): number => ws.reduce((s, w) => s + w.savings, 0) / ws.length;
     expect(savings(report.windows.slice(shiftWindow + 1))).toBeLessThan(savings(report.windows.slice(2, shiftWindow)));
-    const apparate = replayTrace(header, records, { tuner: 'apparate', activeRamps: RAMPS, hindsight: false });
+    const apparate = replayTrace(header, records, { kind: 'apparate', activeRamps: RAMPS, hindsight: false });
     console.log(line('recorded shifted, apparate', apparate));
   });
 });
@@ -79,7 +79,7 @@ describe('replay on a long shifted stream from the bundled model\'s trace', () =
     const hard = records.slice(records.length / 2);
     const shiftWindow = 30;
     const stream = [...resampleRecords(easy, shiftWindow * 1000, 1), ...resampleRecords(hard, 20_000, 101)];
-    const report = replayTrace(header, stream, { tuner: 'guarded', activeRamps: [0, 3, 5], hindsight: false });
+    const report = replayTrace(header, stream, { kind: 'guarded', activeRamps: [0, 3, 5], hindsight: false });
     console.log(line('long shifted, guarded', report), '| windows from the shift:', report.windows.slice(shiftWindow).map((w) => `${(w.disagreement * 100).toFixed(1)}%`).join(' '));
     expect(report.windows).toHaveLength(50);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
@@ -92,7 +92,7 @@ describe('replay on a synthetic stationary trace', () => {
   const { header, records } = syntheticTrace({ rows: 100_000, seed: 7 });
 
   it('guarded keeps ≥ 99 % of 1,000-row windows within budget', () => {
-    const report = replayTrace(header, records, { tuner: 'guarded', hindsight: false });
+    const report = replayTrace(header, records, { kind: 'guarded', hindsight: false });
     console.log(line('synthetic stationary, guarded', report));
     expect(report.windows).toHaveLength(100);
     expect(report.withinBudgetFraction).toBeGreaterThanOrEqual(0.99);
@@ -104,7 +104,7 @@ describe('replay on a synthetic stationary trace', () => {
   it('apparate and static run on the same trace', () => {
     const part = records.slice(0, 20_000);
     for (const tuner of ['apparate', 'static'] as const) {
-      const report = replayTrace(header, part, { tuner, hindsight: false });
+      const report = replayTrace(header, part, { kind: tuner, hindsight: false });
       console.log(line(`synthetic stationary (first 20 windows), ${tuner}`, report));
       expect(report.windows).toHaveLength(20);
       expect(report.meanSavings).toBeGreaterThan(0);
@@ -119,7 +119,7 @@ describe('replay on a synthetic shifted trace', () => {
   const shiftWindow = shiftAt / 1000;
 
   it('the shift breaks thresholds that held before it', () => {
-    const report = replayTrace(header, records, { tuner: 'static', hindsight: false });
+    const report = replayTrace(header, records, { kind: 'static', hindsight: false });
     const before = report.windows.slice(2, shiftWindow);
     const after = report.windows.slice(shiftWindow);
     const mean = (ws: typeof before): number => ws.reduce((s, w) => s + w.disagreement, 0) / ws.length;
@@ -128,7 +128,7 @@ describe('replay on a synthetic shifted trace', () => {
   });
 
   it('guarded is back under budget within 2 windows of the shift', () => {
-    const report = replayTrace(header, records, { tuner: 'guarded' });
+    const report = replayTrace(header, records, { kind: 'guarded' });
     console.log(line('shifted, guarded', report), '| windows after the shift:', report.windows.slice(shiftWindow, shiftWindow + 3).map((w) => `${(w.disagreement * 100).toFixed(2)}%`).join(' '));
     expect(report.windows.slice(0, shiftWindow).every((w) => w.withinBudget)).toBe(true);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
@@ -138,7 +138,7 @@ describe('replay on a synthetic shifted trace', () => {
   });
 
   it('apparate runs on the same trace', () => {
-    const report = replayTrace(header, records, { tuner: 'apparate' });
+    const report = replayTrace(header, records, { kind: 'apparate' });
     console.log(line('shifted, apparate', report));
     expect(report.windows).toHaveLength(20);
   });
@@ -149,7 +149,7 @@ describe('replay mechanics', () => {
 
   it('with fixed thresholds, each window is exactly the window evaluation of those thresholds', () => {
     const thresholds = new Map<number, number | null>([[2, 0.97], [5, 0.95], [7, 0.9]]);
-    const report = replayTrace(header, records, { tuner: 'static', staticThresholds: thresholds, activeRamps: [2, 5, 7], hindsight: false });
+    const report = replayTrace(header, records, { kind: 'static', thresholds, activeRamps: [2, 5, 7], hindsight: false });
     report.windows.forEach((w, k) => {
       const expected = evaluateWindow(records.slice(k * 1000, (k + 1) * 1000), thresholds, { activeRamps: [2, 5, 7], rule: { policy: 'confidence', patience: 2 }, profile: header.profile });
       expect(w.disagreements).toBe(expected.disagreements);
@@ -159,7 +159,7 @@ describe('replay mechanics', () => {
   });
 
   it('rejects a ramp the trace does not have', () => {
-    expect(() => replayTrace(header, records, { tuner: 'guarded', activeRamps: [9] })).toThrow(/ramp 9/);
+    expect(() => replayTrace(header, records, { kind: 'guarded', activeRamps: [9] })).toThrow(/ramp 9/);
   });
 });
 

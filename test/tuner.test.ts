@@ -5,10 +5,11 @@ import { apparateThresholds } from '../tuner/apparate.js';
 import { binomialCdf, clopperPearsonLower, clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from '../tuner/clopper-pearson.js';
 import type { ExitRule } from '../tuner/exit-policy.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
-import { guardedThresholds, hindsightOptimal } from '../tuner/guarded.js';
+import { guardedThresholds } from '../tuner/guarded.js';
+import { hindsightOptimal } from '../tuner/hindsight.js';
 import type { LatencyProfileData } from '../tuner/latency-model.js';
-import { OnlineTuner } from '../tuner/online-tuner.js';
 import { latestUsefulCut, rampSetDecision, rampUtilities } from '../tuner/ramp-utility.js';
+import { createTuner } from '../tuner/tuner.js';
 import { decideExit, WindowEvaluator } from '../tuner/window-eval.js';
 import { RAMPS, prng, syntheticProfile, syntheticTrace } from './fixtures/synthetic-trace.js';
 
@@ -263,13 +264,13 @@ describe('online tuner', () => {
 
   it('static never changes its thresholds', () => {
     const fixed = new Map<number, number | null>(RAMPS.map((id) => [id, 0.5]));
-    const tuner = new OnlineTuner({ ...base, kind: 'static', thresholds: fixed });
+    const tuner = createTuner({ ...base, kind: 'static', thresholds: fixed });
     for (const batch of batches(records.slice(0, 3000))) expect(tuner.observe(batch)).toEqual([]);
     expect(tuner.thresholds).toEqual(fixed);
   });
 
   it('guarded starts at "never", opens ramps once the bound allows, and reports its estimates', () => {
-    const tuner = new OnlineTuner({ ...base, kind: 'guarded', hindsight: true });
+    const tuner = createTuner({ ...base, kind: 'guarded', hindsight: true });
     expect([...tuner.thresholds.values()].every((t) => t === null)).toBe(true);
     for (const batch of batches(records.slice(0, 2000))) tuner.observe(batch);
     expect([...tuner.thresholds.values()].some((t) => t !== null)).toBe(true);
@@ -283,7 +284,7 @@ describe('online tuner', () => {
   });
 
   it('guarded tightens to "never" at once when answers given live break the budget', () => {
-    const tuner = new OnlineTuner({ ...base, kind: 'guarded' });
+    const tuner = createTuner({ ...base, kind: 'guarded' });
     for (const batch of batches(records.slice(0, 2000))) tuner.observe(batch);
     expect([...tuner.thresholds.values()].some((t) => t !== null)).toBe(true);
     // Rows answered at ramp 0 whenever it disagreed: far above a 1 % budget.
@@ -297,7 +298,7 @@ describe('online tuner', () => {
 
   it('drops a useless ramp after its utility stays ≤ 0, and tries a new position', () => {
     const trace = syntheticTrace({ rows: 4000, seed: 52, uselessRamps: [1] });
-    const tuner = new OnlineTuner({ ...base, kind: 'guarded', activeRamps: [1, 4], rampSet: { availableRamps: RAMPS, maxRamps: 3, rampBudget: 0.03, checkEveryBatches: 30 } });
+    const tuner = createTuner({ ...base, kind: 'guarded', activeRamps: [1, 4], rampSet: { availableRamps: RAMPS, maxRamps: 3, rampBudget: 0.03, checkEveryBatches: 30 } });
     const events = batches(trace.records).flatMap((b) => tuner.observe(b));
     const changes = events.filter((e) => e.type === 'ramps');
     expect(changes.some((e) => e.type === 'ramps' && e.dropped.includes(1))).toBe(true);
@@ -307,6 +308,6 @@ describe('online tuner', () => {
   });
 
   it('rejects a budget outside (0, 1)', () => {
-    expect(() => new OnlineTuner({ ...base, kind: 'guarded', budget: 0 })).toThrow(RangeError);
+    expect(() => createTuner({ ...base, kind: 'guarded', budget: 0 })).toThrow(RangeError);
   });
 });

@@ -24,7 +24,7 @@
  * (OnlineTuner keeps the last `apparateWindowBatches` batches).
  */
 import type { ExitPolicyKind } from './exit-policy.js';
-import { describeChoice, type ThresholdChoice } from './guarded.js';
+import { describeChoice, type ThresholdChoice } from './threshold-choice.js';
 import type { WindowEvaluator, WindowTotals } from './window-eval.js';
 
 export interface ApparateOptions {

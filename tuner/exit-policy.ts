@@ -1,5 +1,5 @@
 /**
- * Exit policies (DESIGN.md §3): how a ramp's softmax becomes a score, and when a row may leave.
+ * Exit policies: how a ramp's softmax becomes a score, and when a row may leave.
  * Pure functions, shared by the executor (deciding exits live) and the tuner (replaying
  * recorded scores against candidate thresholds).
  *
@@ -12,7 +12,22 @@
  * (so the tuner learns from it) but answers nothing. Every new ramp starts at "never".
  */
 
-export type ExitPolicyKind = 'confidence' | 'entropy' | 'margin' | 'patience';
+/** Every exit policy, in the order the SLO file and the CLIs list them. */
+export const EXIT_POLICIES = ['confidence', 'entropy', 'margin', 'patience'] as const;
+export type ExitPolicyKind = (typeof EXIT_POLICIES)[number];
+
+/**
+ * What happens to a row once a ramp answers it. release: it is answered early but runs to the
+ * end (every row gives feedback); drop: it leaves the batch and saves compute (only probe rows
+ * run to the end). Defined here, beside the policies, as the other half of "how rows exit".
+ */
+export const EXIT_MODES = ['release', 'drop'] as const;
+export type ExitMode = (typeof EXIT_MODES)[number];
+
+/** Whether a string names an exit policy (for parsers of CLI options and trace headers). */
+export function isExitPolicy(value: unknown): value is ExitPolicyKind {
+  return (EXIT_POLICIES as readonly unknown[]).includes(value);
+}
 
 export interface RampReading {
   argmax: number;

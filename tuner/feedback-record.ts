@@ -40,3 +40,19 @@ export interface FeedbackRecord {
 export function isProbe(record: FeedbackRecord): boolean {
   return record.probe !== false;
 }
+
+/**
+ * Realised disagreement of one row: whether the answer it was actually given — the argmax of
+ * the ramp it exited at (`exit`), else the final answer — differs from the full model's. 1: it
+ * differs; 0: the same; −1: unknown, and not counted (no final answer, as for a row that left the
+ * batch in drop mode, or no reading of the ramp it exited at). The one definition behind the
+ * window disagreement /exits and /metrics report (src/engine/feedback.ts), the online tuners'
+ * violation checks, and replay's per-window figures.
+ */
+export function realisedDisagreement(record: FeedbackRecord): -1 | 0 | 1 {
+  if (!record.final) return -1;
+  if (record.exit < 0) return 0;
+  const reading = record.ramps.find((r) => r.id === record.exit);
+  if (!reading) return -1;
+  return reading.argmax === record.final.argmax ? 0 : 1;
+}

@@ -1,26 +1,20 @@
 /**
- * The guarded tuner (`tuner: guarded`, our default) and the hindsight-optimal reference.
+ * The guarded search (`tuner: guarded`, our default): thresholds for all active ramps jointly
+ * that maximise the estimated savings while the budget holds with confidence 1 − δ: the upper
+ * Clopper–Pearson bound of the disagreement must be ≤ budget. The bound turns into an integer per
+ * sample size — at most `maxAllowedDisagreements(rows, budget, confidence)` disagreements (1 of
+ * 500 rows, 4 of 1,000 for a 1 % budget at 95 %).
  *
- * Guarded: thresholds for all active ramps jointly that maximise the estimated savings while the
- * budget holds with confidence 1 − δ: the upper Clopper–Pearson bound of the disagreement must be
- * ≤ budget. The bound turns into an integer per sample size — at most
- * `maxAllowedDisagreements(rows, budget, confidence)` disagreements (1 of 500 rows, 4 of 1,000
- * for a 1 % budget at 95 %).
- *
- * The budget is judged per window (1,000 rows), and a true rate just under it still breaks many
- * windows by chance (at 0.8 % one window in four). With `windowRows` the bound is therefore held
- * below `windowSafeRate(windowRows, budget, confidence)` instead — the rate at which a window
- * keeps the budget with the same confidence (0.62 % for 1 % over 1,000 rows at 95 %). On
- * synthetic traces this kept 100 % of windows within budget where the plain guard kept 96–98 %,
- * at about the same savings (it tests on more rows: the online tuner's default tuning window
- * is 4,000 rows).
+ * The budget is judged per window, and a true rate just under it still breaks many windows by
+ * chance. With `windowRows` the bound is therefore held below
+ * `windowSafeRate(windowRows, budget, confidence)` instead — the rate at which a window keeps the
+ * budget with the same confidence — so that windows, not just the long-run rate, keep the budget.
  *
  * Why not simply "search the window for the best setting whose bound holds on that window": a
  * search over thousands of settings finds ones that are lucky on this sample — thresholds that
  * sit just above the few rows that disagree — and the bound, valid for one setting fixed in
- * advance, says nothing about a chosen one. On synthetic traces that in-window guard chose
- * settings at 0.4 % disagreement on the window that disagreed 1.3 % on the next windows. So we
- * split the window (Learn then Test, DESIGN.md §4):
+ * advance, says nothing about a chosen one: such a setting disagrees more on the next windows
+ * than on the one it was chosen on. So the rows are split (learn, then test; docs/algorithms.md):
  *  - learn: on some rows (the "fit" part: one row in `fitEvery` of the window, or older rows the
  *    online tuner kept), trace a path from strictest to loosest over all ramps jointly: from
  *    all-never, repeatedly make the one-threshold move with the most latency saved per added
@@ -32,44 +26,13 @@
  *  - choose, among the settings that passed, the one with the most savings on the test rows.
  * "Never" for every ramp is the start of the path and cannot disagree.
  *
- * Hindsight-optimal: the best setting on the very window with the plain empirical constraint
- * (≤ budget × rows disagreements), searched hard: coordinate ascent from all-never, the same
- * Lagrangian relaxation with λ found by bisection (coordinate ascent alone gets stuck when the
- * first ramp takes the whole budget), a constrained polish, every recorded score a candidate,
- * plus caller-given starting points. It is what an oracle that saw the window in advance would
- * pick: the reference for "fraction of hindsight" — an optimistic one, since it fits the noise
- * of the window it is scored on.
+ * The references the guarded search is measured against (the hindsight optima) are in
+ * hindsight.ts.
  */
 import { clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
+import { checkBudget, describeChoice, type ThresholdChoice } from './threshold-choice.js';
 import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
-
-export interface ThresholdSearchOptions {
-  /** Largest number of disagreements allowed on the window; −1: only all-never is allowed. */
-  maxDisagreements: number;
-  /** Candidates per ramp: rank quantiles, or every distinct recorded score. */
-  candidates: number | 'all';
-  /** Most coordinate-ascent passes over the ramps. */
-  passes: number;
-  /** Bisection steps on the Lagrange multiplier (0: skip the Lagrangian phase). */
-  lagrangeSteps: number;
-  /** Extra starting points (threshold vectors indexed like the evaluator's activeRamps). */
-  seeds?: readonly Float64Array[];
-}
-
-export interface ThresholdChoice {
-  thresholds: Map<number, number | null>;
-  /** Disagreements of the chosen setting on the window, and their rate over counted rows. */
-  disagreements: number;
-  disagreementRate: number;
-  /** Upper Clopper–Pearson bound of that rate at the tuner's confidence. */
-  upperBound: number;
-  /** The constraint the search worked under. */
-  allowedDisagreements: number;
-  savings: number;
-  exitRates: Map<number, number>;
-  rows: number;
-}
 
 export interface GuardedOptions {
   budget: number;
@@ -105,139 +68,14 @@ export interface GuardedChoice extends ThresholdChoice {
   passed: number;
 }
 
-interface Point {
-  vector: Float64Array;
-  latency: number;
-  disagreements: number;
-}
-
 const EPS = 1e-9;
 
-function better(a: Point, b: Point): boolean {
-  if (a.latency < b.latency - EPS) return true;
-  if (a.latency > b.latency + EPS) return false;
-  return a.disagreements < b.disagreements;
-}
-
-/** Coordinate ascent under "disagreements ≤ max": each ramp in turn to its best allowed candidate. */
-function constrainedAscent(ev: WindowEvaluator, start: Point, candidates: Float64Array[], max: number, passes: number): Point {
-  const current: Point = { vector: Float64Array.from(start.vector), latency: start.latency, disagreements: start.disagreements };
-  for (let pass = 0; pass < passes; pass++) {
-    let moved = false;
-    for (let j = 0; j < current.vector.length; j++) {
-      const cands = candidates[j] as Float64Array;
-      const s = ev.sweep(j, current.vector, cands);
-      let best = -1;
-      for (let c = 0; c <= cands.length; c++) {
-        if ((s.disagreements[c] as number) > max) continue;
-        if (best < 0) {
-          best = c;
-          continue;
-        }
-        const lc = s.latencyTotalMs[c] as number;
-        const lb = s.latencyTotalMs[best] as number;
-        if (lc < lb - EPS || (Math.abs(lc - lb) <= EPS && (s.disagreements[c] as number) < (s.disagreements[best] as number))) best = c;
-      }
-      if (best < 0) continue;
-      const candidate: Point = { vector: current.vector, latency: s.latencyTotalMs[best] as number, disagreements: s.disagreements[best] as number };
-      if (better(candidate, current)) {
-        current.vector[j] = best === 0 ? Number.POSITIVE_INFINITY : (cands[best - 1] as number);
-        current.latency = candidate.latency;
-        current.disagreements = candidate.disagreements;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  return current;
-}
-
-/** Coordinate ascent on latency + λ · disagreements (no constraint), from `start` or all-never. */
-function lagrangianAscent(ev: WindowEvaluator, lambda: number, candidates: Float64Array[], passes: number, start?: Point): Point {
-  const vector = start ? Float64Array.from(start.vector) : ev.neverVector();
-  let totals = start ? { latencyTotalMs: start.latency, disagreements: start.disagreements } : ev.totals(vector);
-  for (let pass = 0; pass < passes; pass++) {
-    let moved = false;
-    for (let j = 0; j < vector.length; j++) {
-      const cands = candidates[j] as Float64Array;
-      const s = ev.sweep(j, vector, cands);
-      const objective = (c: number): number => (s.latencyTotalMs[c] as number) + lambda * (s.disagreements[c] as number);
-      const currentObjective = totals.latencyTotalMs + lambda * totals.disagreements;
-      let best = 0;
-      for (let c = 1; c <= cands.length; c++) if (objective(c) < objective(best) - EPS) best = c;
-      if (objective(best) < currentObjective - EPS) {
-        vector[j] = best === 0 ? Number.POSITIVE_INFINITY : (cands[best - 1] as number);
-        totals = { latencyTotalMs: s.latencyTotalMs[best] as number, disagreements: s.disagreements[best] as number };
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  return { vector, latency: totals.latencyTotalMs, disagreements: totals.disagreements };
-}
-
-/** The search described at the top of this file; returns the best threshold vector found. */
-export function searchThresholds(ev: WindowEvaluator, options: ThresholdSearchOptions): Float64Array {
-  const never = ev.neverVector();
-  const neverTotals = ev.totals(never);
-  let best: Point = { vector: never, latency: neverTotals.latencyTotalMs, disagreements: neverTotals.disagreements };
-  const max = options.maxDisagreements;
-  if (max < 0 || ev.activeRamps.length === 0 || ev.rows === 0) return best.vector;
-  const candidates = ev.activeRamps.map((_, j) => ev.candidates(j, options.candidates));
-  const consider = (p: Point): void => {
-    if (p.disagreements <= max && better(p, best)) best = { vector: Float64Array.from(p.vector), latency: p.latency, disagreements: p.disagreements };
-  };
-
-  consider(constrainedAscent(ev, best, candidates, max, options.passes));
-
-  if (options.lagrangeSteps > 0) {
-    // λ in ms of latency per disagreement. Above hi no disagreement is worth any saving.
-    const m = ev.activeRamps.length;
-    const spread = (ev.latencyMs[m] as number) - Math.min(...Array.from(ev.latencyMs.subarray(0, m)));
-    let hi = Math.max(spread, EPS) * (ev.rows + 1);
-    let lo = hi * 1e-6;
-    let bestLagrangian: Point | undefined;
-    for (let step = 0; step < options.lagrangeSteps; step++) {
-      const lambda = Math.sqrt(lo * hi);
-      const p = lagrangianAscent(ev, lambda, candidates, options.passes);
-      if (p.disagreements <= max) {
-        hi = lambda;
-        if (!bestLagrangian || better(p, bestLagrangian)) bestLagrangian = p;
-      } else {
-        lo = lambda;
-      }
-    }
-    if (bestLagrangian) consider(constrainedAscent(ev, bestLagrangian, candidates, max, options.passes));
-  }
-
-  for (const seed of options.seeds ?? []) {
-    const t = ev.totals(seed);
-    if (t.disagreements > max) continue;
-    const start: Point = { vector: Float64Array.from(seed), latency: t.latencyTotalMs, disagreements: t.disagreements };
-    consider(start);
-    consider(constrainedAscent(ev, start, candidates, max, options.passes));
-  }
-  return best.vector;
-}
-
-/** Describes a chosen setting on the window. */
-export function describeChoice(ev: WindowEvaluator, vector: Float64Array, allowed: number, confidence: number): ThresholdChoice {
-  const evaluation = ev.evaluate(vector);
-  return {
-    thresholds: ev.toThresholds(vector),
-    disagreements: evaluation.disagreements,
-    disagreementRate: evaluation.disagreementRate,
-    upperBound: ev.countedRows > 0 ? clopperPearsonUpper(evaluation.disagreements, ev.countedRows, confidence) : 1,
-    allowedDisagreements: allowed,
-    savings: evaluation.savings,
-    exitRates: evaluation.exitRates,
-    rows: ev.rows,
-  };
-}
-
-function checkBudget(budget: number, confidence: number): void {
-  if (!(budget > 0 && budget < 1)) throw new RangeError(`budget must be in (0, 1), got ${budget}`);
-  if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence must be in (0, 1), got ${confidence}`);
+/** One setting on a learned path. */
+export interface PathPoint {
+  vector: Float64Array;
+  /** Totals on the evaluator the path was learned on. */
+  latencyTotalMs: number;
+  disagreements: number;
 }
 
 /**
@@ -249,13 +87,6 @@ function checkBudget(budget: number, confidence: number): void {
  * disagreement (see WindowEvalOptions). The first entry is all-never. A generator: the test
  * stops at its first failure, and the path beyond it need not be computed.
  */
-export interface PathPoint {
-  vector: Float64Array;
-  /** Totals on the evaluator the path was learned on. */
-  latencyTotalMs: number;
-  disagreements: number;
-}
-
 export function* frontierPath(ev: WindowEvaluator, options: { quantiles: number; maxDisagreements: number; maxStep?: number }): Generator<PathPoint> {
   const m = ev.activeRamps.length;
   const maxStep = options.maxStep ?? 3;
@@ -415,26 +246,3 @@ export function guardedThresholds(records: readonly FeedbackRecord[], window: Wi
   });
 }
 
-export interface HindsightOptions {
-  budget: number;
-  /** Only to report the upper bound of the choice (default 0.95). */
-  confidence?: number;
-  /** Extra starting points (e.g. the tuner's own choice, so hindsight is never below it). */
-  seeds?: readonly Float64Array[];
-}
-
-/** The best setting in hindsight: max savings with empirical disagreement ≤ budget on this window. */
-export function hindsightOptimal(ev: WindowEvaluator, options: HindsightOptions): ThresholdChoice {
-  const confidence = options.confidence ?? 0.95;
-  checkBudget(options.budget, confidence);
-  const allowed = Math.floor(options.budget * ev.countedRows + EPS);
-  const vector = searchThresholds(ev, {
-    maxDisagreements: allowed,
-    candidates: 'all',
-    // Measured: more passes or steps than this find nothing better on 1,000-row windows.
-    passes: 5,
-    lagrangeSteps: 14,
-    seeds: options.seeds ?? [],
-  });
-  return describeChoice(ev, vector, allowed, confidence);
-}

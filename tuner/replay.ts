@@ -17,16 +17,20 @@
  * budget, overall disagreement, mean savings, savings as a fraction of hindsight (ratio of the
  * sums over windows), and the thresholds after each window.
  *
+ * The tuner is built from the same typed options as a live one (tuner.ts), less what the trace
+ * supplies (the exit policy, the latency profile) and with replay's defaults for the budget,
+ * confidence, window and active ramps.
+ *
  * Static replays need thresholds: given ones, or — like `prepare` calibrating offline on a
- * bootstrap set — the guarded search run once on the first rows (its tuning window), then
- * frozen; those first windows are then in-sample for it.
+ * bootstrap set — the guarded search run once on the first `calibrationRows` rows (default
+ * 4 × window), then frozen; those first windows are then in-sample for it.
  */
-import type { ExitPolicyKind } from './exit-policy.js';
-import type { FeedbackRecord } from './feedback-record.js';
-import { guardedThresholds, hindsightOptimal } from './guarded.js';
-import { compliantHindsight, type CompliantHindsight } from './compliant-hindsight.js';
+import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from './exit-policy.js';
+import { realisedDisagreement, type FeedbackRecord } from './feedback-record.js';
+import { guardedThresholds } from './guarded.js';
+import { compliantHindsight, hindsightOptimal, type CompliantHindsight } from './hindsight.js';
 import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
-import { OnlineTuner, type RampSetOptions, type TunerEvent, type TunerKind } from './online-tuner.js';
+import { createTuner, type RampSetOptions, type TunerEvent, type TunerKind, type TunerOptions } from './tuner.js';
 import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
 
 /** The first line of a trace file (src/engine/recorder.ts). */
@@ -41,8 +45,6 @@ export interface TraceHeader {
   profile: LatencyProfileData;
 }
 
-const POLICIES: readonly ExitPolicyKind[] = ['confidence', 'entropy', 'margin', 'patience'];
-
 function isNumberMatrix(x: unknown): x is number[][] {
   return Array.isArray(x) && x.every((row) => Array.isArray(row) && row.every((v) => typeof v === 'number'));
 }
@@ -51,7 +53,7 @@ function isNumberMatrix(x: unknown): x is number[][] {
 export function parseTraceHeader(value: unknown): TraceHeader {
   const h = value as Partial<TraceHeader> | null;
   if (!h || typeof h !== 'object' || h.offramp_trace !== 1) throw new Error('not an offramp trace: the first line must be a header with "offramp_trace": 1');
-  if (!POLICIES.includes(h.policy as ExitPolicyKind)) throw new Error(`header.policy: expected one of ${POLICIES.join(', ')}, got ${JSON.stringify(h.policy)}`);
+  if (!isExitPolicy(h.policy)) throw new Error(`header.policy: expected one of ${EXIT_POLICIES.join(', ')}, got ${JSON.stringify(h.policy)}`);
   if (!Number.isInteger(h.batch_size) || (h.batch_size as number) < 1) throw new Error(`header.batch_size: expected a positive integer, got ${JSON.stringify(h.batch_size)}`);
   if (!Array.isArray(h.ramps) || !h.ramps.every((r) => Number.isInteger(r?.id))) throw new Error('header.ramps: expected a list of {id, computeBefore}');
   const p = h.profile;
@@ -72,52 +74,38 @@ export function parseTraceRecord(value: unknown, line: number): FeedbackRecord {
   return r as FeedbackRecord;
 }
 
-export interface ReplayOptions {
-  tuner: TunerKind;
-  /** Default 0.01. */
-  budget?: number;
-  /** Default 0.95. */
-  confidence?: number;
-  /** Rows per window, for the tuner and the report (default 1000). */
-  window?: number;
+/** What the trace supplies, or replay sets itself, so a replay's tuner options leave it out. */
+type SetByReplay = 'rule' | 'profile' | 'hindsight' | 'rampSet';
+/** What replay gives a default: budget 0.01, confidence 0.95, window 1000, every ramp in the trace. */
+type DefaultedByReplay = 'budget' | 'confidence' | 'window' | 'activeRamps';
+type ForReplay<O> = O extends TunerOptions ? Omit<O, SetByReplay | DefaultedByReplay> & Partial<Pick<O, DefaultedByReplay>> : never;
+
+/**
+ * The tuner to replay, as TunerOptions (its `kind` and that kind's knobs; `thresholds` are the
+ * starting ones, and the static tuner's for good), and what the replay itself needs.
+ */
+export type ReplayOptions = ForReplay<TunerOptions> & {
   /** For the patience policy (default 2, as the SLO file). */
   patience?: number;
-  /** Ramps active from the start (default: every ramp in the header). */
-  activeRamps?: readonly number[];
-  /** Static thresholds (default for static: calibrated on the first window). */
-  staticThresholds?: Thresholds;
-  /** Batch size at which latencies are read from the profile (default 1). */
-  latencyBatchSize?: number;
-  retuneEvery?: number;
-  /** Rows the guarded tuner learns and tests on (default 10 × window). */
-  tuneWindow?: number;
-  /** Guarded: one row in this many learns, the others test (default 3). */
-  fitEvery?: number;
-  /** Guarded: rows before the tuning window kept to learn from (default 2 × tuneWindow). */
-  learnHistory?: number;
-  /** Guarded: candidate thresholds per ramp on the learned path (default `pathQuantiles`). */
-  quantiles?: number;
-  /** Guarded: hold the bound below the window-safe rate (default true; see OnlineTunerOptions). */
-  perWindowGuard?: boolean;
-  /** Guarded: also keep the budget on the most recent window's rows (default true). */
-  recentGuard?: boolean;
-  driftSpan?: number;
-  apparateWindowBatches?: number;
+  /**
+   * Static without `thresholds`: rows at the start of the trace the guarded search calibrates
+   * on, before they are frozen (default 4 × window).
+   */
+  calibrationRows?: number;
   /** Share of windows the compliant hindsight reference keeps within budget (default 0.99). */
   compliance?: number;
   /**
    * The rows the replayed stream was drawn from, when it was drawn (a resampled trace): the
    * traffic's distribution, on which the compliant hindsight reference is found. Found on the
    * drawn stream itself, it would also know that draw's noise — which rows came up more often —
-   * and fit it: across three seeds of the same 100,000-row draw from the bundled model's
-   * stationary trace it ranged 38.6–39.4 % against 38.5 % on the trace itself.
+   * and fit it, and so vary from one seed of the draw to the next.
    */
   population?: readonly FeedbackRecord[];
-  /** Compute hindsight-optimal savings per window (default true; the slow part). */
+  /** Compute hindsight-optimal savings per window (default true; the slow part). The tuner's own hindsight estimate is always off in a replay. */
   hindsight?: boolean;
-  /** Let the tuner drop and add ramps (absent: fixed ramp set). */
+  /** Online tuners: let the tuner drop and add ramps (absent: fixed ramp set; default available ramps: every ramp in the trace). */
   rampSet?: Omit<RampSetOptions, 'availableRamps'> & { availableRamps?: readonly number[] };
-}
+};
 
 export interface ReplayWindow {
   index: number;
@@ -156,7 +144,7 @@ export interface ReplayReport {
   fractionOfHindsight: number | null;
   /**
    * The best fixed setting for the whole trace at the rate where a window keeps the budget with
-   * probability `compliance` (compliant-hindsight.ts), for the ramps active at the start; null
+   * probability `compliance` (hindsight.ts), for the ramps active at the start; null
    * when hindsight is off. The yardstick for the tuner: the per-window optimum fits each
    * window's noise and is out of reach for a tuner that must keep ≥ 99 % of windows.
    */
@@ -183,44 +171,33 @@ function asRecord(map: ReadonlyMap<number, number | null>): Record<number, numbe
 
 /** Replays a trace through a tuner, live-order, and reports per window and overall. */
 export function replayTrace(header: TraceHeader, records: readonly FeedbackRecord[], options: ReplayOptions): ReplayReport {
+  const { patience, calibrationRows, compliance, population, hindsight, rampSet, ...tunerOptions } = options;
   const budget = options.budget ?? 0.01;
   const confidence = options.confidence ?? 0.95;
   const window = options.window ?? 1000;
-  const rule = { policy: header.policy, patience: options.patience ?? 2 };
+  const rule = { policy: header.policy, patience: patience ?? 2 };
   const profile = header.profile;
   const latencyBatchSize = options.latencyBatchSize ?? 1;
   const allRamps = header.ramps.map((r) => r.id).sort((a, b) => a - b);
   const activeRamps = [...(options.activeRamps ?? allRamps)].sort((a, b) => a - b);
   for (const id of activeRamps) if (!allRamps.includes(id)) throw new RangeError(`ramp ${id} is not in the trace (ramps: ${allRamps.join(', ')})`);
 
-  let initial: Thresholds | undefined = options.staticThresholds;
-  if (options.tuner === 'static' && !initial) {
-    const first = records.slice(0, options.tuneWindow ?? 4 * window);
-    const guard = options.perWindowGuard !== false ? { windowRows: window } : {};
-    initial = guardedThresholds(first, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, confidence, ...guard }).thresholds;
+  let initial: Thresholds | undefined = options.thresholds;
+  if (options.kind === 'static' && !initial) {
+    const first = records.slice(0, calibrationRows ?? 4 * window);
+    initial = guardedThresholds(first, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, confidence, windowRows: window }).thresholds;
   }
-  const tuner = new OnlineTuner({
-    kind: options.tuner,
-    rule,
-    profile,
-    latencyBatchSize,
-    budget,
-    confidence,
-    window,
-    activeRamps,
-    ...(initial ? { thresholds: initial } : {}),
-    ...(options.retuneEvery !== undefined ? { retuneEvery: options.retuneEvery } : {}),
-    ...(options.tuneWindow !== undefined ? { tuneWindow: options.tuneWindow } : {}),
-    ...(options.fitEvery !== undefined ? { fitEvery: options.fitEvery } : {}),
-    ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}),
-    ...(options.learnHistory !== undefined ? { learnHistory: options.learnHistory } : {}),
-    ...(options.perWindowGuard !== undefined ? { perWindowGuard: options.perWindowGuard } : {}),
-    ...(options.recentGuard !== undefined ? { recentGuard: options.recentGuard } : {}),
-    ...(options.driftSpan !== undefined ? { driftSpan: options.driftSpan } : {}),
-    ...(options.apparateWindowBatches !== undefined ? { apparateWindowBatches: options.apparateWindowBatches } : {}),
-    hindsight: false, // replay computes hindsight per window itself
-    ...(options.rampSet ? { rampSet: { ...options.rampSet, availableRamps: options.rampSet.availableRamps ?? allRamps } } : {}),
-  });
+  const set = { rule, profile, latencyBatchSize, budget, confidence, window, activeRamps, ...(initial ? { thresholds: initial } : {}) };
+  const tuner = createTuner(
+    tunerOptions.kind === 'static'
+      ? { ...tunerOptions, ...set }
+      : {
+          ...tunerOptions,
+          ...set,
+          hindsight: false, // replay computes hindsight per window itself
+          ...(rampSet ? { rampSet: { ...rampSet, availableRamps: rampSet.availableRamps ?? allRamps } } : {}),
+        },
+  );
 
   const vanilla = atBatch(profile, profile.fullModelMs, latencyBatchSize);
   const windows: ReplayWindow[] = [];
@@ -241,10 +218,10 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     const windowRecords = records.slice(winStart, winStart + winRows);
     const endRamps = [...tuner.activeRamps];
     let hindsightSavings: number | null = null;
-    if (options.hindsight !== false && endRamps.length > 0) {
+    if (hindsight !== false && endRamps.length > 0) {
       const ev = new WindowEvaluator(windowRecords, { activeRamps: endRamps, rule, profile, batchSize: latencyBatchSize });
       hindsightSavings = hindsightOptimal(ev, { budget, confidence, seeds: [ev.toVector(tuner.thresholds)] }).savings;
-    } else if (options.hindsight !== false) {
+    } else if (hindsight !== false) {
       hindsightSavings = 0;
     }
     const disagreement = winCounted > 0 ? winDisagree / winCounted : 0;
@@ -281,9 +258,11 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     for (const record of batch) {
       const answer = decideExit(record, ramps, thresholds, rule);
       const latency = latencyToAnswer(profile, ramps, answer.exit, latencyBatchSize);
-      const counted = record.final !== null;
-      const disagrees = counted && answer.argmax !== record.final?.argmax ? 1 : 0;
-      live.push({ ...record, exit: answer.exit, ramps: record.ramps.filter((r) => active.has(r.id)) });
+      // What a live server would have fed back: the exit taken, the readings of the active ramps.
+      const fed: FeedbackRecord = { ...record, exit: answer.exit, ramps: record.ramps.filter((r) => active.has(r.id)) };
+      const disagrees = realisedDisagreement(fed);
+      const counted = disagrees >= 0;
+      live.push(fed);
       winRows++;
       winLatency += latency;
       totalLatency += latency;
@@ -304,15 +283,15 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
 
   const hindsightSum = windows.reduce((s, w) => s + (w.hindsightSavings ?? 0), 0);
   const savingsSum = windows.reduce((s, w) => s + w.savings, 0);
-  const useHindsight = options.hindsight !== false && windows.length > 0;
+  const useHindsight = hindsight !== false && windows.length > 0;
   const compliant = useHindsight
-    ? compliantHindsight(options.population ?? records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(options.compliance !== undefined ? { compliance: options.compliance } : {}) })
+    ? compliantHindsight(population ?? records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(compliance !== undefined ? { compliance } : {}) })
     : null;
   const meanSavings = windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0;
   return {
     model: header.model,
     policy: header.policy,
-    tuner: options.tuner,
+    tuner: options.kind,
     budget,
     confidence,
     window,

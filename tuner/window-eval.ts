@@ -20,7 +20,7 @@
  * an active ramp's reading (it left the batch before it, or the ramp was added later) cannot
  * exit there.
  */
-import { extendStreak, type ExitRule, type Streak } from './exit-policy.js';
+import { extendStreak, shouldExit, type ExitRule, type Streak } from './exit-policy.js';
 import type { FeedbackRecord, RampFeedback } from './feedback-record.js';
 import { atBatch, estimatedSavings, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
 
@@ -90,8 +90,8 @@ function readingOf(record: FeedbackRecord, rampId: number): RampFeedback | undef
 
 /**
  * The live decision for one row: the first active ramp (model order) whose reading clears its
- * threshold (and, for patience, ends a long enough streak of agreeing ramps). Shared by the
- * evaluator and by replay, so both decide exactly like the executor does.
+ * threshold (and, for patience, ends a long enough streak of agreeing ramps): `shouldExit`, the
+ * rule the executor applies live, so replay decides exactly like the executor does.
  */
 export function decideExit(record: FeedbackRecord, activeRamps: readonly number[], thresholds: Thresholds, rule: ExitRule): RowAnswer {
   let streak: Streak | undefined;
@@ -99,10 +99,7 @@ export function decideExit(record: FeedbackRecord, activeRamps: readonly number[
     const reading = readingOf(record, id);
     if (!reading) continue;
     streak = extendStreak(streak, reading.argmax);
-    const threshold = thresholds.get(id) ?? null;
-    if (threshold === null) continue;
-    if (rule.policy === 'patience' && streak.length < rule.patience) continue;
-    if (reading.score >= threshold) return { exit: id, argmax: reading.argmax };
+    if (shouldExit(rule, thresholds.get(id) ?? null, reading, streak)) return { exit: id, argmax: reading.argmax };
   }
   return { exit: -1, argmax: record.final?.argmax ?? -1 };
 }

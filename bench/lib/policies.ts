@@ -4,14 +4,15 @@
  * (src/config/slo.example.yaml), so differences come from the policy alone.
  */
 
+import type { ExitMode } from '../../tuner/exit-policy.js';
+import type { TunerSetting } from '../../tuner/tuner.js';
+
 export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | 'oracle';
-export type ExitMode = 'release' | 'drop';
-type TunerKind = 'off' | 'static' | 'apparate' | 'guarded';
 
 export interface ServedPolicy {
   policy: Exclude<PolicyName, 'oracle'>;
   mode: ExitMode;
-  tuner: TunerKind;
+  tuner: TunerSetting;
   /** What it is, for the report. */
   about: string;
 }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readNpy } from '../../ramps/npy.js';
 import { recordTrace } from '../engine/recorder.js';
-import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
+import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from '../../tuner/exit-policy.js';
 import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';
 import { createProgress } from './progress.js';
 import { requireFile } from './model-file.js';
@@ -23,11 +23,9 @@ interface RecordCliOptions {
   json?: boolean;
 }
 
-const POLICIES: ExitPolicyKind[] = ['confidence', 'entropy', 'margin', 'patience'];
-
 function parsePolicy(value: string): ExitPolicyKind {
-  if (!(POLICIES as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${POLICIES.join(', ')}, got '${value}'.`);
-  return value as ExitPolicyKind;
+  if (!isExitPolicy(value)) throw new InvalidArgumentError(`expected one of ${EXIT_POLICIES.join(', ')}, got '${value}'.`);
+  return value;
 }
 
 export function registerRecordCommand(program: Command): void {
@@ -39,7 +37,7 @@ export function registerRecordCommand(program: Command): void {
     .requiredOption('--out <file>', 'trace to write (.jsonl)')
     .option('--labels <file>', 'true labels (.npy), stored in each record')
     .option('--batch <n>', 'batch size', parsePositiveInt, 16)
-    .option('--policy <policy>', `score each ramp under this exit policy (${POLICIES.join(', ')})`, parsePolicy, 'confidence')
+    .option('--policy <policy>', `score each ramp under this exit policy (${EXIT_POLICIES.join(', ')})`, parsePolicy, 'confidence')
     .option('--limit <n>', 'only the first n rows', parsePositiveInt)
     .option('--threads <n>', 'onnxruntime intra-op threads', parsePositiveInt, 2)
     .option('--json', 'print the summary as JSON')

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { parseTraceHeader, parseTraceRecord, replayTrace, type ReplayReport } from '../../tuner/replay.js';
-import type { TunerKind } from '../../tuner/online-tuner.js';
+import { isTunerKind, REPLAYABLE_TUNER_KINDS, type TunerKind } from '../../tuner/tuner.js';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
 import { seededRandom } from '../../ramps/random-input.js';
 import { CliError } from './errors.js';
@@ -32,11 +32,9 @@ interface ReplayCliOptions {
   json?: boolean;
 }
 
-const TUNERS: TunerKind[] = ['guarded', 'apparate', 'static'];
-
 function parseTuner(value: string): TunerKind {
-  if (!(TUNERS as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${TUNERS.join(', ')}, got '${value}'.`);
-  return value as TunerKind;
+  if (!isTunerKind(value)) throw new InvalidArgumentError(`expected one of ${REPLAYABLE_TUNER_KINDS.join(', ')}, got '${value}'.`);
+  return value;
 }
 
 function parseBudget(value: string): number {
@@ -175,7 +173,7 @@ export function registerReplayCommand(program: Command): void {
     .command('replay')
     .description('replay a recorded trace through a tuner as if it arrived live; report the budget, savings and hindsight-optimal savings per window')
     .requiredOption('--trace <file>', 'trace written by offramp record (.jsonl)')
-    .option('--tuner <kind>', `tuner to replay (${TUNERS.join(', ')})`, parseTuner, 'guarded')
+    .option('--tuner <kind>', `tuner to replay (${REPLAYABLE_TUNER_KINDS.join(', ')})`, parseTuner, 'guarded')
     .option('--budget <fraction>', 'largest allowed disagreement with the full model per window (0.01 or 1%)', parseBudget, 0.01)
     .option('--confidence <p>', 'confidence 1 − δ of the guarded tuner\'s bound', parseConfidence, 0.95)
     .option('--window <n>', 'rows per window', parsePositiveInt, 1000)
@@ -192,21 +190,20 @@ export function registerReplayCommand(program: Command): void {
       const { header } = trace;
       const records = options.resample ? resampleRecords(trace.records, options.resample, options.seed) : trace.records;
       if (options.thresholds && options.tuner !== 'static') throw new CliError('--thresholds applies to --tuner static only');
+      const common = {
+        budget: options.budget,
+        confidence: options.confidence,
+        window: options.window,
+        patience: options.patience,
+        hindsight: options.hindsight,
+        // Fixed thresholds name the ramps that run; others would only add their heads' cost.
+        ...(options.ramps ? { activeRamps: options.ramps } : options.thresholds ? { activeRamps: [...options.thresholds.keys()] } : {}),
+        ...(options.thresholds ? { thresholds: options.thresholds } : {}),
+        ...(options.resample ? { population: trace.records } : {}),
+      };
       let report: ReplayReport;
       try {
-        report = replayTrace(header, records, {
-          tuner: options.tuner,
-          budget: options.budget,
-          confidence: options.confidence,
-          window: options.window,
-          patience: options.patience,
-          hindsight: options.hindsight,
-          apparateWindowBatches: options.apparateBatches,
-          // Fixed thresholds name the ramps that run; others would only add their heads' cost.
-          ...(options.ramps ? { activeRamps: options.ramps } : options.thresholds ? { activeRamps: [...options.thresholds.keys()] } : {}),
-          ...(options.thresholds ? { staticThresholds: options.thresholds } : {}),
-          ...(options.resample ? { population: trace.records } : {}),
-        });
+        report = replayTrace(header, records, options.tuner === 'apparate' ? { kind: 'apparate', windowBatches: options.apparateBatches, ...common } : { kind: options.tuner, ...common });
       } catch (err) {
         if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
         throw err;

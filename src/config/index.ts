@@ -14,8 +14,6 @@ export {
   type BatchingConfig,
   type ConfigProblem,
   type Env,
-  type ExitMode,
-  type ExitPolicy,
   type ExitsConfig,
   type ModelConfig,
   type ParseOptions,
@@ -23,7 +21,6 @@ export {
   type ServingConfig,
   type SloConfig,
   type TunerConfig,
-  type TunerKind,
 } from './serving-config.js';
 export { watchServingConfig, type WatchOptions } from './watch.js';
 export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, type SloConfigInput } from './schema.js';

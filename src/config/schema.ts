@@ -7,6 +7,8 @@
  * Cross-field rules (e.g. a preferred batch size above max_batch_size) are refinements at the end.
  */
 import { z } from 'zod';
+import { EXIT_MODES, EXIT_POLICIES } from '../../tuner/exit-policy.js';
+import { TUNER_KINDS } from '../../tuner/tuner.js';
 
 // ---------------------------------------------------------------------------------------------
 // Message helpers: zod calls these with the issue; `input` is the offending value.
@@ -85,9 +87,8 @@ function urlSafe(what: string, maxLength: number) {
 
 // ---------------------------------------------------------------------------------------------
 
-export const EXIT_POLICIES = ['confidence', 'entropy', 'margin', 'patience'] as const;
-export const EXIT_MODES = ['release', 'drop'] as const;
-export const TUNER_KINDS = ['guarded', 'apparate', 'static', 'off'] as const;
+// The choices are the tuner's vocabulary, defined once in tuner/ (the lowest layer that needs them).
+export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS };
 
 const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };

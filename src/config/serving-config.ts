@@ -18,19 +18,9 @@ import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { OfframpError } from '../errors.js';
 import { packageRoot } from './package-root.js';
-import {
-  modelSchema,
-  sloConfigSchema,
-  type EXIT_MODES,
-  type EXIT_POLICIES,
-  type ModelFile,
-  type SloConfigFile,
-  type TUNER_KINDS,
-} from './schema.js';
-
-export type ExitPolicy = (typeof EXIT_POLICIES)[number];
-export type ExitMode = (typeof EXIT_MODES)[number];
-export type TunerKind = (typeof TUNER_KINDS)[number];
+import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
+import type { TunerSetting } from '../../tuner/tuner.js';
+import { modelSchema, sloConfigSchema, type ModelFile, type SloConfigFile } from './schema.js';
 
 export interface ServerConfig {
   readonly httpPort: number;
@@ -61,7 +51,7 @@ export interface AccuracyConfig {
 }
 
 export interface ExitsConfig {
-  readonly policy: ExitPolicy;
+  readonly policy: ExitPolicyKind;
   readonly mode: ExitMode;
   readonly maxRamps: number;
   /** Largest total ramp cost, as a fraction of full-model latency. */
@@ -75,7 +65,7 @@ export interface ExitsConfig {
 }
 
 export interface TunerConfig {
-  readonly kind: TunerKind;
+  readonly kind: TunerSetting;
   readonly intervalBatches: number;
 }
 

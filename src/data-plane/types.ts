@@ -3,7 +3,7 @@
  * handlers only convert between their wire format and these types, then call the same
  * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) are in DESIGN.md §6.
  */
-import type { TunerEstimates } from '../../tuner/online-tuner.js';
+import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
 
 /** KServe v2 tensor datatypes. */
@@ -113,7 +113,7 @@ export interface ServerMetadata {
 /** A ramp's utility at the tuner's last ramp-set check (tuner/ramp-utility.ts). */
 export type RampUtilityReport = Omit<RampUtility, 'utilityShare'>;
 
-/** The online tuner's figures (tuner/online-tuner.ts `TunerEstimates`), as /exits reports them. */
+/** The online tuner's figures (tuner/tuner.ts `TunerEstimates`), as /exits reports them. */
 export type TunerEstimatesReport = Omit<TunerEstimates, 'lastUtilities'> & {
   /** The window's estimated savings (`window.estimatedSavings`) as a share of hindsightSavings; null when that is null or ≤ 0. */
   fractionOfHindsight: number | null;
@@ -124,7 +124,7 @@ export type TunerEstimatesReport = Omit<TunerEstimates, 'lastUtilities'> & {
 /** Who sets the thresholds, and the operator's overrides (admin endpoints). */
 export interface TunerReport {
   /** guarded, apparate (online tuners), static or off. */
-  kind: string;
+  kind: TunerSetting;
   /** An online tuner drives the thresholds. */
   online: boolean;
   /** The tuner observes but its changes are not applied (admin pause). */

@@ -3,10 +3,8 @@
  * exit plan, report rows that exit *as they exit*, then report the whole batch. The real
  * implementation is a pool of worker threads (executor/worker-pool.ts); tests use a fake.
  */
-import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
+import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { TensorData } from '../../ramps/onnx-session.js';
-
-export type ExitMode = 'release' | 'drop';
 
 export interface ExitPlan {
   policy: ExitPolicyKind;

@@ -6,7 +6,7 @@
  * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
  */
 import type { BatchResult } from './backend.js';
-import { isProbe, type FeedbackRecord, type RampFeedback } from '../../tuner/feedback-record.js';
+import { isProbe, realisedDisagreement, type FeedbackRecord, type RampFeedback } from '../../tuner/feedback-record.js';
 
 export type { FeedbackRecord, RampFeedback };
 
@@ -43,8 +43,9 @@ export interface WindowStats {
   size: number;
   capacity: number;
   /**
-   * Among probe rows (drop mode's unbiased sample; every row in release mode): share answered
-   * differently from the full model. Null before any probe.
+   * Among probe rows (drop mode's unbiased sample; every row in release mode): their realised
+   * disagreement (tuner/feedback-record.ts), the share answered differently from the full model.
+   * Null before any probe with a known final answer.
    */
   disagreement: number | null;
   /** Share of rows answered by a ramp. */
@@ -107,10 +108,10 @@ export class FeedbackWindow {
       // Only probes: in drop mode a non-probe row keeps its final answer only when no ramp took
       // it, so counting it would count every easy row that left as nothing and every hard row
       // that stayed as agreeing.
-      if (r.final && isProbe(r)) {
+      const disagrees = isProbe(r) ? realisedDisagreement(r) : -1;
+      if (disagrees >= 0) {
         known++;
-        const answer = r.exit >= 0 ? r.ramps.find((x) => x.id === r.exit)?.argmax : r.final.argmax;
-        if (answer !== r.final.argmax) disagree++;
+        disagree += disagrees;
       }
     }
     return {

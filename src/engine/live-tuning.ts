@@ -1,13 +1,14 @@
 /**
  * Who decides a served model's exit plan, and the operator's overrides (admin endpoints).
  *
- * For `tuner: guarded | apparate` an online tuner (tuner/online-tuner.ts, pure) takes every
+ * For an online tuner kind (guarded, apparate; tuner/tuner.ts, pure) the tuner takes every
  * finished batch's feedback, and whenever it changes thresholds or the ramp set, the new exit
  * plan applies from the next batch. It runs in its own worker thread (tuner-thread.ts): a
- * re-tune takes ~150 ms, too long for the serving thread's event loop. A ramp-set change needs
- * no new sessions: the engine always runs the finest segments and switches heads on and off
- * (bench/segment-granularity.ts measures that against re-splitting). `static` and `off` keep
- * the plan they start with (or the one a config reload gives them).
+ * re-tune can take longer than the serving thread's event loop may stall. A ramp-set change
+ * applies at once: the executor runs the next batches on the prepared segments with the heads
+ * switched on and off, while it re-splits the backbone at the new active ramps in the
+ * background (src/engine/executor/batch-runner.ts). `static` and `off` keep the plan they
+ * start with (or the one a config reload gives them).
  *
  * On top of that plan, two overrides:
  *  - pause: the tuner keeps observing feedback (its estimates stay fresh) but what it changes is
@@ -23,13 +24,12 @@ import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
-import { OnlineTuner, type OnlineTunerOptions, type RampSetOptions, type TunerEstimates, type TunerEvent } from '../../tuner/online-tuner.js';
+import { createTuner, isOnlineTunerKind, type OnlineTunerOptions, type RampSetOptions, type Tuner, type TunerEstimates, type TunerEvent, type TunerSetting } from '../../tuner/tuner.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import { TunerThread } from './tuner-thread.js';
 
-export type TunerSetting = ModelConfig['tuner']['kind'];
 
 /** What LiveTuning needs of a ModelRunner: its plan, and its finished batches' feedback. */
 export type PlanHost = Pick<ModelRunner, 'exitPlan' | 'setExitPlan' | 'onFeedback'>;
@@ -60,9 +60,9 @@ interface TunerHandle {
 /** The tuner on the calling thread: `onChange` runs inside `observe`. */
 class InlineTuner implements TunerHandle {
   onChange: ((events: TunerEvent[]) => void) | undefined;
-  private readonly tuner: OnlineTuner;
+  private readonly tuner: Tuner;
   constructor(options: OnlineTunerOptions) {
-    this.tuner = new OnlineTuner(options);
+    this.tuner = createTuner(options);
   }
   get thresholds(): ReadonlyMap<number, number | null> {
     return this.tuner.thresholds;
@@ -136,7 +136,7 @@ export class LiveTuning {
     this.kind = options.kind;
     this.base = host.exitPlan;
     const kind = this.kind;
-    if (kind !== 'guarded' && kind !== 'apparate') return;
+    if (!isOnlineTunerKind(kind)) return;
     const plan = this.base;
     const tunerOptions: OnlineTunerOptions = {
       kind,

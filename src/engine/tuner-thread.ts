@@ -6,7 +6,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
-import { noEstimates, type OnlineTunerOptions, type TunerEstimates, type TunerEvent, type TunerKind } from '../../tuner/online-tuner.js';
+import { noEstimates } from '../../tuner/feedback-history.js';
+import type { OnlineTunerKind, OnlineTunerOptions, TunerEstimates, TunerEvent } from '../../tuner/tuner.js';
 import { spawnWorker } from './spawn-worker.js';
 
 export type ToTuner = { type: 'observe'; records: FeedbackRecord[] };
@@ -17,7 +18,7 @@ export type FromTuner =
 
 
 export class TunerThread {
-  readonly kind: TunerKind;
+  readonly kind: OnlineTunerKind;
   /** Called with the tuner's events after it changed thresholds or the ramp set. */
   onChange: ((events: TunerEvent[]) => void) | undefined;
   /** Called when the tuner failed on a batch (the plan in force stays). */

@@ -1,16 +1,16 @@
 /**
- * The online tuner's own thread. A guarded re-tune searches thousands of rows (≈ 150 ms on a
- * 10-window history) and must not stall the serving thread's event loop, so the tuner lives
+ * The online tuner's own thread. A guarded re-tune searches thousands of rows and must not
+ * stall the serving thread's event loop, so the tuner lives
  * here: feedback comes in as messages, and its thresholds, ramp set and estimates go back.
  * Messages: tuner-thread.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OnlineTuner, type OnlineTunerOptions } from '../../tuner/online-tuner.js';
+import { createTuner, type OnlineTunerOptions } from '../../tuner/tuner.js';
 import type { FromTuner, ToTuner } from './tuner-thread.js';
 
 if (!parentPort) throw new Error('the tuner worker must run in a worker thread');
 const port = parentPort;
-const tuner = new OnlineTuner(workerData as OnlineTunerOptions);
+const tuner = createTuner(workerData as OnlineTunerOptions);
 
 /** Batches between state messages when nothing changed: keeps the estimates fresh at little cost. */
 const QUIET_EVERY = 8;

@@ -1,0 +1,169 @@
+/**
+ * The guarded tuner (`tuner: guarded`, the default): the guarded search (guarded.ts) run online
+ * on the last `tuneWindow` records (default 10 × window). While the history is short, one row in
+ * three of the tuning window learns the path and the rest test it (`interleaved`); once half a
+ * tuning window of older rows exists, those (up to `learnHistory`) learn and the whole tuning
+ * window tests (`testOnTuningWindow`). The bound is held below the window-safe rate (see
+ * `perWindowGuard`), and the budget also kept on the most recent window's rows (`recentGuard`:
+ * a long tuning window must not hide a change in traffic).
+ *
+ * Violations. The realised disagreement (rows as they were actually answered, from their `exit`)
+ * of a completed window of `window` rows exceeds the budget — judged once per window, not
+ * sliding: every check on overlapping rows is another chance of a false alarm, and each false
+ * alarm costs a window of savings — or, sooner, for sharp shifts, the lower Clopper–Pearson bound
+ * over each run of `driftSpan` rows is above the budget (the budget is being broken with
+ * confidence 1 − δ, not just noisily).
+ *
+ * What a violation does: every threshold goes to "never" at once and the history is cleared;
+ * re-tuning resumes on fresh rows only. "Never" rather than "the strictest setting that was safe
+ * on the recent window", because a violation means the recent window no longer describes the
+ * traffic: any setting fitted on it (even its strictest safe one) was fitted on the rows that
+ * just misled us, and we cannot tell where the change began. "Never" cannot disagree. The
+ * statistical guard then keeps thresholds at "never" until enough fresh rows exist for the bound
+ * to allow an exit (≈ 480 test rows, so ≈ 1,000 rows, for a 1 % budget per 1,000 rows at 95 %):
+ * savings return after about a window, and grow as the tuning window refills.
+ *
+ * Until the usable rows (those with a reading of every active ramp) are enough for the bound to
+ * allow anything, a re-tune keeps the current thresholds (a newly added ramp stays at "never").
+ */
+import { clopperPearsonLower, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
+import type { FeedbackRecord } from './feedback-record.js';
+import { breaksBudget, tally } from './feedback-history.js';
+import { guardedThresholds, learnPath, testPath, type GuardedChoice } from './guarded.js';
+import { OnlineTuner } from './online-tuner.js';
+import type { GuardedTunerOptions, TunerEvent } from './tuner.js';
+import { WindowEvaluator } from './window-eval.js';
+
+/** One row in three learns the path, two test it (see GuardedTunerOptions.fitEvery). */
+const DEFAULT_FIT_EVERY = 3;
+
+export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
+  private readonly driftSpan: number;
+  private readonly tuneWindow: number;
+  /** Rows of history kept: enough for the realised window, the tuning window and the older rows that learn. */
+  private readonly keep: number;
+  /** Rows since the realised window was last judged (it is judged once per `window` rows). */
+  private sinceWindowCheck = 0;
+  /** Rows since the drift check last looked (it looks at each `driftSpan` rows once). */
+  private sinceDriftCheck = 0;
+  /** Rows before the tuning window needed before they, not a part of the window, learn the path. */
+  private readonly learnFromOlderAt: number;
+  /** Rows between learning the path again on older rows (half a tuning window). */
+  private readonly relearnEvery: number;
+  /** The path learned on older rows (testOnTuningWindow), with `history.observed` when learned. */
+  private path: { vectors: Float64Array[]; learnedAt: number; rows: number } | null = null;
+
+  constructor(options: GuardedTunerOptions) {
+    super(options);
+    this.driftSpan = options.driftSpan ?? Math.floor(options.window / 4);
+    this.tuneWindow = options.tuneWindow ?? 10 * options.window;
+    this.learnFromOlderAt = Math.ceil(this.tuneWindow / 2);
+    this.relearnEvery = Math.ceil(this.tuneWindow / 2);
+    this.keep = Math.max(options.window, this.tuneWindow + (options.learnHistory ?? 2 * this.tuneWindow));
+  }
+
+  protected override trimHistory(): void {
+    this.history.trim(this.keep);
+  }
+
+  protected override reactToViolation(added: number): { events: TunerEvent[]; stop: boolean } {
+    this.sinceWindowCheck += added;
+    this.sinceDriftCheck += added;
+    const violation = this.violation();
+    if (!violation) return { events: [], stop: false };
+    return { events: [this.tighten(violation.reason, violation.disagreement, violation.rows)], stop: true };
+  }
+
+  /** The realised window breaks the budget, or recent rows break it with confidence. */
+  private violation(): { reason: 'violation' | 'drift'; disagreement: number; rows: number } | null {
+    const { budget, confidence, window } = this.options;
+    // Whole windows, one after another, as the budget is defined: judging a sliding window after
+    // every batch would test the same rows dozens of times and raise false alarms.
+    if (this.sinceWindowCheck >= window && this.history.length >= window) {
+      this.sinceWindowCheck = 0;
+      const counts = tally(this.history.recent());
+      if (breaksBudget(counts, budget)) return { reason: 'violation', disagreement: counts.k / counts.n, rows: counts.n };
+    }
+    if (this.driftSpan > 0 && this.sinceDriftCheck >= this.driftSpan && this.history.length >= this.driftSpan) {
+      this.sinceDriftCheck = 0;
+      const { k, n } = tally(this.history.last(this.driftSpan));
+      if (n > 0 && k > 0 && clopperPearsonLower(k, n, confidence) > budget) return { reason: 'drift', disagreement: k / n, rows: n };
+    }
+    return null;
+  }
+
+  private tighten(reason: 'violation' | 'drift', disagreement: number, rows: number): TunerEvent {
+    this.closeAll();
+    this.tuned = false;
+    this.history.clear();
+    this.path = null;
+    this.sinceRetune = 0;
+    this.sinceWindowCheck = 0;
+    this.sinceDriftCheck = 0;
+    this.stats = { ...this.stats, tightenings: this.stats.tightenings + 1, estimatedSavings: null, estimatedDisagreement: null, upperBound: null };
+    return { type: 'tighten', reason, disagreement, rows };
+  }
+
+  protected override rampSetChanged(): void {
+    // The path's settings are indexed by the old ramp set.
+    this.path = null;
+  }
+
+  protected override choose(): { choice: GuardedChoice; records: FeedbackRecord[] } | null {
+    const tuning = this.usable(this.history.last(this.tuneWindow));
+    const older = this.usable(this.history.allBut(this.tuneWindow));
+    const choice = older.length >= this.learnFromOlderAt ? this.testOnTuningWindow(older, tuning) : this.interleaved(tuning);
+    return choice ? { choice, records: tuning } : null;
+  }
+
+  private target(): number {
+    const { budget, confidence, window } = this.options;
+    return this.options.perWindowGuard !== false ? windowSafeRate(window, budget, confidence) : budget;
+  }
+
+  /**
+   * While the history is short: one row in `fitEvery` of the tuning window learns the path, the
+   * others test it. Null when too few rows would test for the bound to allow any exit.
+   */
+  private interleaved(tuning: FeedbackRecord[]): GuardedChoice | null {
+    const every = this.options.fitEvery ?? DEFAULT_FIT_EVERY;
+    const tested = tuning.reduce((s, r, i) => s + (r.final && i % every !== 0 ? 1 : 0), 0);
+    if (maxAllowedDisagreements(tested, this.target(), this.options.confidence) < 0) return null;
+    return guardedThresholds(tuning, this.windowOptions(), {
+      budget: this.options.budget,
+      confidence: this.options.confidence,
+      fitEvery: every,
+      ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}),
+      ...(this.options.perWindowGuard !== false ? { windowRows: this.options.window } : {}),
+      ...(this.options.recentGuard !== false ? { recentRows: this.options.window } : {}),
+    });
+  }
+
+  /**
+   * Once enough rows precede the tuning window: those older rows learn the path and every row of
+   * the tuning window tests it. Older rows are independent of the tuning window's rows, so the
+   * test stays valid, and neither part has to give rows to the other: the test has the whole
+   * tuning window (a tighter bound) and the path learns on up to `learnHistory` rows (a less
+   * noisy path). The test rows stay newer than the rows a path was learned on however long it is
+   * kept, so it is learned again only every half tuning window (`relearnEvery`): learning costs
+   * far more than testing (every step of the path sweeps every ramp over every learning row; a
+   * test is one pass per setting). A tightening or a ramp change drops it.
+   */
+  private testOnTuningWindow(older: FeedbackRecord[], tuning: FeedbackRecord[]): GuardedChoice | null {
+    const { budget, confidence, window } = this.options;
+    const test = this.evaluator(tuning);
+    if (maxAllowedDisagreements(test.countedRows, this.target(), confidence) < 0) return null;
+    if (!this.path || this.history.observed - this.path.learnedAt >= this.relearnEvery) {
+      const fit = new WindowEvaluator(older, { ...this.windowOptions(), smoothDisagreement: true });
+      this.path = { vectors: learnPath(fit, { budget, ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}) }), learnedAt: this.history.observed, rows: fit.rows };
+    }
+    const recentFrom = test.rows - window;
+    return testPath(this.path.vectors, test, {
+      budget,
+      confidence,
+      fitRows: this.path.rows,
+      ...(this.options.perWindowGuard !== false ? { windowRows: window } : {}),
+      ...(this.options.recentGuard !== false && recentFrom > 0 ? { recent: test.subset((i) => i >= recentFrom) } : {}),
+    });
+  }
+}

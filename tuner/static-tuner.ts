@@ -1,0 +1,44 @@
+/**
+ * The static tuner (`tuner: static`): the thresholds it was given ("never" for a ramp without
+ * one), for good. It still keeps the realised window, so its estimates report the disagreement
+ * of the answers it let through.
+ */
+import type { FeedbackRecord } from './feedback-record.js';
+import { checkTunerOptions, FeedbackHistory, noEstimates } from './feedback-history.js';
+import type { StaticTunerOptions, Tuner, TunerEstimates, TunerEvent } from './tuner.js';
+
+export class StaticTuner implements Tuner {
+  readonly kind = 'static';
+  private readonly window: number;
+  private readonly history: FeedbackHistory;
+  private readonly active: readonly number[];
+  private readonly current: ReadonlyMap<number, number | null>;
+
+  constructor(options: StaticTunerOptions) {
+    checkTunerOptions(options);
+    this.window = options.window;
+    this.history = new FeedbackHistory(options.window);
+    this.active = [...options.activeRamps].sort((a, b) => a - b);
+    this.current = new Map(this.active.map((id) => [id, options.thresholds?.get(id) ?? null]));
+  }
+
+  get thresholds(): ReadonlyMap<number, number | null> {
+    return this.current;
+  }
+
+  get activeRamps(): readonly number[] {
+    return this.active;
+  }
+
+  get estimates(): TunerEstimates {
+    return { ...noEstimates(), ...this.history.windowFigures() };
+  }
+
+  /** Keeps the rows for the estimates; changes nothing. */
+  observe(records: readonly FeedbackRecord[]): TunerEvent[] {
+    if (records.length === 0) return [];
+    this.history.add(records);
+    this.history.trim(this.window);
+    return [];
+  }
+}

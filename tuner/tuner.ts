@@ -1,0 +1,190 @@
+/**
+ * The tuner: what every kind of tuner offers its callers (the live server through
+ * src/engine/live-tuning.ts and its worker thread, and replay), the one typed options object
+ * that builds any of them (`createTuner`), and the names of the kinds.
+ *
+ * A tuner is fed feedback records as batches finish (`observe`) and answers with what it changed
+ * (events, in order); between batches it serves the thresholds and the active ramps it wants, and
+ * its latest estimates. It keeps its own state and changes nothing outside itself: the caller
+ * applies what it returns. Kinds:
+ *  - guarded (guarded-tuner.ts): a path of settings learned on some rows and tested in order on
+ *    others, so that the budget holds with confidence (guarded.ts);
+ *  - apparate (apparate-tuner.ts): Apparate's greedy hill-climb on its last few batches
+ *    (apparate.ts), kept as a faithful baseline;
+ *  - static (static-tuner.ts): thresholds never change.
+ * The two online kinds share their loop (online-tuner.ts: re-tune triggers, ramp-set checks,
+ * estimates); every kind keeps its rows in a FeedbackHistory (feedback-history.ts).
+ */
+import { ApparateTuner } from './apparate-tuner.js';
+import type { ExitRule } from './exit-policy.js';
+import type { FeedbackRecord } from './feedback-record.js';
+import { GuardedTuner } from './guarded-tuner.js';
+import type { LatencyProfileData } from './latency-model.js';
+import type { RampUtility } from './ramp-utility.js';
+import { StaticTuner } from './static-tuner.js';
+import type { Thresholds } from './window-eval.js';
+
+/**
+ * Every tuner a served model may name (the SLO file's `tuner.kind`), in the order the SLO file
+ * documents them. off: no ramps run, so there is nothing to tune; every other kind is a Tuner.
+ */
+export const TUNER_KINDS = ['guarded', 'apparate', 'static', 'off'] as const;
+export type TunerSetting = (typeof TUNER_KINDS)[number];
+
+/** The kinds that are a Tuner (all but off): what `createTuner` builds and replay runs. */
+export type TunerKind = Exclude<TunerSetting, 'off'>;
+
+/** The kinds that change thresholds from feedback while serving (a tuner thread runs for them). */
+export type OnlineTunerKind = Exclude<TunerKind, 'static'>;
+
+export function isTunerKind(kind: string): kind is TunerKind {
+  return kind !== 'off' && (TUNER_KINDS as readonly string[]).includes(kind);
+}
+
+export function isOnlineTunerKind(kind: string): kind is OnlineTunerKind {
+  return isTunerKind(kind) && kind !== 'static';
+}
+
+/** The kinds replay can run, in TUNER_KINDS order. */
+export const REPLAYABLE_TUNER_KINDS: readonly TunerKind[] = TUNER_KINDS.filter(isTunerKind);
+
+/** The kinds that tune online, in TUNER_KINDS order. */
+export const ONLINE_TUNER_KINDS: readonly OnlineTunerKind[] = TUNER_KINDS.filter(isOnlineTunerKind);
+
+export interface RampSetOptions {
+  /** Every position with a trained head, in model order. */
+  availableRamps: readonly number[];
+  maxRamps: number;
+  /** Largest total head cost as a share of full-model latency. */
+  rampBudget: number;
+  /** Batches between ramp-set checks (Apparate: 30 for CV, 100 for NLP). */
+  checkEveryBatches: number;
+  /** Consecutive checks a ramp's utility must stay ≤ 0 before it is dropped (default 2). */
+  dropAfterChecks?: number;
+}
+
+/** What every kind needs: the exit rule, the latency model, the budget and the starting plan. */
+export interface TunerBaseOptions {
+  rule: ExitRule;
+  profile: LatencyProfileData;
+  /** Batch size at which latencies are read from the profile (default 1). */
+  latencyBatchSize?: number;
+  /** Largest allowed disagreement with the full model over `window` rows, in (0, 1). */
+  budget: number;
+  /** 1 − δ for the guarded tuner's bounds, in (0, 1). */
+  confidence: number;
+  /** Rows per measurement window: the budget is judged over this many rows. */
+  window: number;
+  /** Ramps active at the start, in model order. */
+  activeRamps: readonly number[];
+  /** Starting thresholds (default: all "never"); the static kind keeps them. */
+  thresholds?: Thresholds;
+}
+
+/** What the online kinds add: when to re-tune, what to report, whether the ramp set may change. */
+export interface OnlineTunerBaseOptions extends TunerBaseOptions {
+  /** Records between periodic re-tunes (default window / 4: exits open sooner after a start or a tightening). */
+  retuneEvery?: number;
+  /** Compute the hindsight-optimal savings (at a re-tune, at most once per window), for the estimates (default true). */
+  hindsight?: boolean;
+  /** Ramp-set changes (drop useless ramps, try new ones); absent: the ramp set is fixed. */
+  rampSet?: RampSetOptions;
+}
+
+export interface GuardedTunerOptions extends OnlineTunerBaseOptions {
+  kind: 'guarded';
+  /**
+   * Rows the guarded tuner learns and tests on: the last this many since the start or the last
+   * tightening (default 10 × window). Long, because the bound tightens with rows (a longer
+   * window saved more on the bundled model's traces with every window within budget; README,
+   * Online tuning); drift is caught by the violation and recent-window checks instead.
+   */
+  tuneWindow?: number;
+  /**
+   * One row in this many learns, the others test (default 3): the learned path needs fewer rows
+   * than the test does (README, Online tuning, has the comparison of shares).
+   */
+  fitEvery?: number;
+  /**
+   * Rows kept before the tuning window to learn the path from (default 2 × tuneWindow). Once at
+   * least half a tuning window of them exist, they learn and the whole tuning window tests;
+   * before that, a share of the tuning window learns.
+   */
+  learnHistory?: number;
+  /** Candidate thresholds per ramp on the learned path (default `pathQuantiles`). */
+  quantiles?: number;
+  /**
+   * Bound the rate at `windowSafeRate(window, budget, confidence)` — the rate at which a window
+   * keeps the budget with that confidence — rather than at the budget itself (default true;
+   * false: the plain "upper bound ≤ budget" guard).
+   */
+  perWindowGuard?: boolean;
+  /**
+   * A setting must also keep the budget on the last `window` rows of the tuning window (default
+   * true; see GuardedOptions.recentRows).
+   */
+  recentGuard?: boolean;
+  /** Rows the fast drift check looks at (default window / 4; 0 turns it off). */
+  driftSpan?: number;
+}
+
+export interface ApparateTunerOptions extends OnlineTunerBaseOptions {
+  kind: 'apparate';
+  /** Apparate's tuning window, in batches (default 4, as in Apparate). */
+  windowBatches?: number;
+}
+
+export interface StaticTunerOptions extends TunerBaseOptions {
+  kind: 'static';
+}
+
+/** The one options object for any tuner: each kind's knobs live on its own branch. */
+export type TunerOptions = GuardedTunerOptions | ApparateTunerOptions | StaticTunerOptions;
+export type OnlineTunerOptions = GuardedTunerOptions | ApparateTunerOptions;
+
+export type TunerEvent =
+  | { type: 'retune'; reason: 'periodic' | 'violation' | 'ramp-change'; thresholds: Map<number, number | null>; estimatedSavings: number }
+  | { type: 'tighten'; reason: 'violation' | 'drift'; disagreement: number; rows: number }
+  | { type: 'ramps'; dropped: number[]; added: number | null; reasons: string[] };
+
+export interface TunerEstimates {
+  /** Rows in the realised window (at most `window`; cleared by a tightening). */
+  windowRows: number;
+  /** Realised disagreement over those rows (rows as actually answered); null if none counted. */
+  windowDisagreement: number | null;
+  /** From the last re-tune: rows it used, and the chosen setting's disagreement, bound and savings there. */
+  tuningRows: number;
+  estimatedDisagreement: number | null;
+  upperBound: number | null;
+  estimatedSavings: number | null;
+  /** Hindsight-optimal savings on the last re-tune's window (null when not computed). */
+  hindsightSavings: number | null;
+  retunes: number;
+  tightenings: number;
+  rampChanges: number;
+  /** Ramp utilities from the last ramp-set check, at the window's hindsight-optimal thresholds. */
+  lastUtilities: RampUtility[];
+}
+
+export interface Tuner {
+  readonly kind: TunerKind;
+  /** Thresholds in force, per active ramp (null = never). */
+  readonly thresholds: ReadonlyMap<number, number | null>;
+  /** Active ramps, in model order. */
+  readonly activeRamps: readonly number[];
+  readonly estimates: TunerEstimates;
+  /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
+  observe(records: readonly FeedbackRecord[]): TunerEvent[];
+}
+
+/** The tuner `options.kind` names. Throws a RangeError for a budget or confidence outside (0, 1) or a window that is not a positive integer. */
+export function createTuner(options: TunerOptions): Tuner {
+  switch (options.kind) {
+    case 'guarded':
+      return new GuardedTuner(options);
+    case 'apparate':
+      return new ApparateTuner(options);
+    case 'static':
+      return new StaticTuner(options);
+  }
+}

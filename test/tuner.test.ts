@@ -5,6 +5,7 @@ import { apparateThresholds } from '../tuner/apparate.js';
 import { binomialCdf, clopperPearsonLower, clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from '../tuner/clopper-pearson.js';
 import type { ExitRule } from '../tuner/exit-policy.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
+import { FeedbackHistory } from '../tuner/feedback-history.js';
 import { guardedThresholds } from '../tuner/guarded.js';
 import { hindsightOptimal } from '../tuner/hindsight.js';
 import type { LatencyProfileData } from '../tuner/latency-model.js';
@@ -305,6 +306,19 @@ describe('online tuner', () => {
     expect(tuner.activeRamps).not.toContain(1);
     expect(tuner.activeRamps).toContain(4);
     expect(changes.some((e) => e.type === 'ramps' && e.added !== null)).toBe(true);
+  });
+
+  it('keeps counting rows and batches through a tightening, which clears only the rows kept', () => {
+    const history = new FeedbackHistory(1000);
+    for (const batch of batches(records.slice(0, 48))) history.add(batch);
+    expect([history.observed, history.batches, history.length]).toEqual([48, 3, 48]);
+    history.clear();
+    history.add(records.slice(48, 58));
+    expect([history.observed, history.batches, history.length]).toEqual([58, 4, 10]);
+    history.trim(4, 3);
+    expect(history.length).toBe(10); // batch 3 is protected
+    history.trim(4);
+    expect(history.length).toBe(4);
   });
 
   it('rejects a budget outside (0, 1)', () => {

@@ -77,6 +77,7 @@ export class FeedbackHistory {
   add(records: readonly FeedbackRecord[]): void {
     const batch = this.batches++;
     for (const record of records) this.rows.push({ record, disagrees: realisedDisagreement(record), batch });
+    this.observed += records.length;
   }
 
   /**

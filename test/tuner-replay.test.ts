@@ -72,7 +72,7 @@ describe('replay on the bundled model\'s recorded traces', () => {
 describe('replay on a long shifted stream from the bundled model\'s trace', () => {
   // The recorded shifted trace is 10 windows: the guarded tuner never leaves its first phase
   // (learning on a third of the tuning window). Here the shift comes after 30 windows, when older
-  // rows learn the path and the whole tuning window tests it (tuner/online-tuner.ts).
+  // rows learn the path and the whole tuning window tests it (tuner/guarded-tuner.ts).
   it('shifted after 30 windows: back under budget within 2 windows of the shift', async () => {
     const { header, records } = await readTrace(fileURLToPath(new URL('./fixtures/traces/fmnist-shifted.jsonl.gz', import.meta.url)));
     const easy = records.slice(0, records.length / 2);

@@ -1,6 +1,6 @@
 /**
- * Apparate's threshold tuner (`tuner: apparate`), kept as a faithful baseline (DESIGN.md §4;
- * Dai et al., SOSP 2024, `threshold_tuner.py: greedy_search`).
+ * Apparate's threshold search (`tuner: apparate`), kept as a faithful baseline (Dai et al.,
+ * SOSP 2024, `threshold_tuner.py: greedy_search`; docs/algorithms.md).
  *
  * A greedy hill-climb over one threshold per active ramp:
  *  - every ramp starts at "never"; loosening a ramp lowers its threshold by that ramp's own step
@@ -21,7 +21,7 @@
  * this also bounds entropy, whose scores have no fixed floor). Apparate's Python treats "best
  * direction = ramp 0" as "no direction" (`if not best_direction`); we do not copy that bug.
  * Apparate's window is the last 4 batches; here the window is whatever the caller evaluates
- * (OnlineTuner keeps the last `apparateWindowBatches` batches).
+ * (ApparateTuner, apparate-tuner.ts, keeps the last `windowBatches` batches).
  */
 import type { ExitPolicyKind } from './exit-policy.js';
 import { describeChoice, type ThresholdChoice } from './threshold-choice.js';

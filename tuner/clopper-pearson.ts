@@ -1,6 +1,6 @@
 /**
  * Exact (Clopper–Pearson) confidence bounds for a binomial proportion: the statistical guard of
- * the guarded tuner (DESIGN.md §4, "beyond Apparate").
+ * the guarded tuner, what it adds to Apparate's empirical check (docs/algorithms.md).
  *
  * With k disagreements among n rows, the one-sided upper bound at confidence 1 − δ is the p for
  * which seeing k or fewer disagreements has probability δ: P(X ≤ k | n, p) = δ. Through the

@@ -51,8 +51,9 @@ export interface GuardedOptions {
    * Also hold the target rate (the budget, or the window-safe rate with `windowRows`) on the last
    * this many rows of the window, learn and test rows alike: a setting is kept only while its
    * disagreements there stay ≤ target × rows. Guards a long tuning window against a change in
-   * the traffic it has not yet noticed: on the shifted trace of the bundled model, without it
-   * the third window after the shift broke the budget (1.2 %); with it none did.
+   * the traffic it has not yet noticed: most of its rows still describe the old traffic, and
+   * without this guard a window soon after a shift can break the budget (the bundled model's
+   * shifted trace did; README, Online tuning).
    */
   recentRows?: number;
 }
@@ -144,10 +145,10 @@ export function* frontierPath(ev: WindowEvaluator, options: { quantiles: number;
  * ~100 rows, from 32 up to 384 / ramps (128 for 3 ramps). Finer steps let the test stop closer
  * to where the budget runs out, but each step must still move enough learning rows to be told
  * apart from noise; and the path's cost grows with ramps² × candidates × rows (every step sweeps
- * every ramp), hence the cap. Measured on the bundled model's stationary trace (ramps 0, 3, 5;
- * 100 resampled windows, seeds 1–3; path learned on up to 20,000 older rows): 128 candidates
- * saved 91.7–94.4 % of the compliant reference where 32 saved 90.6–92.6 %. On 3,333 interleaved
- * rows, 64 made the shifted trace break the budget after the shift; the rule gives 33 there.
+ * every ramp), hence the cap. On the bundled model's traces, more candidates on long learning
+ * histories saved a little more, while too many on a short interleaved history let the shifted
+ * trace break the budget after the shift; one per ~100 rows avoids both (README, Online tuning,
+ * has the measurements).
  */
 export function pathQuantiles(rows: number, ramps: number): number {
   const cap = Math.max(32, Math.floor(384 / Math.max(1, ramps)));

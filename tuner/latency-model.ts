@@ -1,5 +1,5 @@
 /**
- * Latency arithmetic on a measured profile (DESIGN.md §4): how long a row takes to be answered
+ * Latency arithmetic on a measured profile: how long a row takes to be answered
  * when it exits at ramp k, what the active ramps cost, and the expected saving of an exit
  * distribution against vanilla serving. Pure: the profile comes in as data.
  */

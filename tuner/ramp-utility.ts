@@ -1,5 +1,5 @@
 /**
- * Which ramps pay for themselves, and where to try a new one (DESIGN.md §4, after Apparate).
+ * Which ramps pay for themselves, and where to try a new one (after Apparate; docs/algorithms.md).
  *
  * Utility of active ramp k on a window, per row, in ms:
  *     exit_rate_k · (L_next − L_k)  −  pass_rate_k · cost_k
@@ -11,7 +11,7 @@
  *
  * `rampSetDecision` turns utilities into a proposal — drop ramps with utility ≤ 0 (and the least
  * useful beyond `maxRamps` or the overhead budget), try one new position between the last kept
- * ramp and the latest useful cut — and returns it; the caller (OnlineTuner) decides when to act.
+ * ramp and the latest useful cut — and returns it; the caller (online-tuner.ts) decides when to act.
  */
 import type { ExitRule } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';

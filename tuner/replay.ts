@@ -98,7 +98,7 @@ export type ReplayOptions = ForReplay<TunerOptions> & {
    * The rows the replayed stream was drawn from, when it was drawn (a resampled trace): the
    * traffic's distribution, on which the compliant hindsight reference is found. Found on the
    * drawn stream itself, it would also know that draw's noise — which rows came up more often —
-   * and fit it, and so vary from one seed of the draw to the next.
+   * and fit it, and so vary from one seed of the draw to the next (README, Online tuning).
    */
   population?: readonly FeedbackRecord[];
   /** Compute hindsight-optimal savings per window (default true; the slow part). The tuner's own hindsight estimate is always off in a replay. */

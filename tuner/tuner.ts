@@ -37,10 +37,12 @@ export type TunerKind = Exclude<TunerSetting, 'off'>;
 /** The kinds that change thresholds from feedback while serving (a tuner thread runs for them). */
 export type OnlineTunerKind = Exclude<TunerKind, 'static'>;
 
+/** Whether a string names a kind that is a Tuner (for parsers: the replay CLI's --tuner). */
 export function isTunerKind(kind: string): kind is TunerKind {
   return kind !== 'off' && (TUNER_KINDS as readonly string[]).includes(kind);
 }
 
+/** Whether a kind tunes online (the server runs a tuner thread for it). */
 export function isOnlineTunerKind(kind: string): kind is OnlineTunerKind {
   return isTunerKind(kind) && kind !== 'static';
 }

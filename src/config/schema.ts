@@ -1,5 +1,5 @@
 /**
- * The SLO file's schema (DESIGN.md §7), in the file's own snake_case. Every field has a default,
+ * The SLO file's schema (every field: slo.example.yaml), in the file's own snake_case. Every field has a default,
  * a bound and a description; the descriptions land in slo-config.schema.json (`npm run schema`).
  *
  * Error messages are written here, next to the bound they report, so that a problem reads

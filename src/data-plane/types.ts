@@ -1,7 +1,7 @@
 /**
- * The one internal request/response type both transports speak (STYLE.md §2): HTTP and gRPC
+ * The one internal request/response type both transports speak (docs/architecture.md): HTTP and gRPC
  * handlers only convert between their wire format and these types, then call the same
- * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) are in DESIGN.md §6.
+ * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) live in src/http/infer-json.ts and src/grpc/.
  */
 import type { TunerEstimates } from '../../tuner/online-tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
@@ -160,7 +160,7 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
-    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch size 1 (DESIGN.md §4). */
+    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch size 1 (docs/algorithms.md). */
     estimatedSavings: number;
   };
 }

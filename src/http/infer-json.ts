@@ -1,7 +1,7 @@
 /**
- * KServe v2 JSON ⇄ the internal request/response types (STYLE.md §2, DESIGN.md §6).
+ * KServe v2 JSON ⇄ the internal request/response types (src/data-plane/types.ts; docs/architecture.md).
  *
- * This is the HTTP boundary's validation (STYLE.md §9): it checks the *structure* of the JSON and
+ * This is the HTTP boundary's validation (validated once, here; inner layers trust it): it checks the *structure* of the JSON and
  * the JSON-specific element types (BYTES are strings, BOOL are booleans, numeric types are
  * numbers, integer types are integers), naming the offending field. Model-specific checks —
  * known datatype, input names, shapes, element counts — are the data plane's.

@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
+// CI (.ci/run) names a file here to get a JSON report beside the usual output, and fails the
+// run when that report holds any test that did not pass (a skipped one included).
+const jsonReport = process.env['OFFRAMP_TEST_REPORT'];
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -8,5 +12,6 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    ...(jsonReport ? { reporters: ['default', ['json', { outputFile: jsonReport }]] } : {}),
   },
 });

@@ -3,7 +3,9 @@
  * directory — segments split at every candidate cut, one trained and calibrated ramp head per
  * candidate, a measured latency profile, and manifest.json tying them together.
  *
- *   1. analyse the graph, split at all candidates (the runtime toggles heads; it never re-splits)
+ *   1. analyse the graph, split at all candidates (serving starts on these segments; once a ramp
+ *      set is in use, the executor re-splits the backbone at just the active ramps in the
+ *      background: src/engine/executor/batch-runner.ts)
  *   2. run the frozen backbone once over the bootstrap rows, caching pooled features at every cut
  *      and the backbone's own output distribution (the heads' targets)
  *   3. per candidate and head kind: train on the train rows, fit a temperature on the

@@ -1,5 +1,5 @@
 /**
- * Every error the serving runtime reports to a client, in one table (STYLE.md §6).
+ * Every error the serving runtime reports to a client, in one table (documented in docs/errors.md).
  *
  * A code is stable: clients and dashboards match on it, so a code is never renamed or reused.
  * Both transports map from this table: HTTP answers `httpStatus` with `{"error": message, "code"}`

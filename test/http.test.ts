@@ -1,6 +1,7 @@
 /**
- * The HTTP transport on its own (STYLE.md §10): fastify.inject() against a fake DataPlane written
- * here — no model, no engine. One test listens on 127.0.0.1 to see a real client disconnect.
+ * The HTTP transport on its own, without the layers below: fastify.inject() against a fake
+ * DataPlane written here — no model, no engine. One test listens on 127.0.0.1 to see a real
+ * client disconnect.
  */
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';

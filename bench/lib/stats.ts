@@ -2,10 +2,16 @@
  * From per-request measurements to the figures the report shows: latency percentiles,
  * throughput, agreement with the full model, accuracy, where requests exited, and errors. Pure.
  */
+import { sumSimple } from 'simple-statistics';
 import type { OpenLoopResult } from '../load/load-types.js';
 import type { ImageTrace } from './trace.js';
 
-/** Nearest-rank percentile of an ascending list (p in [0, 100]); NaN when empty. */
+/**
+ * Nearest-rank percentile of an ascending list (p in [0, 100]); NaN when empty. Not
+ * simple-statistics' `quantileSorted`: that one interpolates between neighbours (R/numpy type 7),
+ * so its p99 is often no latency any request had, and every figure of the runs in bench/results/
+ * would move for the same measurements.
+ */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
@@ -79,7 +85,9 @@ export function phaseFigures(result: OpenLoopResult, images: readonly number[], 
     p50_ms: percentile(latencies, 50),
     p95_ms: percentile(latencies, 95),
     p99_ms: percentile(latencies, 99),
-    mean_ms: ok > 0 ? latencies.reduce((a, b) => a + b, 0) / ok : Number.NaN,
+    // A plain left-to-right sum, as before: simple-statistics' `mean` compensates its sum and
+    // would change the last digits of the reported means.
+    mean_ms: ok > 0 ? sumSimple(latencies) / ok : Number.NaN,
     throughput_rps: result.elapsedS > 0 ? ok / result.elapsedS : 0,
     disagreement: ok > 0 ? disagree / ok : Number.NaN,
     accuracy: ok > 0 ? correct / ok : Number.NaN,

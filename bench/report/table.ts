@@ -1,7 +1,7 @@
 /**
  * The comparison table, as rows of text cells, shared by the Markdown report and the console:
  * each policy at each load, with latency and throughput also as ratios against vanilla at the
- * same load in the same run (STYLE.md §12).
+ * same load in the same run (absolute times vary with the machine; ratios travel).
  */
 import type { BenchResults, RunRow } from '../lib/results.js';
 

@@ -1,4 +1,4 @@
-/** The serving config: the one module that reads the SLO file and `process.env`. */
+/** The serving config: the one module that reads the SLO file (slo.example.yaml) and `process.env`. */
 export {
   BUNDLED_MODEL,
   DEFAULT_CONFIG_SOURCE,

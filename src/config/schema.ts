@@ -1,6 +1,7 @@
 /**
- * The SLO file's schema, in the file's own snake_case. Every field has a default,
- * a bound and a description; the descriptions land in slo-config.schema.json (`npm run schema`).
+ * The SLO file's schema (every field, with a comment: slo.example.yaml), in the file's own
+ * snake_case. Every field has a default, a bound and a description; the descriptions land in
+ * slo-config.schema.json (`npm run schema`).
  *
  * Error messages are written here, next to the bound they report, so that a problem reads
  * `models[0].batching.max_batch_size: 0 is out of range (1..1024)`: the value and what is allowed.

@@ -1,6 +1,6 @@
 /**
- * The serving config: parsed once at the edge, validated, frozen, passed down: nothing below
- * reads the file or the environment, so what a model serves with is this object alone.
+ * The serving config: parsed once at the edge, validated, frozen, passed down, so no layer
+ * below re-reads or re-checks it and a reload swaps one whole object.
  *
  * This is the only module that reads `process.env`:
  * - `OFFRAMP_CONFIG`       path of the SLO file (when no path is given explicitly);

@@ -1,6 +1,6 @@
 /**
  * Validates a request's input tensor against the model and converts it to the model's input
- * type, once, at the boundary (STYLE.md §9): every failure is a coded error that names the
+ * type, once, at the boundary: every failure is a coded error that names the
  * input, and nothing past this point re-checks.
  *
  * Accepted: the model's own type (FP32 for image models, INT64 for token ids), plus the

@@ -1,7 +1,8 @@
 /**
- * The one internal request/response type both transports speak: HTTP and gRPC handlers only
- * convert between their wire format (KServe v2 / Open Inference Protocol) and these types, then
- * call the same `DataPlane`, so both answer alike.
+ * The one internal request/response type both transports speak (docs/architecture.md): HTTP
+ * and gRPC handlers only convert between their wire format and these types, then call the same
+ * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) stay in src/http/infer-json.ts
+ * and src/grpc/convert.ts.
  */
 import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
@@ -160,7 +161,7 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
-    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch size 1 (tuner/latency-model.ts). */
+    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch 1 (docs/algorithms.md). */
     estimatedSavings: number;
   };
 }

@@ -1,5 +1,5 @@
 /**
- * A request's life inside the engine, as an explicit state (STYLE.md §4):
+ * A request's life inside the engine, as an explicit state (one `isFinished`: nothing answers twice):
  *
  *   queued → running → exited      (every row answered by a ramp)
  *                    → finished    (at least one row needed the full model)

@@ -1,8 +1,9 @@
 /**
- * KServe v2 gRPC messages ↔ the data plane's request/response types (STYLE.md §2): decoding and
- * encoding only. What the data plane checks (datatype against the model, shape, element count of
- * typed contents) is left to it; what only this transport can check (the structure of the
- * message, raw byte lengths, integer ranges of the wire types) is checked here, as coded errors.
+ * KServe v2 gRPC messages ↔ the data plane's request/response types (one data plane, thin
+ * transports: docs/architecture.md): decoding and encoding only. What the data plane checks
+ * (datatype against the model, shape, element count of typed contents) is left to it; what only
+ * this transport can check (the structure of the message, raw byte lengths, integer ranges of the
+ * wire types) is checked here, as coded errors.
  */
 import { endianness } from 'node:os';
 import type { Datatype, InferRequest, InferResponse, InputTensor, OutputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';

@@ -1,8 +1,9 @@
 /**
  * The gRPC transport: KServe v2 `inference.GRPCInferenceService` over @grpc/grpc-js. Handlers
  * only convert between protobuf objects and the data plane's types and call the same DataPlane
- * as HTTP (STYLE.md §2); every failure is answered from the error table (src/errors.ts) as the
- * code's gRPC status, the message as details, and the offramp code in the `offramp-code` trailer.
+ * as HTTP (docs/architecture.md); every failure is answered from the error table (src/errors.ts)
+ * as the code's gRPC status, the message as details, and the offramp code in the `offramp-code`
+ * trailer.
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as protoLoader from '@grpc/proto-loader';

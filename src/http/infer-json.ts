@@ -1,10 +1,11 @@
 /**
- * KServe v2 JSON ⇄ the internal request/response types (STYLE.md §2, DESIGN.md §6).
+ * KServe v2 JSON ⇄ the internal request/response types (src/data-plane/types.ts).
  *
- * This is the HTTP boundary's validation (STYLE.md §9): it checks the *structure* of the JSON and
- * the JSON-specific element types (BYTES are strings, BOOL are booleans, numeric types are
- * numbers, integer types are integers), naming the offending field. Model-specific checks —
- * known datatype, input names, shapes, element counts — are the data plane's.
+ * This is the HTTP boundary's validation (once, here; inner layers trust it): it checks the
+ * *structure* of the JSON and the JSON-specific element types (BYTES are strings, BOOL are
+ * booleans, numeric types are numbers, integer types are integers), naming the offending field.
+ * Model-specific checks — known datatype, input names, shapes, element counts — are the data
+ * plane's.
  */
 
 import type { InferRequest, InferResponse, InputTensor, OutputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';

@@ -1,6 +1,7 @@
 /**
  * `POST /v2/models/{m}[/versions/{v}]/infer` (KServe v2 / Open Inference Protocol): JSON body →
- * InferRequest → `dataPlane.infer` → JSON response. Nothing else happens here (STYLE.md §2).
+ * InferRequest → `dataPlane.infer` → JSON response. Nothing else happens here: both transports
+ * share one data plane (docs/architecture.md).
  *
  * When the client closes the connection before the answer is written, the request's `signal` is
  * aborted (reason: OFFRAMP_CANCELLED) so the engine can drop it from the queue or the batch.

@@ -2,7 +2,7 @@
  * The HTTP transport: KServe v2 / Open Inference Protocol REST on fastify, plus `/metrics` and
  * the token-protected admin endpoints (admin-plugin.ts).
  *
- * `createHttpServer` builds the instance and registers each feature as a plugin (STYLE.md §8);
+ * `createHttpServer` builds the instance and registers each feature as a plugin (no core edits);
  * it does not listen — the caller does (`await app.listen({ host, port })`), and closes it.
  *
  * Bodies are parsed as JSON whatever their content type (json-body.ts), within `maxBodyBytes`.

@@ -167,7 +167,7 @@ export const METRIC_TABLE = {
     type: 'gauge',
     help: 'Estimated share of full-model latency saved by early exits (1 - sum of exit_rate_k * L_k / L_full).',
     labels: ['model'],
-    doc: "From the feedback window's exit rates, with L_k the profiled latency of an answer at ramp k (batch size 1).",
+    doc: "From the feedback window's exit rates, with L_k the profiled latency to answer at exit k, the final layer included (batch size 1).",
   },
   rampOverheadShare: {
     name: 'offramp_ramp_overhead_ratio',

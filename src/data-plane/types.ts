@@ -1,7 +1,8 @@
 /**
- * The one internal request/response type both transports speak (STYLE.md §2): HTTP and gRPC
- * handlers only convert between their wire format and these types, then call the same
- * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) are in DESIGN.md §6.
+ * The one internal request/response type both transports speak, so that HTTP and gRPC cannot
+ * drift apart: their handlers only convert between their wire format and these types, then call
+ * the same `DataPlane`. The wire formats are KServe v2 / Open Inference Protocol: JSON in
+ * src/http/, protobuf in src/grpc/grpc_service.proto.
  */
 import type { TunerEstimates } from '../../tuner/online-tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
@@ -81,7 +82,8 @@ export interface InferResponse {
    * Exit information for the whole request: `early` (every row answered by a ramp),
    * `exit_ramp` (ramp id of the latest row to be answered, -1 = the full model), `exit_depth`
    * (share of the model's compute run before that answer, 0..1), `confidence` (lowest
-   * confidence over the rows), `queue_ms`, `rows`. Per-row values are in the outputs.
+   * confidence over the rows), `rows`. Per-row values are in the outputs. Queue wait is not
+   * reported per response; it is in the `offramp_queue_wait_seconds` metric.
    */
   parameters: Parameters;
   outputs: OutputTensor[];
@@ -160,7 +162,7 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
-    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch size 1 (DESIGN.md §4). */
+    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, L_k being the profiled latency to answer at exit k (the final layer included), at batch size 1. */
     estimatedSavings: number;
   };
 }

@@ -1,43 +1,19 @@
 /**
- * Every Prometheus metric offramp exports, declared in this one module with fixed label sets
- * (STYLE.md §8, DESIGN.md §8).
+ * Every Prometheus metric offramp exports, declared once in METRIC_TABLE: name, type, help text,
+ * label names and buckets. `createMetrics()` builds the prom-client objects from the table (so
+ * `GET /metrics` serves exactly what it says), src/metrics-doc.ts renders docs/metrics.md from it,
+ * and test/metrics.test.ts fails when that page is stale. Names, types, labels, help texts and
+ * buckets are a contract: dashboards and the bench (bench/lib/prometheus.ts) scrape them, so a
+ * change here is a change to that contract.
  *
  * `createMetrics()` makes a fresh `Registry` (never prom-client's global one) so that tests and
- * several servers in one process do not collide. The fields of `Metrics` are typed with their
- * label sets spelled out: a call that forgets a label, or passes an outcome or error code that does
- * not exist, does not compile. The engine observes latency, exits and failures; the exit-state
- * gauges and tuner counters are copied from each model's exits report (`recordExitsReport`) by a
- * refresher the server registers (`onRefresh`), which `GET /metrics` runs before every scrape.
- *
- * Names and labels (prefix `offramp_`):
- *
- * | metric | type | labels |
- * | --- | --- | --- |
- * | `offramp_request_latency_seconds` | histogram | model, exit |
- * | `offramp_queue_wait_seconds` | histogram | model |
- * | `offramp_batch_size` | histogram | model |
- * | `offramp_requests_by_exit_total` | counter | model, exit |
- * | `offramp_requests_total` | counter | model, outcome |
- * | `offramp_inference_failures_total` | counter | model, code |
- * | `offramp_ramp_threshold` | gauge | model, ramp |
- * | `offramp_ramp_active` | gauge | model, ramp |
- * | `offramp_window_disagreement_ratio` | gauge | model |
- * | `offramp_window_early_exit_ratio` | gauge | model |
- * | `offramp_estimated_latency_savings_ratio` | gauge | model |
- * | `offramp_ramp_overhead_ratio` | gauge | model |
- * | `offramp_ramp_head_active` | gauge | model, ramp |
- * | `offramp_ramp_pinned` | gauge | model, ramp |
- * | `offramp_tuner_paused` | gauge | model |
- * | `offramp_tuner_estimated_disagreement_ratio` | gauge | model |
- * | `offramp_tuner_disagreement_upper_bound_ratio` | gauge | model |
- * | `offramp_tuner_expected_latency_savings_ratio` | gauge | model |
- * | `offramp_hindsight_latency_savings_ratio` | gauge | model |
- * | `offramp_tuner_retunes_total` | counter | model |
- * | `offramp_tuner_tightenings_total` | counter | model |
- * | `offramp_tuner_ramp_changes_total` | counter | model |
- * | `offramp_event_loop_lag_seconds` | gauge | quantile |
- *
- * plus prom-client's default process metrics (`process_*`, `nodejs_*`) on the same registry.
+ * several servers in one process do not collide. The fields of `Metrics` are typed with the label
+ * set their table entry declares: a call that forgets a label, or passes an outcome or error code
+ * that does not exist, does not compile. The engine observes latency, exits and failures; the
+ * exit-state gauges and tuner counters are copied from each model's exits report
+ * (`recordExitsReport`) by a refresher the server registers (`onRefresh`), which `GET /metrics`
+ * runs before every scrape. prom-client's default process metrics (`process_*`, `nodejs_*`) are
+ * registered on the same registry.
  */
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -72,13 +48,208 @@ export const BATCH_SIZE_BUCKETS: readonly number[] = Object.freeze([1, 2, 4, 8, 
 export const EVENT_LOOP_QUANTILES = ['0.5', '0.99', 'max'] as const;
 export type EventLoopQuantile = (typeof EVENT_LOOP_QUANTILES)[number];
 
-// Label sets. Every label is required: prom-client would accept a missing one and export a series
-// with an empty value, which silently splits dashboards.
-export interface ModelLabels { model: string }
-export interface ExitLabels { model: string; /** Ramp id as a string, or FINAL_EXIT. */ exit: string }
-export interface OutcomeLabels { model: string; outcome: Outcome }
-export interface FailureLabels { model: string; code: ErrorCode }
-export interface RampLabels { model: string; /** Ramp id as a string. */ ramp: string }
+/**
+ * Every label a metric may carry, with the values it takes. Every label of a metric is required
+ * at each update: prom-client would accept a missing one and export a series with an empty value,
+ * which silently splits dashboards.
+ */
+export interface LabelValues {
+  model: string;
+  /** Ramp id as a string, or FINAL_EXIT. */
+  exit: string;
+  outcome: Outcome;
+  code: ErrorCode;
+  /** Ramp id as a string. */
+  ramp: string;
+  quantile: EventLoopQuantile;
+}
+export type LabelName = keyof LabelValues;
+
+/** What each label means, for docs/metrics.md. */
+export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
+  model: 'The name the model is served under (the serving config).',
+  exit: `The ramp id that answered the request (its deepest row), or \`${FINAL_EXIT}\` for the full model.`,
+  outcome: `How the request ended: ${OUTCOMES.map((o) => `\`${o}\``).join(', ')}.`,
+  code: 'An offramp error code (docs/errors.md).',
+  ramp: 'The ramp id.',
+  quantile: `${EVENT_LOOP_QUANTILES.map((q) => `\`${q}\``).join(', ')}.`,
+};
+
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricSpec {
+  readonly name: `offramp_${string}`;
+  readonly type: MetricType;
+  /** The Prometheus HELP text, also the meaning column of docs/metrics.md. */
+  readonly help: string;
+  /** In the order prom-client prints them. */
+  readonly labels: readonly LabelName[];
+  /** Histograms only: bucket upper bounds, ascending. */
+  readonly buckets?: readonly number[];
+  /** Added to the help text in docs/metrics.md where a table row needs more context than HELP gives. */
+  readonly doc?: string;
+}
+
+/**
+ * The metrics, keyed by their field in `Metrics`, in registration order (which is the order
+ * `GET /metrics` prints them in).
+ */
+export const METRIC_TABLE = {
+  requestLatency: {
+    name: 'offramp_request_latency_seconds',
+    type: 'histogram',
+    help: 'Request latency from arrival to answer, in seconds, by the exit that answered (ramp id or "final").',
+    labels: ['model', 'exit'],
+    buckets: LATENCY_BUCKETS,
+  },
+  queueWait: {
+    name: 'offramp_queue_wait_seconds',
+    type: 'histogram',
+    help: 'Time a request waited in the queue before a batch took it, in seconds.',
+    labels: ['model'],
+    buckets: LATENCY_BUCKETS,
+  },
+  batchSize: {
+    name: 'offramp_batch_size',
+    type: 'histogram',
+    help: 'Rows in each executed batch.',
+    labels: ['model'],
+    buckets: BATCH_SIZE_BUCKETS,
+  },
+  requestsByExit: {
+    name: 'offramp_requests_by_exit_total',
+    type: 'counter',
+    help: 'Answered requests by the exit that answered them (ramp id or "final").',
+    labels: ['model', 'exit'],
+  },
+  requestsTotal: {
+    name: 'offramp_requests_total',
+    type: 'counter',
+    help: 'Requests by outcome: ok, rejected, timed_out, failed, cancelled.',
+    labels: ['model', 'outcome'],
+    doc: 'Every request is counted once.',
+  },
+  inferenceFailures: {
+    name: 'offramp_inference_failures_total',
+    type: 'counter',
+    help: 'Failed inference requests by offramp error code (docs/errors.md).',
+    labels: ['model', 'code'],
+  },
+  rampThreshold: {
+    name: 'offramp_ramp_threshold',
+    type: 'gauge',
+    help: `Current exit threshold of each ramp; ${INACTIVE_THRESHOLD} while the ramp answers nothing (see offramp_ramp_active).`,
+    labels: ['model', 'ramp'],
+    doc: 'The true value of an inactive ramp is +∞, which some scrapers reject.',
+  },
+  rampActive: {
+    name: 'offramp_ramp_active',
+    type: 'gauge',
+    help: '1 when the ramp may answer requests (active, with a finite threshold), else 0.',
+    labels: ['model', 'ramp'],
+  },
+  windowDisagreement: {
+    name: 'offramp_window_disagreement_ratio',
+    type: 'gauge',
+    help: 'Share of the feedback window whose answer disagreed with the final layer.',
+    labels: ['model'],
+    doc: 'Absent while the window has no data.',
+  },
+  windowEarlyExitFraction: {
+    name: 'offramp_window_early_exit_ratio',
+    type: 'gauge',
+    help: 'Share of the feedback window answered by a ramp.',
+    labels: ['model'],
+    doc: 'Absent while the window has no data.',
+  },
+  estimatedLatencySavings: {
+    name: 'offramp_estimated_latency_savings_ratio',
+    type: 'gauge',
+    help: 'Estimated share of full-model latency saved by early exits (1 - sum of exit_rate_k * L_k / L_full).',
+    labels: ['model'],
+    doc: "From the feedback window's exit rates, with L_k the profiled latency to answer at exit k, the final layer included (batch size 1).",
+  },
+  rampOverheadShare: {
+    name: 'offramp_ramp_overhead_ratio',
+    type: 'gauge',
+    help: "Active ramps' cost as a share of the full model's latency.",
+    labels: ['model'],
+  },
+  rampHeadActive: {
+    name: 'offramp_ramp_head_active',
+    type: 'gauge',
+    help: 'The ramp\'s head runs on every batch (it is in the exit plan, even with threshold "never"): 1, else 0.',
+    labels: ['model', 'ramp'],
+  },
+  rampPinned: {
+    name: 'offramp_ramp_pinned',
+    type: 'gauge',
+    help: "1 while an operator has pinned the ramp's threshold through the admin endpoint, else 0.",
+    labels: ['model', 'ramp'],
+  },
+  tunerPaused: {
+    name: 'offramp_tuner_paused',
+    type: 'gauge',
+    help: '1 while the online tuner is paused through the admin endpoint (it observes, its changes are not applied), else 0.',
+    labels: ['model'],
+    doc: 'Only models with an online tuner have this series.',
+  },
+  tunerEstimatedDisagreement: {
+    name: 'offramp_tuner_estimated_disagreement_ratio',
+    type: 'gauge',
+    help: 'Disagreement with the full model of the thresholds the online tuner chose at its last re-tune, on the rows it tuned on.',
+    labels: ['model'],
+  },
+  tunerUpperBound: {
+    name: 'offramp_tuner_disagreement_upper_bound_ratio',
+    type: 'gauge',
+    help: 'Upper confidence bound on that disagreement (guarded tuner: at accuracy.confidence).',
+    labels: ['model'],
+    doc: 'That disagreement is `offramp_tuner_estimated_disagreement_ratio`.',
+  },
+  tunerExpectedSavings: {
+    name: 'offramp_tuner_expected_latency_savings_ratio',
+    type: 'gauge',
+    help: 'Share of full-model latency the online tuner expected its thresholds to save at its last re-tune, on the rows it tuned on.',
+    labels: ['model'],
+  },
+  hindsightSavings: {
+    name: 'offramp_hindsight_latency_savings_ratio',
+    type: 'gauge',
+    help: "Share of full-model latency the best thresholds in hindsight would have saved on the last re-tune's window, within the budget.",
+    labels: ['model'],
+  },
+  tunerRetunes: {
+    name: 'offramp_tuner_retunes_total',
+    type: 'counter',
+    help: 'Threshold re-tunes by the online tuner.',
+    labels: ['model'],
+  },
+  tunerTightenings: {
+    name: 'offramp_tuner_tightenings_total',
+    type: 'counter',
+    help: 'Times the online tuner set every threshold to "never" after a budget violation or drift.',
+    labels: ['model'],
+  },
+  tunerRampChanges: {
+    name: 'offramp_tuner_ramp_changes_total',
+    type: 'counter',
+    help: 'Ramp-set changes (ramps dropped or tried) by the online tuner.',
+    labels: ['model'],
+  },
+  eventLoopLag: {
+    name: 'offramp_event_loop_lag_seconds',
+    type: 'gauge',
+    help: 'Main-thread event-loop delay since the previous scrape, in seconds (quantile 0.5, 0.99, max).',
+    labels: ['quantile'],
+    doc: 'Set at each scrape; networking, batching and replies run on this loop (inference runs in workers), so lag here is added latency.',
+  },
+} as const satisfies Record<string, MetricSpec>;
+
+export type MetricKey = keyof typeof METRIC_TABLE;
+
+/** The label set of one metric, e.g. `{ model: string; outcome: Outcome }` for requestsTotal. */
+export type MetricLabels<K extends MetricKey> = { [N in (typeof METRIC_TABLE)[K]['labels'][number]]: LabelValues[N] };
 
 /** The part of a prom-client histogram callers use, with its label set fixed. */
 export interface LabeledHistogram<L> {
@@ -97,53 +268,20 @@ export interface LabeledGauge<L> {
   remove(labels: L): void;
 }
 
-export interface Metrics {
-  /** The registry every metric below is registered on; `GET /metrics` serves it. */
+interface InstrumentOf<L> {
+  histogram: LabeledHistogram<L>;
+  counter: LabeledCounter<L>;
+  gauge: LabeledGauge<L>;
+}
+
+/** One field per table entry, typed by the entry's type and labels. */
+export type MetricInstruments = {
+  readonly [K in MetricKey]: InstrumentOf<MetricLabels<K>>[(typeof METRIC_TABLE)[K]['type']];
+};
+
+export interface Metrics extends MetricInstruments {
+  /** The registry every metric of METRIC_TABLE is registered on; `GET /metrics` serves it. */
   readonly registry: Registry;
-  /** `offramp_request_latency_seconds`: arrival to answer, per exit (ramp id or "final"). */
-  readonly requestLatency: LabeledHistogram<ExitLabels>;
-  /** `offramp_queue_wait_seconds`: arrival to the start of the batch that took the request. */
-  readonly queueWait: LabeledHistogram<ModelLabels>;
-  /** `offramp_batch_size`: rows in each executed batch. */
-  readonly batchSize: LabeledHistogram<ModelLabels>;
-  /** `offramp_requests_by_exit_total`: answered requests by the ramp that answered them. */
-  readonly requestsByExit: LabeledCounter<ExitLabels>;
-  /** `offramp_requests_total`: every request once, by how it ended. */
-  readonly requestsTotal: LabeledCounter<OutcomeLabels>;
-  /** `offramp_inference_failures_total`: failed requests by error code. */
-  readonly inferenceFailures: LabeledCounter<FailureLabels>;
-  /** `offramp_ramp_threshold`: current exit threshold; INACTIVE_THRESHOLD when the ramp answers nothing. */
-  readonly rampThreshold: LabeledGauge<RampLabels>;
-  /** `offramp_ramp_active`: 1 when the ramp may answer requests, else 0. */
-  readonly rampActive: LabeledGauge<RampLabels>;
-  /** `offramp_window_disagreement_ratio`: share of the feedback window where the answer differed from the final layer. */
-  readonly windowDisagreement: LabeledGauge<ModelLabels>;
-  /** `offramp_window_early_exit_ratio`: share of the feedback window answered by a ramp. */
-  readonly windowEarlyExitFraction: LabeledGauge<ModelLabels>;
-  /** `offramp_estimated_latency_savings_ratio`: 1 − Σ exit_rate_k·L_k / L_full (DESIGN.md §4). */
-  readonly estimatedLatencySavings: LabeledGauge<ModelLabels>;
-  /** `offramp_ramp_overhead_ratio`: active ramps' cost as a share of the full model's latency. */
-  readonly rampOverheadShare: LabeledGauge<ModelLabels>;
-  /** `offramp_ramp_head_active`: 1 when the ramp's head runs (it is in the exit plan, even at "never"), else 0. */
-  readonly rampHeadActive: LabeledGauge<RampLabels>;
-  /** `offramp_ramp_pinned`: 1 while an operator has pinned the ramp's threshold (admin endpoint), else 0. */
-  readonly rampPinned: LabeledGauge<RampLabels>;
-  /** `offramp_tuner_paused`: 1 while the online tuner is paused (admin endpoint), else 0; online tuners only. */
-  readonly tunerPaused: LabeledGauge<ModelLabels>;
-  /** `offramp_tuner_estimated_disagreement_ratio`: disagreement of the thresholds chosen at the last re-tune, on its rows. */
-  readonly tunerEstimatedDisagreement: LabeledGauge<ModelLabels>;
-  /** `offramp_tuner_disagreement_upper_bound_ratio`: the last re-tune's upper confidence bound on that disagreement. */
-  readonly tunerUpperBound: LabeledGauge<ModelLabels>;
-  /** `offramp_tuner_expected_latency_savings_ratio`: savings the last re-tune expected of its thresholds, on its rows. */
-  readonly tunerExpectedSavings: LabeledGauge<ModelLabels>;
-  /** `offramp_hindsight_latency_savings_ratio`: savings of the best thresholds in hindsight on the last re-tune's window. */
-  readonly hindsightSavings: LabeledGauge<ModelLabels>;
-  /** `offramp_tuner_retunes_total`: threshold re-tunes by the online tuner. */
-  readonly tunerRetunes: LabeledCounter<ModelLabels>;
-  /** `offramp_tuner_tightenings_total`: times the online tuner set every threshold to "never" after a violation or drift. */
-  readonly tunerTightenings: LabeledCounter<ModelLabels>;
-  /** `offramp_tuner_ramp_changes_total`: ramp-set changes (ramps dropped or tried) by the online tuner. */
-  readonly tunerRampChanges: LabeledCounter<ModelLabels>;
   /** Registers a function that `refresh` runs, e.g. one copying exits reports into the gauges. */
   onRefresh(fn: () => void): void;
   /** Runs the refreshers; `GET /metrics` calls it before serialising the registry. */
@@ -161,193 +299,53 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
+/** A gauge's collect hook: prom-client calls it, with the gauge as `this`, before each scrape. */
+type GaugeCollect = (this: Gauge) => void;
+
+function instrument(spec: MetricSpec, registry: Registry, collect: GaugeCollect | undefined): Counter | Gauge | Histogram {
+  const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [registry] };
+  switch (spec.type) {
+    case 'histogram':
+      return new Histogram({ ...config, buckets: [...(spec.buckets ?? [])] });
+    case 'counter':
+      return new Counter(config);
+    case 'gauge':
+      return new Gauge(collect ? { ...config, collect } : config);
+  }
+}
+
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
-  const registers = [registry];
-
-  const requestLatency = new Histogram<keyof ExitLabels>({
-    name: 'offramp_request_latency_seconds',
-    help: 'Request latency from arrival to answer, in seconds, by the exit that answered (ramp id or "final").',
-    labelNames: ['model', 'exit'],
-    buckets: [...LATENCY_BUCKETS],
-    registers,
-  });
-  const queueWait = new Histogram<keyof ModelLabels>({
-    name: 'offramp_queue_wait_seconds',
-    help: 'Time a request waited in the queue before a batch took it, in seconds.',
-    labelNames: ['model'],
-    buckets: [...LATENCY_BUCKETS],
-    registers,
-  });
-  const batchSize = new Histogram<keyof ModelLabels>({
-    name: 'offramp_batch_size',
-    help: 'Rows in each executed batch.',
-    labelNames: ['model'],
-    buckets: [...BATCH_SIZE_BUCKETS],
-    registers,
-  });
-  const requestsByExit = new Counter<keyof ExitLabels>({
-    name: 'offramp_requests_by_exit_total',
-    help: 'Answered requests by the exit that answered them (ramp id or "final").',
-    labelNames: ['model', 'exit'],
-    registers,
-  });
-  const requestsTotal = new Counter<keyof OutcomeLabels>({
-    name: 'offramp_requests_total',
-    help: 'Requests by outcome: ok, rejected, timed_out, failed, cancelled.',
-    labelNames: ['model', 'outcome'],
-    registers,
-  });
-  const inferenceFailures = new Counter<keyof FailureLabels>({
-    name: 'offramp_inference_failures_total',
-    help: 'Failed inference requests by offramp error code (docs/errors.md).',
-    labelNames: ['model', 'code'],
-    registers,
-  });
-  const rampThreshold = new Gauge<keyof RampLabels>({
-    name: 'offramp_ramp_threshold',
-    help: `Current exit threshold of each ramp; ${INACTIVE_THRESHOLD} while the ramp answers nothing (see offramp_ramp_active).`,
-    labelNames: ['model', 'ramp'],
-    registers,
-  });
-  const rampActive = new Gauge<keyof RampLabels>({
-    name: 'offramp_ramp_active',
-    help: '1 when the ramp may answer requests (active, with a finite threshold), else 0.',
-    labelNames: ['model', 'ramp'],
-    registers,
-  });
-  const windowDisagreement = new Gauge<keyof ModelLabels>({
-    name: 'offramp_window_disagreement_ratio',
-    help: 'Share of the feedback window whose answer disagreed with the final layer.',
-    labelNames: ['model'],
-    registers,
-  });
-  const windowEarlyExitFraction = new Gauge<keyof ModelLabels>({
-    name: 'offramp_window_early_exit_ratio',
-    help: 'Share of the feedback window answered by a ramp.',
-    labelNames: ['model'],
-    registers,
-  });
-  const estimatedLatencySavings = new Gauge<keyof ModelLabels>({
-    name: 'offramp_estimated_latency_savings_ratio',
-    help: 'Estimated share of full-model latency saved by early exits (1 - sum of exit_rate_k * L_k / L_full).',
-    labelNames: ['model'],
-    registers,
-  });
-  const rampOverheadShare = new Gauge<keyof ModelLabels>({
-    name: 'offramp_ramp_overhead_ratio',
-    help: "Active ramps' cost as a share of the full model's latency.",
-    labelNames: ['model'],
-    registers,
-  });
-
-  const rampHeadActive = new Gauge<keyof RampLabels>({
-    name: 'offramp_ramp_head_active',
-    help: 'The ramp\'s head runs on every batch (it is in the exit plan, even with threshold "never"): 1, else 0.',
-    labelNames: ['model', 'ramp'],
-    registers,
-  });
-  const rampPinned = new Gauge<keyof RampLabels>({
-    name: 'offramp_ramp_pinned',
-    help: "1 while an operator has pinned the ramp's threshold through the admin endpoint, else 0.",
-    labelNames: ['model', 'ramp'],
-    registers,
-  });
-  const tunerPaused = new Gauge<keyof ModelLabels>({
-    name: 'offramp_tuner_paused',
-    help: '1 while the online tuner is paused through the admin endpoint (it observes, its changes are not applied), else 0.',
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerEstimatedDisagreement = new Gauge<keyof ModelLabels>({
-    name: 'offramp_tuner_estimated_disagreement_ratio',
-    help: 'Disagreement with the full model of the thresholds the online tuner chose at its last re-tune, on the rows it tuned on.',
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerUpperBound = new Gauge<keyof ModelLabels>({
-    name: 'offramp_tuner_disagreement_upper_bound_ratio',
-    help: 'Upper confidence bound on that disagreement (guarded tuner: at accuracy.confidence).',
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerExpectedSavings = new Gauge<keyof ModelLabels>({
-    name: 'offramp_tuner_expected_latency_savings_ratio',
-    help: 'Share of full-model latency the online tuner expected its thresholds to save at its last re-tune, on the rows it tuned on.',
-    labelNames: ['model'],
-    registers,
-  });
-  const hindsightSavings = new Gauge<keyof ModelLabels>({
-    name: 'offramp_hindsight_latency_savings_ratio',
-    help: "Share of full-model latency the best thresholds in hindsight would have saved on the last re-tune's window, within the budget.",
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerRetunes = new Counter<keyof ModelLabels>({
-    name: 'offramp_tuner_retunes_total',
-    help: 'Threshold re-tunes by the online tuner.',
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerTightenings = new Counter<keyof ModelLabels>({
-    name: 'offramp_tuner_tightenings_total',
-    help: 'Times the online tuner set every threshold to "never" after a budget violation or drift.',
-    labelNames: ['model'],
-    registers,
-  });
-  const tunerRampChanges = new Counter<keyof ModelLabels>({
-    name: 'offramp_tuner_ramp_changes_total',
-    help: 'Ramp-set changes (ramps dropped or tried) by the online tuner.',
-    labelNames: ['model'],
-    registers,
-  });
 
   // Event-loop lag over the time since the previous scrape: every request's networking, batching
   // and replies run on this loop (inference runs in workers), so lag here is added latency.
   const loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
-  new Gauge<'quantile'>({
-    name: 'offramp_event_loop_lag_seconds',
-    help: 'Main-thread event-loop delay since the previous scrape, in seconds (quantile 0.5, 0.99, max).',
-    labelNames: ['quantile'],
-    registers,
-    collect() {
+  const collects: Partial<Record<MetricKey, GaugeCollect>> = {
+    eventLoopLag() {
       if (loopDelay.count === 0) return; // no sample yet: keep the last values rather than export garbage
       this.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
       this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
       this.set({ quantile: 'max' }, loopDelay.max / 1e9);
       loopDelay.reset();
     },
-  });
+  };
+
+  // Registered in table order. Each instrument's class is chosen by its entry's `type`, which is
+  // what MetricInstruments maps each field from, so the cast below states what the loop builds.
+  const built: Partial<Record<MetricKey, Counter | Gauge | Histogram>> = {};
+  for (const [key, spec] of Object.entries(METRIC_TABLE) as [MetricKey, MetricSpec][]) {
+    built[key] = instrument(spec, registry, collects[key]);
+  }
+  const instruments = built as unknown as MetricInstruments;
 
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   let closed = false;
   const refreshers: (() => void)[] = [];
   return {
+    ...instruments,
     registry,
-    requestLatency,
-    queueWait,
-    batchSize,
-    requestsByExit,
-    requestsTotal,
-    inferenceFailures,
-    rampThreshold,
-    rampActive,
-    windowDisagreement,
-    windowEarlyExitFraction,
-    estimatedLatencySavings,
-    rampOverheadShare,
-    rampHeadActive,
-    rampPinned,
-    tunerPaused,
-    tunerEstimatedDisagreement,
-    tunerUpperBound,
-    tunerExpectedSavings,
-    hindsightSavings,
-    tunerRetunes,
-    tunerTightenings,
-    tunerRampChanges,
     onRefresh(fn) {
       refreshers.push(fn);
     },
@@ -368,8 +366,8 @@ export function exitLabel(rampId: number): string {
 }
 
 /**
- * Sets both ramp gauges: `threshold` null means "never" (DESIGN.md §3), exported as
- * INACTIVE_THRESHOLD with `offramp_ramp_active` 0, as is an inactive ramp.
+ * Sets both ramp gauges: `threshold` null means "never" (the ramp scores rows but answers none),
+ * exported as INACTIVE_THRESHOLD with `offramp_ramp_active` 0, as is an inactive ramp.
  */
 export function setRampThreshold(metrics: Metrics, model: string, rampId: number, threshold: number | null, active: boolean): void {
   const labels = { model, ramp: String(rampId) };
@@ -422,7 +420,7 @@ export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
   });
 }
 
-function setOrRemove(gauge: LabeledGauge<ModelLabels>, labels: ModelLabels, value: number | null): void {
+function setOrRemove(gauge: LabeledGauge<Pick<LabelValues, 'model'>>, labels: Pick<LabelValues, 'model'>, value: number | null): void {
   if (value === null || !Number.isFinite(value)) gauge.remove(labels);
   else gauge.set(labels, value);
 }

@@ -1,15 +1,19 @@
 /**
- * The gRPC transport against a fake DataPlane (no model), called by a real grpc-js client built
- * from the same grpc_service.proto, over a socket.
+ * The gRPC transport against the fake DataPlane of test/helpers (no model), called by a real
+ * grpc-js client built from the same grpc_service.proto, over a socket.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { DataPlane, InferRequest, InferResponse, ModelMetadata } from '../src/data-plane/types.js';
+import type { InferRequest, InferResponse, ModelMetadata } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
 import { loadInferenceService, type WireParameters, type WireTensorContents } from '../src/grpc/proto.js';
 import { createGrpcServer, type GrpcServer } from '../src/grpc/server.js';
+import { FakeDataPlane } from './helpers/fake-data-plane.js';
 
 // ---- Fake data plane ---------------------------------------------------------------------------
+
+/** Models the fake serves; what each does is in `infer` below. */
+const MODEL_NAMES = ['echo', 'int64', 'slow', 'broken'] as const;
 
 const METADATA: ModelMetadata = {
   name: 'echo',
@@ -27,46 +31,31 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
-class FakeDataPlane implements DataPlane {
-  requests: InferRequest[] = [];
-  slowStarted = deferred<void>();
-  slowAborted = deferred<unknown>();
+/** The `slow` model's request reached the data plane / saw its signal abort (with the reason). */
+const slowStarted = deferred<void>();
+const slowAborted = deferred<unknown>();
 
-  live() { return true; }
-  ready() { return true; }
-  serverMetadata() { return { name: 'offramp', version: '0.1.0', extensions: ['binary_tensor_data'] }; }
-  modelReady(name: string) { this.known(name); return true; }
-  modelMetadata(name: string) { this.known(name); return METADATA; }
-  exits(): never { throw new Error('not used'); }
-
-  private known(name: string): void {
-    if (!['echo', 'int64', 'slow', 'broken'].includes(name)) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
-  }
-
-  async infer(request: InferRequest): Promise<InferResponse> {
-    this.known(request.modelName);
-    this.requests.push(request);
-    const base = { id: request.id ?? 'assigned', modelName: request.modelName, modelVersion: '1' };
-    const input = request.inputs[0]!;
-    switch (request.modelName) {
-      case 'echo': {
-        // y = 2x, with the request's parameters echoed plus exit information.
-        const y = Float32Array.from(input.data as Float32Array, (v) => v * 2);
-        return { ...base, parameters: { ...request.parameters, confidence: 0.75, early: true }, outputs: [{ name: 'y', datatype: 'FP32', shape: input.shape, data: y }] };
-      }
-      case 'int64':
-        return { ...base, parameters: {}, outputs: [{ name: 'n', datatype: 'INT64', shape: input.shape, data: input.data as BigInt64Array }] };
-      case 'slow':
-        this.slowStarted.resolve();
-        return new Promise((_resolve, reject) => {
-          request.signal?.addEventListener('abort', () => {
-            this.slowAborted.resolve(request.signal?.reason);
-            reject(request.signal?.reason as Error);
-          });
-        });
-      default:
-        throw new TypeError('backend exploded');
+async function infer(request: InferRequest): Promise<InferResponse> {
+  const base = { id: request.id ?? 'assigned', modelName: request.modelName, modelVersion: '1' };
+  const input = request.inputs[0]!;
+  switch (request.modelName) {
+    case 'echo': {
+      // y = 2x, with the request's parameters echoed plus exit information.
+      const y = Float32Array.from(input.data as Float32Array, (v) => v * 2);
+      return { ...base, parameters: { ...request.parameters, confidence: 0.75, early: true }, outputs: [{ name: 'y', datatype: 'FP32', shape: input.shape, data: y }] };
     }
+    case 'int64':
+      return { ...base, parameters: {}, outputs: [{ name: 'n', datatype: 'INT64', shape: input.shape, data: input.data as BigInt64Array }] };
+    case 'slow':
+      slowStarted.resolve();
+      return new Promise((_resolve, reject) => {
+        request.signal?.addEventListener('abort', () => {
+          slowAborted.resolve(request.signal?.reason);
+          reject(request.signal?.reason as Error);
+        });
+      });
+    default:
+      throw new TypeError('backend exploded');
   }
 }
 
@@ -79,7 +68,11 @@ type UnaryCallback = (err: grpc.ServiceError | null, response?: unknown) => void
 type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: UnaryCallback) => grpc.ClientUnaryCall;
 
 const ServiceClient = grpc.makeClientConstructor(loadInferenceService(), 'GRPCInferenceService');
-const plane = new FakeDataPlane();
+const plane = new FakeDataPlane({
+  models: MODEL_NAMES.map((name) => ({ metadata: { ...METADATA, name } })),
+  extensions: ['binary_tensor_data'],
+  infer,
+});
 let handle: GrpcServer;
 let client: grpc.Client;
 
@@ -271,9 +264,9 @@ describe('gRPC ModelInfer', () => {
   it('aborts the request signal the data plane sees when the client cancels the call', async () => {
     const finished = deferred<grpc.ServiceError | null>();
     const call = start('ModelInfer', { model_name: 'slow', inputs: [fp32Input([1, 2, 3, 4])] }, (err) => finished.resolve(err));
-    await plane.slowStarted.promise;
+    await slowStarted.promise;
     call.cancel();
-    const reason = await plane.slowAborted.promise;
+    const reason = await slowAborted.promise;
     expect(OfframpError.is(reason, 'OFFRAMP_CANCELLED')).toBe(true);
     expect((await finished.promise)?.code).toBe(grpc.status.CANCELLED);
   });

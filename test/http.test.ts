@@ -1,80 +1,42 @@
 /**
- * The HTTP transport on its own, without the layers below: fastify.inject() against a fake
- * DataPlane written here — no model, no engine. One test listens on 127.0.0.1 to see a real
- * client disconnect.
+ * The HTTP transport on its own, so a failure here is the transport's: fastify.inject() against
+ * the fake DataPlane of test/helpers — no model, no engine. One test listens on 127.0.0.1 to see a
+ * real client disconnect.
  */
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AdminPlane, DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, ServerMetadata, TunerAdminReport } from '../src/data-plane/types.js';
+import type { AdminPlane, InferRequest, InferResponse, TunerAdminReport } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
 import { tokenMatches } from '../src/http/admin-plugin.js';
 import { createHttpServer } from '../src/http/server.js';
 import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport, type Metrics } from '../src/metrics.js';
+import { FakeDataPlane, type FakeModel } from './helpers/fake-data-plane.js';
 
 const MODEL = 'tiny';
 const VERSION = '1';
 
-class FakeDataPlane implements DataPlane {
-  isLive = true;
-  isReady = true;
-  modelIsReady = true;
-  /** Every request `infer` received, in order. */
-  readonly requests: InferRequest[] = [];
-  /** What `infer` does; replace per test. */
-  inferImpl: (request: InferRequest) => Promise<InferResponse> = (request) => Promise.resolve(answer(request));
-
-  live(): boolean {
-    return this.isLive;
-  }
-  ready(): boolean {
-    return this.isReady;
-  }
-  serverMetadata(): ServerMetadata {
-    return { name: 'offramp', version: '0.1.0', extensions: [] };
-  }
-  private check(name: string, version?: string): void {
-    if (name !== MODEL) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
-    if (version !== undefined && version !== VERSION) throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
-  }
-  modelReady(name: string, version?: string): boolean {
-    this.check(name, version);
-    return this.modelIsReady;
-  }
-  modelMetadata(name: string, version?: string): ModelMetadata {
-    this.check(name, version);
-    return {
-      name,
-      versions: [VERSION],
-      platform: 'onnxruntime_onnx',
-      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }],
-      outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
-    };
-  }
-  exits(name: string, version?: string): ExitsReport {
-    this.check(name, version);
-    return {
-      model: name,
-      version: VERSION,
-      policy: 'confidence',
-      mode: 'release',
-      tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null },
-      rampOverhead: 0.02,
-      ramps: [{ id: 0, active: true, threshold: 0.9, computeBefore: 0.3, exitRate: 0.4, agreement: 0.99 }],
-      window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4, estimatedSavings: 0.25 },
-    };
-  }
-  infer(request: InferRequest): Promise<InferResponse> {
-    this.requests.push(request);
-    try {
-      this.check(request.modelName, request.modelVersion);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.inferImpl(request);
-  }
-}
+/** The one model served: metadata, and the exits report of a static tuner with one active ramp. */
+const TINY_MODEL: FakeModel = {
+  metadata: {
+    name: MODEL,
+    versions: [VERSION],
+    platform: 'onnxruntime_onnx',
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }],
+    outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
+  },
+  exits: {
+    model: MODEL,
+    version: VERSION,
+    policy: 'confidence',
+    mode: 'release',
+    tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null },
+    rampOverhead: 0.02,
+    ramps: [{ id: 0, active: true, threshold: 0.9, computeBefore: 0.3, exitRate: 0.4, agreement: 0.99 }],
+    window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4, estimatedSavings: 0.25 },
+  },
+};
 
 /** A fixed answer with one output of each typed-array kind the data plane produces. */
 function answer(request: InferRequest): InferResponse {
@@ -107,7 +69,7 @@ interface Harness {
 const open: Harness[] = [];
 
 function harness(maxBodyBytes = 64 * 1024, admin?: { plane: AdminPlane; token: string | null }): Harness {
-  const plane = new FakeDataPlane();
+  const plane = new FakeDataPlane({ models: [TINY_MODEL], infer: (request) => Promise.resolve(answer(request)) });
   // Process metrics off: their monitors outlive the registry and these tests build many.
   const metrics = createMetrics({ processMetrics: false });
   const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes, ...(admin ? { admin } : {}) });

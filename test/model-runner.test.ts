@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ModelRunner } from '../src/engine/model-runner.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../src/engine/backend.js';
 import type { PreparedManifest } from '../ramps/manifest.js';
@@ -74,13 +74,24 @@ function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; m
   });
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 5));
-
 /**
- * Tests that need two requests in one batch give the batcher room to wait for the second: with a
- * 1 ms delay, a slow first call (crypto warm-up on a loaded machine) could flush the first alone.
+ * The runner's clock (performance.now) and its batching timer are vitest's fake ones: time moves
+ * only when a test advances it, so "the batcher waited" and "the deadline passed" do not depend on
+ * how fast the machine is.
  */
-const TOGETHER = { maxQueueDelayMs: 50 };
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Lets 5 ms pass: due timers fire, and the promises they settle run. */
+const tick = () => vi.advanceTimersByTimeAsync(5);
+
+/** The batcher's wait for a fuller batch in the tests that put two requests in one. */
+const DELAY_MS = 10;
 
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await tick();
@@ -89,10 +100,14 @@ async function until(condition: () => boolean): Promise<void> {
 describe('model runner', () => {
   it('answers an exited row before its batch reaches the final layer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend, TOGETHER);
+    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
     const events: string[] = [];
     const early = r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }).then((a) => events.push(`early ramp=${a[0]?.ramp}`));
     const late = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }).then((a) => events.push(`late ramp=${a[0]?.ramp}`));
+    // Two rows of a possible four: the batcher waits for more until the delay has passed.
+    await vi.advanceTimersByTimeAsync(DELAY_MS - 1);
+    expect(backend.batches).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
     await early;
     events.push('batch released');
     backend.release();
@@ -103,9 +118,10 @@ describe('model runner', () => {
 
   it('records feedback for every row, exited or not, with the final answer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend, TOGETHER);
+    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
     const done = Promise.all([r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }), r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })]);
     await until(() => backend.batches.length === 1);
+    expect(backend.batches).toEqual([2]);
     backend.release();
     await done;
     const records = r.feedback.snapshot();

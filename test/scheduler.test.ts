@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DynamicBatcher, type BatchingConfig } from '../src/engine/scheduler.js';
+import type { BatchingConfig } from '../src/config/index.js';
+import { DynamicBatcher } from '../src/engine/scheduler.js';
 import type { EngineRequest } from '../src/engine/request.js';
 
 const config: BatchingConfig = { maxBatchSize: 4, maxQueueDelayMs: 5, maxQueueSize: 3, preferredBatchSizes: [] };

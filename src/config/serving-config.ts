@@ -70,11 +70,19 @@ export interface TunerConfig {
   readonly intervalBatches: number;
 }
 
+/**
+ * A model's dynamic-batching limits, as src/engine/scheduler.ts applies them. Defined here, the
+ * lowest layer that holds it: the engine already takes its settings from the config types, and
+ * the config never imports from the engine.
+ */
 export interface BatchingConfig {
+  /** Rows per batch at most; a request's rows may span several batches. */
   readonly maxBatchSize: number;
+  /** Longest wait for a fuller batch, counted from the oldest queued request's arrival (never past the most urgent deadline). */
   readonly maxQueueDelayMs: number;
+  /** Requests queued at most; one more is rejected (OFFRAMP_QUEUE_FULL). */
   readonly maxQueueSize: number;
-  /** Empty: any size. */
+  /** Once as many rows as the largest of these are queued, a batch of that size goes at once; empty: any size. */
   readonly preferredBatchSizes: readonly number[];
 }
 

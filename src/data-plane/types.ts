@@ -1,8 +1,8 @@
 /**
- * The one internal request/response type both transports speak (docs/architecture.md): HTTP
- * and gRPC handlers only convert between their wire format and these types, then call the same
- * `DataPlane`. Wire details (KServe v2 / Open Inference Protocol) stay in src/http/infer-json.ts
- * and src/grpc/convert.ts.
+ * The one internal request/response type both transports speak, so that HTTP and gRPC cannot
+ * drift apart: their handlers only convert between their wire format and these types, then call
+ * the same `DataPlane`. The wire formats are KServe v2 / Open Inference Protocol: JSON in
+ * src/http/, protobuf in src/grpc/grpc_service.proto.
  */
 import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
@@ -82,7 +82,8 @@ export interface InferResponse {
    * Exit information for the whole request: `early` (every row answered by a ramp),
    * `exit_ramp` (ramp id of the latest row to be answered, -1 = the full model), `exit_depth`
    * (share of the model's compute run before that answer, 0..1), `confidence` (lowest
-   * confidence over the rows), `queue_ms`, `rows`. Per-row values are in the outputs.
+   * confidence over the rows), `rows`. Per-row values are in the outputs. Queue wait is not
+   * reported per response; it is in the `offramp_queue_wait_seconds` metric.
    */
   parameters: Parameters;
   outputs: OutputTensor[];
@@ -161,7 +162,7 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
-    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, at batch 1 (docs/algorithms.md). */
+    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, L_k being the profiled latency to answer at exit k (the final layer included), at batch size 1. */
     estimatedSavings: number;
   };
 }

@@ -5,13 +5,14 @@
  * done, timer — and cancellations and timeouts are applied between those steps.
  */
 import { randomUUID } from 'node:crypto';
+import type { BatchingConfig } from '../config/index.js';
 import { OfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../../ramps/manifest.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
 import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
-import { DynamicBatcher, type BatchingConfig, type BatchScheduler, type RowSlice } from './scheduler.js';
+import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.js';
 
 export type Outcome = 'ok' | 'rejected' | 'timed_out' | 'failed' | 'cancelled';
 

@@ -12,14 +12,8 @@
  *  - a request whose deadline has passed before it ran is timed out, not run
  *  - lower `priority` values go first; equal priorities go first come, first served
  */
+import type { BatchingConfig } from '../config/index.js';
 import type { EngineRequest } from './request.js';
-
-export interface BatchingConfig {
-  maxBatchSize: number;
-  maxQueueDelayMs: number;
-  maxQueueSize: number;
-  preferredBatchSizes: readonly number[];
-}
 
 /** A contiguous range of one request's rows placed in a batch. */
 export interface RowSlice {

@@ -1,6 +1,20 @@
-// Lint rules the style guide asks for: no floating promises, no `any`, kebab-case files.
+// Lint rules: no floating promises, no `any`, and the layering of the tree (which folder may
+// import which), so that the structure described in README.md cannot drift silently.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+const NO_ONNXRUNTIME = {
+  group: ['onnxruntime-node', 'onnxruntime-node/*'],
+  message: 'Only src/model/onnx-session.ts imports onnxruntime-node; run models through OnnxSession.',
+};
+const NO_OFFLINE_PIPELINE = {
+  group: ['**/ramps/**', '**/ramps'],
+  message: 'The runtime must not import the offline pipeline (ramps/); shared code belongs in src/model/.',
+};
+const NO_RUNTIME_ABOVE_MODEL = {
+  group: ['**/engine/**', '**/data-plane/**', '**/http/**', '**/grpc/**', '**/cli/**', '**/config/**', '**/server.js', '**/metrics.js'],
+  message: 'src/model/ is the lowest layer of src/: it must not import the engine, data plane, transports, CLI or config.',
+};
 
 export default tseslint.config(
   { ignores: ['tmp/**', 'dist/**', 'node_modules/**', 'models/**', 'bin/**', 'coverage/**'] },
@@ -18,24 +32,55 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // Layering. `no-restricted-imports` options do not merge across config objects (the last
+  // matching object wins), so each block below lists every restriction that applies to its files.
+  //   tuner/      pure decision logic: no src/, no I/O, no onnxruntime
+  //   src/model/  the model layer (ONNX files, manifest, splitting, sessions, tensors): the
+  //               lowest layer of src/, shared by the offline pipeline and the runtime
+  //   ramps/      the offline pipeline: may use src/model/, nothing else of src/
+  //   src/        the runtime: never imports the offline pipeline, except the CLI (src/cli/),
+  //               whose commands run it
+  // onnxruntime-node is loaded in exactly one place, src/model/onnx-session.ts, so every model
+  // run goes through one wrapper and tests can replace it.
   {
-    // tuner/ is pure: no I/O, no runtime, no onnxruntime (STYLE.md §1).
-    files: ['tuner/**/*.ts'],
+    files: ['**/*.ts'],
+    ignores: ['src/model/onnx-session.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_ONNXRUNTIME] }] },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/model/onnx-session.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_ONNXRUNTIME, NO_OFFLINE_PIPELINE] }] },
+  },
+  {
+    files: ['src/model/**/*.ts'],
+    ignores: ['src/model/onnx-session.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_ONNXRUNTIME, NO_OFFLINE_PIPELINE, NO_RUNTIME_ABOVE_MODEL] }] },
+  },
+  {
+    files: ['src/model/onnx-session.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_OFFLINE_PIPELINE, NO_RUNTIME_ABOVE_MODEL] }] },
+  },
+  {
+    files: ['ramps/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['**/src/**', '../src/*'], message: 'tuner/ must not import the runtime (src/).' },
-          { group: ['onnxruntime-node', 'node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http'], message: 'tuner/ is pure: no I/O.' },
+          NO_ONNXRUNTIME,
+          { group: ['**/src/*', '!**/src/model'], message: 'ramps/ is the offline pipeline: of src/ it may import only the model layer (src/model/).' },
         ],
       }],
     },
   },
   {
-    // ramps/ is offline tooling: it may not depend on the serving runtime.
-    files: ['ramps/**/*.ts'],
+    files: ['tuner/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/src/**', '../src/*'], message: 'ramps/ must not import the runtime (src/).' }],
+        patterns: [
+          NO_ONNXRUNTIME,
+          { group: ['**/src/**', '../src/*'], message: 'tuner/ is pure decision logic: it must not import the runtime (src/).' },
+          { group: ['node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http'], message: 'tuner/ is pure: no I/O.' },
+        ],
       }],
     },
   },

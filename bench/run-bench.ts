@@ -20,7 +20,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readManifest } from '../ramps/manifest.js';
+import { readManifest } from '../src/model/manifest.js';
 import { FULL_PLAN, QUICK_PLAN } from './lib/bench-plan.js';
 import { prepareDataset, TEST_IMAGES } from './lib/dataset.js';
 import { measureCapacity } from './lib/capacity.js';

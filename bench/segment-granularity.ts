@@ -17,13 +17,14 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyseGraph } from '../ramps/cut-points.js';
-import { servingSessionOptions } from '../ramps/latency-profile.js';
-import { readManifest } from '../ramps/manifest.js';
-import { decodeModel } from '../ramps/onnx-model.js';
-import { OnnxSession, type HostTensor } from '../ramps/onnx-session.js';
+import { servingSessionOptions } from '../src/model/onnx-session.js';
+import { readManifest } from '../src/model/manifest.js';
+import { decodeModel } from '../src/model/onnx-model.js';
+import { OnnxSession } from '../src/model/onnx-session.js';
+import type { HostTensor } from '../src/model/tensor.js';
 import { randomInputs } from '../ramps/random-input.js';
-import { SegmentChain } from '../ramps/segment-chain.js';
-import { splitModel } from '../ramps/split.js';
+import { SegmentChain } from '../src/model/segment-chain.js';
+import { splitModel } from '../src/model/split.js';
 
 const { values: args } = parseArgs({
   options: {

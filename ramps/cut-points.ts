@@ -8,18 +8,11 @@
  * of the graph except t and small side tensors. Static nodes (constants) are left out: any
  * segment may carry its own copy.
  */
-import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from './onnx-model.js';
-import { ancestorNodes, indexGraph, type GraphIndex } from './graph.js';
+import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from '../src/model/onnx-model.js';
+import { ancestorNodes, indexGraph, type GraphIndex } from '../src/model/graph.js';
 import { nodeFlops } from './flops.js';
-import { PROBE_SIZES, probeTensors, type TensorFacts } from './probe.js';
-
-export interface SideTensor {
-  name: string;
-  dims: Dim[];
-  type: string;
-  /** True when it is one of the model's own inputs rather than something computed. */
-  modelInput: boolean;
-}
+import { PROBE_SIZES, probeTensors } from './probe.js';
+import type { SideTensor, TensorFacts } from '../src/model/split.js';
 
 export interface CutPoint {
   /** The tensor handed across the cut. */

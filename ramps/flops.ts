@@ -4,8 +4,8 @@
  * operation per output element. Only the fractions matter: "how much of the model runs before
  * this cut point".
  */
-import { int64ToNumber, type NodeProto } from './onnx-model.js';
-import type { GraphIndex } from './graph.js';
+import { int64ToNumber, type NodeProto } from '../src/model/onnx-model.js';
+import type { GraphIndex } from '../src/model/graph.js';
 
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 

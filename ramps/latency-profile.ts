@@ -3,18 +3,9 @@
  * the thread setting serving will use. The tuner's savings estimates and the scheduler's
  * deadline checks are built on these figures, so they are measured, never guessed.
  */
-import { OnnxSession, type HostTensor, type SessionOptions } from './onnx-session.js';
-import type { LatencyProfile } from './manifest.js';
-
-/**
- * The session settings serving uses (src/engine/executor/batch-runner.ts), and so the ones to
- * profile with. Above all no spinning: with it, the idle threads of the session that just ran busy-wait on the cores the
- * next session needs, and a chain of 18 sessions timed one after another measured anything from
- * 1× to 15× its true cost (the bundled model's first profile: 27 ms at batch 4, 3.8 ms at 8).
- */
-export function servingSessionOptions(intraOpThreads: number): SessionOptions {
-  return { intraOpThreads, spinning: false };
-}
+import { OnnxSession } from '../src/model/onnx-session.js';
+import type { HostTensor } from '../src/model/tensor.js';
+import type { LatencyProfile } from '../src/model/manifest.js';
 
 export interface ProfileTarget {
   segments: { session: OnnxSession; inputs: string[]; outputs: string[] }[];

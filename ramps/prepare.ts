@@ -17,18 +17,21 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { analyseGraph, type CutPoint } from './cut-points.js';
-import { encodeModel, readModel, type ModelProto } from './onnx-model.js';
-import { OnnxSession, type HostTensor, type TensorData } from './onnx-session.js';
-import { readNpy, type NpyArray } from './npy.js';
-import { splitModel, type SegmentIo } from './split.js';
-import { SegmentChain } from './segment-chain.js';
-import { extractFeatures, featureCount, headKindsForRank, type HeadKind } from './heads/head-kinds.js';
+import { encodeModel, readModel, type ModelProto } from '../src/model/onnx-model.js';
+import { OnnxSession, servingSessionOptions } from '../src/model/onnx-session.js';
+import type { HostTensor } from '../src/model/tensor.js';
+import { readNpy } from '../src/model/npy.js';
+import { splitModel, type SegmentIo } from '../src/model/split.js';
+import { SegmentChain } from '../src/model/segment-chain.js';
+import { extractFeatures, featureCount, headKindsForRank } from './heads/head-kinds.js';
+import type { HeadKind } from '../src/model/manifest.js';
 import { DEFAULT_TRAIN_OPTIONS, headLogits, trainHead } from './heads/train-head.js';
 import { buildHeadModel, HEAD_OUTPUT, type HeadWeights } from './heads/head-onnx.js';
-import { argmaxRows, fitTemperature, softmaxRows, soloExit } from './heads/calibration.js';
-import { profileLatency, servingSessionOptions } from './latency-profile.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, type HeadTrial, type PreparedManifest, type RampEntry } from './manifest.js';
-import { seededRandom } from './random-input.js';
+import { argmaxRows, seededRandom, softmaxRows } from '../src/model/numeric.js';
+import { fitTemperature, soloExit } from './heads/calibration.js';
+import { profileLatency } from './latency-profile.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, type HeadTrial, type PreparedManifest, type RampEntry } from '../src/model/manifest.js';
+import { InputRows } from '../src/model/input-rows.js';
 
 export interface PrepareOptions {
   modelPath: string;
@@ -81,50 +84,6 @@ export const SOLO_CURVE_BUDGETS = [0.001, 0.002, 0.0025, 0.0033, 0.005, 0.01, 0.
 /** JSON has no Infinity: a ramp that can never exit within budget gets a threshold above any confidence. */
 function finiteThreshold(t: number): number {
   return Number.isFinite(t) ? t : 1.01;
-}
-
-/** Model input rows from a .npy array: uint8 pixels become [0,1] floats, integer ids become int64. */
-export class InputRows {
-  readonly rows: number;
-  private readonly rowSize: number;
-
-  constructor(private readonly array: NpyArray, private readonly spec: SegmentIo, limit?: number) {
-    const rowShape = array.shape.slice(1);
-    const wanted = spec.dims.slice(1);
-    const matches = rowShape.length === wanted.length && wanted.every((d, i) => typeof d !== 'number' || d === rowShape[i]);
-    if (!matches) {
-      throw new Error(`data rows have shape [${rowShape.join(',')}] but model input '${spec.name}' expects [${wanted.join(',')}] per row`);
-    }
-    this.rows = Math.min(array.shape[0] ?? 0, limit ?? Number.POSITIVE_INFINITY);
-    this.rowSize = rowShape.reduce((a, b) => a * b, 1);
-  }
-
-  /** A batch of the given rows as a model input tensor. */
-  gather(indices: ArrayLike<number>): HostTensor {
-    const n = indices.length;
-    const dims = [n, ...this.array.shape.slice(1)];
-    const source = this.array.data;
-    let data: TensorData;
-    if (this.spec.type === 'float32') {
-      const out = new Float32Array(n * this.rowSize);
-      const scale = this.array.type === 'uint8' ? 1 / 255 : 1;
-      for (let i = 0; i < n; i++) {
-        const offset = (indices[i] as number) * this.rowSize;
-        for (let j = 0; j < this.rowSize; j++) out[i * this.rowSize + j] = Number(source[offset + j]) * scale;
-      }
-      data = out;
-    } else if (this.spec.type === 'int64') {
-      const out = new BigInt64Array(n * this.rowSize);
-      for (let i = 0; i < n; i++) {
-        const offset = (indices[i] as number) * this.rowSize;
-        for (let j = 0; j < this.rowSize; j++) out[i * this.rowSize + j] = BigInt(source[offset + j] as number | bigint);
-      }
-      data = out;
-    } else {
-      throw new Error(`model input type '${this.spec.type}' is not supported by prepare (float32 or int64)`);
-    }
-    return { type: this.spec.type, data, dims };
-  }
 }
 
 function range(start: number, end: number): number[] {

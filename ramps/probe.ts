@@ -5,19 +5,11 @@
  * named after it, and one that stays put is fixed. ONNX files exported from PyTorch carry no
  * intermediate shapes, and JS has no ONNX shape inference, so measuring is the reliable way.
  */
-import { type Dim, type ModelProto, onnx } from './onnx-model.js';
-import { OnnxSession } from './onnx-session.js';
-import type { GraphIndex } from './graph.js';
+import { type Dim, type ModelProto, onnx } from '../src/model/onnx-model.js';
+import { OnnxSession } from '../src/model/onnx-session.js';
+import type { GraphIndex } from '../src/model/graph.js';
+import type { TensorFacts } from '../src/model/split.js';
 import { randomInputs } from './random-input.js';
-
-export interface TensorFacts {
-  name: string;
-  type: string;
-  /** Shape with symbolic names where the size follows the input sizes. */
-  dims: Dim[];
-  /** Element count at batch 1 (and the probe's other sizes), for comparing tensor sizes. */
-  elemsPerRow: number;
-}
 
 export interface ProbeResult {
   tensors: Map<string, TensorFacts>;

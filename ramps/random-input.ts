@@ -3,21 +3,10 @@
  * Float inputs get values in [0, 1) (pixel intensities); integer inputs get token ids below the
  * vocabulary size read from the embedding table they index.
  */
-import type { HostTensor, TensorData } from './onnx-session.js';
-import { describeValueInfo, ElemType, int64ToNumber, ortTypeOfElem, type Dim } from './onnx-model.js';
-import type { GraphIndex } from './graph.js';
-
-/** A small, fast, seedable PRNG (mulberry32), so verification inputs are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import type { HostTensor, TensorData } from '../src/model/tensor.js';
+import { describeValueInfo, ElemType, int64ToNumber, ortTypeOfElem, type Dim } from '../src/model/onnx-model.js';
+import type { GraphIndex } from '../src/model/graph.js';
+import { seededRandom } from '../src/model/numeric.js';
 
 /** Sizes to use for symbolic dimensions: the first one is the batch. */
 export interface DimChoice {

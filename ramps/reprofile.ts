@@ -8,11 +8,11 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { indexGraph } from './graph.js';
-import { profileLatency, servingSessionOptions } from './latency-profile.js';
-import { MANIFEST_FILE, readManifest, type LatencyProfile } from './manifest.js';
-import { decodeModel } from './onnx-model.js';
-import { OnnxSession } from './onnx-session.js';
+import { indexGraph } from '../src/model/graph.js';
+import { profileLatency } from './latency-profile.js';
+import { MANIFEST_FILE, readManifest, type LatencyProfile } from '../src/model/manifest.js';
+import { decodeModel } from '../src/model/onnx-model.js';
+import { OnnxSession, servingSessionOptions } from '../src/model/onnx-session.js';
 import { randomInputs } from './random-input.js';
 
 export interface ReprofileOptions {

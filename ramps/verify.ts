@@ -2,13 +2,14 @@
  * Checks that split execution reproduces the model: the same random input through the whole
  * model and through the chain of segments must give outputs within a tolerance (1e-4).
  */
-import type { ModelProto } from './onnx-model.js';
-import { OnnxSession, type HostTensor } from './onnx-session.js';
+import type { ModelProto } from '../src/model/onnx-model.js';
+import { OnnxSession } from '../src/model/onnx-session.js';
+import type { HostTensor } from '../src/model/tensor.js';
 import { analyseGraph, type GraphAnalysis } from './cut-points.js';
 import { randomInputs } from './random-input.js';
-import { splitModel } from './split.js';
-import { SegmentChain } from './segment-chain.js';
-import { encodeModel } from './onnx-model.js';
+import { splitModel } from '../src/model/split.js';
+import { SegmentChain } from '../src/model/segment-chain.js';
+import { encodeModel } from '../src/model/onnx-model.js';
 
 export const VERIFY_TOLERANCE = 1e-4;
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { analyseGraph, DEFAULT_CUT_OPTIONS, type CutPoint, type GraphAnalysis } from '../ramps/cut-points.js';
-import { ancestorNodes } from '../ramps/graph.js';
-import { readModel } from '../ramps/onnx-model.js';
+import { ancestorNodes } from '../src/model/graph.js';
+import { readModel } from '../src/model/onnx-model.js';
 import { bundledModel, titled, zooModel, type TestModel } from './helpers/models.js';
 
 const { minComputeBefore, maxComputeBefore } = DEFAULT_CUT_OPTIONS;

@@ -1,21 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readManifest, type PreparedManifest } from '../ramps/manifest.js';
-import { OnnxSession } from '../ramps/onnx-session.js';
-import { BatchRunner } from '../src/engine/executor/batch-runner.js';
+import { readManifest, type PreparedManifest } from '../src/model/manifest.js';
+import { OnnxSession } from '../src/model/onnx-session.js';
+import { BackboneRunner } from '../src/engine/executor/backbone-runner.js';
 import { WorkerPool } from '../src/engine/executor/worker-pool.js';
 import type { ExitPlan, RowExit } from '../src/engine/backend.js';
 import { batchFeedback } from '../src/engine/feedback.js';
-import { softmaxRows } from '../ramps/heads/calibration.js';
+import { softmaxRows } from '../src/model/numeric.js';
 import { BUNDLED_DIR, BUNDLED_ONNX, testImages } from './helpers/bundled.js';
 
 let manifest: PreparedManifest;
-let runner: BatchRunner;
+let runner: BackboneRunner;
 
 const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({ policy: 'confidence', patience: 2, mode, feedbackFraction, ramps });
 
 beforeAll(async () => {
   manifest = await readManifest(BUNDLED_DIR);
-  runner = await BatchRunner.load(BUNDLED_DIR, manifest, 1, { seed: 11 });
+  runner = await BackboneRunner.load(BUNDLED_DIR, manifest, 1, { seed: 11 });
 });
 afterAll(async () => {
   await runner.release();
@@ -40,7 +40,7 @@ describe('executor on the bundled model', () => {
   it('re-splits at the active ramps after the first batch with a new ramp set, with the same answers', async () => {
     const input = await testImages(16);
     const ramps = plan([{ id: 0, threshold: 0.99 }, { id: 3, threshold: 0.95 }, { id: 5, threshold: null }]);
-    const segmentsRun = async (): Promise<{ ends: number[]; result: Awaited<ReturnType<BatchRunner['run']>>; exits: RowExit[] }> => {
+    const segmentsRun = async (): Promise<{ ends: number[]; result: Awaited<ReturnType<BackboneRunner['run']>>; exits: RowExit[] }> => {
       const ends: number[] = [];
       const exits: RowExit[] = [];
       const result = await runner.run(input, ramps, (e) => exits.push(...e), (k) => ends.push(k));

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { buildHeadModel, HEAD_OUTPUT, type HeadWeights } from '../ramps/heads/head-onnx.js';
-import { extractFeatures, featureCount, type HeadKind } from '../ramps/heads/head-kinds.js';
+import { extractFeatures, featureCount } from '../ramps/heads/head-kinds.js';
+import type { HeadKind } from '../src/model/manifest.js';
 import { headLogits, trainHead } from '../ramps/heads/train-head.js';
-import { argmaxRows, fitTemperature, softmaxRows, soloExit } from '../ramps/heads/calibration.js';
-import { encodeModel } from '../ramps/onnx-model.js';
-import { OnnxSession } from '../ramps/onnx-session.js';
-import { seededRandom } from '../ramps/random-input.js';
+import { argmaxRows, seededRandom, softmaxRows } from '../src/model/numeric.js';
+import { fitTemperature, soloExit } from '../ramps/heads/calibration.js';
+import { encodeModel } from '../src/model/onnx-model.js';
+import { OnnxSession } from '../src/model/onnx-session.js';
 
 const random = seededRandom(42);
 const randomArray = (n: number, scale = 1) => Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);

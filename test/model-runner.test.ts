@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ModelRunner } from '../src/engine/model-runner.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../src/engine/backend.js';
-import type { PreparedManifest } from '../ramps/manifest.js';
+import type { PreparedManifest } from '../src/model/manifest.js';
 import { OfframpError } from '../src/errors.js';
 
 /** A manifest with just what the runner reads: two ramps, a 3-class output, a latency profile. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { encodeNpy, parseNpy, readNpy, writeNpy } from '../ramps/npy.js';
+import { encodeNpy, parseNpy, readNpy, writeNpy } from '../src/model/npy.js';
 
 describe('.npy files', () => {
   it('round-trips float32, int64 and uint8 arrays, plain and gzipped', async () => {

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { readManifest } from '../ramps/manifest.js';
-import { writeNpy } from '../ramps/npy.js';
-import { readModel } from '../ramps/onnx-model.js';
+import { readManifest } from '../src/model/manifest.js';
+import { writeNpy } from '../src/model/npy.js';
+import { readModel } from '../src/model/onnx-model.js';
 import { verifySplit } from '../ramps/verify.js';
-import { seededRandom } from '../ramps/random-input.js';
+import { seededRandom } from '../src/model/numeric.js';
 import { BOOTSTRAP_IMAGES, BUNDLED_ONNX } from './helpers/bundled.js';
 import { titled, zooModel } from './helpers/models.js';
 

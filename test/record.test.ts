@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { readManifest } from '../ramps/manifest.js';
+import { readManifest } from '../src/model/manifest.js';
 import { BUNDLED_DIR, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
 
 describe('offramp record', () => {

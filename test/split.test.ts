@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { analyseGraph, type GraphAnalysis } from '../ramps/cut-points.js';
-import type { GraphIndex } from '../ramps/graph.js';
-import { readModel, type ModelProto } from '../ramps/onnx-model.js';
+import type { GraphIndex } from '../src/model/graph.js';
+import { readModel, type ModelProto } from '../src/model/onnx-model.js';
 import { verifySplit, VERIFY_TOLERANCE } from '../ramps/verify.js';
 import { bundledModel, titled, zooModel } from './helpers/models.js';
 import { TINY, tinyResidualModel } from './helpers/tiny-model.js';

@@ -26,7 +26,7 @@ export function atBatch(profile: LatencyProfileData, series: number[] | undefine
  * What one segment boundary costs at a batch size: the profiled segments (one per candidate
  * cut) add up to more than the whole model — a session call, the boundary tensor's copy out and
  * back in, fusions onnxruntime cannot make across the cut — and the excess is spread evenly over
- * the boundaries. The engine re-splits at the active ramps (ramps/split-at-ramps.ts), so a
+ * the boundaries. The engine re-splits at the active ramps (src/model/split-at-ramps.ts), so a
  * boundary with no active ramp is not paid. Checked against bench/segment-granularity.ts at
  * batch 1: predicted 1.10 ms for the model cut at 3 ramps, measured 1.16 ms.
  */

@@ -4,9 +4,9 @@
  * can be compared image by image. Bodies are serialised once, before any load runs.
  */
 import { writeFile } from 'node:fs/promises';
-import type { PreparedManifest } from '../../ramps/manifest.js';
-import { readNpy } from '../../ramps/npy.js';
-import { seededRandom } from '../../ramps/random-input.js';
+import type { PreparedManifest } from '../../src/model/manifest.js';
+import { readNpy } from '../../src/model/npy.js';
+import { seededRandom } from '../../src/model/numeric.js';
 
 export const TEST_IMAGES = 'models/data/fashion-mnist/test-images.npy.gz';
 export const TEST_LABELS = 'models/data/fashion-mnist/test-labels.npy.gz';

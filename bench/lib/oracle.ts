@@ -18,7 +18,7 @@
  * latency. The approximation ignores that earlier answers would shorten queues for later ones,
  * so at high load it is optimistic about compute and pessimistic about queueing.
  */
-import type { PreparedManifest } from '../../ramps/manifest.js';
+import type { PreparedManifest } from '../../src/model/manifest.js';
 import { atBatch } from '../../tuner/latency-model.js';
 import type { OpenLoopResult } from '../load/load-types.js';
 import type { ImageTrace } from './trace.js';

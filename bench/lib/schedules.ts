@@ -2,7 +2,7 @@
  * Arrival schedules for a run: when each request is sent and which image it carries. Built once
  * per (pattern, load) from the same seed, so every policy gets exactly the same requests.
  */
-import { seededRandom } from '../../ramps/random-input.js';
+import { seededRandom } from '../../src/model/numeric.js';
 import { arrivals, poissonArrivals, type Pattern } from '../load/arrivals.js';
 import { imagesFor, type Dataset } from './dataset.js';
 

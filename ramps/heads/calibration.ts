@@ -1,6 +1,7 @@
 /**
  * Temperature scaling and the "solo exit" figures a manifest reports per head.
  */
+import { argmaxRows } from '../../src/model/numeric.js';
 
 /** Mean negative log-likelihood of `labels` under softmax(logits / t). */
 export function nllAtTemperature(logits: Float32Array, labels: Int32Array, classes: number, t: number): number {
@@ -34,33 +35,6 @@ export function fitTemperature(logits: Float32Array, labels: Int32Array, classes
     }
   }
   return Math.exp((lo + hi) / 2);
-}
-
-export function softmaxRows(logits: Float32Array, classes: number, t = 1): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let r = 0; r < logits.length / classes; r++) {
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, (logits[r * classes + c] as number) / t);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) {
-      const e = Math.exp((logits[r * classes + c] as number) / t - max);
-      out[r * classes + c] = e;
-      sum += e;
-    }
-    for (let c = 0; c < classes; c++) out[r * classes + c] = (out[r * classes + c] as number) / sum;
-  }
-  return out;
-}
-
-export function argmaxRows(values: ArrayLike<number>, classes: number): Int32Array {
-  const rows = values.length / classes;
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if ((values[r * classes + c] as number) > (values[r * classes + best] as number)) best = c;
-    out[r] = best;
-  }
-  return out;
 }
 
 export interface SoloExit {

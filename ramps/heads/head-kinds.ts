@@ -10,9 +10,8 @@
  *   pooler      [B,S,H]   → first token → dense+tanh → linear        (BERT-pooler-like)
  *   mlp         [B,F]     → dense+ReLU → linear
  */
-import type { HostTensor } from '../onnx-session.js';
-
-export type HeadKind = 'gap-linear' | 'gap-mlp' | 'quad-mlp' | 'pooler' | 'mlp';
+import type { HeadKind } from '../../src/model/manifest.js';
+import type { HostTensor } from '../../src/model/tensor.js';
 
 export const HEAD_KINDS: readonly HeadKind[] = ['gap-linear', 'gap-mlp', 'quad-mlp', 'pooler', 'mlp'];
 

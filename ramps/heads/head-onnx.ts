@@ -4,8 +4,9 @@
  * the temperature-scaled softmax. Feature scaling and 1/T are folded into the Gemm weights, so
  * serving runs only pool → Sub(mean) → Gemm (→ act → Gemm) → Softmax.
  */
-import { ElemType, makeValueInfo, onnx, type Dim } from '../onnx-model.js';
-import { type HeadKind, hasHiddenLayer, hiddenActivation, quadrantWindow } from './head-kinds.js';
+import { ElemType, makeValueInfo, onnx, type Dim } from '../../src/model/onnx-model.js';
+import type { HeadKind } from '../../src/model/manifest.js';
+import { hasHiddenLayer, hiddenActivation, quadrantWindow } from './head-kinds.js';
 
 export interface HeadWeights {
   kind: HeadKind;

@@ -6,9 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { type HeadKind, hasHiddenLayer, hiddenActivation } from './head-kinds.js';
+import type { HeadKind } from '../../src/model/manifest.js';
+import { hasHiddenLayer, hiddenActivation } from './head-kinds.js';
 import type { HeadWeights } from './head-onnx.js';
-import { seededRandom } from '../random-input.js';
+import { seededRandom } from '../../src/model/numeric.js';
 
 let backendReady: Promise<void> | undefined;
 

@@ -1,6 +1,6 @@
 /** Small text helpers shared by the CLI commands: shapes, numbers, aligned tables, option parsers. */
 import { InvalidArgumentError } from 'commander';
-import type { Dim } from '../../ramps/onnx-model.js';
+import type { Dim } from '../model/onnx-model.js';
 
 /** Commands write through `process.stdout.write` (not console.log) so output is one stream, in order. */
 export function writeOut(text: string): void {

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { analyseGraph, DEFAULT_CUT_OPTIONS, type CutOptions, type CutPoint, type GraphAnalysis } from '../../ramps/cut-points.js';
-import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from '../../ramps/onnx-model.js';
+import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from '../model/onnx-model.js';
 import { UsageError } from './errors.js';
 import { formatDims, formatFlops, formatPercent, formatTable, parseFraction, writeJson, writeOut } from './format.js';
 import { readModelFile } from './model-file.js';

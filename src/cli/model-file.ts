@@ -3,7 +3,7 @@
  * file that is not ONNX) into one-line errors that name the file.
  */
 import { stat } from 'node:fs/promises';
-import { readModel, type ModelProto } from '../../ramps/onnx-model.js';
+import { readModel, type ModelProto } from '../model/onnx-model.js';
 import { CliError } from './errors.js';
 
 export async function readModelFile(path: string): Promise<ModelProto> {

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { reprofilePrepared } from '../../ramps/reprofile.js';
-import type { LatencyProfile } from '../../ramps/manifest.js';
+import type { LatencyProfile } from '../model/manifest.js';
 import { formatTable, parsePositiveInt, writeJson, writeOut } from './format.js';
 import { requireFile } from './model-file.js';
 import { createProgress } from './progress.js';

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { readNpy } from '../../ramps/npy.js';
+import { readNpy } from '../model/npy.js';
 import { recordTrace } from '../engine/recorder.js';
 import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from '../../tuner/exit-policy.js';
 import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';

@@ -12,7 +12,7 @@ import { InvalidArgumentError } from 'commander';
 import { parseTraceHeader, parseTraceRecord, replayTrace, type ReplayReport } from '../../tuner/replay.js';
 import { isTunerKind, REPLAYABLE_TUNER_KINDS, type TunerKind } from '../../tuner/tuner.js';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
-import { seededRandom } from '../../ramps/random-input.js';
+import { seededRandom } from '../model/numeric.js';
 import { CliError } from './errors.js';
 import { formatPercent, formatTable, parseFraction, parsePositiveInt, writeJson, writeOut } from './format.js';
 

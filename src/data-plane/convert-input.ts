@@ -8,7 +8,7 @@
  * INT32 → INT64.
  */
 import { OfframpError } from '../errors.js';
-import type { PreparedManifest } from '../../ramps/manifest.js';
+import type { PreparedManifest } from '../model/manifest.js';
 import type { InputTensor, Parameters, TensorMetadata } from './types.js';
 
 export interface ModelInput {

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
-import { readManifest, type PreparedManifest } from '../../ramps/manifest.js';
+import { readManifest, type PreparedManifest } from '../model/manifest.js';
 import type { ExecutionBackend } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import type { WindowStats } from '../engine/feedback.js';

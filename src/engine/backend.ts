@@ -1,10 +1,19 @@
 /**
  * What the engine asks of whatever runs the model: run one batch segment by segment under an
  * exit plan, report rows that exit *as they exit*, then report the whole batch. The real
- * implementation is a pool of worker threads (executor/worker-pool.ts); tests use a fake.
+ * implementation is a pool of worker threads (executor/worker-pool.ts) whose workers run
+ * executor/backbone-runner.ts; tests use a fake. This file names only host tensor types
+ * (src/model/tensor.ts), never the onnxruntime wrapper, so the interface does not load its
+ * implementation.
+ *
+ * The one plan kind today is a ramped backbone: one model, exit ramps after its segments
+ * (`ExitPlan`). A second kind — a cascade of several models, each answering or passing a row on —
+ * plugs in here: `ExitPlan` becomes a union discriminated by kind, and the worker picks the runner
+ * for it (a cascade runner beside executor/backbone-runner.ts). `BatchResult` already speaks of
+ * numbered exits and a final answer, which a cascade's stages can fill.
  */
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
-import type { TensorData } from '../../ramps/onnx-session.js';
+import type { TensorData } from '../model/tensor.js';
 
 export interface ExitPlan {
   policy: ExitPolicyKind;

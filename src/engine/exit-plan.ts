@@ -14,7 +14,7 @@
  *
  * The online tuner (tuner/) replaces this plan as live feedback comes in.
  */
-import type { PreparedManifest, RampEntry } from '../../ramps/manifest.js';
+import type { PreparedManifest, RampEntry } from '../model/manifest.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
 

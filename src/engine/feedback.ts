@@ -6,6 +6,7 @@
  * The same record, one JSON object per line, is what `offramp record` writes (TRACE.jsonl).
  */
 import type { BatchResult } from './backend.js';
+import { argmaxRows } from '../model/numeric.js';
 import { isProbe, realisedDisagreement, type FeedbackRecord, type RampFeedback } from '../../tuner/feedback-record.js';
 
 export type { FeedbackRecord, RampFeedback };
@@ -18,9 +19,9 @@ export function batchFeedback(result: BatchResult, t: number): FeedbackRecord[] 
   const rows = result.exitRamp.length;
   const c = result.classes;
   const finals = new Map<number, { argmax: number; confidence: number }>();
+  const finalArgmax = argmaxRows(result.finalProbs, c);
   result.finalRows.forEach((row, i) => {
-    let argmax = 0;
-    for (let k = 1; k < c; k++) if ((result.finalProbs[i * c + k] as number) > (result.finalProbs[i * c + argmax] as number)) argmax = k;
+    const argmax = finalArgmax[i] as number;
     finals.set(row, { argmax, confidence: result.finalProbs[i * c + argmax] as number });
   });
   const readings: RampFeedback[][] = Array.from({ length: rows }, () => []);

@@ -20,7 +20,7 @@
  *
  * The tuner is fed only probe rows (FeedbackRecord.probe), drawn before their batch ran.
  */
-import type { PreparedManifest } from '../../ramps/manifest.js';
+import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { BatchingConfig } from '../config/index.js';
 import { OfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
-import type { PreparedManifest } from '../../ramps/manifest.js';
+import type { PreparedManifest } from '../model/manifest.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
 import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';

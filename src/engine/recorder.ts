@@ -11,11 +11,11 @@
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { readManifest } from '../../ramps/manifest.js';
-import { InputRows } from '../../ramps/prepare.js';
-import type { NpyArray } from '../../ramps/npy.js';
+import { readManifest } from '../model/manifest.js';
+import { InputRows } from '../model/input-rows.js';
+import type { NpyArray } from '../model/npy.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
-import { BatchRunner } from './executor/batch-runner.js';
+import { BackboneRunner } from './executor/backbone-runner.js';
 import { batchFeedback } from './feedback.js';
 
 export interface RecordOptions {
@@ -47,7 +47,7 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
   if (options.labels && (options.labels.shape[0] ?? 0) < rows.rows) {
     throw new Error(`labels hold ${options.labels.shape[0]} rows but the data holds ${rows.rows}`);
   }
-  const runner = await BatchRunner.load(options.modelDir, manifest, options.intraOpThreads);
+  const runner = await BackboneRunner.load(options.modelDir, manifest, options.intraOpThreads);
   const plan = { policy: options.policy, patience: 1, mode: 'release' as const, feedbackFraction: 1, ramps: manifest.ramps.map((r) => ({ id: r.id, threshold: null })) };
   const out = createWriteStream(options.out);
   const write = async (line: string): Promise<void> => {

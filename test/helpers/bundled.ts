@@ -1,9 +1,9 @@
 /** The bundled, prepared Fashion-MNIST model and its committed test data (always in the repo). */
 import { fileURLToPath } from 'node:url';
-import { readNpy } from '../../ramps/npy.js';
-import { readManifest } from '../../ramps/manifest.js';
-import { InputRows } from '../../ramps/prepare.js';
-import type { HostTensor } from '../../ramps/onnx-session.js';
+import { readNpy } from '../../src/model/npy.js';
+import { readManifest } from '../../src/model/manifest.js';
+import { InputRows } from '../../src/model/input-rows.js';
+import type { HostTensor } from '../../src/model/tensor.js';
 
 const root = (relative: string): string => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 

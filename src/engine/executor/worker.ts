@@ -4,8 +4,8 @@
  * worker and not the serving thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { readManifest } from '../../../ramps/manifest.js';
-import { BatchRunner } from './batch-runner.js';
+import { readManifest } from '../../model/manifest.js';
+import { BackboneRunner } from './backbone-runner.js';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
 
 if (!parentPort) throw new Error('executor worker must run in a worker thread');
@@ -14,9 +14,9 @@ const init = workerData as WorkerInit;
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
 async function start(): Promise<void> {
-  let runner: BatchRunner;
+  let runner: BackboneRunner;
   try {
-    runner = await BatchRunner.load(init.modelDir, await readManifest(init.modelDir), init.intraOpThreads);
+    runner = await BackboneRunner.load(init.modelDir, await readManifest(init.modelDir), init.intraOpThreads);
   } catch (err) {
     send({ type: 'load-error', message: (err as Error).message });
     return;

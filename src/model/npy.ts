@@ -1,10 +1,11 @@
 /**
  * NumPy .npy arrays (optionally gzip-compressed), the format bootstrap data and traces use:
- * what `numpy.save` writes is what `offramp prepare --data` reads.
+ * what `numpy.save` writes is what `offramp prepare --data` and `offramp record --data` read.
+ * In the model layer because the engine's recorder (src/engine/recorder.ts) reads it too.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { TensorData } from './onnx-session.js';
+import type { TensorData } from './tensor.js';
 
 export interface NpyArray {
   /** onnxruntime-style type name: float32, float64, int64, int32, uint8, int8, bool. */

@@ -1,7 +1,8 @@
 /**
  * A read-only index over an ONNX graph: who produces and who consumes each tensor, a
  * topological order, ancestor sets, and which nodes are "static" (computable from
- * initializers alone, like Constant nodes), which every segment may simply copy.
+ * initializers alone, like Constant nodes), which every segment may simply copy. Splitting
+ * (here, online and offline) and cut-point analysis (ramps/cut-points.ts) both walk it.
  */
 import type { GraphProto, NodeProto } from './onnx-model.js';
 

@@ -1,31 +1,14 @@
 /**
- * The one file that imports onnxruntime-node (STYLE.md §5). Everything else in offramp — the
- * offline tools in ramps/ and the executor backend in src/ — runs models through this wrapper,
- * with plain typed arrays in and out, so a fake backend can stand in for it in unit tests.
+ * The one file in offramp that imports onnxruntime-node (the lint config enforces it). Everything
+ * else — the offline pipeline in ramps/ and the engine's executor in src/engine/ — runs models
+ * through this wrapper, with plain typed arrays in and out (src/model/tensor.ts), so a fake
+ * backend can stand in for it in unit tests.
  *
  * Note: onnxruntime-node's `run` executes synchronously on the calling thread; the serving
  * runtime therefore only calls it from worker threads.
  */
 import * as ort from 'onnxruntime-node';
-
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | BigUint64Array;
-
-/** A tensor in host memory: onnxruntime's type name, row-major data and dimensions. */
-export interface HostTensor {
-  type: string;
-  data: TensorData;
-  dims: number[];
-}
+import type { HostTensor, TensorData } from './tensor.js';
 
 export interface SessionOptions {
   /** Threads one operator may use; 0 lets onnxruntime choose (all cores). */
@@ -37,6 +20,17 @@ export interface SessionOptions {
    * turns it off: spinning threads take the cores the serving thread needs between batches.
    */
   spinning?: boolean;
+}
+
+/**
+ * The session settings serving uses (src/engine/executor/backbone-runner.ts), and so the ones
+ * latency profiling must use too. Above all no spinning: with it, the idle threads of the session
+ * that just ran busy-wait on the cores the next session needs, and a chain of 18 sessions timed
+ * one after another measured anything from 1× to 15× its true cost (the bundled model's first
+ * profile: 27 ms at batch 4, 3.8 ms at 8).
+ */
+export function servingSessionOptions(intraOpThreads: number): SessionOptions {
+  return { intraOpThreads, spinning: false };
 }
 
 export class OnnxSession {

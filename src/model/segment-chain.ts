@@ -1,9 +1,12 @@
 /**
  * Runs split segments in order. A segment reads its inputs by name from a pool that holds the
  * caller's inputs and everything earlier segments produced, so side tensors (an attention mask)
- * reach every later segment that needs them.
+ * reach every later segment that needs them. The plain, all-segments way to run what split.ts
+ * produces: prepare and verify (ramps/) use it; the engine's runner (src/engine/executor/)
+ * keeps its own chain because it drops exited rows between segments.
  */
-import { OnnxSession, type HostTensor, type SessionOptions } from './onnx-session.js';
+import { OnnxSession, type SessionOptions } from './onnx-session.js';
+import type { HostTensor } from './tensor.js';
 import type { Segment } from './split.js';
 import { encodeModel } from './onnx-model.js';
 

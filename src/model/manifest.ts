@@ -1,13 +1,16 @@
 /**
- * The prepared model directory's manifest.json: what `offramp prepare` writes and the serving
- * runtime loads. One ramp sits after each segment but the last; ramp k reads the tensor that
- * segment k ends at.
+ * The prepared model directory's manifest.json: what `offramp prepare` (ramps/prepare.ts) writes
+ * and the serving runtime loads. It is the contract between the two, so it lives in the model
+ * layer both import. One ramp sits after each segment but the last; ramp k reads the tensor
+ * that segment k ends at.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentIo } from './split.js';
-import type { SideTensor } from './cut-points.js';
-import type { HeadKind } from './heads/head-kinds.js';
+import type { SideTensor } from './split.js';
+
+/** The ramp head kinds a manifest may name (ramps/heads/head-kinds.ts trains them; serving only runs their ONNX files). */
+export type HeadKind = 'gap-linear' | 'gap-mlp' | 'quad-mlp' | 'pooler' | 'mlp';
 
 export const MANIFEST_FORMAT = 'offramp.prepared/1';
 export const MANIFEST_FILE = 'manifest.json';

@@ -1,6 +1,8 @@
 /**
  * Reading and writing ONNX models through the generated protobuf classes of `onnx-proto`
- * (protobufjs), so the wire format is never hand-rolled.
+ * (protobufjs), so the wire format is never hand-rolled. The model layer's base: the offline
+ * pipeline (ramps/) analyses and rewrites models through it, and the engine decodes the model it
+ * re-splits at the active ramps.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import onnxProto from 'onnx-proto';

@@ -1,11 +1,12 @@
 /**
- * Runs one batch through a prepared model: segment by segment, scoring active ramps after the
- * segment they follow, emitting exits the moment a ramp decides them. Used inside worker
- * threads (executor/worker.ts) and by `offramp record`; it calls onnxruntime, so never on the
- * serving thread.
+ * Runs one batch through a ramped backbone — one prepared model split into segments with exit
+ * ramps between them — scoring active ramps after the segment they follow, emitting exits the
+ * moment a ramp decides them. Used inside worker threads (executor/worker.ts) and by
+ * `offramp record`; it calls onnxruntime, so never on the serving thread. Another kind of
+ * execution plan (a cascade of whole models) would get its own runner beside this file.
  *
  * Which segments: the prepared ones cut at every candidate ramp, or — once a ramp set has been
- * in use for a batch — the model re-split at just the active ramps (ramps/split-at-ramps.ts),
+ * in use for a batch — the model re-split at just the active ramps (src/model/split-at-ramps.ts),
  * built in the background and kept for the next batches with that set. Fewer boundaries run
  * faster (bench/segment-granularity.ts, batch 16: 9 segments 165 % of the whole model, 4
  * segments 135 %); a re-split costs ~70 ms once, paid back after ~30 batches. While it is being
@@ -21,14 +22,13 @@
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeModel, encodeModel, type ModelProto } from '../../../ramps/onnx-model.js';
-import { servingSessionOptions } from '../../../ramps/latency-profile.js';
-import { seededRandom } from '../../../ramps/random-input.js';
-import { splitAtRamps } from '../../../ramps/split-at-ramps.js';
-import type { SegmentIo } from '../../../ramps/split.js';
-import { OnnxSession, type HostTensor, type SessionOptions, type TensorData } from '../../../ramps/onnx-session.js';
-import type { PreparedManifest } from '../../../ramps/manifest.js';
-import { softmaxRows } from '../../../ramps/heads/calibration.js';
+import { decodeModel, encodeModel, type ModelProto } from '../../model/onnx-model.js';
+import { splitAtRamps } from '../../model/split-at-ramps.js';
+import type { SegmentIo } from '../../model/split.js';
+import { OnnxSession, servingSessionOptions, type SessionOptions } from '../../model/onnx-session.js';
+import type { HostTensor, TensorData } from '../../model/tensor.js';
+import type { PreparedManifest } from '../../model/manifest.js';
+import { seededRandom, softmaxRows } from '../../model/numeric.js';
 import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
 import type { BatchInput, BatchResult, ExitPlan, RampReadings, RowExit } from '../backend.js';
 
@@ -58,7 +58,7 @@ function chainOf(sessions: OnnxSession[], segments: readonly { inputs: SegmentIo
 /** Re-split chains kept per worker (each holds a session per segment). */
 const MAX_CHAINS = 4;
 
-export class BatchRunner {
+export class BackboneRunner {
   /** Re-split chains by ramp set ("0,3,5"), most recently used last; a promise while being built. */
   private readonly chains = new Map<string, Chain | Promise<Chain | undefined>>();
 
@@ -77,7 +77,7 @@ export class BatchRunner {
   ) {}
 
   /** @param options.seed seeds the probe draws (tests); a random seed otherwise. */
-  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number, options: { seed?: number } = {}): Promise<BatchRunner> {
+  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number, options: { seed?: number } = {}): Promise<BackboneRunner> {
     // No spinning: between batches the serving thread needs the cores that idle onnxruntime
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
     const opts = servingSessionOptions(intraOpThreads);
@@ -90,7 +90,7 @@ export class BatchRunner {
     for (const io of manifest.model.inputs) batchTensors.add(io.name);
     const fine = chainOf(segments, manifest.segments, manifest.segments.map((_, k) => k));
     const random = seededRandom(options.seed ?? randomInt(2 ** 32));
-    return new BatchRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts, random);
+    return new BackboneRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts, random);
   }
 
   /**

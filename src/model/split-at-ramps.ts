@@ -1,7 +1,7 @@
 /**
  * Re-splits a prepared model at a subset of its ramps: one segment from each active ramp's cut to
  * the next, instead of one per candidate cut. The serving engine runs these when the ramp set
- * changes (src/engine/executor/batch-runner.ts): every segment boundary costs onnxruntime a
+ * changes (src/engine/executor/backbone-runner.ts): every segment boundary costs onnxruntime a
  * session call, the tensor's copy out and back in, and the fusions it cannot make across the cut,
  * so fewer boundaries are faster (bench/segment-granularity.ts: the bundled model at batch 16 ran
  * 165 % of the whole model's time on its 9 segments, 135 % on 4).
@@ -12,7 +12,7 @@
 import { indexGraph } from './graph.js';
 import type { PreparedManifest } from './manifest.js';
 import type { ModelProto } from './onnx-model.js';
-import type { TensorFacts } from './probe.js';
+import type { TensorFacts } from './split.js';
 import { splitModel, type Segment } from './split.js';
 
 /** Segments of `model` cut after the given ramps (ids of `manifest`), in model order. */

@@ -3,15 +3,35 @@
  * model holding the nodes between two consecutive cuts, its own copies of the constants it
  * uses, and the initializers it reads. Run in order, feeding each segment the tensors it names
  * as inputs (from the caller's inputs or from earlier segments), they reproduce the model.
+ * `offramp prepare` splits at every candidate cut; the engine re-splits at the active ramps
+ * (split-at-ramps.ts).
  */
 import { type Dim, describeValueInfo, elemOfOrtType, ortTypeOfElem, makeValueInfo, type ModelProto, onnx, type ValueInfoProto } from './onnx-model.js';
 import { ancestorNodes, type GraphIndex, staticSupport } from './graph.js';
-import type { TensorFacts } from './probe.js';
 
 export interface SegmentIo {
   name: string;
   type: string;
   dims: Dim[];
+}
+
+/** What splitting needs to know of a tensor: measured by ramps/probe.ts, or read back from a manifest. */
+export interface TensorFacts {
+  name: string;
+  type: string;
+  /** Shape with symbolic names where the size follows the input sizes. */
+  dims: Dim[];
+  /** Element count at batch 1 (and the probe's other sizes), for comparing tensor sizes. */
+  elemsPerRow: number;
+}
+
+/** A tensor the rest of the model still reads after a cut, besides the cut tensor itself (an attention mask, say). */
+export interface SideTensor {
+  name: string;
+  dims: Dim[];
+  type: string;
+  /** True when it is one of the model's own inputs rather than something computed. */
+  modelInput: boolean;
 }
 
 export interface Segment {

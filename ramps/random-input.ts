@@ -36,7 +36,7 @@ export function modelInputSpecs(index: GraphIndex): InputSpec[] {
 export function concreteDims(dims: Dim[], choice: DimChoice): number[] {
   return dims.map((d, i) => {
     if (typeof d === 'number' && d > 0) return d;
-    if (typeof d === 'string' && choice.named?.[d] !== undefined) return choice.named[d] as number;
+    if (typeof d === 'string' && choice.named?.[d] !== undefined) return choice.named[d];
     return i === 0 ? choice.batch : choice.other;
   });
 }

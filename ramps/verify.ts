@@ -37,7 +37,7 @@ export function maxAbsDifference(a: HostTensor, b: HostTensor): number {
 
 export async function verifySplit(
   model: ModelProto,
-  options: { cuts?: string[]; batch?: number; seed?: number; analysis?: GraphAnalysis } = {},
+  options: { cuts?: string[] | undefined; batch?: number | undefined; seed?: number | undefined; analysis?: GraphAnalysis | undefined } = {},
 ): Promise<VerifyReport> {
   const analysis = options.analysis ?? (await analyseGraph(model));
   const known = new Set(analysis.allCuts.map((c) => c.tensor));

@@ -241,12 +241,17 @@ function formatMessage(template: string, args: Readonly<Record<string, ErrorArgV
   });
 }
 
+/** Whether a thrown value is one of ours (typed with the full code union, unlike `instanceof`'s `OfframpError<any>`). */
+export function isOfframpError(err: unknown): err is OfframpError {
+  return err instanceof OfframpError;
+}
+
 /**
  * Any thrown value as an OfframpError: OfframpErrors pass through, anything else becomes
  * OFFRAMP_INTERNAL carrying the original message, with the original as `cause`.
  */
 export function asOfframpError(err: unknown): OfframpError {
-  if (err instanceof OfframpError) return err;
+  if (isOfframpError(err)) return err;
   const reason = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : safeString(err);
   return new OfframpError('OFFRAMP_INTERNAL', { reason }, { cause: err });
 }

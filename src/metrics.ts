@@ -407,7 +407,7 @@ export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
   setOrRemove(metrics.hindsightSavings, labels, e?.hindsightSavings ?? null);
   if (!e) return;
   let counted = countedTotals.get(metrics);
-  if (!counted) countedTotals.set(metrics, (counted = new Map()));
+  if (!counted) countedTotals.set(metrics, (counted = new Map<string, TunerTotals>()));
   const before = counted.get(model) ?? { retunes: 0, tightenings: 0, rampChanges: 0 };
   // inc by 0 still creates the series: a tuner that has not re-tuned yet exports 0, not nothing.
   metrics.tunerRetunes.inc(labels, Math.max(0, e.retunes - before.retunes));

@@ -101,7 +101,7 @@ describe('admin access', () => {
     const res = await call<TunerAdminReport>('GET', '/v2/models/fmnist/admin/tuner');
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ model: 'fmnist', version: '1', tuner: { kind: 'guarded', online: true, paused: false, pinned: {} } });
-    expect(res.json.tuner.estimates).toMatchObject({ retunes: expect.any(Number), tightenings: 0, rampChanges: 0 });
+    expect(res.json.tuner.estimates).toMatchObject({ retunes: expect.any(Number) as unknown, tightenings: 0, rampChanges: 0 });
   });
 });
 

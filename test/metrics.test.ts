@@ -83,8 +83,10 @@ describe('metric table', () => {
     m.requestsTotal.inc({ model: 'm', outcome: 'exploded' });
     // @ts-expect-error not an error code
     m.inferenceFailures.inc({ model: 'm', code: 'OFFRAMP_NO_SUCH_CODE' });
+    /* eslint-disable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- a deliberate type error */
     // @ts-expect-error a counter has no set
     expect(() => m.tunerRetunes.set({ model: 'm' }, 1)).toThrow(TypeError);
+    /* eslint-enable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return */
     // @ts-expect-error `ramp` is missing
     m.rampPinned.set({ model: 'm' }, 1);
   });

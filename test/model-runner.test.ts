@@ -59,8 +59,9 @@ class GatedBackend implements ExecutionBackend {
     for (const g of this.gates.splice(0)) g();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.release();
+    return Promise.resolve();
   }
 }
 

@@ -19,8 +19,8 @@ import { titled, zooModel } from './helpers/models.js';
 async function quietly<T>(run: () => Promise<T>): Promise<T> {
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (() => true) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
+  process.stdout.write = (() => true);
+  process.stderr.write = (() => true);
   try {
     return await run();
   } finally {
@@ -62,7 +62,7 @@ describe('prepare on the bundled backbone', () => {
     await writeNpy(data, { type: 'float32', shape: [30, 3, 28, 28], data: new Float32Array(30 * 3 * 28 * 28) });
     const messages: string[] = [];
     const err = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => messages.push(String(chunk)) > 0) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => messages.push(String(chunk)) > 0);
     try {
       expect(await main(['prepare', BUNDLED_ONNX, '--data', data, '--out', join(dir, 'out'), '--json'])).toBe(1);
     } finally {

@@ -23,7 +23,7 @@ describe('offramp record', () => {
       expect(r.probe).toBe(true);
       expect(r.label).toBeGreaterThanOrEqual(0);
     }
-    expect(records.map((r) => r.batchSize)).toEqual([...Array(32).fill(16), ...Array(8).fill(8)]);
+    expect(records.map((r) => r.batchSize)).toEqual([...Array<number>(32).fill(16), ...Array<number>(8).fill(8)]);
     // The backbone is a real classifier: most of 40 test images are classified correctly.
     expect(records.filter((r) => r.final?.argmax === r.label).length).toBeGreaterThan(30);
   });
@@ -31,7 +31,7 @@ describe('offramp record', () => {
   it('names a missing prepared model directory', async () => {
     const errors: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0);
     try {
       expect(await main(['record', '--model', '/nonexistent', '--data', TEST_IMAGES, '--out', '/tmp/x.jsonl'])).toBe(1);
     } finally {

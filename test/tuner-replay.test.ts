@@ -169,7 +169,7 @@ describe('offramp replay', () => {
     registerReplayCommand(program);
     const chunks: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => chunks.push(String(chunk)) > 0) as typeof process.stdout.write;
+    process.stdout.write = ((chunk: string) => chunks.push(String(chunk)) > 0);
     try {
       await program.parseAsync(['replay', ...args], { from: 'user' });
       return { out: chunks.join('') };

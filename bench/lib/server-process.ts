@@ -74,7 +74,7 @@ export async function startServerProcess(configPath: string, logPath: string): P
   return {
     baseUrl,
     logPath,
-    getJson: async (path) => (await get(path)).json() as Promise<unknown>,
+    getJson: async (path) => (await get(path)).json(),
     getText: async (path) => (await get(path)).text(),
     async stop() {
       if (child.exitCode === null) {

@@ -108,10 +108,10 @@ export async function trainHead(set: TrainingSet, options: TrainOptions): Promis
   const forward = (xb: tf.Tensor2D): tf.Tensor2D => {
     let h: tf.Tensor2D = xb;
     if (w1 && b1) {
-      const pre = tf.add(tf.matMul(xb, w1), b1) as tf.Tensor2D;
+      const pre = tf.add<tf.Tensor2D>(tf.matMul(xb, w1), b1);
       h = activation === 'tanh' ? tf.tanh(pre) : tf.relu(pre);
     }
-    return tf.add(tf.matMul(h, w2), b2) as tf.Tensor2D;
+    return tf.add<tf.Tensor2D>(tf.matMul(h, w2), b2);
   };
 
   const steps = Math.ceil(set.rows / options.batchSize);
@@ -131,12 +131,12 @@ export async function trainHead(set: TrainingSet, options: TrainOptions): Promis
       (optimizer as unknown as { learningRate: number }).learningRate = options.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
       tf.tidy(() => {
         const idx = shuffled.slice([s * options.batchSize], [Math.min(options.batchSize, set.rows - s * options.batchSize)]);
-        const xb = tf.gather(x, idx) as tf.Tensor2D;
-        const yb = tf.gather(y, idx) as tf.Tensor2D;
+        const xb = tf.gather<tf.Tensor2D>(x, idx);
+        const yb = tf.gather<tf.Tensor2D>(y, idx);
         optimizer.minimize(() => {
           const loss = tf.losses.softmaxCrossEntropy(yb, forward(xb));
           const decay = tf.mul(options.weightDecay, tf.add(tf.sum(tf.square(w2)), w1 ? tf.sum(tf.square(w1)) : tf.scalar(0)));
-          return tf.add(loss, decay) as tf.Scalar;
+          return tf.add<tf.Scalar>(loss, decay);
         });
       });
       step++;

@@ -20,7 +20,9 @@ export function showValue(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  return String(value);
+  // What is left is a scalar (number, boolean, bigint, undefined, symbol) or a function.
+  const scalar = value as number | boolean | bigint | symbol | undefined;
+  return String(scalar);
 }
 
 /** Message for a value of the wrong kind (or a missing required one). */
@@ -109,8 +111,8 @@ const serverSchema = section({
   admin_token: z
     // The token is a secret: messages give its length, never its value.
     .string({ error: (iss) => `${typeof iss.input === 'object' ? showValue(iss.input) : `a ${typeof iss.input}`} is not a string or null (quote the token)` })
-    .min(ADMIN_TOKEN_LENGTH.min, { error: (iss) => `a token of ${String(iss.input).length} characters is too short (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
-    .max(ADMIN_TOKEN_LENGTH.max, { error: (iss) => `a token of ${String(iss.input).length} characters is too long (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
+    .min(ADMIN_TOKEN_LENGTH.min, { error: (iss) => `a token of ${String(iss.input as string).length} characters is too short (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
+    .max(ADMIN_TOKEN_LENGTH.max, { error: (iss) => `a token of ${String(iss.input as string).length} characters is too long (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
     .nullable()
     .default(null)
     .describe(`Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.`),

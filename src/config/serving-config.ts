@@ -125,7 +125,7 @@ export interface ParseOptions {
   /** Folder relative model paths resolve against; default: the folder of `source`. */
   baseDir?: string;
   /** Default: `process.env`. */
-  env?: Env;
+  env?: Env | undefined;
 }
 
 export const DEFAULT_CONFIG_SOURCE = '<built-in default>';
@@ -169,7 +169,7 @@ export function parseServingConfig(text: string, source: string, options: ParseO
 }
 
 /** Reads and parses an SLO file. Throws OFFRAMP_CONFIG_INVALID when it cannot be read or is invalid. */
-export async function loadServingConfig(path: string, options: { env?: Env } = {}): Promise<ServingConfig> {
+export async function loadServingConfig(path: string, options: { env?: Env | undefined } = {}): Promise<ServingConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -194,7 +194,7 @@ export function configPathFromEnv(env: Env = process.env): string | undefined {
 }
 
 /** The config to serve: the file at `path`, else the one `OFFRAMP_CONFIG` names, else the default. */
-export async function resolveServingConfig(options: { path?: string; env?: Env } = {}): Promise<ServingConfig> {
+export async function resolveServingConfig(options: { path?: string | undefined; env?: Env | undefined } = {}): Promise<ServingConfig> {
   const env = options.env ?? process.env;
   const path = options.path ?? configPathFromEnv(env);
   return path === undefined ? defaultServingConfig(env) : loadServingConfig(path, { env });

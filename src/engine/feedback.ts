@@ -62,7 +62,7 @@ export class FeedbackWindow {
   total = 0;
 
   constructor(readonly capacity: number) {
-    this.records = new Array(capacity);
+    this.records = new Array<FeedbackRecord | undefined>(capacity);
   }
 
   add(record: FeedbackRecord): void {

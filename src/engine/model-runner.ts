@@ -109,7 +109,7 @@ export class ModelRunner {
         deadlineMs: arrival + (options.timeoutMs ?? this.options.sloLatencyMs),
         state: 'queued',
         dispatchedRows: 0,
-        answers: new Array(rows),
+        answers: new Array<RowAnswer | undefined>(rows),
         answeredRows: 0,
         resolve,
         reject,

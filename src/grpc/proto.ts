@@ -46,7 +46,7 @@ export function loadInferenceService(): protoLoader.ServiceDefinition {
   }
   // A ServiceDefinition maps method names to method definitions; message and enum definitions
   // carry `format` instead (checked above).
-  return (cachedService = service as protoLoader.ServiceDefinition);
+  return (cachedService = service);
 }
 
 // ---- Objects as proto-loader decodes them (PROTO_LOADER_OPTIONS) ----------------------------

@@ -63,7 +63,7 @@ export function parseThresholdsBody(body: unknown): Map<number, number | null> {
     throw invalid('"thresholds" must be an object mapping ramp ids to thresholds (a number, or null for "never")');
   }
   const out = new Map<number, number | null>();
-  for (const [key, value] of Object.entries(thresholds)) {
+  for (const [key, value] of Object.entries(thresholds as Record<string, unknown>)) {
     if (!RAMP_ID.test(key)) throw invalid(`${JSON.stringify(key)} is not a ramp id (an integer 0..9999)`);
     if (value !== null && typeof value !== 'number') throw invalid(`thresholds.${key}: ${JSON.stringify(value)} is not a number or null`);
     out.set(Number(key), value);

@@ -9,7 +9,7 @@
 
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OfframpError, asOfframpError, toHttpBody } from '../errors.js';
+import { OfframpError, asOfframpError, isOfframpError, toHttpBody } from '../errors.js';
 
 /** Longest URL echoed back in an OFFRAMP_ROUTE_NOT_FOUND message. */
 const MAX_URL_IN_MESSAGE = 200;
@@ -27,7 +27,7 @@ function statusOf(err: unknown): number | undefined {
  * protocol errors become their offramp codes; anything unexpected becomes OFFRAMP_INTERNAL.
  */
 export function toOfframpHttpError(err: unknown, maxBodyBytes: number): OfframpError {
-  if (err instanceof OfframpError) return err;
+  if (isOfframpError(err)) return err;
   const code = fastifyCode(err);
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OfframpError('OFFRAMP_BODY_TOO_LARGE', { limit: maxBodyBytes });
   if (code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {

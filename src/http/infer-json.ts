@@ -50,7 +50,9 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
+  // What is left is a scalar (number, boolean, bigint, undefined, symbol) or a function.
+  const scalar = value as number | boolean | bigint | symbol | undefined;
+  return `${typeof value} ${String(scalar)}`;
 }
 
 /** Validates a parsed JSON body as a KServe v2 inference request. Throws OFFRAMP_INVALID_REQUEST naming the field. */

@@ -96,6 +96,8 @@ export interface PreparedManifest {
 export async function readManifest(dir: string): Promise<PreparedManifest> {
   const path = join(dir, MANIFEST_FILE);
   const manifest = JSON.parse(await readFile(path, 'utf8')) as PreparedManifest;
-  if (manifest.format !== MANIFEST_FORMAT) throw new Error(`${path}: unknown format '${String(manifest.format)}' (expected ${MANIFEST_FORMAT})`);
+  // Typed as the one known format, but read from a file: it may hold anything.
+  const format: unknown = manifest.format;
+  if (format !== MANIFEST_FORMAT) throw new Error(`${path}: unknown format ${JSON.stringify(format)} (expected ${MANIFEST_FORMAT})`);
   return manifest;
 }

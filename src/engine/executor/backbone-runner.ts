@@ -171,7 +171,7 @@ export class BackboneRunner {
     let pool: Record<string, HostTensor> = { [inputName]: input };
     /** alive[i] = original row index of the i-th row still in the batch. */
     let alive = Array.from({ length: rows }, (_, i) => i);
-    const streaks: (Streak | undefined)[] = new Array(rows);
+    const streaks = new Array<Streak | undefined>(rows);
 
     const chain = this.chainFor(plan);
     for (let j = 0; j < chain.sessions.length; j++) {

@@ -13,8 +13,18 @@ const NO_OFFLINE_PIPELINE = {
   message: 'The runtime must not import the offline pipeline (ramps/); shared code belongs in src/model/.',
 };
 const NO_RUNTIME_ABOVE_MODEL = {
-  group: ['**/engine/**', '**/data-plane/**', '**/http/**', '**/grpc/**', '**/cli/**', '**/config/**', '**/server.js', '**/metrics.js'],
-  message: 'src/model/ is the lowest layer of src/: it must not import the engine, data plane, transports, CLI or config.',
+  group: [
+    '**/engine/**',
+    '**/data-plane/**',
+    '**/http/**',
+    '**/grpc/**',
+    '**/cli/**',
+    '**/config/**',
+    '**/server.js',
+    '**/metrics.js',
+  ],
+  message:
+    'src/model/ is the lowest layer of src/: it must not import the engine, data plane, transports, CLI or config.',
 };
 
 export default tseslint.config(
@@ -70,7 +80,9 @@ export default tseslint.config(
   {
     files: ['src/model/**/*.ts'],
     ignores: ['src/model/onnx-session.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [NO_ONNXRUNTIME, NO_OFFLINE_PIPELINE, NO_RUNTIME_ABOVE_MODEL] }] },
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [NO_ONNXRUNTIME, NO_OFFLINE_PIPELINE, NO_RUNTIME_ABOVE_MODEL] }],
+    },
   },
   {
     files: ['src/model/onnx-session.ts'],
@@ -79,24 +91,36 @@ export default tseslint.config(
   {
     files: ['ramps/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          NO_ONNXRUNTIME,
-          { group: ['**/src/*', '!**/src/model'], message: 'ramps/ is the offline pipeline: of src/ it may import only the model layer (src/model/).' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            NO_ONNXRUNTIME,
+            {
+              group: ['**/src/*', '!**/src/model'],
+              message: 'ramps/ is the offline pipeline: of src/ it may import only the model layer (src/model/).',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['tuner/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          NO_ONNXRUNTIME,
-          { group: ['**/src/**', '../src/*'], message: 'tuner/ is pure decision logic: it must not import the runtime (src/).' },
-          { group: ['node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http'], message: 'tuner/ is pure: no I/O.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            NO_ONNXRUNTIME,
+            {
+              group: ['**/src/**', '../src/*'],
+              message: 'tuner/ is pure decision logic: it must not import the runtime (src/).',
+            },
+            { group: ['node:fs', 'node:fs/*', 'fs', 'node:net', 'node:http'], message: 'tuner/ is pure: no I/O.' },
+          ],
+        },
+      ],
     },
   },
 );

@@ -51,7 +51,10 @@ process.on('SIGINT', () => process.exit(130));
 const plan = args.quick ? QUICK_PLAN : FULL_PLAN;
 const modelDir = resolve(args.model);
 const started = new Date();
-const stem = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+const stem = started
+  .toISOString()
+  .replace(/:/g, '-')
+  .replace(/\.\d+Z$/, 'Z');
 const outDir = args.quick ? 'bench/results/quick' : 'bench/results';
 const workDir = join('tmp', 'bench', stem);
 await mkdir(outDir, { recursive: true });
@@ -78,32 +81,61 @@ const dataset = await prepareDataset(manifest, bodiesPath, plan.seed);
 
 const trace = await timed('record_trace', () => imageTraces(modelDir, join('tmp', 'bench')));
 const fullModelAccuracy = trace.traces.filter((t, i) => t.final === dataset.labels[i]).length / trace.traces.length;
-say(`${trace.recorded ? 'recorded' : 'reused'} trace ${trace.path}: full-model accuracy ${(fullModelAccuracy * 100).toFixed(2)} %`);
+say(
+  `${trace.recorded ? 'recorded' : 'reused'} trace ${trace.path}: full-model accuracy ${(fullModelAccuracy * 100).toFixed(2)} %`,
+);
 
 say('serving-path overhead (raw onnxruntime loop, engine in-process, HTTP)');
 const overhead = await timed('serving_overhead', () =>
-  measureServingOverhead({ modelDir, data: TEST_IMAGES, seconds: plan.overheadSeconds, batch: 16, concurrency: 64, workers: 1, threads: 2 }, (l) => say(`  ${l}`)),
+  measureServingOverhead(
+    { modelDir, data: TEST_IMAGES, seconds: plan.overheadSeconds, batch: 16, concurrency: 64, workers: 1, threads: 2 },
+    (l) => say(`  ${l}`),
+  ),
 );
 
 const vanillaPolicy = SERVED_POLICIES.find((p) => p.policy === 'vanilla')!;
-const capacity = await timed('capacity', () => measureCapacity(vanillaPolicy, { modelDir, workDir, bodiesPath, plan: plan.capacity }));
-say(`vanilla capacity: ${capacity.rps.toFixed(0)} answers/s (p50 ${capacity.p50.toFixed(1)} ms, p99 ${capacity.p99.toFixed(1)} ms, ${capacity.errors} errors)`);
+const capacity = await timed('capacity', () =>
+  measureCapacity(vanillaPolicy, { modelDir, workDir, bodiesPath, plan: plan.capacity }),
+);
+say(
+  `vanilla capacity: ${capacity.rps.toFixed(0)} answers/s (p50 ${capacity.p50.toFixed(1)} ms, p99 ${capacity.p99.toFixed(1)} ms, ${capacity.errors} errors)`,
+);
 
 const warmupRate = plan.warmup.loadFraction * capacity.rps;
 const warmup: Schedule = warmupSchedule(dataset, plan.seed, plan.warmup.requests, warmupRate);
 const phases: ScheduledPhase[] = plan.phases.map((phase) => {
   const rateRps = phase.loadFraction * capacity.rps;
-  return { phase, rateRps, schedule: phaseSchedule(dataset, plan.seed, phase.pattern, phase.loadFraction, rateRps, phase.seconds) };
+  return {
+    phase,
+    rateRps,
+    schedule: phaseSchedule(dataset, plan.seed, phase.pattern, phase.loadFraction, rateRps, phase.seconds),
+  };
 });
-const figuresOf = (result: OpenLoopResult, schedule: Schedule): PhaseFigures => phaseFigures(result, schedule.images, trace.traces, dataset.labels, manifest.ramps.length);
+const figuresOf = (result: OpenLoopResult, schedule: Schedule): PhaseFigures =>
+  phaseFigures(result, schedule.images, trace.traces, dataset.labels, manifest.ramps.length);
 
 const runs: RunRow[] = [];
 const served = new Map<string, PolicyRun>();
 for (const policy of SERVED_POLICIES) {
   const label = policyLabel(policy);
-  say(`${label}: fresh server, warm-up ${warmup.offsetsMs.length} requests at ${warmupRate.toFixed(0)}/s, then ${phases.length} measured run(s)`);
+  say(
+    `${label}: fresh server, warm-up ${warmup.offsetsMs.length} requests at ${warmupRate.toFixed(0)}/s, then ${phases.length} measured run(s)`,
+  );
   const run = await timed(label, () =>
-    runPolicy(policy, { modelDir, workDir, bodiesPath, warmup, phases, requestTimeoutMs: plan.requestTimeoutMs, saturation: { concurrency: plan.capacity.concurrency, seconds: plan.capacity.seconds } }, figuresOf, say),
+    runPolicy(
+      policy,
+      {
+        modelDir,
+        workDir,
+        bodiesPath,
+        warmup,
+        phases,
+        requestTimeoutMs: plan.requestTimeoutMs,
+        saturation: { concurrency: plan.capacity.concurrency, seconds: plan.capacity.seconds },
+      },
+      figuresOf,
+      say,
+    ),
   );
   served.set(label, run);
   runs.push(...run.phases.map((p) => p.row));
@@ -112,7 +144,12 @@ for (const policy of SERVED_POLICIES) {
 // The oracle, from vanilla's runs on the same schedules (bench/lib/oracle.ts says how).
 for (const p of served.get('vanilla')?.phases ?? []) {
   const result = oracleResult(p.result, p.schedule.images, trace.traces, manifest, p.meanBatch);
-  runs.push(runRow({ policy: 'oracle', mode: 'release', computed: true, phase: p.phase, rateRps: p.rateRps }, figuresOf(result, p.schedule)));
+  runs.push(
+    runRow(
+      { policy: 'oracle', mode: 'release', computed: true, phase: p.phase, rateRps: p.rateRps },
+      figuresOf(result, p.schedule),
+    ),
+  );
 }
 
 const results: BenchResults = {
@@ -123,10 +160,20 @@ const results: BenchResults = {
   duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
   machine,
   source: sourceVersion(),
-  model: { name: manifest.name, dir: args.model, manifest_created_at: manifest.createdAt, classes: manifest.model.classes, ramps: manifest.ramps.length },
+  model: {
+    name: manifest.name,
+    dir: args.model,
+    manifest_created_at: manifest.createdAt,
+    classes: manifest.model.classes,
+    ramps: manifest.ramps.length,
+  },
   plan,
   policies: [
-    ...SERVED_POLICIES.map((p) => ({ label: policyLabel(p), about: p.about, config: served.get(policyLabel(p))?.config ?? null })),
+    ...SERVED_POLICIES.map((p) => ({
+      label: policyLabel(p),
+      about: p.about,
+      config: served.get(policyLabel(p))?.config ?? null,
+    })),
     { label: 'oracle', about: ORACLE_ABOUT, config: null },
   ],
   capacity,
@@ -137,7 +184,12 @@ const results: BenchResults = {
     rate_rps: warmupRate,
     by_policy: Object.fromEntries([...served].map(([label, r]) => [label, r.warmup])),
   },
-  trace: { path: trace.path, recorded: trace.recorded, images: trace.traces.length, full_model_accuracy: fullModelAccuracy },
+  trace: {
+    path: trace.path,
+    recorded: trace.recorded,
+    images: trace.traces.length,
+    full_model_accuracy: fullModelAccuracy,
+  },
   serving_overhead: overhead,
   runs,
   durations_s: durations,

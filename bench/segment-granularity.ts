@@ -60,7 +60,10 @@ for (let i = 0; i < 5; i++) {
     if (!ramp) throw new Error(`no ramp ${id} in ${dir}`);
     return ramp.tensor;
   });
-  const chain = await SegmentChain.load(splitModel(model, analysis.index, cuts, analysis.tensors), servingSessionOptions(threads));
+  const chain = await SegmentChain.load(
+    splitModel(model, analysis.index, cuts, analysis.tensors),
+    servingSessionOptions(threads),
+  );
   resplitMs.push(performance.now() - t0);
   if (coarse) await coarse.release();
   coarse = chain;
@@ -68,7 +71,15 @@ for (let i = 0; i < 5; i++) {
 if (!coarse) throw new Error('unreachable');
 
 const fineAnalysis = await analyseGraph(model);
-const fine = await SegmentChain.load(splitModel(model, fineAnalysis.index, manifest.ramps.map((r) => r.tensor), fineAnalysis.tensors), servingSessionOptions(threads));
+const fine = await SegmentChain.load(
+  splitModel(
+    model,
+    fineAnalysis.index,
+    manifest.ramps.map((r) => r.tensor),
+    fineAnalysis.tensors,
+  ),
+  servingSessionOptions(threads),
+);
 const whole = await OnnxSession.create(join(dir, 'model.onnx'), servingSessionOptions(threads));
 const inputs: Record<string, HostTensor> = randomInputs(fineAnalysis.index, { batch, other: 1 });
 
@@ -97,8 +108,12 @@ const resplit = median(resplitMs);
 const perBatchSaving = fineMs - coarseMs;
 console.log(`model ${manifest.name}, batch ${batch}, ${threads} intra-op threads, ${runs} runs each (medians)`);
 console.log(`whole model:                      ${wholeMs.toFixed(3)} ms`);
-console.log(`finest split (${fine.segments.length} segments, toggling): ${fineMs.toFixed(3)} ms  (${((fineMs / wholeMs) * 100).toFixed(1)} % of whole)`);
-console.log(`split at ramps ${rampIds.join(',')} (${coarse.segments.length} segments):   ${coarseMs.toFixed(3)} ms  (${((coarseMs / wholeMs) * 100).toFixed(1)} % of whole)`);
+console.log(
+  `finest split (${fine.segments.length} segments, toggling): ${fineMs.toFixed(3)} ms  (${((fineMs / wholeMs) * 100).toFixed(1)} % of whole)`,
+);
+console.log(
+  `split at ramps ${rampIds.join(',')} (${coarse.segments.length} segments):   ${coarseMs.toFixed(3)} ms  (${((coarseMs / wholeMs) * 100).toFixed(1)} % of whole)`,
+);
 console.log(`re-split at a ramp-set change:    ${resplit.toFixed(0)} ms once (analyse + split + sessions)`);
 console.log(
   perBatchSaving > 0

@@ -63,7 +63,16 @@ export interface GraphAnalysis {
   candidates: CutPoint[];
 }
 
-const ELEMENTWISE_AFTER_JOIN = new Set(['Relu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Mul', 'LayerNormalization', 'Identity']);
+const ELEMENTWISE_AFTER_JOIN = new Set([
+  'Relu',
+  'Clip',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Mul',
+  'LayerNormalization',
+  'Identity',
+]);
 
 function isBlockBoundary(index: GraphIndex, tensor: string): boolean {
   const p = index.producer.get(tensor);
@@ -77,7 +86,10 @@ function isBlockBoundary(index: GraphIndex, tensor: string): boolean {
   return false;
 }
 
-export async function analyseGraph(model: ModelProto, options: CutOptions = DEFAULT_CUT_OPTIONS): Promise<GraphAnalysis> {
+export async function analyseGraph(
+  model: ModelProto,
+  options: CutOptions = DEFAULT_CUT_OPTIONS,
+): Promise<GraphAnalysis> {
   if (!model.graph) throw new Error('model has no graph');
   const index = indexGraph(model.graph);
   const probe = await probeTensors(model, index);
@@ -90,7 +102,8 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
   const declaredInputs = new Map<string, { dims: Dim[]; type: string }>();
   for (const info of model.graph.input ?? []) {
     const d = describeValueInfo(info);
-    if (modelInputs.has(d.name) && d.dims && d.elemType) declaredInputs.set(d.name, { dims: d.dims, type: ortTypeOfElem(d.elemType) });
+    if (modelInputs.has(d.name) && d.dims && d.elemType)
+      declaredInputs.set(d.name, { dims: d.dims, type: ortTypeOfElem(d.elemType) });
   }
   const flopsOf = (nodeSet: Set<number>): number => {
     let sum = 0;
@@ -149,7 +162,14 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
       });
     }
   }
-  return { index, tensors: probe.tensors, totalFlops, flopsPerRow: totalFlops / PROBE_SIZES.batch, allCuts, candidates: selectCandidates(allCuts, options) };
+  return {
+    index,
+    tensors: probe.tensors,
+    totalFlops,
+    flopsPerRow: totalFlops / PROBE_SIZES.batch,
+    allCuts,
+    candidates: selectCandidates(allCuts, options),
+  };
 }
 
 /**
@@ -158,16 +178,20 @@ export async function analyseGraph(model: ModelProto, options: CutOptions = DEFA
  * "complete"; plain chain cuts fill the gaps that blocks leave, such as downsampling stages.
  */
 export function selectCandidates(cuts: CutPoint[], options: CutOptions): CutPoint[] {
-  const inRange = cuts.filter((c) => c.computeBefore >= options.minComputeBefore && c.computeBefore <= options.maxComputeBefore);
+  const inRange = cuts.filter(
+    (c) => c.computeBefore >= options.minComputeBefore && c.computeBefore <= options.maxComputeBefore,
+  );
   // Among cuts with (nearly) no compute between them, keep the last: it includes the activation.
   const collapsed: CutPoint[] = [];
   for (const cut of [...inRange].sort((a, b) => a.computeBefore - b.computeBefore)) {
     const last = collapsed[collapsed.length - 1];
-    if (last && cut.computeBefore - last.computeBefore < 0.002) collapsed[collapsed.length - 1] = cut.blockBoundary || !last.blockBoundary ? cut : last;
+    if (last && cut.computeBefore - last.computeBefore < 0.002)
+      collapsed[collapsed.length - 1] = cut.blockBoundary || !last.blockBoundary ? cut : last;
     else collapsed.push(cut);
   }
   const chosen: CutPoint[] = [];
-  const farFromChosen = (cut: CutPoint): boolean => chosen.every((c) => Math.abs(c.computeBefore - cut.computeBefore) >= options.minSpacing);
+  const farFromChosen = (cut: CutPoint): boolean =>
+    chosen.every((c) => Math.abs(c.computeBefore - cut.computeBefore) >= options.minSpacing);
   for (const cut of collapsed) if (cut.blockBoundary && farFromChosen(cut)) chosen.push(cut);
   for (const cut of collapsed) if (!cut.blockBoundary && farFromChosen(cut)) chosen.push(cut);
   return chosen.sort((a, b) => a.computeBefore - b.computeBefore);

@@ -37,7 +37,7 @@ export function nodeFlops(index: GraphIndex, nodeIndex: number, shapes: Map<stri
     case 'Gemm': {
       const a = inputShape(0);
       if (!a) return product(output);
-      const k = attributeInt(node, 'transA', 0) ? a[0] ?? 1 : a[a.length - 1] ?? 1;
+      const k = attributeInt(node, 'transA', 0) ? (a[0] ?? 1) : (a[a.length - 1] ?? 1);
       return 2 * product(output) * k;
     }
     case 'MatMul': {

@@ -42,7 +42,10 @@ async function timeRuns(run: () => Promise<unknown>, options: ProfileOptions): P
   await run();
   const samples: number[] = [];
   const start = performance.now();
-  while (samples.length < options.maxRuns && (samples.length < options.minRuns || performance.now() - start < options.budgetMs)) {
+  while (
+    samples.length < options.maxRuns &&
+    (samples.length < options.minRuns || performance.now() - start < options.budgetMs)
+  ) {
     const t0 = performance.now();
     await run();
     samples.push(performance.now() - t0);

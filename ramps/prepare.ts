@@ -30,7 +30,13 @@ import { buildHeadModel, HEAD_OUTPUT, type HeadWeights } from './heads/head-onnx
 import { argmaxRows, seededRandom, softmaxRows } from '../src/model/numeric.js';
 import { fitTemperature, soloExit } from './heads/calibration.js';
 import { profileLatency } from './latency-profile.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, type HeadTrial, type PreparedManifest, type RampEntry } from '../src/model/manifest.js';
+import {
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  type HeadTrial,
+  type PreparedManifest,
+  type RampEntry,
+} from '../src/model/manifest.js';
 import { InputRows } from '../src/model/input-rows.js';
 
 export interface PrepareOptions {
@@ -118,14 +124,22 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   const model: ModelProto = await readModel(options.modelPath);
   progress({ phase: 'analyse', done: 0, total: 1, detail: 'finding cut points' });
   const analysis = await analyseGraph(model);
-  const candidates: CutPoint[] = analysis.candidates.filter((c) => c.type === 'float32' && headKindsForRank(c.dims.length).length > 0);
+  const candidates: CutPoint[] = analysis.candidates.filter(
+    (c) => c.type === 'float32' && headKindsForRank(c.dims.length).length > 0,
+  );
   if (candidates.length === 0) throw new Error('no usable ramp positions found (see `offramp inspect`)');
-  const segments = splitModel(model, analysis.index, candidates.map((c) => c.tensor), analysis.tensors);
+  const segments = splitModel(
+    model,
+    analysis.index,
+    candidates.map((c) => c.tensor),
+    analysis.tensors,
+  );
   progress({ phase: 'analyse', done: 1, total: 1, detail: `${candidates.length} candidates` });
 
   const finalSegment = segments[segments.length - 1];
   const modelInputs = segments[0]?.inputs ?? [];
-  if (analysis.index.modelInputs.length !== 1) throw new Error(`prepare needs a single-input model; this one has ${analysis.index.modelInputs.length} inputs`);
+  if (analysis.index.modelInputs.length !== 1)
+    throw new Error(`prepare needs a single-input model; this one has ${analysis.index.modelInputs.length} inputs`);
   const inputSpec = modelInputs.find((io) => io.name === analysis.index.modelInputs[0]) as SegmentIo;
   const outputName = options.output ?? analysis.index.modelOutputs[0] ?? '';
   if (!analysis.index.modelOutputs.includes(outputName)) throw new Error(`model has no output '${outputName}'`);
@@ -136,8 +150,11 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
 
   // --- 2. one pass of the frozen backbone: pooled features at every cut, final outputs ---
   const chain = await SegmentChain.load(segments, options.intraOpThreads);
-  const kindsPer = candidates.map((c) => headKindsForRank(c.dims.length).filter((k) => !options.headKinds || options.headKinds.includes(k)));
-  if (kindsPer.some((k) => k.length === 0)) throw new Error(`none of the requested head kinds (${options.headKinds?.join(', ')}) fits every candidate`);
+  const kindsPer = candidates.map((c) =>
+    headKindsForRank(c.dims.length).filter((k) => !options.headKinds || options.headKinds.includes(k)),
+  );
+  if (kindsPer.some((k) => k.length === 0))
+    throw new Error(`none of the requested head kinds (${options.headKinds?.join(', ')}) fits every candidate`);
   const features = candidates.map(() => new Map<string, Float32Array[]>());
   const featureWidth = candidates.map(() => new Map<string, number>());
   const finalParts: Float32Array[] = [];
@@ -160,10 +177,11 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       }
     });
     const out = pool[outputName] as HostTensor;
-    if (out.dims.length !== 2) throw new Error(`output '${outputName}' has shape [${out.dims.join(',')}]; prepare needs [batch, classes]`);
+    if (out.dims.length !== 2)
+      throw new Error(`output '${outputName}' has shape [${out.dims.join(',')}]; prepare needs [batch, classes]`);
     classes = out.dims[1] as number;
     finalParts.push(Float32Array.from(out.data as Float32Array));
-    progress({ phase: 'features', done: batch[batch.length - 1] as number + 1, total: rows.rows });
+    progress({ phase: 'features', done: (batch[batch.length - 1] as number) + 1, total: rows.rows });
   }
   await chain.release();
   const concat = (parts: Float32Array[]): Float32Array => {
@@ -206,16 +224,35 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       const all = concat(features[k]?.get(family) ?? []);
       const width = featureWidth[k]?.get(family) ?? 0;
       const weights = await trainHead(
-        { features: rowsOf(all, width, trainIdx), targets: rowsOf(finalProbs, classes, trainIdx), rows: trainIdx.length, featureCount: width, classes },
+        {
+          features: rowsOf(all, width, trainIdx),
+          targets: rowsOf(finalProbs, classes, trainIdx),
+          rows: trainIdx.length,
+          featureCount: width,
+          classes,
+        },
         { ...DEFAULT_TRAIN_OPTIONS, kind, epochs: options.epochs, hidden: options.hidden, seed: options.seed + k },
       );
       const calLogits = headLogits(weights, rowsOf(all, width, calIdx), calIdx.length);
       weights.temperature = fitTemperature(calLogits, calArgmax, classes);
       const solo = soloExit(softmaxRows(calLogits, classes, weights.temperature), calArgmax, classes, options.budget);
-      trials.push({ kind, agreement: solo.agreement, exitFraction: solo.exitFraction, temperature: weights.temperature });
-      const better = !best || solo.exitFraction > best.exit + 1e-9 || (Math.abs(solo.exitFraction - best.exit) <= 1e-9 && solo.agreement > best.agreement);
+      trials.push({
+        kind,
+        agreement: solo.agreement,
+        exitFraction: solo.exitFraction,
+        temperature: weights.temperature,
+      });
+      const better =
+        !best ||
+        solo.exitFraction > best.exit + 1e-9 ||
+        (Math.abs(solo.exitFraction - best.exit) <= 1e-9 && solo.agreement > best.agreement);
       if (better) best = { weights, exit: solo.exitFraction, agreement: solo.agreement };
-      progress({ phase: 'train', done: ++trialsDone, total: totalTrials, detail: `ramp ${k} ${kind}: agreement ${(solo.agreement * 100).toFixed(1)}%` });
+      progress({
+        phase: 'train',
+        done: ++trialsDone,
+        total: totalTrials,
+        detail: `ramp ${k} ${kind}: agreement ${(solo.agreement * 100).toFixed(1)}%`,
+      });
     }
     chosen.push({ weights: (best as { weights: HeadWeights }).weights, trials });
   }
@@ -228,7 +265,9 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
     const cut = candidates[k] as CutPoint;
     return encodeModel(buildHeadModel(c.weights, { name: cut.tensor, dims: cut.dims }, opset));
   });
-  const headSessions = await Promise.all(headModels.map((bytes) => OnnxSession.create(bytes, servingSessionOptions(options.intraOpThreads))));
+  const headSessions = await Promise.all(
+    headModels.map((bytes) => OnnxSession.create(bytes, servingSessionOptions(options.intraOpThreads))),
+  );
   const evalChain = await SegmentChain.load(segments, options.intraOpThreads);
   const evalProbs = candidates.map(() => [] as Float32Array[]);
   const exportDiff = candidates.map(() => 0);
@@ -243,8 +282,13 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       evalProbs[k]?.push(Float32Array.from(probs));
       // The ONNX head must compute what the JS head computed during training and calibration.
       const weights = (chosen[k] as { weights: HeadWeights }).weights;
-      const js = softmaxRows(headLogits(weights, extractFeatures(weights.kind, tensor), batch.length), classes, weights.temperature);
-      for (let i = 0; i < js.length; i++) exportDiff[k] = Math.max(exportDiff[k] as number, Math.abs((js[i] as number) - (probs[i] as number)));
+      const js = softmaxRows(
+        headLogits(weights, extractFeatures(weights.kind, tensor), batch.length),
+        classes,
+        weights.temperature,
+      );
+      for (let i = 0; i < js.length; i++)
+        exportDiff[k] = Math.max(exportDiff[k] as number, Math.abs((js[i] as number) - (probs[i] as number)));
     });
     progress({ phase: 'evaluate', done: Math.min(evalIdx.length, start + FEATURE_BATCH), total: evalIdx.length });
   }
@@ -252,17 +296,30 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   const evalArgmax = Int32Array.from(evalIdx, (r) => finalArgmax[r] as number);
 
   // --- 5. latency profile with the session settings serving uses ---
-  const segmentSessions = await Promise.all(segments.map((s) => OnnxSession.create(encodeModel(s.model), servingSessionOptions(options.intraOpThreads))));
+  const segmentSessions = await Promise.all(
+    segments.map((s) => OnnxSession.create(encodeModel(s.model), servingSessionOptions(options.intraOpThreads))),
+  );
   const fullSession = await OnnxSession.create(encodeModel(model), servingSessionOptions(options.intraOpThreads));
   const batchSizes = range(1, options.maxBatch + 1);
   const profile = await profileLatency(
     {
-      segments: segments.map((s, k) => ({ session: segmentSessions[k] as OnnxSession, inputs: s.inputs.map((i) => i.name), outputs: s.outputs.map((o) => o.name) })),
+      segments: segments.map((s, k) => ({
+        session: segmentSessions[k] as OnnxSession,
+        inputs: s.inputs.map((i) => i.name),
+        outputs: s.outputs.map((o) => o.name),
+      })),
       heads: candidates.map((c, r) => ({ session: headSessions[r] as OnnxSession, tensor: c.tensor })),
       full: fullSession,
     },
     (batch) => ({ [inputSpec.name]: rows.gather(range(0, batch).map((i) => i % rows.rows)) }),
-    { batchSizes, intraOpThreads: options.intraOpThreads, maxRuns: options.profileRuns, minRuns: Math.min(5, options.profileRuns), budgetMs: 100, rounds: 3 },
+    {
+      batchSizes,
+      intraOpThreads: options.intraOpThreads,
+      maxRuns: options.profileRuns,
+      minRuns: Math.min(5, options.profileRuns),
+      budgetMs: 100,
+      rounds: 3,
+    },
     (done, total) => progress({ phase: 'profile', done, total, detail: `${done}/${total}` }),
   );
   for (const s of [...segmentSessions, ...headSessions, fullSession]) await s.release();
@@ -275,7 +332,14 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   for (const s of segments) {
     const file = `segments/segment-${s.index}.onnx`;
     await writeFile(join(options.outDir, file), encodeModel(s.model));
-    segmentEntries.push({ index: s.index, file, nodes: s.nodeCount, inputs: s.inputs, outputs: s.outputs, ...(s.endsAt ? { endsAt: s.endsAt } : {}) });
+    segmentEntries.push({
+      index: s.index,
+      file,
+      nodes: s.nodeCount,
+      inputs: s.inputs,
+      outputs: s.outputs,
+      ...(s.endsAt ? { endsAt: s.endsAt } : {}),
+    });
   }
   const ramps: RampEntry[] = [];
   for (let k = 0; k < candidates.length; k++) {
@@ -291,7 +355,15 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       dims: cut.dims,
       computeBefore: cut.computeBefore,
       side: cut.side,
-      head: { file, kind: weights.kind, features: weights.featureCount, hidden: weights.hidden, temperature: weights.temperature, trials, exportMaxDiff: exportDiff[k] as number },
+      head: {
+        file,
+        kind: weights.kind,
+        features: weights.featureCount,
+        hidden: weights.hidden,
+        temperature: weights.temperature,
+        trials,
+        exportMaxDiff: exportDiff[k] as number,
+      },
       agreement: solo.agreement,
       soloExit: { budget: options.budget, exitFraction: solo.exitFraction, threshold: finiteThreshold(solo.threshold) },
       soloCurve: SOLO_CURVE_BUDGETS.map((budget) => {

@@ -57,7 +57,8 @@ export function vocabularySize(index: GraphIndex, inputName: string): number | u
           const table = tables.get(inputs[0] ?? '');
           if (table?.dims?.length) return int64ToNumber(table.dims[0]);
         }
-        if (node.opType === 'Cast' || node.opType === 'Unsqueeze' || node.opType === 'Reshape') next.push(...(node.output ?? []));
+        if (node.opType === 'Cast' || node.opType === 'Unsqueeze' || node.opType === 'Reshape')
+          next.push(...(node.output ?? []));
       }
     }
     frontier.splice(0, frontier.length, ...next);
@@ -67,17 +68,29 @@ export function vocabularySize(index: GraphIndex, inputName: string): number | u
 
 function allocate(type: string, size: number): TensorData {
   switch (type) {
-    case 'float32': return new Float32Array(size);
-    case 'float64': return new Float64Array(size);
-    case 'int32': return new Int32Array(size);
-    case 'int64': return new BigInt64Array(size);
-    case 'uint8': case 'bool': return new Uint8Array(size);
-    case 'int8': return new Int8Array(size);
-    case 'int16': return new Int16Array(size);
-    case 'uint16': return new Uint16Array(size);
-    case 'uint32': return new Uint32Array(size);
-    case 'uint64': return new BigUint64Array(size);
-    default: throw new Error(`cannot make random data of type '${type}'`);
+    case 'float32':
+      return new Float32Array(size);
+    case 'float64':
+      return new Float64Array(size);
+    case 'int32':
+      return new Int32Array(size);
+    case 'int64':
+      return new BigInt64Array(size);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(size);
+    case 'int8':
+      return new Int8Array(size);
+    case 'int16':
+      return new Int16Array(size);
+    case 'uint16':
+      return new Uint16Array(size);
+    case 'uint32':
+      return new Uint32Array(size);
+    case 'uint64':
+      return new BigUint64Array(size);
+    default:
+      throw new Error(`cannot make random data of type '${type}'`);
   }
 }
 

@@ -26,27 +26,44 @@ export interface ReprofileOptions {
   onStep?: (done: number, total: number) => void;
 }
 
-export async function reprofilePrepared(dir: string, options: ReprofileOptions): Promise<{ before: LatencyProfile; after: LatencyProfile }> {
+export async function reprofilePrepared(
+  dir: string,
+  options: ReprofileOptions,
+): Promise<{ before: LatencyProfile; after: LatencyProfile }> {
   const manifest = await readManifest(dir);
   const modelPath = join(dir, manifest.model.file);
   const graph = decodeModel(await readFile(modelPath)).graph;
   if (!graph) throw new Error(`${modelPath}: no graph`);
   const index = indexGraph(graph);
-  const session = (file: string): Promise<OnnxSession> => OnnxSession.create(join(dir, file), servingSessionOptions(options.intraOpThreads));
+  const session = (file: string): Promise<OnnxSession> =>
+    OnnxSession.create(join(dir, file), servingSessionOptions(options.intraOpThreads));
   const segments = await Promise.all(manifest.segments.map((s) => session(s.file)));
   const heads = await Promise.all(manifest.ramps.map((r) => session(r.head.file)));
   const full = await session(manifest.model.file);
-  const batchSizes = options.maxBatch ? Array.from({ length: options.maxBatch }, (_, i) => i + 1) : manifest.profile.batchSizes;
+  const batchSizes = options.maxBatch
+    ? Array.from({ length: options.maxBatch }, (_, i) => i + 1)
+    : manifest.profile.batchSizes;
   const runs = options.runs ?? 50;
   try {
     const after = await profileLatency(
       {
-        segments: manifest.segments.map((s, k) => ({ session: segments[k] as OnnxSession, inputs: s.inputs.map((i) => i.name), outputs: s.outputs.map((o) => o.name) })),
+        segments: manifest.segments.map((s, k) => ({
+          session: segments[k] as OnnxSession,
+          inputs: s.inputs.map((i) => i.name),
+          outputs: s.outputs.map((o) => o.name),
+        })),
         heads: manifest.ramps.map((r, k) => ({ session: heads[k] as OnnxSession, tensor: r.tensor })),
         full,
       },
       (batch) => randomInputs(index, { batch, other: 1 }),
-      { batchSizes, intraOpThreads: options.intraOpThreads, maxRuns: runs, minRuns: Math.min(5, runs), budgetMs: 100, rounds: options.rounds ?? 3 },
+      {
+        batchSizes,
+        intraOpThreads: options.intraOpThreads,
+        maxRuns: runs,
+        minRuns: Math.min(5, runs),
+        budgetMs: 100,
+        rounds: options.rounds ?? 3,
+      },
       options.onStep,
     );
     const before = manifest.profile;

@@ -37,7 +37,12 @@ export function maxAbsDifference(a: HostTensor, b: HostTensor): number {
 
 export async function verifySplit(
   model: ModelProto,
-  options: { cuts?: string[] | undefined; batch?: number | undefined; seed?: number | undefined; analysis?: GraphAnalysis | undefined } = {},
+  options: {
+    cuts?: string[] | undefined;
+    batch?: number | undefined;
+    seed?: number | undefined;
+    analysis?: GraphAnalysis | undefined;
+  } = {},
 ): Promise<VerifyReport> {
   const analysis = options.analysis ?? (await analyseGraph(model));
   const known = new Set(analysis.allCuts.map((c) => c.tensor));
@@ -67,7 +72,12 @@ export async function verifySplit(
     }
     return {
       cuts: ordered,
-      segments: segments.map((s) => ({ index: s.index, nodes: s.nodeCount, inputs: s.inputs.map((i) => i.name), outputs: s.outputs.map((o) => o.name) })),
+      segments: segments.map((s) => ({
+        index: s.index,
+        nodes: s.nodeCount,
+        inputs: s.inputs.map((i) => i.name),
+        outputs: s.outputs.map((o) => o.name),
+      })),
       batch,
       maxAbsDiff,
       perOutput,

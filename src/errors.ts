@@ -195,7 +195,9 @@ type Placeholders<S extends string> = S extends `${string}{${infer K}}${infer Re
 export type ErrorArgValue = string | number | bigint | boolean;
 
 /** The arguments a code's message needs, e.g. `{ model: string }` for OFFRAMP_MODEL_NOT_FOUND. */
-export type ErrorArgs<C extends ErrorCode> = { readonly [K in Placeholders<(typeof ERROR_TABLE)[C]['message']>]: ErrorArgValue };
+export type ErrorArgs<C extends ErrorCode> = {
+  readonly [K in Placeholders<(typeof ERROR_TABLE)[C]['message']>]: ErrorArgValue;
+};
 
 export interface OfframpErrorOptions {
   /** The error this one reports (kept for logs, never sent to clients). */

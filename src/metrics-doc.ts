@@ -44,7 +44,9 @@ export function renderMetricsDoc(): string {
     '',
     '| Label | Values |',
     '| --- | --- |',
-    ...(Object.keys(LABEL_DOCS) as LabelName[]).filter((l) => usedLabels.has(l)).map((l) => `| \`${l}\` | ${cell(LABEL_DOCS[l])} |`),
+    ...(Object.keys(LABEL_DOCS) as LabelName[])
+      .filter((l) => usedLabels.has(l))
+      .map((l) => `| \`${l}\` | ${cell(LABEL_DOCS[l])} |`),
     '',
   ];
   return lines.join('\n');

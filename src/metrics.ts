@@ -302,7 +302,11 @@ export interface MetricsOptions {
 /** A gauge's collect hook: prom-client calls it, with the gauge as `this`, before each scrape. */
 type GaugeCollect = (this: Gauge) => void;
 
-function instrument(spec: MetricSpec, registry: Registry, collect: GaugeCollect | undefined): Counter | Gauge | Histogram {
+function instrument(
+  spec: MetricSpec,
+  registry: Registry,
+  collect: GaugeCollect | undefined,
+): Counter | Gauge | Histogram {
   const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [registry] };
   switch (spec.type) {
     case 'histogram':
@@ -369,7 +373,13 @@ export function exitLabel(rampId: number): string {
  * Sets both ramp gauges: `threshold` null means "never" (the ramp scores rows but answers none),
  * exported as INACTIVE_THRESHOLD with `offramp_ramp_active` 0, as is an inactive ramp.
  */
-export function setRampThreshold(metrics: Metrics, model: string, rampId: number, threshold: number | null, active: boolean): void {
+export function setRampThreshold(
+  metrics: Metrics,
+  model: string,
+  rampId: number,
+  threshold: number | null,
+  active: boolean,
+): void {
   const labels = { model, ramp: String(rampId) };
   const answers = active && threshold !== null && Number.isFinite(threshold);
   metrics.rampActive.set(labels, answers ? 1 : 0);
@@ -420,7 +430,11 @@ export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
   });
 }
 
-function setOrRemove(gauge: LabeledGauge<Pick<LabelValues, 'model'>>, labels: Pick<LabelValues, 'model'>, value: number | null): void {
+function setOrRemove(
+  gauge: LabeledGauge<Pick<LabelValues, 'model'>>,
+  labels: Pick<LabelValues, 'model'>,
+  value: number | null,
+): void {
   if (value === null || !Number.isFinite(value)) gauge.remove(labels);
   else gauge.set(labels, value);
 }

@@ -48,16 +48,26 @@ function observerFor(metrics: Metrics, model: string): EngineObserver {
 }
 
 function describePlan(m: ServedModel): string {
-  return m.runner.exitPlan.ramps.map((r) => `${r.id}@${r.threshold === null ? 'never' : r.threshold.toFixed(3)}`).join(' ') || 'none';
+  return (
+    m.runner.exitPlan.ramps
+      .map((r) => `${r.id}@${r.threshold === null ? 'never' : r.threshold.toFixed(3)}`)
+      .join(' ') || 'none'
+  );
 }
 
 export async function startServer(config: ServingConfig, options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => undefined);
   const metrics = createMetrics();
-  const dataPlane = await EngineDataPlane.load(config, { version: options.version, log, observerFor: (model) => observerFor(metrics, model) });
+  const dataPlane = await EngineDataPlane.load(config, {
+    version: options.version,
+    log,
+    observerFor: (model) => observerFor(metrics, model),
+  });
   for (const m of dataPlane.servedModels) {
     const plan = m.runner.exitPlan;
-    log(`model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, active ${describePlan(m)} (${plan.policy}, ${plan.mode}, tuner ${m.tuning.kind})`);
+    log(
+      `model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, active ${describePlan(m)} (${plan.policy}, ${plan.mode}, tuner ${m.tuning.kind})`,
+    );
   }
   // Exit-state gauges and tuner counters are read from the exits reports at each scrape.
   metrics.onRefresh(() => {
@@ -88,22 +98,39 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     ? watchServingConfig(
         options.configPath,
         (next) => {
-          const restart = ['httpPort', 'grpcPort', 'host', 'workers', 'intraOpThreads', 'maxBodyBytes', 'adminToken'] as const;
-          for (const key of restart) if (next.server[key] !== config.server[key]) log(`config reload: server.${key} changed; restart to apply it`);
-          for (const m of dataPlane.servedModels) if (!next.models.some((x) => x.name === m.name)) log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
+          const restart = [
+            'httpPort',
+            'grpcPort',
+            'host',
+            'workers',
+            'intraOpThreads',
+            'maxBodyBytes',
+            'adminToken',
+          ] as const;
+          for (const key of restart)
+            if (next.server[key] !== config.server[key])
+              log(`config reload: server.${key} changed; restart to apply it`);
+          for (const m of dataPlane.servedModels)
+            if (!next.models.some((x) => x.name === m.name))
+              log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
           for (const modelConfig of next.models) {
             const m = dataPlane.servedModels.find((x) => x.name === modelConfig.name);
             if (!m) {
               log(`config reload: model ${modelConfig.name} is new; restart to serve it`);
               continue;
             }
-            if (modelConfig.path !== m.config.path) log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
+            if (modelConfig.path !== m.config.path)
+              log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
             m.runner.reconfigure(modelConfig.batching, modelConfig.slo.latencyMs);
-            if (modelConfig.tuner.kind !== m.tuning.kind) log(`config reload: ${m.name} tuner.kind changed; restart to apply it`);
+            if (modelConfig.tuner.kind !== m.tuning.kind)
+              log(`config reload: ${m.name} tuner.kind changed; restart to apply it`);
             // A model under an online tuner keeps the tuner's plan; static ones take the new file's.
             // Pinned thresholds (admin endpoint) stay on top of either until unpinned.
             const dropped = m.tuning.setStaticPlan(staticPlan(m.manifest, modelConfig));
-            if (dropped.length > 0) log(`config reload: ${m.name} unpinned ramps ${dropped.join(', ')}: their pinned thresholds do not fit the new policy`);
+            if (dropped.length > 0)
+              log(
+                `config reload: ${m.name} unpinned ramps ${dropped.join(', ')}: their pinned thresholds do not fit the new policy`,
+              );
             m.config = modelConfig;
             log(`config reload: ${m.name} exit plan now ${describePlan(m)}`);
           }

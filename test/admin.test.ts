@@ -42,12 +42,20 @@ interface Answer<T> {
   headers: Headers;
 }
 
-async function call<T = Record<string, unknown>>(method: string, path: string, options: { token?: string | null; body?: string; root?: string } = {}): Promise<Answer<T>> {
+async function call<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  options: { token?: string | null; body?: string; root?: string } = {},
+): Promise<Answer<T>> {
   const headers: Record<string, string> = {};
   const token = options.token === undefined ? TOKEN : options.token;
   if (token !== null) headers['authorization'] = `Bearer ${token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${options.root ?? base}${path}`, { method, headers, ...(options.body !== undefined ? { body: options.body } : {}) });
+  const res = await fetch(`${options.root ?? base}${path}`, {
+    method,
+    headers,
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
   return { status: res.status, json: (await res.json()) as T, headers: res.headers };
 }
 
@@ -59,7 +67,11 @@ async function inferOne(modelName: string): Promise<{ early: unknown; exitRamp: 
   const res = await fetch(`${base}/v2/models/${modelName}/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(image.data as Float32Array) }] }),
+    body: JSON.stringify({
+      inputs: [
+        { name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(image.data as Float32Array) },
+      ],
+    }),
   });
   expect(res.status).toBe(200);
   const parameters = ((await res.json()) as { parameters: Record<string, unknown> }).parameters;
@@ -67,7 +79,9 @@ async function inferOne(modelName: string): Promise<{ early: unknown; exitRamp: 
 }
 
 beforeAll(async () => {
-  server = await startServer(config(TOKEN, [model('fmnist', 'guarded'), model('fixed', 'static')]), { version: 'test' });
+  server = await startServer(config(TOKEN, [model('fmnist', 'guarded'), model('fixed', 'static')]), {
+    version: 'test',
+  });
   base = `http://127.0.0.1:${server.httpPort}`;
   disabled = await startServer(config(null, [model('fmnist', 'off')]), { version: 'test' });
 });
@@ -100,13 +114,21 @@ describe('admin access', () => {
   it('answers the tuner state to the right token', async () => {
     const res = await call<TunerAdminReport>('GET', '/v2/models/fmnist/admin/tuner');
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ model: 'fmnist', version: '1', tuner: { kind: 'guarded', online: true, paused: false, pinned: {} } });
-    expect(res.json.tuner.estimates).toMatchObject({ retunes: expect.any(Number) as unknown, tightenings: 0, rampChanges: 0 });
+    expect(res.json).toMatchObject({
+      model: 'fmnist',
+      version: '1',
+      tuner: { kind: 'guarded', online: true, paused: false, pinned: {} },
+    });
+    expect(res.json.tuner.estimates).toMatchObject({
+      retunes: expect.any(Number) as unknown,
+      tightenings: 0,
+      rampChanges: 0,
+    });
   });
 });
 
 describe('pinned thresholds', () => {
-  it('apply to the next inference and show in /exits; unpinning restores the tuner\'s thresholds', async () => {
+  it("apply to the next inference and show in /exits; unpinning restores the tuner's thresholds", async () => {
     let res = await pin('fmnist', { '0': 0 });
     expect(res.status).toBe(200);
     expect(res.json.tuner.pinned).toEqual({ '0': 0 });
@@ -133,7 +155,13 @@ describe('pinned thresholds', () => {
     expect(paused.status).toBe(409);
     expect(paused.json).toMatchObject({ code: 'OFFRAMP_TUNER_NOT_ONLINE' });
     const res = await pin('fixed', { '0': 0 });
-    expect(res.json.tuner).toMatchObject({ kind: 'static', online: false, pinned: { '0': 0 }, proposed: null, estimates: null });
+    expect(res.json.tuner).toMatchObject({
+      kind: 'static',
+      online: false,
+      pinned: { '0': 0 },
+      proposed: null,
+      estimates: null,
+    });
     expect(await inferOne('fixed')).toEqual({ early: true, exitRamp: 0 });
     await call('DELETE', '/v2/models/fixed/admin/thresholds');
   });

@@ -150,7 +150,10 @@ describe.skipIf(resnet18.missing !== undefined)(titled('offramp on resnet18', re
   test('inspect --json lists the residual block outputs as candidates', async () => {
     const result = await run('inspect', resnet18.path, '--json');
     expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as { inputs: { dims: unknown[] }[]; candidates: { tensor: string; dims: unknown[] }[] };
+    const report = JSON.parse(result.stdout) as {
+      inputs: { dims: unknown[] }[];
+      candidates: { tensor: string; dims: unknown[] }[];
+    };
     expect(report.inputs[0]?.dims).toEqual(['batch', 3, 224, 224]);
     expect(report.candidates.map((c) => c.tensor)).toContain('/layer2/layer2.0/relu_1/Relu_output_0');
   });
@@ -163,9 +166,12 @@ describe.skipIf(resnet18.missing !== undefined)(titled('offramp on resnet18', re
 });
 
 const text = zooModel('text_encoder');
-test.skipIf(text.missing !== undefined)(titled('inspect explains the side tensors of text_encoder under the table', text), async () => {
-  const result = await run('inspect', text.path);
-  expect(result.code).toBe(0);
-  expect(result.stdout).toMatch(/\+ \/Equal_output_0 \[batch,seq\] bool/);
-  expect(result.stdout).toContain('carried across the cut');
-});
+test.skipIf(text.missing !== undefined)(
+  titled('inspect explains the side tensors of text_encoder under the table', text),
+  async () => {
+    const result = await run('inspect', text.path);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/\+ \/Equal_output_0 \[batch,seq\] bool/);
+    expect(result.stdout).toContain('carried across the cut');
+  },
+);

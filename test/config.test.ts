@@ -39,23 +39,41 @@ describe('parseServingConfig', () => {
     const config = parseServingConfig(MINIMAL, '/etc/offramp/slo.yaml', { env: noEnv });
     expect(config.source).toBe('/etc/offramp/slo.yaml');
     expect(config.server).toEqual({
-      httpPort: 8080, grpcPort: 8081, host: '0.0.0.0', maxBodyBytes: 8388608, workers: 1, intraOpThreads: 2, adminToken: null,
+      httpPort: 8080,
+      grpcPort: 8081,
+      host: '0.0.0.0',
+      maxBodyBytes: 8388608,
+      workers: 1,
+      intraOpThreads: 2,
+      adminToken: null,
     });
-    expect(config.models).toEqual([{
-      name: 'a',
-      path: '/etc/offramp/m/a',
-      version: '1',
-      slo: { latencyMs: 50, percentile: 95 },
-      accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
-      exits: { policy: 'confidence', mode: 'release', maxRamps: 3, rampBudget: 0.1, patience: 2, dropFeedbackFraction: 0.1, thresholds: null },
-      tuner: { kind: 'guarded', intervalBatches: 30 },
-      batching: { maxBatchSize: 16, maxQueueDelayMs: 4, maxQueueSize: 256, preferredBatchSizes: [] },
-    }]);
+    expect(config.models).toEqual([
+      {
+        name: 'a',
+        path: '/etc/offramp/m/a',
+        version: '1',
+        slo: { latencyMs: 50, percentile: 95 },
+        accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
+        exits: {
+          policy: 'confidence',
+          mode: 'release',
+          maxRamps: 3,
+          rampBudget: 0.1,
+          patience: 2,
+          dropFeedbackFraction: 0.1,
+          thresholds: null,
+        },
+        tuner: { kind: 'guarded', intervalBatches: 30 },
+        batching: { maxBatchSize: 16, maxQueueDelayMs: 4, maxQueueSize: 256, preferredBatchSizes: [] },
+      },
+    ]);
   });
 
   it('keeps values that are set, and static thresholds keyed by ramp id', () => {
     const config = parseServingConfig(
-      withModel('    exits: { policy: margin, thresholds: { 2: 0.5, "5": 0.25 } }\n    batching: { max_batch_size: 32, preferred_batch_sizes: [8, 32] }\n'),
+      withModel(
+        '    exits: { policy: margin, thresholds: { 2: 0.5, "5": 0.25 } }\n    batching: { max_batch_size: 32, preferred_batch_sizes: [8, 32] }\n',
+      ),
       'slo.yaml',
       { env: noEnv, baseDir: '/srv' },
     );
@@ -71,25 +89,39 @@ describe('parseServingConfig', () => {
   it('serves the bundled model when the file leaves models out (and for an empty file)', () => {
     for (const text of ['', 'server: { http_port: 9000 }\n']) {
       const config = parseServingConfig(text, '/etc/slo.yaml', { env: noEnv });
-      expect(config.models.map((m) => [m.name, m.path])).toEqual([['fmnist-resnet', join(packageRoot(), 'models/fmnist-resnet')]]);
+      expect(config.models.map((m) => [m.name, m.path])).toEqual([
+        ['fmnist-resnet', join(packageRoot(), 'models/fmnist-resnet')],
+      ]);
     }
   });
 
   it('parses the commented example, which shows every default', async () => {
     const path = join(packageRoot(), 'src/config/slo.example.yaml');
     const example = await loadServingConfig(path, { env: noEnv });
-    const minimal = parseServingConfig('models: [{ name: fmnist-resnet, path: ../../models/fmnist-resnet }]', path, { env: noEnv });
+    const minimal = parseServingConfig('models: [{ name: fmnist-resnet, path: ../../models/fmnist-resnet }]', path, {
+      env: noEnv,
+    });
     expect(example).toEqual(minimal);
     expect(example.models[0]!.path).toBe(join(packageRoot(), 'models/fmnist-resnet'));
   });
 
   it('returns a deeply frozen config: mutation throws', () => {
-    const config = parseServingConfig(withModel('    batching: { preferred_batch_sizes: [4] }\n'), 'slo.yaml', { env: noEnv });
+    const config = parseServingConfig(withModel('    batching: { preferred_batch_sizes: [4] }\n'), 'slo.yaml', {
+      env: noEnv,
+    });
     const model = config.models[0]!;
-    expect(() => { (config.server as { httpPort: number }).httpPort = 1; }).toThrow(TypeError);
-    expect(() => { (model.batching as { maxBatchSize: number }).maxBatchSize = 1; }).toThrow(TypeError);
-    expect(() => { (config.models as ServingConfig['models'][number][]).push(model); }).toThrow(TypeError);
-    expect(() => { (model.batching.preferredBatchSizes as number[])[0] = 2; }).toThrow(TypeError);
+    expect(() => {
+      (config.server as { httpPort: number }).httpPort = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (model.batching as { maxBatchSize: number }).maxBatchSize = 1;
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.models as ServingConfig['models'][number][]).push(model);
+    }).toThrow(TypeError);
+    expect(() => {
+      (model.batching.preferredBatchSizes as number[])[0] = 2;
+    }).toThrow(TypeError);
     expect(Object.isFrozen(defaultServingConfig(noEnv).models[0]!.exits)).toBe(true);
   });
 });
@@ -99,8 +131,12 @@ describe('config errors name the file, the field and the value', () => {
     const err = problemsOf(withModel('    batching:\n      max_batch_size: 0\n'));
     expect(err.code).toBe('OFFRAMP_CONFIG_INVALID');
     expect(err.message).toBe('slo.yaml:5: models[0].batching.max_batch_size: 0 is out of range (1..1024)');
-    expect(problemsOf(withModel('    accuracy: { budget: 0.6 }\n')).message).toBe('slo.yaml:4: models[0].accuracy.budget: 0.6 is out of range (0, 0.5]');
-    expect(problemsOf('server: { http_port: 70000 }').message).toBe('slo.yaml:1: server.http_port: 70000 is out of range (0..65535)');
+    expect(problemsOf(withModel('    accuracy: { budget: 0.6 }\n')).message).toBe(
+      'slo.yaml:4: models[0].accuracy.budget: 0.6 is out of range (0, 0.5]',
+    );
+    expect(problemsOf('server: { http_port: 70000 }').message).toBe(
+      'slo.yaml:1: server.http_port: 70000 is out of range (0..65535)',
+    );
   });
 
   it('reports a value of the wrong type', () => {
@@ -111,7 +147,9 @@ describe('config errors name the file, the field and the value', () => {
       'slo.yaml:4: models[0].batching.max_batch_size: 2.5 is not an integer (1..1024)',
     );
     expect(problemsOf(withModel('    slo: [50]\n')).message).toBe('slo.yaml:4: models[0].slo: a list is not a mapping');
-    expect(problemsOf(withModel('    version: 1\n')).message).toMatch(/^slo\.yaml:4: models\[0\]\.version: 1 is not a URL-safe version/);
+    expect(problemsOf(withModel('    version: 1\n')).message).toMatch(
+      /^slo\.yaml:4: models\[0\]\.version: 1 is not a URL-safe version/,
+    );
   });
 
   it('reports an unknown key (a typo) with the keys allowed there', () => {
@@ -131,14 +169,22 @@ describe('config errors name the file, the field and the value', () => {
     expect(problemsOf('models:\n  - { name: a, path: x }\n  - { name: a, path: y }\n').message).toBe(
       'slo.yaml:3: models[1].name: "a" is already the name of models[0]; model names must be unique',
     );
-    expect(problemsOf('models:\n  - { name: my model, path: x }\n').message).toMatch(/^slo\.yaml:2: models\[0\]\.name: "my model" is not a URL-safe model name/);
-    expect(problemsOf('models:\n  - name: a\n').message).toBe('slo.yaml:2: models[0].path: is required: a path to a prepared model directory');
+    expect(problemsOf('models:\n  - { name: my model, path: x }\n').message).toMatch(
+      /^slo\.yaml:2: models\[0\]\.name: "my model" is not a URL-safe model name/,
+    );
+    expect(problemsOf('models:\n  - name: a\n').message).toBe(
+      'slo.yaml:2: models[0].path: is required: a path to a prepared model directory',
+    );
     expect(problemsOf('models: []\n').message).toMatch(/^slo\.yaml:1: models: is empty/);
   });
 
   it('reports malformed YAML with its line and column', () => {
-    expect(problemsOf('server:\n  http_port: 1\n  host: [a, b\n').message).toMatch(/^slo\.yaml:\d+:\d+: malformed YAML: /);
-    expect(problemsOf('server:\n  http_port: 1\n  http_port: 2\n').message).toBe('slo.yaml:3:3: malformed YAML: Map keys must be unique');
+    expect(problemsOf('server:\n  http_port: 1\n  host: [a, b\n').message).toMatch(
+      /^slo\.yaml:\d+:\d+: malformed YAML: /,
+    );
+    expect(problemsOf('server:\n  http_port: 1\n  http_port: 2\n').message).toBe(
+      'slo.yaml:3:3: malformed YAML: Map keys must be unique',
+    );
   });
 
   it('reports cross-field problems', () => {
@@ -157,7 +203,9 @@ describe('config errors name the file, the field and the value', () => {
   });
 
   it('lists every problem, not just the first', () => {
-    const err = problemsOf('server:\n  http_port: -1\n  workers: 0\nmodels:\n  - name: a\n    path: x\n    tuner: { kind: magic }\n');
+    const err = problemsOf(
+      'server:\n  http_port: -1\n  workers: 0\nmodels:\n  - name: a\n    path: x\n    tuner: { kind: magic }\n',
+    );
     expect(err.message.split('\n')).toEqual([
       'slo.yaml:2: server.http_port: -1 is out of range (0..65535)',
       'slo.yaml:3: server.workers: 0 is out of range (1..64)',
@@ -175,20 +223,29 @@ describe('config errors name the file, the field and the value', () => {
 
   it('names the file when it cannot be read', async () => {
     const missing = join(tmpdir(), 'offramp-no-such-dir', 'slo.yaml');
-    await expect(loadServingConfig(missing, { env: noEnv })).rejects.toThrow(`${missing}: cannot read the config file (ENOENT)`);
+    await expect(loadServingConfig(missing, { env: noEnv })).rejects.toThrow(
+      `${missing}: cannot read the config file (ENOENT)`,
+    );
   });
 });
 
 describe('environment overrides', () => {
   it('override ports and the admin token', () => {
     const token = 'x'.repeat(20);
-    const config = parseServingConfig(MINIMAL, 'slo.yaml', { env: { OFFRAMP_HTTP_PORT: '9000', OFFRAMP_GRPC_PORT: '9001', OFFRAMP_ADMIN_TOKEN: token } });
+    const config = parseServingConfig(MINIMAL, 'slo.yaml', {
+      env: { OFFRAMP_HTTP_PORT: '9000', OFFRAMP_GRPC_PORT: '9001', OFFRAMP_ADMIN_TOKEN: token },
+    });
     expect(config.server).toMatchObject({ httpPort: 9000, grpcPort: 9001, adminToken: token });
-    expect(defaultServingConfig({ OFFRAMP_HTTP_PORT: '7000', OFFRAMP_GRPC_PORT: '' }).server).toMatchObject({ httpPort: 7000, grpcPort: 8081 });
+    expect(defaultServingConfig({ OFFRAMP_HTTP_PORT: '7000', OFFRAMP_GRPC_PORT: '' }).server).toMatchObject({
+      httpPort: 7000,
+      grpcPort: 8081,
+    });
   });
 
   it('are validated against the same bounds, and problems name the variable', () => {
-    expect(problemsOf(MINIMAL, { OFFRAMP_HTTP_PORT: 'http' }).message).toBe('environment: OFFRAMP_HTTP_PORT: "http" is not an integer in 0..65535');
+    expect(problemsOf(MINIMAL, { OFFRAMP_HTTP_PORT: 'http' }).message).toBe(
+      'environment: OFFRAMP_HTTP_PORT: "http" is not an integer in 0..65535',
+    );
     expect(problemsOf(MINIMAL, { OFFRAMP_GRPC_PORT: '8080' }).message).toBe(
       'environment: OFFRAMP_GRPC_PORT: 8080 is also server.http_port; the two endpoints need different ports',
     );
@@ -222,7 +279,8 @@ describe('JSON Schema', () => {
       for (const [key, child] of Object.entries(node.properties ?? {})) {
         const field = `${path}${key}`;
         if (!child.description) undocumented.push(`${field} (description)`);
-        if (!('default' in child) && !required.includes(key) && key !== 'models') undocumented.push(`${field} (default)`);
+        if (!('default' in child) && !required.includes(key) && key !== 'models')
+          undocumented.push(`${field} (default)`);
         visit(child, `${field}.`, child.required ?? []);
         if (child.items) visit(child.items, `${field}[].`, child.items.required ?? []);
       }
@@ -284,7 +342,9 @@ describe('watchServingConfig', () => {
     const changes = recorder<ServingConfig>();
     const errors = recorder<OfframpError>();
     const current = await loadServingConfig(path, { env: noEnv });
-    stops.push(watchServingConfig(path, changes.call, errors.call, { current, env: noEnv, debounceMs: 20, sighup: false }));
+    stops.push(
+      watchServingConfig(path, changes.call, errors.call, { current, env: noEnv, debounceMs: 20, sighup: false }),
+    );
 
     await writeFile(path, `server: { http_port: 9100 }\n${MINIMAL}`);
     expect((await changes.next()).server.httpPort).toBe(9100);
@@ -312,7 +372,12 @@ describe('watchServingConfig', () => {
 
   it('calls nothing after stop', async () => {
     const calls: unknown[] = [];
-    const stop = watchServingConfig(path, (c) => calls.push(c), (e) => calls.push(e), { env: noEnv, debounceMs: 1, sighup: false });
+    const stop = watchServingConfig(
+      path,
+      (c) => calls.push(c),
+      (e) => calls.push(e),
+      { env: noEnv, debounceMs: 1, sighup: false },
+    );
     stop();
     await writeFile(path, `server: { http_port: 9400 }\n${MINIMAL}`);
     await new Promise((r) => setTimeout(r, 100));

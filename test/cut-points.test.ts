@@ -32,11 +32,16 @@ for (const name of ['resnet18', 'resnet50']) {
 
     test('the block-boundary candidates are exactly the residual block outputs within the compute range', () => {
       const blockOutputs = analysis.allCuts.filter(
-        (c) => RESIDUAL_BLOCK_OUTPUT.test(c.tensor) && c.computeBefore >= minComputeBefore && c.computeBefore <= maxComputeBefore,
+        (c) =>
+          RESIDUAL_BLOCK_OUTPUT.test(c.tensor) &&
+          c.computeBefore >= minComputeBefore &&
+          c.computeBefore <= maxComputeBefore,
       );
       expect(blockOutputs.length).toBeGreaterThan(0);
       expect(blockOutputs.every((c) => c.blockBoundary && c.producerOp === 'Relu')).toBe(true);
-      expect(analysis.candidates.filter((c) => c.blockBoundary).map((c) => c.tensor)).toEqual(blockOutputs.map((c) => c.tensor));
+      expect(analysis.candidates.filter((c) => c.blockBoundary).map((c) => c.tensor)).toEqual(
+        blockOutputs.map((c) => c.tensor),
+      );
     });
 
     test('a candidate that is not a block output can only be the stem output, before the first block', () => {
@@ -84,7 +89,10 @@ describe.skipIf(text.missing !== undefined)(titled('text_encoder cut points', te
     for (const cut of analysis.candidates) {
       const before = ancestorNodes(analysis.index, cut.tensor);
       const readAfter = (analysis.index.consumers.get(mask) ?? []).some((c) => !before.has(c));
-      expect({ tensor: cut.tensor, side: cut.side.map((s) => s.name) }).toEqual({ tensor: cut.tensor, side: readAfter ? [mask] : [] });
+      expect({ tensor: cut.tensor, side: cut.side.map((s) => s.name) }).toEqual({
+        tensor: cut.tensor,
+        side: readAfter ? [mask] : [],
+      });
     }
   });
 

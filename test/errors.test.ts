@@ -4,13 +4,30 @@ import { ERROR_CODES, ERROR_TABLE, OfframpError, asOfframpError, toHttpBody, typ
 
 /** @grpc/grpc-js `status` names, to check the names docs/errors.md prints next to the numbers. */
 const GRPC_STATUS_NAMES: Record<number, string> = {
-  1: 'CANCELLED', 2: 'UNKNOWN', 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND',
-  6: 'ALREADY_EXISTS', 7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION',
-  10: 'ABORTED', 11: 'OUT_OF_RANGE', 12: 'UNIMPLEMENTED', 13: 'INTERNAL', 14: 'UNAVAILABLE',
-  15: 'DATA_LOSS', 16: 'UNAUTHENTICATED',
+  1: 'CANCELLED',
+  2: 'UNKNOWN',
+  3: 'INVALID_ARGUMENT',
+  4: 'DEADLINE_EXCEEDED',
+  5: 'NOT_FOUND',
+  6: 'ALREADY_EXISTS',
+  7: 'PERMISSION_DENIED',
+  8: 'RESOURCE_EXHAUSTED',
+  9: 'FAILED_PRECONDITION',
+  10: 'ABORTED',
+  11: 'OUT_OF_RANGE',
+  12: 'UNIMPLEMENTED',
+  13: 'INTERNAL',
+  14: 'UNAVAILABLE',
+  15: 'DATA_LOSS',
+  16: 'UNAUTHENTICATED',
 };
 
-interface DocRow { code: string; http: number; grpc: number; grpcName: string }
+interface DocRow {
+  code: string;
+  http: number;
+  grpc: number;
+  grpcName: string;
+}
 
 async function documentedRows(): Promise<DocRow[]> {
   const text = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8');
@@ -42,7 +59,8 @@ describe('error table', () => {
   it('has every code that docs/errors.md lists, each listed once', async () => {
     const rows = await documentedRows();
     expect(rows.length).toBeGreaterThan(0);
-    for (const row of rows) expect(ERROR_CODES, `${row.code} is documented but not in src/errors.ts`).toContain(row.code);
+    for (const row of rows)
+      expect(ERROR_CODES, `${row.code} is documented but not in src/errors.ts`).toContain(row.code);
     expect(new Set(rows.map((r) => r.code)).size).toBe(rows.length);
   });
 
@@ -73,7 +91,11 @@ describe('error table', () => {
 
 describe('OfframpError', () => {
   it('names its arguments in the message and carries code, statuses and details', () => {
-    const err = new OfframpError('OFFRAMP_WRONG_SHAPE', { input: 'pixels', expected: '[-1,1,28,28]', got: '[2,28,28]' });
+    const err = new OfframpError('OFFRAMP_WRONG_SHAPE', {
+      input: 'pixels',
+      expected: '[-1,1,28,28]',
+      got: '[2,28,28]',
+    });
     expect(err).toBeInstanceOf(Error);
     expect(err.name).toBe('OfframpError');
     expect(err.message).toBe("input 'pixels' has shape [2,28,28]; the model expects [-1,1,28,28]");
@@ -99,7 +121,11 @@ describe('OfframpError', () => {
 
   it('keeps the cause and merges extra details', () => {
     const cause = new Error('ORT failure');
-    const err = new OfframpError('OFFRAMP_INFERENCE_FAILED', { model: 'm', reason: 'ORT failure' }, { cause, details: { batch: 4 } });
+    const err = new OfframpError(
+      'OFFRAMP_INFERENCE_FAILED',
+      { model: 'm', reason: 'ORT failure' },
+      { cause, details: { batch: 4 } },
+    );
     expect(err.cause).toBe(cause);
     expect(err.details).toEqual({ model: 'm', reason: 'ORT failure', batch: 4 });
   });

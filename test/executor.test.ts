@@ -11,7 +11,13 @@ import { BUNDLED_DIR, BUNDLED_ONNX, testImages } from './helpers/bundled.js';
 let manifest: PreparedManifest;
 let runner: BackboneRunner;
 
-const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({ policy: 'confidence', patience: 2, mode, feedbackFraction, ramps });
+const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({
+  policy: 'confidence',
+  patience: 2,
+  mode,
+  feedbackFraction,
+  ramps,
+});
 
 beforeAll(async () => {
   manifest = await readManifest(BUNDLED_DIR);
@@ -24,14 +30,19 @@ afterAll(async () => {
 describe('executor on the bundled model', () => {
   it('segmented execution with every ramp scoring reproduces the unsplit model', async () => {
     const input = await testImages(24);
-    const result = await runner.run(input, plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null }))), () => undefined);
+    const result = await runner.run(
+      input,
+      plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null }))),
+      () => undefined,
+    );
     const whole = await OnnxSession.create(BUNDLED_ONNX, { intraOpThreads: 1 });
     const logits = (await whole.run({ pixels: input }))['logits']!.data as Float32Array;
     await whole.release();
     const expected = softmaxRows(logits, 10);
     expect(result.finalRows.length).toBe(24);
     let worst = 0;
-    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs((expected[i] as number) - (result.finalProbs[i] as number)));
+    for (let i = 0; i < expected.length; i++)
+      worst = Math.max(worst, Math.abs((expected[i] as number) - (result.finalProbs[i] as number)));
     expect(worst).toBeLessThanOrEqual(1e-4);
     expect(result.readings.map((r) => r.ramp)).toEqual(manifest.ramps.map((r) => r.id));
     expect([...result.exitRamp].every((e) => e === -1)).toBe(true);
@@ -39,11 +50,24 @@ describe('executor on the bundled model', () => {
 
   it('re-splits at the active ramps after the first batch with a new ramp set, with the same answers', async () => {
     const input = await testImages(16);
-    const ramps = plan([{ id: 0, threshold: 0.99 }, { id: 3, threshold: 0.95 }, { id: 5, threshold: null }]);
-    const segmentsRun = async (): Promise<{ ends: number[]; result: Awaited<ReturnType<BackboneRunner['run']>>; exits: RowExit[] }> => {
+    const ramps = plan([
+      { id: 0, threshold: 0.99 },
+      { id: 3, threshold: 0.95 },
+      { id: 5, threshold: null },
+    ]);
+    const segmentsRun = async (): Promise<{
+      ends: number[];
+      result: Awaited<ReturnType<BackboneRunner['run']>>;
+      exits: RowExit[];
+    }> => {
       const ends: number[] = [];
       const exits: RowExit[] = [];
-      const result = await runner.run(input, ramps, (e) => exits.push(...e), (k) => ends.push(k));
+      const result = await runner.run(
+        input,
+        ramps,
+        (e) => exits.push(...e),
+        (k) => ends.push(k),
+      );
       return { ends, result, exits };
     };
     // The first batch with this set runs on the prepared segments, one per candidate cut.
@@ -59,7 +83,11 @@ describe('executor on the bundled model', () => {
     expect([...later.result.exitRamp]).toEqual([...first.result.exitRamp]);
     expect(later.result.readings.map((r) => [...r.argmax])).toEqual(first.result.readings.map((r) => [...r.argmax]));
     let worst = 0;
-    for (let i = 0; i < first.result.finalProbs.length; i++) worst = Math.max(worst, Math.abs((first.result.finalProbs[i] as number) - (later.result.finalProbs[i] as number)));
+    for (let i = 0; i < first.result.finalProbs.length; i++)
+      worst = Math.max(
+        worst,
+        Math.abs((first.result.finalProbs[i] as number) - (later.result.finalProbs[i] as number)),
+      );
     expect(worst).toBeLessThanOrEqual(1e-5);
   });
 
@@ -81,7 +109,12 @@ describe('executor on the bundled model', () => {
   it('drop mode stops computing rows that exited', async () => {
     const first = manifest.ramps[0]!.id;
     const segments: number[] = [];
-    const result = await runner.run(await testImages(8), plan([{ id: first, threshold: 0 }], 'drop'), () => undefined, (k) => segments.push(k));
+    const result = await runner.run(
+      await testImages(8),
+      plan([{ id: first, threshold: 0 }], 'drop'),
+      () => undefined,
+      (k) => segments.push(k),
+    );
     expect(result.finalRows.length).toBe(0);
     expect(segments).toEqual([0]);
   });
@@ -93,18 +126,25 @@ describe('executor on the bundled model', () => {
     const dropped = await runner.run(input, plan([{ id: ramp.id, threshold }], 'drop'), () => undefined);
     const full = await runner.run(input, plan([]), () => undefined);
     dropped.finalRows.forEach((row, i) => {
-      for (let c = 0; c < 10; c++) expect(Math.abs((dropped.finalProbs[i * 10 + c] as number) - (full.finalProbs[row * 10 + c] as number))).toBeLessThan(1e-4);
+      for (let c = 0; c < 10; c++)
+        expect(
+          Math.abs((dropped.finalProbs[i * 10 + c] as number) - (full.finalProbs[row * 10 + c] as number)),
+        ).toBeLessThan(1e-4);
     });
     expect(dropped.finalRows.length + [...dropped.exitRamp].filter((e) => e >= 0).length).toBe(16);
   });
 
   describe('drop mode probes', () => {
     // Three ramps at their calibrated solo-exit thresholds: most rows exit, most at the first.
-    const ramps = (): ExitPlan['ramps'] => [0, 3, 5].map((k) => ({ id: k, threshold: manifest.ramps[k]!.soloExit.threshold }));
+    const ramps = (): ExitPlan['ramps'] =>
+      [0, 3, 5].map((k) => ({ id: k, threshold: manifest.ramps[k]!.soloExit.threshold }));
     const earlyAnswers = async (input: Awaited<ReturnType<typeof testImages>>, p: ExitPlan) => {
       const exits: RowExit[] = [];
       const result = await runner.run(input, p, (e) => exits.push(...e));
-      return { result, exits: exits.map((e) => ({ row: e.row, ramp: e.ramp, argmax: e.argmax })).sort((a, b) => a.row - b.row) };
+      return {
+        result,
+        exits: exits.map((e) => ({ row: e.row, ramp: e.ramp, argmax: e.argmax })).sort((a, b) => a.row - b.row),
+      };
     };
 
     it('probes carry every active ramp and the final answer, other exited rows leave; early answers are those of release mode', async () => {
@@ -129,7 +169,8 @@ describe('executor on the bundled model', () => {
       expect(records.filter((r) => r.exit === -1).every((r) => r.final !== null)).toBe(true);
       // Probes' final answers are the full model's (release mode computes it for every row).
       const releaseFinal = batchFeedback(release.result, 0);
-      for (const [row, r] of records.entries()) if (r.probe) expect(r.final?.argmax).toBe(releaseFinal[row]?.final?.argmax);
+      for (const [row, r] of records.entries())
+        if (r.probe) expect(r.final?.argmax).toBe(releaseFinal[row]?.final?.argmax);
     });
 
     it('draws no probe at fraction 0 and every row at 1; release mode and recording make every row a probe', async () => {
@@ -142,7 +183,17 @@ describe('executor on the bundled model', () => {
       const release = await runner.run(input, plan(ramps(), 'release', 0), () => undefined);
       expect(batchFeedback(release, 0).every((r) => r.probe === true)).toBe(true);
       // What `offramp record` runs: release mode, every ramp scoring, fraction 1.
-      const recording = await runner.run(input, { ...plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null })), 'release', 1) }, () => undefined);
+      const recording = await runner.run(
+        input,
+        {
+          ...plan(
+            manifest.ramps.map((r) => ({ id: r.id, threshold: null })),
+            'release',
+            1,
+          ),
+        },
+        () => undefined,
+      );
       expect(batchFeedback(recording, 0).every((r) => r.probe === true)).toBe(true);
     });
   });

@@ -24,7 +24,10 @@ const METADATA: ModelMetadata = {
   parameters: { labels: ['a', 'b'] },
 };
 
-interface Deferred<T> { promise: Promise<T>; resolve: (value: T) => void }
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+}
 function deferred<T>(): Deferred<T> {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
@@ -42,10 +45,18 @@ async function infer(request: InferRequest): Promise<InferResponse> {
     case 'echo': {
       // y = 2x, with the request's parameters echoed plus exit information.
       const y = Float32Array.from(input.data as Float32Array, (v) => v * 2);
-      return { ...base, parameters: { ...request.parameters, confidence: 0.75, early: true }, outputs: [{ name: 'y', datatype: 'FP32', shape: input.shape, data: y }] };
+      return {
+        ...base,
+        parameters: { ...request.parameters, confidence: 0.75, early: true },
+        outputs: [{ name: 'y', datatype: 'FP32', shape: input.shape, data: y }],
+      };
     }
     case 'int64':
-      return { ...base, parameters: {}, outputs: [{ name: 'n', datatype: 'INT64', shape: input.shape, data: input.data as BigInt64Array }] };
+      return {
+        ...base,
+        parameters: {},
+        outputs: [{ name: 'n', datatype: 'INT64', shape: input.shape, data: input.data as BigInt64Array }],
+      };
     case 'slow':
       slowStarted.resolve();
       return new Promise((_resolve, reject) => {
@@ -61,11 +72,28 @@ async function infer(request: InferRequest): Promise<InferResponse> {
 
 // ---- Client --------------------------------------------------------------------------------
 
-interface InferOutput { name: string; datatype: string; shape: string[]; contents: WireTensorContents | null }
-interface InferReply { model_name: string; model_version: string; id: string; parameters: WireParameters; outputs: InferOutput[]; raw_output_contents: Buffer[] }
+interface InferOutput {
+  name: string;
+  datatype: string;
+  shape: string[];
+  contents: WireTensorContents | null;
+}
+interface InferReply {
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters: WireParameters;
+  outputs: InferOutput[];
+  raw_output_contents: Buffer[];
+}
 
 type UnaryCallback = (err: grpc.ServiceError | null, response?: unknown) => void;
-type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: UnaryCallback) => grpc.ClientUnaryCall;
+type UnaryMethod = (
+  request: object,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: UnaryCallback,
+) => grpc.ClientUnaryCall;
 
 const ServiceClient = grpc.makeClientConstructor(loadInferenceService(), 'GRPCInferenceService');
 const plane = new FakeDataPlane({
@@ -82,7 +110,9 @@ function start(method: string, request: object, callback: UnaryCallback): grpc.C
 }
 
 function rpc<T>(method: string, request: object): Promise<T> {
-  return new Promise((resolve, reject) => start(method, request, (err, res) => (err ? reject(err) : resolve(res as T))));
+  return new Promise((resolve, reject) =>
+    start(method, request, (err, res) => (err ? reject(err) : resolve(res as T))),
+  );
 }
 
 async function rpcError(method: string, request: object): Promise<grpc.ServiceError> {
@@ -127,7 +157,11 @@ describe('gRPC health and metadata', () => {
   });
 
   it('answers ServerMetadata', async () => {
-    expect(await rpc('ServerMetadata', {})).toEqual({ name: 'offramp', version: '0.1.0', extensions: ['binary_tensor_data'] });
+    expect(await rpc('ServerMetadata', {})).toEqual({
+      name: 'offramp',
+      version: '0.1.0',
+      extensions: ['binary_tensor_data'],
+    });
   });
 
   it('answers ModelMetadata with int64 shapes, -1 included', async () => {
@@ -149,7 +183,11 @@ describe('gRPC health and metadata', () => {
 
 describe('gRPC ModelInfer', () => {
   it('decodes fp32_contents and answers typed contents with the id echoed', async () => {
-    const reply = await rpc<InferReply>('ModelInfer', { model_name: 'echo', id: 'req-1', inputs: [fp32Input([1, 2, 3, 4])] });
+    const reply = await rpc<InferReply>('ModelInfer', {
+      model_name: 'echo',
+      id: 'req-1',
+      inputs: [fp32Input([1, 2, 3, 4])],
+    });
     const seen = plane.requests[0]!;
     expect(seen.modelName).toBe('echo');
     expect(seen.modelVersion).toBeUndefined();
@@ -263,7 +301,9 @@ describe('gRPC ModelInfer', () => {
 
   it('aborts the request signal the data plane sees when the client cancels the call', async () => {
     const finished = deferred<grpc.ServiceError | null>();
-    const call = start('ModelInfer', { model_name: 'slow', inputs: [fp32Input([1, 2, 3, 4])] }, (err) => finished.resolve(err));
+    const call = start('ModelInfer', { model_name: 'slow', inputs: [fp32Input([1, 2, 3, 4])] }, (err) =>
+      finished.resolve(err),
+    );
     await slowStarted.promise;
     call.cancel();
     const reason = await slowAborted.promise;
@@ -277,7 +317,9 @@ describe('gRPC ModelInfer', () => {
     const garbage = Buffer.from([0x3a, 0x64, 0x61]);
     const identity = (b: Buffer) => b;
     const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-      client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', identity, identity, garbage, (e) => resolve(e));
+      client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', identity, identity, garbage, (e) =>
+        resolve(e),
+      );
     });
     expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(offrampCode(err!)).toBe('OFFRAMP_MALFORMED_PROTOBUF');

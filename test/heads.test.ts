@@ -47,9 +47,14 @@ describe('exported ONNX heads compute exactly what the JS head computes', () => 
       const session = await OnnxSession.create(encodeModel(model));
       const onnxProbs = (await session.run({ 'cut/tensor:0': tensor }))[HEAD_OUTPUT]?.data as Float32Array;
       await session.release();
-      const jsProbs = softmaxRows(headLogits(weights, extractFeatures(kind, tensor), dims[0] as number), classes, weights.temperature);
+      const jsProbs = softmaxRows(
+        headLogits(weights, extractFeatures(kind, tensor), dims[0] as number),
+        classes,
+        weights.temperature,
+      );
       expect(onnxProbs.length).toBe(jsProbs.length);
-      for (let i = 0; i < jsProbs.length; i++) expect(Math.abs((onnxProbs[i] as number) - (jsProbs[i] as number))).toBeLessThan(1e-5);
+      for (let i = 0; i < jsProbs.length; i++)
+        expect(Math.abs((onnxProbs[i] as number) - (jsProbs[i] as number))).toBeLessThan(1e-5);
     });
   }
 });
@@ -78,7 +83,10 @@ describe('head training', () => {
       const label = (x[r * features] as number) > 0.3 ? 0 : (x[r * features + 1] as number) > 0 ? 1 : 2;
       targets[r * classes + label] = 1;
     }
-    const weights = await trainHead({ features: x, targets, rows, featureCount: features, classes }, { kind: 'gap-mlp', hidden: 16, epochs: 60, batchSize: 64, learningRate: 1e-2, weightDecay: 0, seed: 3 });
+    const weights = await trainHead(
+      { features: x, targets, rows, featureCount: features, classes },
+      { kind: 'gap-mlp', hidden: 16, epochs: 60, batchSize: 64, learningRate: 1e-2, weightDecay: 0, seed: 3 },
+    );
     const predicted = argmaxRows(headLogits(weights, x, rows), classes);
     const truth = argmaxRows(targets, classes);
     let agree = 0;

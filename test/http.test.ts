@@ -86,7 +86,12 @@ afterEach(async () => {
 });
 
 function postInfer(app: FastifyInstance, body: unknown, path = `/v2/models/${MODEL}/infer`) {
-  return app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+  return app.inject({
+    method: 'POST',
+    url: path,
+    headers: { 'content-type': 'application/json' },
+    payload: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 describe('health routes', () => {
@@ -127,7 +132,11 @@ describe('metadata routes', () => {
     const { app } = harness();
     const plain = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}` });
     expect(plain.statusCode).toBe(200);
-    expect(plain.json()).toMatchObject({ name: MODEL, versions: [VERSION], inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }] });
+    expect(plain.json()).toMatchObject({
+      name: MODEL,
+      versions: [VERSION],
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2, 2] }],
+    });
 
     const versioned = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/${VERSION}` });
     expect(versioned.statusCode).toBe(200);
@@ -212,7 +221,22 @@ describe('POST infer', () => {
     const { app, plane } = harness();
     const res = await postInfer(
       app,
-      { inputs: [{ name: 'x', shape: [1, 2, 2], datatype: 'FP32', data: [[[1, 2], [3, 4]]] }, { name: 'words', shape: [2], datatype: 'BYTES', data: [['a', 'b']] }] },
+      {
+        inputs: [
+          {
+            name: 'x',
+            shape: [1, 2, 2],
+            datatype: 'FP32',
+            data: [
+              [
+                [1, 2],
+                [3, 4],
+              ],
+            ],
+          },
+          { name: 'words', shape: [2], datatype: 'BYTES', data: [['a', 'b']] },
+        ],
+      },
       `/v2/models/${MODEL}/versions/${VERSION}/infer`,
     );
     expect(res.statusCode).toBe(200);
@@ -268,12 +292,32 @@ describe('POST infer', () => {
     ['inputs that are not a list', { inputs: {} }, "'inputs' must be a list"],
     ['an input without a name', { inputs: [{ shape: [1], datatype: 'FP32', data: [1] }] }, "'inputs[0].name'"],
     ['an input without a datatype', { inputs: [{ name: 'x', shape: [1], data: [1] }] }, "'inputs[0].datatype'"],
-    ['a negative dimension', { inputs: [{ name: 'x', shape: [-1], datatype: 'FP32', data: [1] }] }, "'inputs[0].shape[0]'"],
+    [
+      'a negative dimension',
+      { inputs: [{ name: 'x', shape: [-1], datatype: 'FP32', data: [1] }] },
+      "'inputs[0].shape[0]'",
+    ],
     ['an input without data', { inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }, "'inputs[0].data' is missing"],
-    ['a string in FP32 data', { inputs: [{ name: 'x', shape: [2], datatype: 'FP32', data: [1, 'two'] }] }, "'inputs[0].data' element 1"],
-    ['a fraction in INT64 data', { inputs: [{ name: 'x', shape: [1], datatype: 'INT64', data: [1.5] }] }, 'INT64 data must be integers'],
-    ['a number in BYTES data', { inputs: [{ name: 'x', shape: [1], datatype: 'BYTES', data: [1] }] }, 'BYTES data must be strings'],
-    ['a number in BOOL data', { inputs: [{ name: 'x', shape: [1], datatype: 'BOOL', data: [1] }] }, 'BOOL data must be true/false'],
+    [
+      'a string in FP32 data',
+      { inputs: [{ name: 'x', shape: [2], datatype: 'FP32', data: [1, 'two'] }] },
+      "'inputs[0].data' element 1",
+    ],
+    [
+      'a fraction in INT64 data',
+      { inputs: [{ name: 'x', shape: [1], datatype: 'INT64', data: [1.5] }] },
+      'INT64 data must be integers',
+    ],
+    [
+      'a number in BYTES data',
+      { inputs: [{ name: 'x', shape: [1], datatype: 'BYTES', data: [1] }] },
+      'BYTES data must be strings',
+    ],
+    [
+      'a number in BOOL data',
+      { inputs: [{ name: 'x', shape: [1], datatype: 'BOOL', data: [1] }] },
+      'BOOL data must be true/false',
+    ],
     ['an object as a parameter value', { ...VALID_BODY, parameters: { priority: { x: 1 } } }, "'parameters.priority'"],
     ['outputs without names', { ...VALID_BODY, outputs: [{}] }, "'outputs[0].name'"],
   ])('answers %s with 400 OFFRAMP_INVALID_REQUEST naming the field', async (_what, payload, fragment) => {
@@ -296,10 +340,15 @@ describe('POST infer', () => {
 
   it('answers a body over maxBodyBytes with 413 OFFRAMP_BODY_TOO_LARGE naming the limit', async () => {
     const { app, plane } = harness(1024);
-    const big = { inputs: [{ name: 'x', shape: [1000], datatype: 'FP32', data: Array.from({ length: 1000 }, (_, i) => i) }] };
+    const big = {
+      inputs: [{ name: 'x', shape: [1000], datatype: 'FP32', data: Array.from({ length: 1000 }, (_, i) => i) }],
+    };
     const res = await postInfer(app, big);
     expect(res.statusCode).toBe(413);
-    expect(res.json()).toEqual({ error: 'request body exceeds the limit of 1024 bytes (server.max_body_bytes)', code: 'OFFRAMP_BODY_TOO_LARGE' });
+    expect(res.json()).toEqual({
+      error: 'request body exceeds the limit of 1024 bytes (server.max_body_bytes)',
+      code: 'OFFRAMP_BODY_TOO_LARGE',
+    });
     expect(plane.requests).toHaveLength(0);
   });
 
@@ -308,7 +357,10 @@ describe('POST infer', () => {
     plane.inferImpl = () => Promise.reject(new OfframpError('OFFRAMP_QUEUE_FULL', { model: MODEL, limit: 256 }));
     const res = await postInfer(app, VALID_BODY);
     expect(res.statusCode).toBe(429);
-    expect(res.json()).toEqual({ error: "the queue of model 'tiny' is full (256 requests waiting); retry later", code: 'OFFRAMP_QUEUE_FULL' });
+    expect(res.json()).toEqual({
+      error: "the queue of model 'tiny' is full (256 requests waiting); retry later",
+      code: 'OFFRAMP_QUEUE_FULL',
+    });
   });
 
   it('answers an unexpected Error with 500 OFFRAMP_INTERNAL and keeps serving', async () => {
@@ -346,10 +398,13 @@ describe('unknown routes', () => {
     const { app } = harness();
     const res = await app.inject({ method, url });
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: `${method} ${url} is not an endpoint of this server`, code: 'OFFRAMP_ROUTE_NOT_FOUND' });
+    expect(res.json()).toEqual({
+      error: `${method} ${url} is not an endpoint of this server`,
+      code: 'OFFRAMP_ROUTE_NOT_FOUND',
+    });
   });
 
-  it('answers a malformed URL with 400 OFFRAMP_INVALID_REQUEST, not fastify\'s error shape', async () => {
+  it("answers a malformed URL with 400 OFFRAMP_INVALID_REQUEST, not fastify's error shape", async () => {
     const { app } = harness();
     const res = await app.inject({ method: 'GET', url: '/v2/models/%E0%A4%A' });
     expect(res.statusCode).toBe(400);
@@ -357,7 +412,7 @@ describe('unknown routes', () => {
     expect(res.json()).toMatchObject({ code: 'OFFRAMP_INVALID_REQUEST' });
   });
 
-  it('answers bytes that are not HTTP with 400 OFFRAMP_INVALID_REQUEST, not Node\'s or fastify\'s error shape', async () => {
+  it("answers bytes that are not HTTP with 400 OFFRAMP_INVALID_REQUEST, not Node's or fastify's error shape", async () => {
     const { app } = harness();
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
@@ -375,7 +430,7 @@ describe('unknown routes', () => {
 });
 
 describe('GET /metrics', () => {
-  it('registers prom-client\'s process metrics and the event-loop lag gauge on the same registry by default', async () => {
+  it("registers prom-client's process metrics and the event-loop lag gauge on the same registry by default", async () => {
     const metrics = createMetrics();
     try {
       const text = await metrics.registry.metrics();
@@ -397,7 +452,7 @@ describe('GET /metrics', () => {
     expect(res.body).toContain('offramp_request_latency_seconds_bucket{le="0.005",model="tiny",exit="final"} 1');
   });
 
-  it('keeps two registries apart: a second server does not see the first one\'s observations', async () => {
+  it("keeps two registries apart: a second server does not see the first one's observations", async () => {
     const a = harness();
     const b = harness();
     a.metrics.requestsTotal.inc({ model: MODEL, outcome: 'ok' });
@@ -412,7 +467,10 @@ describe('GET /metrics', () => {
     const report = plane.exits(MODEL);
     recordExitsReport(metrics, {
       ...report,
-      ramps: [...report.ramps, { id: 1, active: true, threshold: null, computeBefore: 0.6, exitRate: 0, agreement: null }],
+      ramps: [
+        ...report.ramps,
+        { id: 1, active: true, threshold: null, computeBefore: 0.6, exitRate: 0, agreement: null },
+      ],
       window: { ...report.window, disagreement: null },
     });
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -429,10 +487,25 @@ describe('GET /metrics', () => {
     const { app, metrics, plane } = harness();
     const report = plane.exits(MODEL);
     const estimates = {
-      windowRows: 100, windowDisagreement: 0.01, tuningRows: 400, estimatedDisagreement: 0.004, upperBound: 0.009, estimatedSavings: 0.3,
-      hindsightSavings: 0.4, fractionOfHindsight: 0.625, retunes: 3, tightenings: 1, rampChanges: 0, lastUtilities: [],
+      windowRows: 100,
+      windowDisagreement: 0.01,
+      tuningRows: 400,
+      estimatedDisagreement: 0.004,
+      upperBound: 0.009,
+      estimatedSavings: 0.3,
+      hindsightSavings: 0.4,
+      fractionOfHindsight: 0.625,
+      retunes: 3,
+      tightenings: 1,
+      rampChanges: 0,
+      lastUtilities: [],
     };
-    metrics.onRefresh(() => recordExitsReport(metrics, { ...report, tuner: { kind: 'guarded', online: true, paused: true, pinned: { '0': 0.9 }, proposed: { '0': 0.8 }, estimates } }));
+    metrics.onRefresh(() =>
+      recordExitsReport(metrics, {
+        ...report,
+        tuner: { kind: 'guarded', online: true, paused: true, pinned: { '0': 0.9 }, proposed: { '0': 0.8 }, estimates },
+      }),
+    );
     let text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(text).toContain('offramp_tuner_paused{model="tiny"} 1');
     expect(text).toContain('offramp_ramp_pinned{model="tiny",ramp="0"} 1');
@@ -471,7 +544,12 @@ class FakeAdmin implements AdminPlane {
   readonly calls: unknown[][] = [];
   private report(name: string): TunerAdminReport {
     if (name !== MODEL) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
-    return { model: name, version: VERSION, tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null }, thresholds: {} };
+    return {
+      model: name,
+      version: VERSION,
+      tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null },
+      thresholds: {},
+    };
   }
   tunerState(name: string, version?: string): TunerAdminReport {
     this.calls.push(['state', name, version]);
@@ -485,7 +563,11 @@ class FakeAdmin implements AdminPlane {
     this.calls.push(['resume', name, version]);
     return this.report(name);
   }
-  pinThresholds(name: string, version: string | undefined, thresholds: ReadonlyMap<number, number | null>): TunerAdminReport {
+  pinThresholds(
+    name: string,
+    version: string | undefined,
+    thresholds: ReadonlyMap<number, number | null>,
+  ): TunerAdminReport {
     this.calls.push(['pin', name, version, [...thresholds]]);
     return this.report(name);
   }
@@ -509,13 +591,28 @@ describe('admin routes', () => {
   it('need the bearer token: 401 OFFRAMP_UNAUTHORIZED otherwise, and the controls are not called', async () => {
     const admin = new FakeAdmin();
     const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
-    for (const authorization of [undefined, ADMIN_TOKEN, `Basic ${ADMIN_TOKEN}`, `Bearer ${ADMIN_TOKEN.toUpperCase()}`, 'Bearer ', `Bearer ${ADMIN_TOKEN} extra`]) {
-      const res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/admin/tuner`, headers: authorization === undefined ? {} : { authorization } });
+    for (const authorization of [
+      undefined,
+      ADMIN_TOKEN,
+      `Basic ${ADMIN_TOKEN}`,
+      `Bearer ${ADMIN_TOKEN.toUpperCase()}`,
+      'Bearer ',
+      `Bearer ${ADMIN_TOKEN} extra`,
+    ]) {
+      const res = await app.inject({
+        method: 'GET',
+        url: `/v2/models/${MODEL}/admin/tuner`,
+        headers: authorization === undefined ? {} : { authorization },
+      });
       expect(res.statusCode, String(authorization)).toBe(401);
       expect(res.json()).toMatchObject({ code: 'OFFRAMP_UNAUTHORIZED' });
     }
     expect(admin.calls).toEqual([]);
-    const ok = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/versions/${VERSION}/admin/tuner`, headers: { authorization: `bearer  ${ADMIN_TOKEN}` } });
+    const ok = await app.inject({
+      method: 'GET',
+      url: `/v2/models/${MODEL}/versions/${VERSION}/admin/tuner`,
+      headers: { authorization: `bearer  ${ADMIN_TOKEN}` },
+    });
     expect(ok.statusCode).toBe(200);
     expect(admin.calls).toEqual([['state', MODEL, VERSION]]);
   });
@@ -530,28 +627,64 @@ describe('admin routes', () => {
     const admin = new FakeAdmin();
     const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
     const json = { ...auth, 'content-type': 'application/json' };
-    expect((await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/pause`, headers: json })).statusCode).toBe(200);
-    expect((await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/resume`, headers: auth })).statusCode).toBe(200);
-    const put = await app.inject({ method: 'PUT', url: `/v2/models/${MODEL}/admin/thresholds`, headers: json, payload: '{"thresholds": {"0": 0.99, "3": null}}' });
+    expect(
+      (await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/pause`, headers: json })).statusCode,
+    ).toBe(200);
+    expect(
+      (await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/admin/tuner/resume`, headers: auth })).statusCode,
+    ).toBe(200);
+    const put = await app.inject({
+      method: 'PUT',
+      url: `/v2/models/${MODEL}/admin/thresholds`,
+      headers: json,
+      payload: '{"thresholds": {"0": 0.99, "3": null}}',
+    });
     expect(put.statusCode).toBe(200);
     expect(put.json()).toMatchObject({ model: MODEL, tuner: { kind: 'guarded' } });
-    expect((await app.inject({ method: 'DELETE', url: `/v2/models/${MODEL}/admin/thresholds`, headers: auth })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'DELETE', url: `/v2/models/${MODEL}/admin/thresholds`, headers: auth })).statusCode,
+    ).toBe(200);
     expect(admin.calls).toEqual([
       ['pause', MODEL, undefined],
       ['resume', MODEL, undefined],
-      ['pin', MODEL, undefined, [[0, 0.99], [3, null]]],
+      [
+        'pin',
+        MODEL,
+        undefined,
+        [
+          [0, 0.99],
+          [3, null],
+        ],
+      ],
       ['unpin', MODEL, undefined],
     ]);
     // The KServe routes still refuse an empty JSON body.
-    const infer = await app.inject({ method: 'POST', url: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } });
+    const infer = await app.inject({
+      method: 'POST',
+      url: `/v2/models/${MODEL}/infer`,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(infer.json()).toMatchObject({ code: 'OFFRAMP_MALFORMED_JSON' });
   });
 
   it('refuse a thresholds body that is missing or not {"thresholds": {id: number | null}} with OFFRAMP_INVALID_ADMIN_REQUEST', async () => {
     const admin = new FakeAdmin();
     const { app } = harness(64 * 1024, { plane: admin, token: ADMIN_TOKEN });
-    for (const payload of ['', '[]', '{}', '{"thresholds": 0.9}', '{"thresholds": {"a": 0.9}}', '{"thresholds": {"0": "0.9"}}', '{"thresholds": {"0": 0.9}, "pin": true}']) {
-      const res = await app.inject({ method: 'PUT', url: `/v2/models/${MODEL}/admin/thresholds`, headers: { ...auth, 'content-type': 'application/json' }, payload });
+    for (const payload of [
+      '',
+      '[]',
+      '{}',
+      '{"thresholds": 0.9}',
+      '{"thresholds": {"a": 0.9}}',
+      '{"thresholds": {"0": "0.9"}}',
+      '{"thresholds": {"0": 0.9}, "pin": true}',
+    ]) {
+      const res = await app.inject({
+        method: 'PUT',
+        url: `/v2/models/${MODEL}/admin/thresholds`,
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload,
+      });
       expect(res.statusCode, payload).toBe(400);
       expect(res.json(), payload).toMatchObject({ code: 'OFFRAMP_INVALID_ADMIN_REQUEST' });
     }
@@ -578,7 +711,13 @@ describe('client disconnects', () => {
 
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } });
+    const client = httpRequest({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: `/v2/models/${MODEL}/infer`,
+      headers: { 'content-type': 'application/json' },
+    });
     client.on('error', () => {}); // the destroy below surfaces as an error on the client side
     client.end(JSON.stringify(VALID_BODY));
 
@@ -597,10 +736,19 @@ describe('client disconnects', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
     const status = await new Promise<number | undefined>((resolve, reject) => {
-      const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${MODEL}/infer`, headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode));
-      });
+      const client = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `/v2/models/${MODEL}/infer`,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        },
+      );
       client.on('error', reject);
       client.end(JSON.stringify(VALID_BODY));
     });
@@ -630,7 +778,9 @@ describe('closing', () => {
     socket.on('data', (chunk: string) => (received += chunk));
     const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     const body = JSON.stringify(VALID_BODY);
-    socket.write(`POST /v2/models/${MODEL}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(
+      `POST /v2/models/${MODEL}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     await inferStarted;
 
     const closed = app.close();

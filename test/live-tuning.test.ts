@@ -26,15 +26,25 @@ class Host implements PlanHost {
   }
 }
 
-const NEVER_PLAN: ExitPlan = { policy: 'confidence', patience: 2, mode: 'release', feedbackFraction: 0, ramps: RAMPS.map((id) => ({ id, threshold: null })) };
+const NEVER_PLAN: ExitPlan = {
+  policy: 'confidence',
+  patience: 2,
+  mode: 'release',
+  feedbackFraction: 0,
+  ramps: RAMPS.map((id) => ({ id, threshold: null })),
+};
 
 describe('LiveTuning on a synthetic trace', () => {
   const { header, records } = syntheticTrace({ rows: 4000, seed: 51 });
   // The tuner on this thread, so the plan can be checked right after feeding batches.
-  const options = { profile: header.profile, accuracy: { budget: 0.01, confidence: 0.95, window: 1000 }, thread: false };
+  const options = {
+    profile: header.profile,
+    accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
+    thread: false,
+  };
   const asRecord = (m: ReadonlyMap<number, number | null> | undefined) => Object.fromEntries(m ?? []);
 
-  it('applies the guarded tuner\'s thresholds as it re-tunes', () => {
+  it("applies the guarded tuner's thresholds as it re-tunes", () => {
     const host = new Host(NEVER_PLAN);
     const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
     host.feed(records.slice(0, 2000));
@@ -60,7 +70,12 @@ describe('LiveTuning on a synthetic trace', () => {
   it('keeps pinned thresholds whatever the tuner does, until unpinned', () => {
     const host = new Host({ ...NEVER_PLAN, ramps: NEVER_PLAN.ramps.filter((r) => r.id !== 7) });
     const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
-    tuning.pin(new Map([[2, 0.5], [7, null]]));
+    tuning.pin(
+      new Map([
+        [2, 0.5],
+        [7, null],
+      ]),
+    );
     expect(host.thresholds()).toMatchObject({ 2: 0.5, 7: null });
     host.feed(records.slice(0, 2000));
     const proposed = asRecord(tuning.state().proposed);
@@ -94,12 +109,18 @@ describe('LiveTuning on a synthetic trace', () => {
     }
   });
 
-  it('without an online tuner: pause is a no-op, pins apply, a reload\'s plan keeps them unless the policy cannot take them', () => {
+  it("without an online tuner: pause is a no-op, pins apply, a reload's plan keeps them unless the policy cannot take them", () => {
     const host = new Host({ ...NEVER_PLAN, ramps: [{ id: 3, threshold: 0.9 }] });
     const tuning = new LiveTuning(host, { ...options, kind: 'static' });
     expect(host.onFeedback).toBeUndefined();
     tuning.pause();
-    expect(tuning.state()).toMatchObject({ kind: 'static', online: false, paused: false, proposed: undefined, estimates: undefined });
+    expect(tuning.state()).toMatchObject({
+      kind: 'static',
+      online: false,
+      paused: false,
+      proposed: undefined,
+      estimates: undefined,
+    });
     tuning.pin(new Map([[0, 0]]));
     expect(host.thresholds()).toEqual({ 0: 0, 3: 0.9 });
     expect(tuning.setStaticPlan({ ...NEVER_PLAN, ramps: [{ id: 3, threshold: 0.8 }] })).toEqual([]);
@@ -110,7 +131,7 @@ describe('LiveTuning on a synthetic trace', () => {
     expect(host.thresholds()).toEqual({ 0: 0 });
   });
 
-  it('checks thresholds against the policy\'s score range and merges pins into a plan in model order', () => {
+  it("checks thresholds against the policy's score range and merges pins into a plan in model order", () => {
     expect(thresholdProblem('confidence', 0.5)).toBeUndefined();
     expect(thresholdProblem('confidence', null)).toBeUndefined();
     expect(thresholdProblem('margin', 1.01)).toMatch(/out of range for the margin policy/);
@@ -118,9 +139,27 @@ describe('LiveTuning on a synthetic trace', () => {
     expect(thresholdProblem('entropy', -2)).toBeUndefined();
     expect(thresholdProblem('entropy', 0.1)).toMatch(/entropy/);
     expect(thresholdProblem('confidence', Number.NaN)).toMatch(/finite/);
-    const plan: ExitPlan = { ...NEVER_PLAN, ramps: [{ id: 1, threshold: 0.9 }, { id: 5, threshold: null }] };
+    const plan: ExitPlan = {
+      ...NEVER_PLAN,
+      ramps: [
+        { id: 1, threshold: 0.9 },
+        { id: 5, threshold: null },
+      ],
+    };
     expect(withPins(plan, new Map())).toBe(plan);
-    expect(withPins(plan, new Map([[5, 0.7], [0, null]])).ramps).toEqual([{ id: 0, threshold: null }, { id: 1, threshold: 0.9 }, { id: 5, threshold: 0.7 }]);
+    expect(
+      withPins(
+        plan,
+        new Map([
+          [5, 0.7],
+          [0, null],
+        ]),
+      ).ramps,
+    ).toEqual([
+      { id: 0, threshold: null },
+      { id: 1, threshold: 0.9 },
+      { id: 5, threshold: 0.7 },
+    ]);
   });
 });
 
@@ -153,7 +192,11 @@ describe('live tuning on the bundled model', () => {
           while (next < rows) {
             const i = next++;
             const data = Array.from((images.data as Float32Array).subarray(i * 784, (i + 1) * 784));
-            const answer = await plane.infer({ modelName: 'fmnist', parameters: {}, inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 1, 28, 28], data }] });
+            const answer = await plane.infer({
+              modelName: 'fmnist',
+              parameters: {},
+              inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 1, 28, 28], data }],
+            });
             if (answer.parameters['early'] === true) exitsSeen.push(i);
           }
         }),

@@ -35,7 +35,11 @@ describe('metric table', () => {
       expect(spec.name, key).toMatch(/^offramp_[a-z][a-z0-9_]*$/);
       expect(spec.name.endsWith('_total'), key).toBe(spec.type === 'counter');
       expect(spec.buckets !== undefined, key).toBe(spec.type === 'histogram');
-      if (spec.buckets) expect([...spec.buckets].sort((a, b) => a - b), key).toEqual(spec.buckets);
+      if (spec.buckets)
+        expect(
+          [...spec.buckets].sort((a, b) => a - b),
+          key,
+        ).toEqual(spec.buckets);
       expect(new Set(spec.labels).size, key).toBe(spec.labels.length);
       expect(spec.help.length, key).toBeGreaterThan(10);
     }
@@ -44,27 +48,37 @@ describe('metric table', () => {
   it('registers every entry, in table order, with its type and help, and nothing else', async () => {
     const m = metrics();
     const registered = await m.registry.getMetricsAsJSON();
-    expect(registered.map((r) => ({ name: r.name, type: r.type, help: r.help }))).toEqual(entries.map(([, s]) => ({ name: s.name, type: s.type, help: s.help })));
+    expect(registered.map((r) => ({ name: r.name, type: r.type, help: r.help }))).toEqual(
+      entries.map(([, s]) => ({ name: s.name, type: s.type, help: s.help })),
+    );
   });
 
-  it('exports each field of Metrics under its entry\'s name with exactly its labels (and buckets)', async () => {
+  it("exports each field of Metrics under its entry's name with exactly its labels (and buckets)", async () => {
     const m = metrics();
     for (const [key, spec] of entries) {
       if (key === 'eventLoopLag') continue; // set by its own collect hook at each scrape
       const labels = sampleLabels(spec);
       // Runtime loop over every field: the per-field label types cannot be checked here.
-      const field = m[key] as unknown as { observe?: (l: object, v: number) => void; inc?: (l: object, v?: number) => void; set?: (l: object, v: number) => void };
-      if (spec.type === 'histogram') field.observe!(labels, 0); // ≤ every bucket: each counts it
+      const field = m[key] as unknown as {
+        observe?: (l: object, v: number) => void;
+        inc?: (l: object, v?: number) => void;
+        set?: (l: object, v: number) => void;
+      };
+      if (spec.type === 'histogram')
+        field.observe!(labels, 0); // ≤ every bucket: each counts it
       else if (spec.type === 'counter') field.inc!(labels, 1);
       else field.set!(labels, 1);
     }
     const text = await m.registry.metrics();
     for (const [key, spec] of entries) {
       if (key === 'eventLoopLag') continue;
-      const labelText = Object.entries(sampleLabels(spec)).map(([l, v]) => `${l}="${v}"`).join(',');
+      const labelText = Object.entries(sampleLabels(spec))
+        .map(([l, v]) => `${l}="${v}"`)
+        .join(',');
       if (spec.type === 'histogram') {
         expect(text, key).toContain(`${spec.name}_count{${labelText}} 1`);
-        for (const le of [...spec.buckets!.map(String), '+Inf']) expect(text, key).toContain(`${spec.name}_bucket{le="${le}",${labelText}} 1`);
+        for (const le of [...spec.buckets!.map(String), '+Inf'])
+          expect(text, key).toContain(`${spec.name}_bucket{le="${le}",${labelText}} 1`);
         expect(text.match(new RegExp(`^${spec.name}_bucket\\{`, 'gm'))?.length, key).toBe(spec.buckets!.length + 1);
       } else {
         expect(text, key).toContain(`\n${spec.name}{${labelText}} 1\n`);
@@ -72,7 +86,7 @@ describe('metric table', () => {
     }
   });
 
-  it('types each update with its metric\'s label set', () => {
+  it("types each update with its metric's label set", () => {
     const m = metrics();
     m.requestsTotal.inc({ model: 'm', outcome: 'ok' });
     m.inferenceFailures.inc({ model: 'm', code: 'OFFRAMP_QUEUE_FULL' });

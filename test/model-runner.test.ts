@@ -8,11 +8,32 @@ import { OfframpError } from '../src/errors.js';
 const manifest = {
   name: 'fake',
   model: { classes: 3 },
-  ramps: [{ id: 0, computeBefore: 0.3 }, { id: 1, computeBefore: 0.6 }],
-  profile: { batchSizes: [1, 2, 4], segmentMs: [[1, 1, 1], [1, 1, 1], [1, 1, 1]], headMs: [[0, 0, 0], [0, 0, 0]], fullModelMs: [3, 3, 3] },
+  ramps: [
+    { id: 0, computeBefore: 0.3 },
+    { id: 1, computeBefore: 0.6 },
+  ],
+  profile: {
+    batchSizes: [1, 2, 4],
+    segmentMs: [
+      [1, 1, 1],
+      [1, 1, 1],
+      [1, 1, 1],
+    ],
+    headMs: [
+      [0, 0, 0],
+      [0, 0, 0],
+    ],
+    fullModelMs: [3, 3, 3],
+  },
 } as unknown as PreparedManifest;
 
-const plan: ExitPlan = { policy: 'confidence', patience: 2, mode: 'release', feedbackFraction: 0, ramps: [{ id: 0, threshold: 0.9 }] };
+const plan: ExitPlan = {
+  policy: 'confidence',
+  patience: 2,
+  mode: 'release',
+  feedbackFraction: 0,
+  ramps: [{ id: 0, threshold: 0.9 }],
+};
 
 /**
  * Rows whose first input value is ≥ 0.5 exit at ramp 0 (class 1); the batch then waits for
@@ -48,7 +69,15 @@ class GatedBackend implements ExecutionBackend {
       finalRows: Int32Array.from({ length: rows }, (_, i) => i),
       finalProbs,
       classes: 3,
-      readings: [{ ramp: 0, rows: Int32Array.from({ length: rows }, (_, i) => i), argmax: new Int32Array(rows).fill(1), confidence: new Float32Array(rows).fill(0.95), score: new Float32Array(rows).fill(0.95) }],
+      readings: [
+        {
+          ramp: 0,
+          rows: Int32Array.from({ length: rows }, (_, i) => i),
+          argmax: new Int32Array(rows).fill(1),
+          confidence: new Float32Array(rows).fill(0.95),
+          score: new Float32Array(rows).fill(0.95),
+        },
+      ],
       exitRamp,
       probe: new Uint8Array(rows).fill(1),
       timings: { segmentMs: [], headMs: [], totalMs: 0 },
@@ -65,10 +94,18 @@ class GatedBackend implements ExecutionBackend {
   }
 }
 
-function runner(backend: ExecutionBackend, overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number } = {}): ModelRunner {
+function runner(
+  backend: ExecutionBackend,
+  overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number } = {},
+): ModelRunner {
   return new ModelRunner(manifest, backend, {
     modelName: 'fake',
-    batching: { maxBatchSize: overrides.maxBatchSize ?? 4, maxQueueDelayMs: overrides.maxQueueDelayMs ?? 1, maxQueueSize: overrides.maxQueueSize ?? 16, preferredBatchSizes: [] },
+    batching: {
+      maxBatchSize: overrides.maxBatchSize ?? 4,
+      maxQueueDelayMs: overrides.maxQueueDelayMs ?? 1,
+      maxQueueSize: overrides.maxQueueSize ?? 16,
+      preferredBatchSizes: [],
+    },
     sloLatencyMs: 10_000,
     feedbackWindow: 100,
     plan,
@@ -103,8 +140,12 @@ describe('model runner', () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
     const events: string[] = [];
-    const early = r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }).then((a) => events.push(`early ramp=${a[0]?.ramp}`));
-    const late = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }).then((a) => events.push(`late ramp=${a[0]?.ramp}`));
+    const early = r
+      .submit(Float32Array.from([0.9]), 1, [1], { priority: 0 })
+      .then((a) => events.push(`early ramp=${a[0]?.ramp}`));
+    const late = r
+      .submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })
+      .then((a) => events.push(`late ramp=${a[0]?.ramp}`));
     // Two rows of a possible four: the batcher waits for more until the delay has passed.
     await vi.advanceTimersByTimeAsync(DELAY_MS - 1);
     expect(backend.batches).toEqual([]);
@@ -120,7 +161,10 @@ describe('model runner', () => {
   it('records feedback for every row, exited or not, with the final answer', async () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
-    const done = Promise.all([r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }), r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })]);
+    const done = Promise.all([
+      r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }),
+      r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }),
+    ]);
     await until(() => backend.batches.length === 1);
     expect(backend.batches).toEqual([2]);
     backend.release();
@@ -165,7 +209,9 @@ describe('model runner', () => {
     const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }); // dispatched at once
     await tick();
     const queued = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
-    await expect(r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })).rejects.toSatisfy((e) => OfframpError.is(e, 'OFFRAMP_QUEUE_FULL'));
+    await expect(r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })).rejects.toSatisfy((e) =>
+      OfframpError.is(e, 'OFFRAMP_QUEUE_FULL'),
+    );
     backend.release();
     await running;
     await tick();

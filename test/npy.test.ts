@@ -31,7 +31,9 @@ describe('.npy files', () => {
   });
 
   it('rejects files that are not .npy, and dtypes it cannot serve, with a message naming the file', () => {
-    expect(() => parseNpy(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 'x.npy')).toThrow(/x\.npy: not a \.npy file/);
+    expect(() => parseNpy(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 'x.npy')).toThrow(
+      /x\.npy: not a \.npy file/,
+    );
     const complex = encodeNpy({ type: 'float32', shape: [1], data: Float32Array.from([1]) });
     const text = Buffer.from(complex).toString('latin1').replace("'<f4'", "'<c8'");
     expect(() => parseNpy(Buffer.from(text, 'latin1'), 'c.npy')).toThrow(/c\.npy: unsupported dtype '<c8'/);
@@ -44,6 +46,6 @@ describe('.npy files', () => {
     expect(images.shape).toEqual([10000, 1, 28, 28]);
     const labels = await readNpy('models/data/fashion-mnist/test-labels.npy.gz');
     expect(labels.shape).toEqual([10000]);
-    expect(Math.max(...labels.data as Uint8Array)).toBe(9);
+    expect(Math.max(...(labels.data as Uint8Array))).toBe(9);
   });
 });

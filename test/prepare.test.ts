@@ -19,8 +19,8 @@ import { titled, zooModel } from './helpers/models.js';
 async function quietly<T>(run: () => Promise<T>): Promise<T> {
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (() => true);
-  process.stderr.write = (() => true);
+  process.stdout.write = () => true;
+  process.stderr.write = () => true;
   try {
     return await run();
   } finally {
@@ -34,7 +34,9 @@ const tinyRun = ['--max-batch', '2', '--profile-runs', '2', '--epochs', '3'];
 describe('prepare on the bundled backbone', () => {
   it('writes a prepared directory whose segments and heads reproduce what it reports', async () => {
     const out = await mkdtemp(join(tmpdir(), 'offramp-prepare-'));
-    const code = await quietly(() => main(['prepare', BUNDLED_ONNX, '--data', BOOTSTRAP_IMAGES, '--out', out, '--limit', '400', ...tinyRun, '--json']));
+    const code = await quietly(() =>
+      main(['prepare', BUNDLED_ONNX, '--data', BOOTSTRAP_IMAGES, '--out', out, '--limit', '400', ...tinyRun, '--json']),
+    );
     expect(code).toBe(0);
     const manifest = await readManifest(out);
     const candidates = (await verifySplit(await readModel(BUNDLED_ONNX))).cuts;
@@ -62,13 +64,15 @@ describe('prepare on the bundled backbone', () => {
     await writeNpy(data, { type: 'float32', shape: [30, 3, 28, 28], data: new Float32Array(30 * 3 * 28 * 28) });
     const messages: string[] = [];
     const err = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => messages.push(String(chunk)) > 0);
+    process.stderr.write = (chunk: string) => messages.push(String(chunk)) > 0;
     try {
       expect(await main(['prepare', BUNDLED_ONNX, '--data', data, '--out', join(dir, 'out'), '--json'])).toBe(1);
     } finally {
       process.stderr.write = err;
     }
-    expect(messages.join('')).toContain("data rows have shape [3,28,28] but model input 'pixels' expects [1,28,28] per row");
+    expect(messages.join('')).toContain(
+      "data rows have shape [3,28,28] but model input 'pixels' expects [1,28,28] per row",
+    );
   });
 });
 
@@ -76,9 +80,17 @@ describe('prepare on the bundled backbone', () => {
 async function randomData(path: string, kind: 'image' | 'tokens', rows: number): Promise<void> {
   const random = seededRandom(5);
   if (kind === 'image') {
-    await writeNpy(path, { type: 'float32', shape: [rows, 3, 224, 224], data: Float32Array.from({ length: rows * 3 * 224 * 224 }, () => random()) });
+    await writeNpy(path, {
+      type: 'float32',
+      shape: [rows, 3, 224, 224],
+      data: Float32Array.from({ length: rows * 3 * 224 * 224 }, () => random()),
+    });
   } else {
-    await writeNpy(path, { type: 'int64', shape: [rows, 16], data: BigInt64Array.from({ length: rows * 16 }, () => BigInt(1 + Math.floor(random() * 999))) });
+    await writeNpy(path, {
+      type: 'int64',
+      shape: [rows, 16],
+      data: BigInt64Array.from({ length: rows * 16 }, () => BigInt(1 + Math.floor(random() * 999))),
+    });
   }
 }
 
@@ -92,17 +104,38 @@ describe('prepare on standard architectures (random weights, random data)', () =
   ];
   for (const { name, kind } of cases) {
     const model = zooModel(name);
-    it.skipIf(model.missing !== undefined)(titled(`${name}: one head per candidate, exported heads match their training-time math`, model), async () => {
-      const dir = await mkdtemp(join(tmpdir(), `offramp-prepare-${name}-`));
-      const data = join(dir, 'data.npy');
-      await randomData(data, kind, 24);
-      const heads = kind === 'image' ? 'gap-linear' : 'pooler';
-      const code = await quietly(() => main(['prepare', model.path, '--data', data, '--out', join(dir, 'out'), '--heads', heads, '--max-batch', '1', '--profile-runs', '1', '--epochs', '1', '--json']));
-      expect(code).toBe(0);
-      const manifest = await readManifest(join(dir, 'out'));
-      expect(manifest.ramps.length).toBeGreaterThan(0);
-      expect(manifest.ramps.every((r) => r.head.kind === heads && r.head.exportMaxDiff < 1e-4)).toBe(true);
-      if (kind === 'tokens') expect(manifest.ramps.some((r) => r.side.length > 0)).toBe(true);
-    });
+    it.skipIf(model.missing !== undefined)(
+      titled(`${name}: one head per candidate, exported heads match their training-time math`, model),
+      async () => {
+        const dir = await mkdtemp(join(tmpdir(), `offramp-prepare-${name}-`));
+        const data = join(dir, 'data.npy');
+        await randomData(data, kind, 24);
+        const heads = kind === 'image' ? 'gap-linear' : 'pooler';
+        const code = await quietly(() =>
+          main([
+            'prepare',
+            model.path,
+            '--data',
+            data,
+            '--out',
+            join(dir, 'out'),
+            '--heads',
+            heads,
+            '--max-batch',
+            '1',
+            '--profile-runs',
+            '1',
+            '--epochs',
+            '1',
+            '--json',
+          ]),
+        );
+        expect(code).toBe(0);
+        const manifest = await readManifest(join(dir, 'out'));
+        expect(manifest.ramps.length).toBeGreaterThan(0);
+        expect(manifest.ramps.every((r) => r.head.kind === heads && r.head.exportMaxDiff < 1e-4)).toBe(true);
+        if (kind === 'tokens') expect(manifest.ramps.some((r) => r.side.length > 0)).toBe(true);
+      },
+    );
   }
 });

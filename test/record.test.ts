@@ -9,12 +9,37 @@ import { BUNDLED_DIR, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
 describe('offramp record', () => {
   it('writes a header and one complete feedback record per input row', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
-    const code = await main(['record', '--model', BUNDLED_DIR, '--data', TEST_IMAGES, '--labels', TEST_LABELS, '--out', out, '--limit', '40', '--batch', '16', '--json']);
+    const code = await main([
+      'record',
+      '--model',
+      BUNDLED_DIR,
+      '--data',
+      TEST_IMAGES,
+      '--labels',
+      TEST_LABELS,
+      '--out',
+      out,
+      '--limit',
+      '40',
+      '--batch',
+      '16',
+      '--json',
+    ]);
     expect(code).toBe(0);
-    const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const manifest = await readManifest(BUNDLED_DIR);
     expect(lines[0]).toMatchObject({ offramp_trace: 1, model: manifest.name, classes: 10 });
-    const records = lines.slice(1) as { ramps: { id: number }[]; final: { argmax: number } | null; exit: number; label: number; batchSize: number; probe: boolean }[];
+    const records = lines.slice(1) as {
+      ramps: { id: number }[];
+      final: { argmax: number } | null;
+      exit: number;
+      label: number;
+      batchSize: number;
+      probe: boolean;
+    }[];
     expect(records).toHaveLength(40);
     for (const r of records) {
       expect(r.ramps.map((x) => x.id)).toEqual(manifest.ramps.map((x) => x.id));
@@ -31,7 +56,7 @@ describe('offramp record', () => {
   it('names a missing prepared model directory', async () => {
     const errors: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0);
+    process.stderr.write = (chunk: string) => errors.push(String(chunk)) > 0;
     try {
       expect(await main(['record', '--model', '/nonexistent', '--data', TEST_IMAGES, '--out', '/tmp/x.jsonl'])).toBe(1);
     } finally {

@@ -26,7 +26,8 @@ function request(id: string, arrivalMs: number, options: Partial<EngineRequest> 
   };
 }
 
-const ids = (step: ReturnType<DynamicBatcher['step']>): string[] => (step.kind === 'batch' ? step.slices.map((s) => `${s.request.id}:${s.firstRow}+${s.rows}`) : []);
+const ids = (step: ReturnType<DynamicBatcher['step']>): string[] =>
+  step.kind === 'batch' ? step.slices.map((s) => `${s.request.id}:${s.firstRow}+${s.rows}`) : [];
 
 describe('dynamic batcher', () => {
   it('is idle with an empty queue', () => {
@@ -75,7 +76,12 @@ describe('dynamic batcher', () => {
 
   it('rejects a request when the queue is full', () => {
     const b = new DynamicBatcher(config, latency);
-    expect([b.add(request('a', 0)), b.add(request('b', 0)), b.add(request('c', 0)), b.add(request('d', 0))]).toEqual([true, true, true, false]);
+    expect([b.add(request('a', 0)), b.add(request('b', 0)), b.add(request('c', 0)), b.add(request('d', 0))]).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
   });
 
   it('serves lower priority values first, first come first served within a level', () => {

@@ -16,12 +16,20 @@ let client: grpc.Client;
 const ServiceClient = grpc.makeClientConstructor(loadInferenceService(), 'GRPCInferenceService');
 
 function rpc<T>(method: string, request: object): Promise<T> {
-  const fn = (client as unknown as Record<string, (r: object, cb: (e: grpc.ServiceError | null, v?: unknown) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, request, (err, res) => (err ? reject(err) : resolve(res as T))));
+  const fn = (
+    client as unknown as Record<string, (r: object, cb: (e: grpc.ServiceError | null, v?: unknown) => void) => void>
+  )[method]!;
+  return new Promise((resolve, reject) =>
+    fn.call(client, request, (err, res) => (err ? reject(err) : resolve(res as T))),
+  );
 }
 
 async function infer(body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${base}/v2/models/fmnist/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}/v2/models/fmnist/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -51,7 +59,10 @@ describe('offramp server on the bundled model', () => {
   it('answers a KServe v2 HTTP infer with probabilities, class, label and exit parameters', async () => {
     const image = await testImages(1, 0);
     const pixels = Array.from(image.data as Float32Array, (v) => Math.round(v * 255));
-    const { status, json } = await infer({ id: 'one', inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }] });
+    const { status, json } = await infer({
+      id: 'one',
+      inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }],
+    });
     expect(status).toBe(200);
     expect(json).toMatchObject({ model_name: 'fmnist', id: 'one' });
     const parameters = json['parameters'] as Record<string, unknown>;
@@ -67,7 +78,11 @@ describe('offramp server on the bundled model', () => {
   it('answers gRPC ModelInfer with raw_input_contents in raw_output_contents', async () => {
     const image = await testImages(2, 0);
     const raw = Buffer.from((image.data as Float32Array).buffer);
-    const reply = await rpc<{ outputs: { name: string; datatype: string }[]; raw_output_contents: Buffer[]; parameters: Record<string, unknown> }>('ModelInfer', {
+    const reply = await rpc<{
+      outputs: { name: string; datatype: string }[];
+      raw_output_contents: Buffer[];
+      parameters: Record<string, unknown>;
+    }>('ModelInfer', {
       model_name: 'fmnist',
       inputs: [{ name: 'pixels', datatype: 'FP32', shape: [2, 1, 28, 28] }],
       raw_input_contents: [raw],
@@ -80,11 +95,17 @@ describe('offramp server on the bundled model', () => {
 
   it('a bad request in the same batch as good ones gets a coded error and disturbs none of them', async () => {
     const images = await testImages(4, 10);
-    const rows = Array.from({ length: 4 }, (_, i) => Array.from((images.data as Float32Array).subarray(i * 784, (i + 1) * 784)));
-    const good = rows.map((data) => infer({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data }] }));
+    const rows = Array.from({ length: 4 }, (_, i) =>
+      Array.from((images.data as Float32Array).subarray(i * 784, (i + 1) * 784)),
+    );
+    const good = rows.map((data) =>
+      infer({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data }] }),
+    );
     const badShape = infer({ inputs: [{ name: 'pixels', shape: [1, 28, 28], datatype: 'FP32', data: rows[0] }] });
     const badCount = infer({ inputs: [{ name: 'pixels', shape: [2, 1, 28, 28], datatype: 'FP32', data: rows[0] }] });
-    const badJson = fetch(`${base}/v2/models/fmnist/infer`, { method: 'POST', body: '{"inputs": [' }).then(async (r) => ({ status: r.status, json: (await r.json()) as Record<string, unknown> }));
+    const badJson = fetch(`${base}/v2/models/fmnist/infer`, { method: 'POST', body: '{"inputs": [' }).then(
+      async (r) => ({ status: r.status, json: (await r.json()) as Record<string, unknown> }),
+    );
     const results = await Promise.all([...good, badShape, badCount, badJson]);
     expect(results.slice(0, 4).map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(results.slice(4).map((r) => [r.status, r.json['code']])).toEqual([
@@ -96,14 +117,21 @@ describe('offramp server on the bundled model', () => {
 
   it('answers a request with several rows once all its rows are decided', async () => {
     const images = await testImages(5, 20);
-    const { status, json } = await infer({ inputs: [{ name: 'pixels', shape: [5, 1, 28, 28], datatype: 'FP32', data: Array.from(images.data as Float32Array) }] });
+    const { status, json } = await infer({
+      inputs: [
+        { name: 'pixels', shape: [5, 1, 28, 28], datatype: 'FP32', data: Array.from(images.data as Float32Array) },
+      ],
+    });
     expect(status).toBe(200);
     const exitRamp = (json['outputs'] as { name: string; data: number[] }[]).find((o) => o.name === 'exit_ramp');
     expect(exitRamp?.data).toHaveLength(5);
   });
 
   it('shows exits and metrics for the served traffic', async () => {
-    const exits = (await (await fetch(`${base}/v2/models/fmnist/exits`)).json()) as { ramps: { active: boolean }[]; window: { size: number } };
+    const exits = (await (await fetch(`${base}/v2/models/fmnist/exits`)).json()) as {
+      ramps: { active: boolean }[];
+      window: { size: number };
+    };
     expect(exits.ramps.some((r) => r.active)).toBe(true);
     expect(exits.window.size).toBeGreaterThan(0);
     const metrics = await (await fetch(`${base}/metrics`)).text();

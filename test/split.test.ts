@@ -144,8 +144,11 @@ describe('split execution of standard architectures', () => {
 });
 
 const bundled = bundledModel();
-test.skipIf(bundled.missing !== undefined)(titled('bundled fmnist-resnet: segments at the candidates reproduce the model within 1e-4', bundled), async () => {
-  const report = await verifySplit(await readModel(bundled.path));
-  expect(report.cuts.length).toBeGreaterThan(0);
-  expect(report.maxAbsDiff).toBeLessThanOrEqual(VERIFY_TOLERANCE);
-});
+test.skipIf(bundled.missing !== undefined)(
+  titled('bundled fmnist-resnet: segments at the candidates reproduce the model within 1e-4', bundled),
+  async () => {
+    const report = await verifySplit(await readModel(bundled.path));
+    expect(report.cuts.length).toBeGreaterThan(0);
+    expect(report.maxAbsDiff).toBeLessThanOrEqual(VERIFY_TOLERANCE);
+  },
+);

@@ -13,15 +13,20 @@ import { replayTrace, type ReplayReport } from '../tuner/replay.js';
 import { EASY, SHIFTED, syntheticTrace, toJsonl } from './fixtures/synthetic-trace.js';
 
 function line(name: string, r: ReplayReport): string {
-  const f = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(digits)}%`);
+  const f = (x: number | null | undefined, digits = 1): string =>
+    x === null || x === undefined ? '-' : `${(x * 100).toFixed(digits)}%`;
   return (
     `${name}: ${r.windows.filter((w) => w.withinBudget).length}/${r.windows.length} windows within budget, disagreement ${f(r.overallDisagreement, 2)}, savings ${f(r.meanSavings)}` +
-    (r.compliantHindsight ? `, compliant hindsight ${f(r.compliantHindsight.savings)} (${f(r.fractionOfCompliantHindsight)} of it)` : '') +
-    (r.meanHindsightSavings !== null ? `, per-window hindsight ${f(r.meanHindsightSavings)} (${f(r.fractionOfHindsight)})` : '')
+    (r.compliantHindsight
+      ? `, compliant hindsight ${f(r.compliantHindsight.savings)} (${f(r.fractionOfCompliantHindsight)} of it)`
+      : '') +
+    (r.meanHindsightSavings !== null
+      ? `, per-window hindsight ${f(r.meanHindsightSavings)} (${f(r.fractionOfHindsight)})`
+      : '')
   );
 }
 
-describe('replay on the bundled model\'s recorded traces', () => {
+describe("replay on the bundled model's recorded traces", () => {
   // `offramp record` over the Fashion-MNIST test split, reordered by test/fixtures/make-traces.ts:
   // stationary = shuffled; shifted = the five easiest classes first, the five hardest after.
   const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/traces/${name}`, import.meta.url));
@@ -58,7 +63,14 @@ describe('replay on the bundled model\'s recorded traces', () => {
     const { header, records } = await readTrace(fixture('fmnist-shifted.jsonl.gz'));
     const shiftWindow = 5;
     const report = replayTrace(header, records, { kind: 'guarded', activeRamps: RAMPS, hindsight: false });
-    console.log(line('recorded shifted, guarded', report), '| windows from the shift:', report.windows.slice(shiftWindow).map((w) => `${(w.disagreement * 100).toFixed(2)}%`).join(' '));
+    console.log(
+      line('recorded shifted, guarded', report),
+      '| windows from the shift:',
+      report.windows
+        .slice(shiftWindow)
+        .map((w) => `${(w.disagreement * 100).toFixed(2)}%`)
+        .join(' '),
+    );
     expect(report.windows).toHaveLength(10);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
     // The easy half let the tuner open far more than the hard half can bear: it did pull back.
@@ -69,18 +81,27 @@ describe('replay on the bundled model\'s recorded traces', () => {
   });
 });
 
-describe('replay on a long shifted stream from the bundled model\'s trace', () => {
+describe("replay on a long shifted stream from the bundled model's trace", () => {
   // The recorded shifted trace is 10 windows: the guarded tuner never leaves its first phase
   // (learning on a third of the tuning window). Here the shift comes after 30 windows, when older
   // rows learn the path and the whole tuning window tests it (tuner/guarded-tuner.ts).
   it('shifted after 30 windows: back under budget within 2 windows of the shift', async () => {
-    const { header, records } = await readTrace(fileURLToPath(new URL('./fixtures/traces/fmnist-shifted.jsonl.gz', import.meta.url)));
+    const { header, records } = await readTrace(
+      fileURLToPath(new URL('./fixtures/traces/fmnist-shifted.jsonl.gz', import.meta.url)),
+    );
     const easy = records.slice(0, records.length / 2);
     const hard = records.slice(records.length / 2);
     const shiftWindow = 30;
     const stream = [...resampleRecords(easy, shiftWindow * 1000, 1), ...resampleRecords(hard, 20_000, 101)];
     const report = replayTrace(header, stream, { kind: 'guarded', activeRamps: [0, 3, 5], hindsight: false });
-    console.log(line('long shifted, guarded', report), '| windows from the shift:', report.windows.slice(shiftWindow).map((w) => `${(w.disagreement * 100).toFixed(1)}%`).join(' '));
+    console.log(
+      line('long shifted, guarded', report),
+      '| windows from the shift:',
+      report.windows
+        .slice(shiftWindow)
+        .map((w) => `${(w.disagreement * 100).toFixed(1)}%`)
+        .join(' '),
+    );
     expect(report.windows).toHaveLength(50);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
     // It was in the older-rows phase, and still exits after the shift.
@@ -129,7 +150,14 @@ describe('replay on a synthetic shifted trace', () => {
 
   it('guarded is back under budget within 2 windows of the shift', () => {
     const report = replayTrace(header, records, { kind: 'guarded' });
-    console.log(line('shifted, guarded', report), '| windows after the shift:', report.windows.slice(shiftWindow, shiftWindow + 3).map((w) => `${(w.disagreement * 100).toFixed(2)}%`).join(' '));
+    console.log(
+      line('shifted, guarded', report),
+      '| windows after the shift:',
+      report.windows
+        .slice(shiftWindow, shiftWindow + 3)
+        .map((w) => `${(w.disagreement * 100).toFixed(2)}%`)
+        .join(' '),
+    );
     expect(report.windows.slice(0, shiftWindow).every((w) => w.withinBudget)).toBe(true);
     expect(report.windows.slice(shiftWindow + 2).every((w) => w.withinBudget)).toBe(true);
     // It reacted: a tightening after the shift, and exits again afterwards.
@@ -148,10 +176,23 @@ describe('replay mechanics', () => {
   const { header, records } = syntheticTrace({ rows: 3000, seed: 9 });
 
   it('with fixed thresholds, each window is exactly the window evaluation of those thresholds', () => {
-    const thresholds = new Map<number, number | null>([[2, 0.97], [5, 0.95], [7, 0.9]]);
-    const report = replayTrace(header, records, { kind: 'static', thresholds, activeRamps: [2, 5, 7], hindsight: false });
+    const thresholds = new Map<number, number | null>([
+      [2, 0.97],
+      [5, 0.95],
+      [7, 0.9],
+    ]);
+    const report = replayTrace(header, records, {
+      kind: 'static',
+      thresholds,
+      activeRamps: [2, 5, 7],
+      hindsight: false,
+    });
     report.windows.forEach((w, k) => {
-      const expected = evaluateWindow(records.slice(k * 1000, (k + 1) * 1000), thresholds, { activeRamps: [2, 5, 7], rule: { policy: 'confidence', patience: 2 }, profile: header.profile });
+      const expected = evaluateWindow(records.slice(k * 1000, (k + 1) * 1000), thresholds, {
+        activeRamps: [2, 5, 7],
+        rule: { policy: 'confidence', patience: 2 },
+        profile: header.profile,
+      });
       expect(w.disagreements).toBe(expected.disagreements);
       expect(w.savings).toBeCloseTo(expected.savings, 9);
       expect(w.exitRates[5]).toBeCloseTo(expected.exitRates.get(5) ?? 0, 12);
@@ -165,11 +206,13 @@ describe('replay mechanics', () => {
 
 describe('offramp replay', () => {
   async function run(args: string[]): Promise<{ out: string; error?: Error }> {
-    const program = new Command('offramp').exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+    const program = new Command('offramp')
+      .exitOverride()
+      .configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
     registerReplayCommand(program);
     const chunks: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => chunks.push(String(chunk)) > 0);
+    process.stdout.write = (chunk: string) => chunks.push(String(chunk)) > 0;
     try {
       await program.parseAsync(['replay', ...args], { from: 'user' });
       return { out: chunks.join('') };
@@ -200,7 +243,18 @@ describe('offramp replay', () => {
 
   it('prints a table and the overall figures', async () => {
     const path = await traceFile(2000);
-    const { out, error } = await run(['--trace', path, '--tuner', 'static', '--thresholds', '4=0.99,6=0.95', '--budget', '2%', '--window', '500']);
+    const { out, error } = await run([
+      '--trace',
+      path,
+      '--tuner',
+      'static',
+      '--thresholds',
+      '4=0.99,6=0.95',
+      '--budget',
+      '2%',
+      '--window',
+      '500',
+    ]);
     expect(error).toBeUndefined();
     expect(out).toContain('through the static tuner: budget 2.00% per 500-row window');
     expect(out).toContain('windows within budget: ');
@@ -209,7 +263,9 @@ describe('offramp replay', () => {
   });
 
   it('names a missing trace file and a file that is not a trace', async () => {
-    expect((await run(['--trace', '/nonexistent/trace.jsonl'])).error?.message).toBe('/nonexistent/trace.jsonl: no such trace file');
+    expect((await run(['--trace', '/nonexistent/trace.jsonl'])).error?.message).toBe(
+      '/nonexistent/trace.jsonl: no such trace file',
+    );
     const path = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'bad.jsonl');
     await writeFile(path, '{"hello": 1}\n');
     expect((await run(['--trace', path])).error?.message).toMatch(/bad\.jsonl: not an offramp trace/);

@@ -2,7 +2,13 @@
 // guarded / hindsight / Apparate searches, ramp utility and the online tuner's triggers.
 import { describe, expect, it } from 'vitest';
 import { apparateThresholds } from '../tuner/apparate.js';
-import { binomialCdf, clopperPearsonLower, clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from '../tuner/clopper-pearson.js';
+import {
+  binomialCdf,
+  clopperPearsonLower,
+  clopperPearsonUpper,
+  maxAllowedDisagreements,
+  windowSafeRate,
+} from '../tuner/clopper-pearson.js';
 import type { ExitRule } from '../tuner/exit-policy.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import { FeedbackHistory } from '../tuner/feedback-history.js';
@@ -35,7 +41,12 @@ describe('Clopper–Pearson bounds', () => {
     expect(clopperPearsonLower(10, 1000, 0.95)).toBeCloseTo(0.005435140144707, 10);
     expect(clopperPearsonLower(3, 20, 0.95)).toBeCloseTo(0.042169407885779, 10);
     expect(clopperPearsonLower(0, 50, 0.95)).toBe(0);
-    for (const [k, n] of [[0, 10], [3, 40], [17, 900], [250, 100000]] as const) {
+    for (const [k, n] of [
+      [0, 10],
+      [3, 40],
+      [17, 900],
+      [250, 100000],
+    ] as const) {
       // P(X ≤ k | upper) = δ: the definition of the bound.
       expect(binomialCdf(k, n, clopperPearsonUpper(k, n, 0.9))).toBeCloseTo(0.1, 9);
     }
@@ -80,17 +91,63 @@ function row(readings: [number, number][], final: number | null): FeedbackRecord
 }
 
 const TINY: FeedbackRecord[] = [
-  row([[1, 0.95], [1, 0.9], [1, 0.99]], 1), // exits at 0, agrees
-  row([[2, 0.5], [3, 0.85], [2, 0.99]], 2), // exits at 1, disagrees
-  row([[0, 0.6], [0, 0.7], [0, 0.99]], 0), // ramp 2 is "never": full model
-  row([[4, 0.91], [5, 0.9], [5, 0.9]], 5), // exits at 0, disagrees
-  row([[1, 0.2], [1, 0.81], [1, 0.5]], null), // exits at 1, final unknown: not counted
-  row([[7, 0.9], [7, 0.95], [7, 0.95]], 7), // exactly at the threshold: exits at 0
+  row(
+    [
+      [1, 0.95],
+      [1, 0.9],
+      [1, 0.99],
+    ],
+    1,
+  ), // exits at 0, agrees
+  row(
+    [
+      [2, 0.5],
+      [3, 0.85],
+      [2, 0.99],
+    ],
+    2,
+  ), // exits at 1, disagrees
+  row(
+    [
+      [0, 0.6],
+      [0, 0.7],
+      [0, 0.99],
+    ],
+    0,
+  ), // ramp 2 is "never": full model
+  row(
+    [
+      [4, 0.91],
+      [5, 0.9],
+      [5, 0.9],
+    ],
+    5,
+  ), // exits at 0, disagrees
+  row(
+    [
+      [1, 0.2],
+      [1, 0.81],
+      [1, 0.5],
+    ],
+    null,
+  ), // exits at 1, final unknown: not counted
+  row(
+    [
+      [7, 0.9],
+      [7, 0.95],
+      [7, 0.95],
+    ],
+    7,
+  ), // exactly at the threshold: exits at 0
 ];
 
 describe('window evaluation', () => {
   const options = { activeRamps: [0, 1, 2], rule: CONFIDENCE, profile: TINY_PROFILE };
-  const thresholds = new Map<number, number | null>([[0, 0.9], [1, 0.8], [2, null]]);
+  const thresholds = new Map<number, number | null>([
+    [0, 0.9],
+    [1, 0.8],
+    [2, null],
+  ]);
 
   it('decides a tiny trace as worked out by hand', () => {
     const result = new WindowEvaluator(TINY, options).evaluate(thresholds);
@@ -99,7 +156,13 @@ describe('window evaluation', () => {
     expect(result.countedRows).toBe(5);
     expect(result.disagreements).toBe(2);
     expect(result.disagreementRate).toBeCloseTo(0.4, 12);
-    expect(result.exitRates).toEqual(new Map([[0, 0.5], [1, 2 / 6], [2, 0]]));
+    expect(result.exitRates).toEqual(
+      new Map([
+        [0, 0.5],
+        [1, 2 / 6],
+        [2, 0],
+      ]),
+    );
     // Time to answer: ramp 0 = 1 + 0.1, ramp 1 = 2 + 0.2, full = 4 + 0.3 ms; mean (3·1.1 + 2·2.2 + 4.3) / 6 = 2 ms of 4.
     expect(result.savings).toBeCloseTo(0.5, 12);
   });
@@ -211,7 +274,11 @@ describe('Apparate hill-climb', () => {
   });
 
   it('on a window of four 16-row batches allows no disagreement at all', () => {
-    const small = new WindowEvaluator(records.slice(0, 64), { activeRamps: RAMPS, rule: CONFIDENCE, profile: header.profile });
+    const small = new WindowEvaluator(records.slice(0, 64), {
+      activeRamps: RAMPS,
+      rule: CONFIDENCE,
+      profile: header.profile,
+    });
     const choice = apparateThresholds(small, { budget: 0.01, policy: 'confidence' });
     expect(choice.allowedDisagreements).toBe(0);
     expect(choice.disagreements).toBe(0);
@@ -228,12 +295,25 @@ describe('ramp utility', () => {
     const choice = guardedThresholds(records, window, { budget: 0.01, confidence: 0.95 });
     expect(choice.thresholds.get(1)).toBeNull();
     expect(choice.thresholds.get(4)).not.toBeNull();
-    const utilities = rampUtilities(records.slice(-1000), { activeRamps: active, thresholds: choice.thresholds, rule: CONFIDENCE, profile: header.profile });
+    const utilities = rampUtilities(records.slice(-1000), {
+      activeRamps: active,
+      thresholds: choice.thresholds,
+      rule: CONFIDENCE,
+      profile: header.profile,
+    });
     const byId = new Map(utilities.map((u) => [u.rampId, u]));
     expect(byId.get(1)?.utilityMs).toBeLessThan(0);
     expect(byId.get(1)?.passRate).toBeCloseTo(1, 12); // every row pays its head for nothing
     expect(byId.get(4)?.utilityMs).toBeGreaterThan(0);
-    const decision = rampSetDecision({ utilities, activeRamps: active, availableRamps: RAMPS, profile: header.profile, maxRamps: 3, rampBudget: 0.03, exclude: [1] });
+    const decision = rampSetDecision({
+      utilities,
+      activeRamps: active,
+      availableRamps: RAMPS,
+      profile: header.profile,
+      maxRamps: 3,
+      rampBudget: 0.03,
+      exclude: [1],
+    });
     expect(decision.drop).toEqual([1]);
     expect(decision.keep).toEqual([4]);
     // Latest useful cut is 7 (8 ms + head < 9 ms); the middle of (4, 7] is 5.5: 5 and 6 tie, the earlier wins.
@@ -242,12 +322,34 @@ describe('ramp utility', () => {
   });
 
   it('respects max_ramps and the overhead budget', () => {
-    const utilities = RAMPS.map((rampId) => ({ rampId, exitRate: 0.1, passRate: 0.5, gainMs: 1, costMs: 0.02, utilityMs: 0.09 - rampId * 0.01, utilityShare: 0.01 }));
-    const decision = rampSetDecision({ utilities, activeRamps: RAMPS, availableRamps: RAMPS, profile: header.profile, maxRamps: 3, rampBudget: 0.03 });
+    const utilities = RAMPS.map((rampId) => ({
+      rampId,
+      exitRate: 0.1,
+      passRate: 0.5,
+      gainMs: 1,
+      costMs: 0.02,
+      utilityMs: 0.09 - rampId * 0.01,
+      utilityShare: 0.01,
+    }));
+    const decision = rampSetDecision({
+      utilities,
+      activeRamps: RAMPS,
+      availableRamps: RAMPS,
+      profile: header.profile,
+      maxRamps: 3,
+      rampBudget: 0.03,
+    });
     expect(decision.keep).toEqual([0, 1, 2]); // the three most useful
     expect(decision.add).toBeNull();
     // Heads of 0.02 ms on a 9 ms model: a 0.5 % budget holds two of them.
-    const tight = rampSetDecision({ utilities, activeRamps: [0, 1, 2], availableRamps: RAMPS, profile: header.profile, maxRamps: 3, rampBudget: 0.005 });
+    const tight = rampSetDecision({
+      utilities,
+      activeRamps: [0, 1, 2],
+      availableRamps: RAMPS,
+      profile: header.profile,
+      maxRamps: 3,
+      rampBudget: 0.005,
+    });
     expect(tight.keep).toEqual([0, 1]);
     expect(tight.overheadShare).toBeLessThanOrEqual(0.005);
   });
@@ -260,8 +362,17 @@ describe('ramp utility', () => {
 
 describe('online tuner', () => {
   const { header, records } = syntheticTrace({ rows: 6000, seed: 51 });
-  const base = { rule: CONFIDENCE, profile: header.profile, budget: 0.01, confidence: 0.95, window: 1000, activeRamps: RAMPS, hindsight: false };
-  const batches = (rows: FeedbackRecord[]): FeedbackRecord[][] => Array.from({ length: Math.ceil(rows.length / 16) }, (_, i) => rows.slice(i * 16, i * 16 + 16));
+  const base = {
+    rule: CONFIDENCE,
+    profile: header.profile,
+    budget: 0.01,
+    confidence: 0.95,
+    window: 1000,
+    activeRamps: RAMPS,
+    hindsight: false,
+  };
+  const batches = (rows: FeedbackRecord[]): FeedbackRecord[][] =>
+    Array.from({ length: Math.ceil(rows.length / 16) }, (_, i) => rows.slice(i * 16, i * 16 + 16));
 
   it('static never changes its thresholds', () => {
     const fixed = new Map<number, number | null>(RAMPS.map((id) => [id, 0.5]));
@@ -299,7 +410,12 @@ describe('online tuner', () => {
 
   it('drops a useless ramp after its utility stays ≤ 0, and tries a new position', () => {
     const trace = syntheticTrace({ rows: 4000, seed: 52, uselessRamps: [1] });
-    const tuner = createTuner({ ...base, kind: 'guarded', activeRamps: [1, 4], rampSet: { availableRamps: RAMPS, maxRamps: 3, rampBudget: 0.03, checkEveryBatches: 30 } });
+    const tuner = createTuner({
+      ...base,
+      kind: 'guarded',
+      activeRamps: [1, 4],
+      rampSet: { availableRamps: RAMPS, maxRamps: 3, rampBudget: 0.03, checkEveryBatches: 30 },
+    });
     const events = batches(trace.records).flatMap((b) => tuner.observe(b));
     const changes = events.filter((e) => e.type === 'ramps');
     expect(changes.some((e) => e.type === 'ramps' && e.dropped.includes(1))).toBe(true);

@@ -34,7 +34,10 @@ export class ApparateTuner extends OnlineTuner<ApparateTunerOptions> {
     const records = this.usable(this.windowRows());
     if (records.length === 0) return null;
     const { budget, confidence, rule } = this.options;
-    return { choice: apparateThresholds(this.evaluator(records), { budget, policy: rule.policy, confidence }), records };
+    return {
+      choice: apparateThresholds(this.evaluator(records), { budget, policy: rule.policy, confidence }),
+      records,
+    };
   }
 
   private firstBatch(): number {

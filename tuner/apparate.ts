@@ -53,7 +53,14 @@ interface ClimbResult {
   totals: WindowTotals;
 }
 
-function climb(ev: WindowEvaluator, start: number, initialStep: number, minStep: number, allowed: number, floors: Float64Array): ClimbResult {
+function climb(
+  ev: WindowEvaluator,
+  start: number,
+  initialStep: number,
+  minStep: number,
+  allowed: number,
+  floors: Float64Array,
+): ClimbResult {
   const m = ev.activeRamps.length;
   const vector = new Float64Array(m).fill(start);
   const steps = new Float64Array(m).fill(initialStep);
@@ -74,7 +81,9 @@ function climb(ev: WindowEvaluator, start: number, initialStep: number, minStep:
       if (t.disagreements > allowed) continue;
       const latencyChanged = Math.abs(t.latencyTotalMs - current.latencyTotalMs) > 1e-9;
       if (latencyChanged) {
-        const score = Math.abs(t.disagreements - current.disagreements) / Math.abs(ev.savingsOf(t.latencyTotalMs) - ev.savingsOf(current.latencyTotalMs));
+        const score =
+          Math.abs(t.disagreements - current.disagreements) /
+          Math.abs(ev.savingsOf(t.latencyTotalMs) - ev.savingsOf(current.latencyTotalMs));
         if (score < bestScore) {
           bestScore = score;
           best = d;
@@ -111,7 +120,8 @@ function climb(ev: WindowEvaluator, start: number, initialStep: number, minStep:
 
 /** Apparate's greedy hill-climb on the window; empirical disagreement ≤ budget × counted rows. */
 export function apparateThresholds(ev: WindowEvaluator, options: ApparateOptions): ThresholdChoice {
-  if (!(options.budget > 0 && options.budget < 1)) throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);
+  if (!(options.budget > 0 && options.budget < 1))
+    throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);
   const allowed = Math.floor(options.budget * ev.countedRows + 1e-9);
   const start = apparateNever(options.policy);
   const floors = Float64Array.from(ev.activeRamps, (_, j) => ev.lowestScore(j));

@@ -154,7 +154,8 @@ export function maxAllowedDisagreements(n: number, budget: number, confidence: n
  * one window in four); this is the rate that breaks at most one in 1/(1 − confidence).
  */
 export function windowSafeRate(windowRows: number, budget: number, confidence: number): number {
-  if (!Number.isInteger(windowRows) || windowRows < 1) throw new RangeError(`windowRows must be a positive integer, got ${windowRows}`);
+  if (!Number.isInteger(windowRows) || windowRows < 1)
+    throw new RangeError(`windowRows must be a positive integer, got ${windowRows}`);
   if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence must be in (0, 1), got ${confidence}`);
   const allowed = Math.floor(budget * windowRows + 1e-9);
   let lo = 0;

@@ -54,9 +54,12 @@ export function noEstimates(): TunerEstimates {
 
 /** Throws a RangeError for options no tuner can judge a budget with. */
 export function checkTunerOptions(options: { budget: number; confidence: number; window: number }): void {
-  if (!(options.budget > 0 && options.budget < 1)) throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);
-  if (!(options.confidence > 0 && options.confidence < 1)) throw new RangeError(`confidence must be in (0, 1), got ${options.confidence}`);
-  if (!Number.isInteger(options.window) || options.window < 1) throw new RangeError(`window must be a positive integer, got ${options.window}`);
+  if (!(options.budget > 0 && options.budget < 1))
+    throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);
+  if (!(options.confidence > 0 && options.confidence < 1))
+    throw new RangeError(`confidence must be in (0, 1), got ${options.confidence}`);
+  if (!Number.isInteger(options.window) || options.window < 1)
+    throw new RangeError(`window must be a positive integer, got ${options.window}`);
 }
 
 export class FeedbackHistory {

@@ -82,12 +82,14 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     if (this.sinceWindowCheck >= window && this.history.length >= window) {
       this.sinceWindowCheck = 0;
       const counts = tally(this.history.recent());
-      if (breaksBudget(counts, budget)) return { reason: 'violation', disagreement: counts.k / counts.n, rows: counts.n };
+      if (breaksBudget(counts, budget))
+        return { reason: 'violation', disagreement: counts.k / counts.n, rows: counts.n };
     }
     if (this.driftSpan > 0 && this.sinceDriftCheck >= this.driftSpan && this.history.length >= this.driftSpan) {
       this.sinceDriftCheck = 0;
       const { k, n } = tally(this.history.last(this.driftSpan));
-      if (n > 0 && k > 0 && clopperPearsonLower(k, n, confidence) > budget) return { reason: 'drift', disagreement: k / n, rows: n };
+      if (n > 0 && k > 0 && clopperPearsonLower(k, n, confidence) > budget)
+        return { reason: 'drift', disagreement: k / n, rows: n };
     }
     return null;
   }
@@ -100,7 +102,13 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     this.sinceRetune = 0;
     this.sinceWindowCheck = 0;
     this.sinceDriftCheck = 0;
-    this.stats = { ...this.stats, tightenings: this.stats.tightenings + 1, estimatedSavings: null, estimatedDisagreement: null, upperBound: null };
+    this.stats = {
+      ...this.stats,
+      tightenings: this.stats.tightenings + 1,
+      estimatedSavings: null,
+      estimatedDisagreement: null,
+      upperBound: null,
+    };
     return { type: 'tighten', reason, disagreement, rows };
   }
 
@@ -112,7 +120,8 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   protected override choose(): { choice: GuardedChoice; records: FeedbackRecord[] } | null {
     const tuning = this.usable(this.history.last(this.tuneWindow));
     const older = this.usable(this.history.allBut(this.tuneWindow));
-    const choice = older.length >= this.learnFromOlderAt ? this.testOnTuningWindow(older, tuning) : this.interleaved(tuning);
+    const choice =
+      older.length >= this.learnFromOlderAt ? this.testOnTuningWindow(older, tuning) : this.interleaved(tuning);
     return choice ? { choice, records: tuning } : null;
   }
 
@@ -155,7 +164,14 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     if (maxAllowedDisagreements(test.countedRows, this.target(), confidence) < 0) return null;
     if (!this.path || this.history.observed - this.path.learnedAt >= this.relearnEvery) {
       const fit = new WindowEvaluator(older, { ...this.windowOptions(), smoothDisagreement: true });
-      this.path = { vectors: learnPath(fit, { budget, ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}) }), learnedAt: this.history.observed, rows: fit.rows };
+      this.path = {
+        vectors: learnPath(fit, {
+          budget,
+          ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}),
+        }),
+        learnedAt: this.history.observed,
+        rows: fit.rows,
+      };
     }
     const recentFrom = test.rows - window;
     return testPath(this.path.vectors, test, {

@@ -88,7 +88,10 @@ export interface PathPoint {
  * disagreement (see WindowEvalOptions). The first entry is all-never. A generator: the test
  * stops at its first failure, and the path beyond it need not be computed.
  */
-export function* frontierPath(ev: WindowEvaluator, options: { quantiles: number; maxDisagreements: number; maxStep?: number }): Generator<PathPoint> {
+export function* frontierPath(
+  ev: WindowEvaluator,
+  options: { quantiles: number; maxDisagreements: number; maxStep?: number },
+): Generator<PathPoint> {
   const m = ev.activeRamps.length;
   const maxStep = options.maxStep ?? 3;
   const vector = ev.neverVector();
@@ -184,9 +187,15 @@ export interface PathTestOptions {
  * with the least latency on the test rows. The choice is described on the test rows: its
  * disagreement, savings and exit rates there are estimates the path could not have fitted.
  */
-export function testPath(path: readonly Float64Array[], test: WindowEvaluator, options: PathTestOptions): GuardedChoice {
+export function testPath(
+  path: readonly Float64Array[],
+  test: WindowEvaluator,
+  options: PathTestOptions,
+): GuardedChoice {
   checkBudget(options.budget, options.confidence);
-  const target = options.windowRows ? windowSafeRate(options.windowRows, options.budget, options.confidence) : options.budget;
+  const target = options.windowRows
+    ? windowSafeRate(options.windowRows, options.budget, options.confidence)
+    : options.budget;
   const recent = options.recent;
   const recentAllowed = recent ? Math.floor(target * recent.countedRows + EPS) : 0;
   const allowed = maxAllowedDisagreements(test.countedRows, target, options.confidence);
@@ -226,18 +235,30 @@ export function testPath(path: readonly Float64Array[], test: WindowEvaluator, o
  * `fitEvery`, test it in order on the others, keep the best setting that passed (see the top of
  * this file).
  */
-export function guardedThresholds(records: readonly FeedbackRecord[], window: WindowEvalOptions, options: GuardedOptions): GuardedChoice {
+export function guardedThresholds(
+  records: readonly FeedbackRecord[],
+  window: WindowEvalOptions,
+  options: GuardedOptions,
+): GuardedChoice {
   checkBudget(options.budget, options.confidence);
   // Interleaved parts: both equally recent, so drift within the window affects both alike.
   const every = options.fitEvery ?? 2;
   const full = new WindowEvaluator(records, window);
   const fitEv = full.subset((i) => i % every === 0, { smoothDisagreement: true });
   const testEv = full.subset((i) => i % every !== 0);
-  const recentFrom = options.recentRows !== undefined && options.recentRows < full.rows ? full.rows - options.recentRows : null;
-  const target = options.windowRows ? windowSafeRate(options.windowRows, options.budget, options.confidence) : options.budget;
+  const recentFrom =
+    options.recentRows !== undefined && options.recentRows < full.rows ? full.rows - options.recentRows : null;
+  const target = options.windowRows
+    ? windowSafeRate(options.windowRows, options.budget, options.confidence)
+    : options.budget;
   // No path to learn when the test part is too small for the bound to allow any exit.
   const testable = maxAllowedDisagreements(testEv.countedRows, target, options.confidence) >= 0;
-  const path = testable ? learnPath(fitEv, { budget: options.budget, ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}) }) : [];
+  const path = testable
+    ? learnPath(fitEv, {
+        budget: options.budget,
+        ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}),
+      })
+    : [];
   return testPath(path, testEv, {
     budget: options.budget,
     confidence: options.confidence,
@@ -246,4 +267,3 @@ export function guardedThresholds(records: readonly FeedbackRecord[], window: Wi
     ...(recentFrom !== null ? { recent: full.subset((i) => i >= recentFrom) } : {}),
   });
 }
-

@@ -54,8 +54,18 @@ function better(a: Point, b: Point): boolean {
 }
 
 /** Coordinate ascent under "disagreements ≤ max": each ramp in turn to its best allowed candidate. */
-function constrainedAscent(ev: WindowEvaluator, start: Point, candidates: Float64Array[], max: number, passes: number): Point {
-  const current: Point = { vector: Float64Array.from(start.vector), latency: start.latency, disagreements: start.disagreements };
+function constrainedAscent(
+  ev: WindowEvaluator,
+  start: Point,
+  candidates: Float64Array[],
+  max: number,
+  passes: number,
+): Point {
+  const current: Point = {
+    vector: Float64Array.from(start.vector),
+    latency: start.latency,
+    disagreements: start.disagreements,
+  };
   for (let pass = 0; pass < passes; pass++) {
     let moved = false;
     for (let j = 0; j < current.vector.length; j++) {
@@ -70,10 +80,18 @@ function constrainedAscent(ev: WindowEvaluator, start: Point, candidates: Float6
         }
         const lc = s.latencyTotalMs[c] as number;
         const lb = s.latencyTotalMs[best] as number;
-        if (lc < lb - EPS || (Math.abs(lc - lb) <= EPS && (s.disagreements[c] as number) < (s.disagreements[best] as number))) best = c;
+        if (
+          lc < lb - EPS ||
+          (Math.abs(lc - lb) <= EPS && (s.disagreements[c] as number) < (s.disagreements[best] as number))
+        )
+          best = c;
       }
       if (best < 0) continue;
-      const candidate: Point = { vector: current.vector, latency: s.latencyTotalMs[best] as number, disagreements: s.disagreements[best] as number };
+      const candidate: Point = {
+        vector: current.vector,
+        latency: s.latencyTotalMs[best] as number,
+        disagreements: s.disagreements[best] as number,
+      };
       if (better(candidate, current)) {
         current.vector[j] = best === 0 ? Number.POSITIVE_INFINITY : (cands[best - 1] as number);
         current.latency = candidate.latency;
@@ -87,7 +105,13 @@ function constrainedAscent(ev: WindowEvaluator, start: Point, candidates: Float6
 }
 
 /** Coordinate ascent on latency + λ · disagreements (no constraint), from `start` or all-never. */
-function lagrangianAscent(ev: WindowEvaluator, lambda: number, candidates: Float64Array[], passes: number, start?: Point): Point {
+function lagrangianAscent(
+  ev: WindowEvaluator,
+  lambda: number,
+  candidates: Float64Array[],
+  passes: number,
+  start?: Point,
+): Point {
   const vector = start ? Float64Array.from(start.vector) : ev.neverVector();
   let totals = start ? { latencyTotalMs: start.latency, disagreements: start.disagreements } : ev.totals(vector);
   for (let pass = 0; pass < passes; pass++) {
@@ -95,7 +119,8 @@ function lagrangianAscent(ev: WindowEvaluator, lambda: number, candidates: Float
     for (let j = 0; j < vector.length; j++) {
       const cands = candidates[j] as Float64Array;
       const s = ev.sweep(j, vector, cands);
-      const objective = (c: number): number => (s.latencyTotalMs[c] as number) + lambda * (s.disagreements[c] as number);
+      const objective = (c: number): number =>
+        (s.latencyTotalMs[c] as number) + lambda * (s.disagreements[c] as number);
       const currentObjective = totals.latencyTotalMs + lambda * totals.disagreements;
       let best = 0;
       for (let c = 1; c <= cands.length; c++) if (objective(c) < objective(best) - EPS) best = c;
@@ -119,7 +144,8 @@ export function searchThresholds(ev: WindowEvaluator, options: ThresholdSearchOp
   if (max < 0 || ev.activeRamps.length === 0 || ev.rows === 0) return best.vector;
   const candidates = ev.activeRamps.map((_, j) => ev.candidates(j, options.candidates));
   const consider = (p: Point): void => {
-    if (p.disagreements <= max && better(p, best)) best = { vector: Float64Array.from(p.vector), latency: p.latency, disagreements: p.disagreements };
+    if (p.disagreements <= max && better(p, best))
+      best = { vector: Float64Array.from(p.vector), latency: p.latency, disagreements: p.disagreements };
   };
 
   consider(constrainedAscent(ev, best, candidates, max, options.passes));
@@ -199,5 +225,11 @@ export function compliantHindsight(
   const rate = windowSafeRate(options.windowRows, options.budget, compliance);
   const ev = new WindowEvaluator(records, window);
   const choice = hindsightOptimal(ev, { budget: rate });
-  return { thresholds: choice.thresholds, savings: choice.savings, disagreement: choice.disagreementRate, rate, compliance };
+  return {
+    thresholds: choice.thresholds,
+    savings: choice.savings,
+    disagreement: choice.disagreementRate,
+    rate,
+    compliance,
+  };
 }

@@ -42,7 +42,12 @@ export function boundaryMs(profile: LatencyProfileData, batchSize: number): numb
  * Time until an answer at ramp `rampId` (the model cut at the active ramps, run up to the ramp,
  * plus every active head up to it), or at the final layer when rampId is -1.
  */
-export function latencyToAnswer(profile: LatencyProfileData, activeRamps: readonly number[], rampId: number, batchSize: number): number {
+export function latencyToAnswer(
+  profile: LatencyProfileData,
+  activeRamps: readonly number[],
+  rampId: number,
+  batchSize: number,
+): number {
   const lastSegment = rampId < 0 ? profile.segmentMs.length - 1 : rampId;
   let total = 0;
   for (let k = 0; k <= lastSegment; k++) total += atBatch(profile, profile.segmentMs[k], batchSize);
@@ -55,7 +60,11 @@ export function latencyToAnswer(profile: LatencyProfileData, activeRamps: readon
 }
 
 /** Share of vanilla latency the active heads add to a row that runs to the end. */
-export function rampOverheadShare(profile: LatencyProfileData, activeRamps: readonly number[], batchSize: number): number {
+export function rampOverheadShare(
+  profile: LatencyProfileData,
+  activeRamps: readonly number[],
+  batchSize: number,
+): number {
   const full = atBatch(profile, profile.fullModelMs, batchSize) || 1;
   return activeRamps.reduce((s, r) => s + atBatch(profile, profile.headMs[r], batchSize), 0) / full;
 }
@@ -64,7 +73,12 @@ export function rampOverheadShare(profile: LatencyProfileData, activeRamps: read
  * Expected saving in time-to-answer against vanilla: 1 − E[latency with exits] / L_vanilla,
  * where exitRates[r] is the share of rows answered at ramp r (the rest at the final layer).
  */
-export function estimatedSavings(profile: LatencyProfileData, activeRamps: readonly number[], exitRates: ReadonlyMap<number, number>, batchSize: number): number {
+export function estimatedSavings(
+  profile: LatencyProfileData,
+  activeRamps: readonly number[],
+  exitRates: ReadonlyMap<number, number>,
+  batchSize: number,
+): number {
   const vanilla = atBatch(profile, profile.fullModelMs, batchSize);
   // Without ramps the engine runs the unsplit model: vanilla itself, whatever the segments' sum says.
   if (vanilla <= 0 || activeRamps.length === 0) return 0;

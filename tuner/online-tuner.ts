@@ -21,7 +21,14 @@ import { checkTunerOptions, FeedbackHistory, noEstimates, type HistoryRow } from
 import { hindsightOptimal } from './hindsight.js';
 import { rampSetDecision, rampUtilities, type RampSetDecision } from './ramp-utility.js';
 import type { ThresholdChoice } from './threshold-choice.js';
-import type { OnlineTunerKind, OnlineTunerOptions, RampSetOptions, Tuner, TunerEstimates, TunerEvent } from './tuner.js';
+import type {
+  OnlineTunerKind,
+  OnlineTunerOptions,
+  RampSetOptions,
+  Tuner,
+  TunerEstimates,
+  TunerEvent,
+} from './tuner.js';
 import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
 export type RetuneReason = Extract<TunerEvent, { type: 'retune' }>['reason'];
@@ -133,7 +140,12 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   }
 
   protected windowOptions(): WindowEvalOptions {
-    return { activeRamps: this.active, rule: this.options.rule, profile: this.options.profile, batchSize: this.options.latencyBatchSize ?? 1 };
+    return {
+      activeRamps: this.active,
+      rule: this.options.rule,
+      profile: this.options.profile,
+      batchSize: this.options.latencyBatchSize ?? 1,
+    };
   }
 
   protected evaluator(records: FeedbackRecord[]): WindowEvaluator {
@@ -182,11 +194,24 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     // of rows, and a ramp should not be dropped for the guard's caution. A head that never
     // agrees is still worth nothing at any threshold.
     const ev = this.evaluator(records);
-    const potential = hindsightOptimal(ev, { budget: this.options.budget, confidence: this.options.confidence, seeds: [ev.toVector(this.current)] });
-    const utilities = rampUtilities(records, { activeRamps: this.active, thresholds: potential.thresholds, rule: this.options.rule, profile: this.options.profile, batchSize });
+    const potential = hindsightOptimal(ev, {
+      budget: this.options.budget,
+      confidence: this.options.confidence,
+      seeds: [ev.toVector(this.current)],
+    });
+    const utilities = rampUtilities(records, {
+      activeRamps: this.active,
+      thresholds: potential.thresholds,
+      rule: this.options.rule,
+      profile: this.options.profile,
+      batchSize,
+    });
     this.stats = { ...this.stats, lastUtilities: utilities };
-    const probation = this.active.filter((id) => observed - (this.addedAt.get(id) ?? Number.NEGATIVE_INFINITY) < this.options.window);
-    for (const u of utilities) this.dropStreak.set(u.rampId, u.utilityMs <= 0 ? (this.dropStreak.get(u.rampId) ?? 0) + 1 : 0);
+    const probation = this.active.filter(
+      (id) => observed - (this.addedAt.get(id) ?? Number.NEGATIVE_INFINITY) < this.options.window,
+    );
+    for (const u of utilities)
+      this.dropStreak.set(u.rampId, u.utilityMs <= 0 ? (this.dropStreak.get(u.rampId) ?? 0) + 1 : 0);
     const needed = options.dropAfterChecks ?? 2;
     const protect = this.active.filter((id) => probation.includes(id) || (this.dropStreak.get(id) ?? 0) < needed);
     const cooldown = 3 * options.checkEveryBatches;
@@ -219,6 +244,11 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     }
     this.rampSetChanged();
     this.stats = { ...this.stats, rampChanges: this.stats.rampChanges + 1 };
-    return { type: 'ramps', dropped: decision.drop, added: add, reasons: decision.reasons.filter((r) => add !== null || !r.startsWith('try')) };
+    return {
+      type: 'ramps',
+      dropped: decision.drop,
+      added: add,
+      reasons: decision.reasons.filter((r) => add !== null || !r.startsWith('try')),
+    };
   }
 }

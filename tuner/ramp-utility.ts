@@ -46,7 +46,12 @@ export interface RampUtilityOptions {
 export function rampUtilities(records: readonly FeedbackRecord[], options: RampUtilityOptions): RampUtility[] {
   const batchSize = options.batchSize ?? 1;
   const active = options.activeRamps;
-  const ev = new WindowEvaluator(records, { activeRamps: active, rule: options.rule, profile: options.profile, batchSize });
+  const ev = new WindowEvaluator(records, {
+    activeRamps: active,
+    rule: options.rule,
+    profile: options.profile,
+    batchSize,
+  });
   const evaluation = ev.evaluate(options.thresholds);
   const n = Math.max(1, evaluation.rows);
   const vanilla = atBatch(options.profile, options.profile.fullModelMs, batchSize) || 1;
@@ -59,7 +64,9 @@ export function rampUtilities(records: readonly FeedbackRecord[], options: RampU
     const passRate = Math.max(0, reached - exited) / n;
     reached -= exited;
     const next = j + 1 < active.length ? (active[j + 1] as number) : -1;
-    const gainMs = latencyToAnswer(options.profile, active, next, batchSize) - latencyToAnswer(options.profile, active, id, batchSize);
+    const gainMs =
+      latencyToAnswer(options.profile, active, next, batchSize) -
+      latencyToAnswer(options.profile, active, id, batchSize);
     const costMs = atBatch(options.profile, options.profile.headMs[id], batchSize);
     const utilityMs = exitRate * gainMs - passRate * costMs;
     return { rampId: id, exitRate, passRate, gainMs, costMs, utilityMs, utilityShare: utilityMs / vanilla };
@@ -101,10 +108,15 @@ export interface RampSetDecision {
  * Latest available position where answering (with that ramp alone active) is still faster than
  * the full model: past it a ramp can only cost.
  */
-export function latestUsefulCut(profile: LatencyProfileData, availableRamps: readonly number[], batchSize = 1): number | null {
+export function latestUsefulCut(
+  profile: LatencyProfileData,
+  availableRamps: readonly number[],
+  batchSize = 1,
+): number | null {
   const vanilla = atBatch(profile, profile.fullModelMs, batchSize);
   let latest: number | null = null;
-  for (const r of availableRamps) if (latencyToAnswer(profile, [r], r, batchSize) < vanilla) latest = latest === null ? r : Math.max(latest, r);
+  for (const r of availableRamps)
+    if (latencyToAnswer(profile, [r], r, batchSize) < vanilla) latest = latest === null ? r : Math.max(latest, r);
   return latest;
 }
 
@@ -126,14 +138,17 @@ export function rampSetDecision(input: RampSetInput): RampSetDecision {
   }
   keep = keep.filter((id) => !drop.includes(id));
   // Over the ramp count or the overhead budget: drop the least useful until within both.
-  const overBudget = (set: number[]): boolean => set.length > input.maxRamps || rampOverheadShare(input.profile, set, batchSize) > input.rampBudget + 1e-12;
+  const overBudget = (set: number[]): boolean =>
+    set.length > input.maxRamps || rampOverheadShare(input.profile, set, batchSize) > input.rampBudget + 1e-12;
   while (keep.length > 0 && overBudget(keep)) {
     const candidates = keep.filter((id) => !protect.has(id));
     const pool = candidates.length > 0 ? candidates : keep;
     const worst = pool.reduce((a, b) => ((utilityOf.get(b) ?? 0) < (utilityOf.get(a) ?? 0) ? b : a));
     keep = keep.filter((id) => id !== worst);
     drop.push(worst);
-    reasons.push(`ramp ${worst}: least useful while over max_ramps (${input.maxRamps}) or ramp_budget (${input.rampBudget})`);
+    reasons.push(
+      `ramp ${worst}: least useful while over max_ramps (${input.maxRamps}) or ramp_budget (${input.rampBudget})`,
+    );
   }
 
   const latest = latestUsefulCut(input.profile, input.availableRamps, batchSize);

@@ -52,12 +52,22 @@ function isNumberMatrix(x: unknown): x is number[][] {
 /** Checks a parsed header line; the message names the field that is wrong. */
 export function parseTraceHeader(value: unknown): TraceHeader {
   const h = value as Partial<TraceHeader> | null;
-  if (!h || typeof h !== 'object' || h.offramp_trace !== 1) throw new Error('not an offramp trace: the first line must be a header with "offramp_trace": 1');
-  if (!isExitPolicy(h.policy)) throw new Error(`header.policy: expected one of ${EXIT_POLICIES.join(', ')}, got ${JSON.stringify(h.policy)}`);
-  if (!Number.isInteger(h.batch_size) || (h.batch_size as number) < 1) throw new Error(`header.batch_size: expected a positive integer, got ${JSON.stringify(h.batch_size)}`);
-  if (!Array.isArray(h.ramps) || !h.ramps.every((r) => Number.isInteger(r?.id))) throw new Error('header.ramps: expected a list of {id, computeBefore}');
+  if (!h || typeof h !== 'object' || h.offramp_trace !== 1)
+    throw new Error('not an offramp trace: the first line must be a header with "offramp_trace": 1');
+  if (!isExitPolicy(h.policy))
+    throw new Error(`header.policy: expected one of ${EXIT_POLICIES.join(', ')}, got ${JSON.stringify(h.policy)}`);
+  if (!Number.isInteger(h.batch_size) || (h.batch_size as number) < 1)
+    throw new Error(`header.batch_size: expected a positive integer, got ${JSON.stringify(h.batch_size)}`);
+  if (!Array.isArray(h.ramps) || !h.ramps.every((r) => Number.isInteger(r?.id)))
+    throw new Error('header.ramps: expected a list of {id, computeBefore}');
   const p = h.profile;
-  if (!p || !Array.isArray(p.batchSizes) || !isNumberMatrix(p.segmentMs) || !isNumberMatrix(p.headMs) || !Array.isArray(p.fullModelMs)) {
+  if (
+    !p ||
+    !Array.isArray(p.batchSizes) ||
+    !isNumberMatrix(p.segmentMs) ||
+    !isNumberMatrix(p.headMs) ||
+    !Array.isArray(p.fullModelMs)
+  ) {
     throw new Error('header.profile: expected {batchSizes, segmentMs, headMs, fullModelMs}');
   }
   return h as TraceHeader;
@@ -66,11 +76,14 @@ export function parseTraceHeader(value: unknown): TraceHeader {
 /** Checks one parsed record line (just what replay relies on). */
 export function parseTraceRecord(value: unknown, line: number): FeedbackRecord {
   const r = value as Partial<FeedbackRecord> | null;
-  if (!r || typeof r !== 'object' || !Array.isArray(r.ramps)) throw new Error(`line ${line}: not a feedback record (no "ramps" list)`);
+  if (!r || typeof r !== 'object' || !Array.isArray(r.ramps))
+    throw new Error(`line ${line}: not a feedback record (no "ramps" list)`);
   for (const x of r.ramps) {
-    if (!Number.isInteger(x?.id) || !Number.isInteger(x?.argmax) || typeof x?.score !== 'number') throw new Error(`line ${line}: ramp readings need integer id and argmax and a numeric score`);
+    if (!Number.isInteger(x?.id) || !Number.isInteger(x?.argmax) || typeof x?.score !== 'number')
+      throw new Error(`line ${line}: ramp readings need integer id and argmax and a numeric score`);
   }
-  if (r.final !== null && (typeof r.final !== 'object' || !Number.isInteger(r.final?.argmax))) throw new Error(`line ${line}: "final" must be {argmax, confidence} or null`);
+  if (r.final !== null && (typeof r.final !== 'object' || !Number.isInteger(r.final?.argmax)))
+    throw new Error(`line ${line}: "final" must be {argmax, confidence} or null`);
   return r as FeedbackRecord;
 }
 
@@ -78,7 +91,9 @@ export function parseTraceRecord(value: unknown, line: number): FeedbackRecord {
 type SetByReplay = 'rule' | 'profile' | 'hindsight' | 'rampSet';
 /** What replay gives a default: budget 0.01, confidence 0.95, window 1000, every ramp in the trace. */
 type DefaultedByReplay = 'budget' | 'confidence' | 'window' | 'activeRamps';
-type ForReplay<O> = O extends TunerOptions ? Omit<O, SetByReplay | DefaultedByReplay> & Partial<Pick<O, DefaultedByReplay>> : never;
+type ForReplay<O> = O extends TunerOptions
+  ? Omit<O, SetByReplay | DefaultedByReplay> & Partial<Pick<O, DefaultedByReplay>>
+  : never;
 
 /**
  * The tuner to replay, as TunerOptions (its `kind` and that kind's knobs; `thresholds` are the
@@ -170,7 +185,11 @@ function asRecord(map: ReadonlyMap<number, number | null>): Record<number, numbe
 }
 
 /** Replays a trace through a tuner, live-order, and reports per window and overall. */
-export function replayTrace(header: TraceHeader, records: readonly FeedbackRecord[], options: ReplayOptions): ReplayReport {
+export function replayTrace(
+  header: TraceHeader,
+  records: readonly FeedbackRecord[],
+  options: ReplayOptions,
+): ReplayReport {
   const { patience, calibrationRows, compliance, population, hindsight, rampSet, ...tunerOptions } = options;
   const budget = options.budget ?? 0.01;
   const confidence = options.confidence ?? 0.95;
@@ -180,14 +199,28 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
   const latencyBatchSize = options.latencyBatchSize ?? 1;
   const allRamps = header.ramps.map((r) => r.id).sort((a, b) => a - b);
   const activeRamps = [...(options.activeRamps ?? allRamps)].sort((a, b) => a - b);
-  for (const id of activeRamps) if (!allRamps.includes(id)) throw new RangeError(`ramp ${id} is not in the trace (ramps: ${allRamps.join(', ')})`);
+  for (const id of activeRamps)
+    if (!allRamps.includes(id)) throw new RangeError(`ramp ${id} is not in the trace (ramps: ${allRamps.join(', ')})`);
 
   let initial: Thresholds | undefined = options.thresholds;
   if (options.kind === 'static' && !initial) {
     const first = records.slice(0, calibrationRows ?? 4 * window);
-    initial = guardedThresholds(first, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, confidence, windowRows: window }).thresholds;
+    initial = guardedThresholds(
+      first,
+      { activeRamps, rule, profile, batchSize: latencyBatchSize },
+      { budget, confidence, windowRows: window },
+    ).thresholds;
   }
-  const set = { rule, profile, latencyBatchSize, budget, confidence, window, activeRamps, ...(initial ? { thresholds: initial } : {}) };
+  const set = {
+    rule,
+    profile,
+    latencyBatchSize,
+    budget,
+    confidence,
+    window,
+    activeRamps,
+    ...(initial ? { thresholds: initial } : {}),
+  };
   const tuner = createTuner(
     tunerOptions.kind === 'static'
       ? { ...tunerOptions, ...set }
@@ -219,7 +252,12 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
     const endRamps = [...tuner.activeRamps];
     let hindsightSavings: number | null = null;
     if (hindsight !== false && endRamps.length > 0) {
-      const ev = new WindowEvaluator(windowRecords, { activeRamps: endRamps, rule, profile, batchSize: latencyBatchSize });
+      const ev = new WindowEvaluator(windowRecords, {
+        activeRamps: endRamps,
+        rule,
+        profile,
+        batchSize: latencyBatchSize,
+      });
       hindsightSavings = hindsightOptimal(ev, { budget, confidence, seeds: [ev.toVector(tuner.thresholds)] }).savings;
     } else if (hindsight !== false) {
       hindsightSavings = 0;
@@ -285,9 +323,18 @@ export function replayTrace(header: TraceHeader, records: readonly FeedbackRecor
   const savingsSum = windows.reduce((s, w) => s + w.savings, 0);
   const useHindsight = hindsight !== false && windows.length > 0;
   const compliant = useHindsight
-    ? compliantHindsight(population ?? records, { activeRamps, rule, profile, batchSize: latencyBatchSize }, { budget, windowRows: window, ...(compliance !== undefined ? { compliance } : {}) })
+    ? compliantHindsight(
+        population ?? records,
+        { activeRamps, rule, profile, batchSize: latencyBatchSize },
+        { budget, windowRows: window, ...(compliance !== undefined ? { compliance } : {}) },
+      )
     : null;
-  const meanSavings = windows.length > 0 ? savingsSum / windows.length : records.length > 0 && vanilla > 0 ? 1 - totalLatency / records.length / vanilla : 0;
+  const meanSavings =
+    windows.length > 0
+      ? savingsSum / windows.length
+      : records.length > 0 && vanilla > 0
+        ? 1 - totalLatency / records.length / vanilla
+        : 0;
   return {
     model: header.model,
     policy: header.policy,

@@ -21,7 +21,12 @@ export interface ThresholdChoice {
 }
 
 /** Describes a chosen setting on the window. */
-export function describeChoice(ev: WindowEvaluator, vector: Float64Array, allowed: number, confidence: number): ThresholdChoice {
+export function describeChoice(
+  ev: WindowEvaluator,
+  vector: Float64Array,
+  allowed: number,
+  confidence: number,
+): ThresholdChoice {
   const evaluation = ev.evaluate(vector);
   return {
     thresholds: ev.toThresholds(vector),

@@ -145,7 +145,12 @@ export type TunerOptions = GuardedTunerOptions | ApparateTunerOptions | StaticTu
 export type OnlineTunerOptions = GuardedTunerOptions | ApparateTunerOptions;
 
 export type TunerEvent =
-  | { type: 'retune'; reason: 'periodic' | 'violation' | 'ramp-change'; thresholds: Map<number, number | null>; estimatedSavings: number }
+  | {
+      type: 'retune';
+      reason: 'periodic' | 'violation' | 'ramp-change';
+      thresholds: Map<number, number | null>;
+      estimatedSavings: number;
+    }
   | { type: 'tighten'; reason: 'violation' | 'drift'; disagreement: number; rows: number }
   | { type: 'ramps'; dropped: number[]; added: number | null; reasons: string[] };
 

@@ -93,7 +93,12 @@ function readingOf(record: FeedbackRecord, rampId: number): RampFeedback | undef
  * threshold (and, for patience, ends a long enough streak of agreeing ramps): `shouldExit`, the
  * rule the executor applies live, so replay decides exactly like the executor does.
  */
-export function decideExit(record: FeedbackRecord, activeRamps: readonly number[], thresholds: Thresholds, rule: ExitRule): RowAnswer {
+export function decideExit(
+  record: FeedbackRecord,
+  activeRamps: readonly number[],
+  thresholds: Thresholds,
+  rule: ExitRule,
+): RowAnswer {
   let streak: Streak | undefined;
   for (const id of activeRamps) {
     const reading = readingOf(record, id);
@@ -197,7 +202,9 @@ export class WindowEvaluator {
     this.activeRamps = [...options.activeRamps];
     this.batchSize = options.batchSize ?? 1;
     this.latencyMs = new Float64Array(m + 1);
-    this.activeRamps.forEach((id, j) => (this.latencyMs[j] = latencyToAnswer(options.profile, this.activeRamps, id, this.batchSize)));
+    this.activeRamps.forEach(
+      (id, j) => (this.latencyMs[j] = latencyToAnswer(options.profile, this.activeRamps, id, this.batchSize)),
+    );
     this.latencyMs[m] = latencyToAnswer(options.profile, this.activeRamps, -1, this.batchSize);
     this.vanillaMs = atBatch(options.profile, options.profile.fullModelMs, this.batchSize);
 
@@ -254,7 +261,10 @@ export class WindowEvaluator {
       return Int32Array.from(out);
     });
     const { smoothDisagreement: _, ...base } = this.options;
-    return new WindowEvaluator({ rows, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore }, { ...base, ...options });
+    return new WindowEvaluator(
+      { rows, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore },
+      { ...base, ...options },
+    );
   }
 
   /**
@@ -276,7 +286,11 @@ export class WindowEvaluator {
       while (blockK.length > 1) {
         const last = blockK.length - 1;
         // Merge violators and equal neighbours alike: a flat stretch is one block (one estimate).
-        if ((blockK[last - 1] as number) / (blockW[last - 1] as number) < (blockK[last] as number) / (blockW[last] as number)) break;
+        if (
+          (blockK[last - 1] as number) / (blockW[last - 1] as number) <
+          (blockK[last] as number) / (blockW[last] as number)
+        )
+          break;
         blockK[last - 1] = (blockK[last - 1] as number) + (blockK[last] as number);
         blockW[last - 1] = (blockW[last - 1] as number) + (blockW[last] as number);
         blockEnd[last - 1] = blockEnd[last] as number;
@@ -309,7 +323,9 @@ export class WindowEvaluator {
 
   /** Map (null = never) from a threshold vector. */
   toThresholds(vector: Float64Array): Map<number, number | null> {
-    return new Map(this.activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]));
+    return new Map(
+      this.activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]),
+    );
   }
 
   /** All-never vector: the setting that can never disagree. */
@@ -327,7 +343,9 @@ export class WindowEvaluator {
   /** Lowest score at which active ramp index j could still take a row (−Infinity if none can). */
   lowestScore(j: number): number {
     const order = this.order(j);
-    return order.length > 0 ? (this.scores[j * this.rows + (order[order.length - 1] as number)] as number) : Number.NEGATIVE_INFINITY;
+    return order.length > 0
+      ? (this.scores[j * this.rows + (order[order.length - 1] as number)] as number)
+      : Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -517,6 +535,10 @@ export class WindowEvaluator {
 }
 
 /** Convenience: evaluate one setting on a window of records. */
-export function evaluateWindow(records: readonly FeedbackRecord[], thresholds: Thresholds, options: WindowEvalOptions): WindowEvaluation {
+export function evaluateWindow(
+  records: readonly FeedbackRecord[],
+  thresholds: Thresholds,
+  options: WindowEvalOptions,
+): WindowEvaluation {
   return new WindowEvaluator(records, options).evaluate(thresholds);
 }

@@ -26,7 +26,10 @@ export async function measureCapacity(
     await server.getText('/metrics'); // starts the lag gauge's interval at the measured run
     const measured = await runClosedLoop(url, opts.bodiesPath, opts.plan.concurrency, opts.plan.seconds);
     const lag = loopLag(parseMetrics(await server.getText('/metrics')));
-    if (!(measured.rps > 0)) throw new Error(`vanilla answered nothing under closed-loop load (${measured.errors} errors): see ${server.logPath}`);
+    if (!(measured.rps > 0))
+      throw new Error(
+        `vanilla answered nothing under closed-loop load (${measured.errors} errors): see ${server.logPath}`,
+      );
     return { ...measured, concurrency: opts.plan.concurrency, server_event_loop_lag: lag };
   } finally {
     await server.stop();

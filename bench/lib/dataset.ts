@@ -47,10 +47,16 @@ export async function prepareDataset(manifest: PreparedManifest, bodiesPath: str
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     const pixels = Array.from(images.data.subarray(i * rowSize, (i + 1) * rowSize) as Uint8Array);
-    lines.push(JSON.stringify({ inputs: [{ name: spec.name, shape: [1, ...rowShape], datatype: 'UINT8', data: pixels }] }));
+    lines.push(
+      JSON.stringify({ inputs: [{ name: spec.name, shape: [1, ...rowShape], datatype: 'UINT8', data: pixels }] }),
+    );
   }
   await writeFile(bodiesPath, lines.join('\n') + '\n');
-  return { images: n, labels: Int32Array.from(labels.data as ArrayLike<number | bigint>, Number), order: shuffledOrder(n, seed) };
+  return {
+    images: n,
+    labels: Int32Array.from(labels.data as ArrayLike<number | bigint>, Number),
+    order: shuffledOrder(n, seed),
+  };
 }
 
 /** The images sent by `count` requests starting at schedule position `first`. */

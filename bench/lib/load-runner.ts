@@ -8,10 +8,24 @@ import type { ClosedLoopResult, OpenLoopJob, OpenLoopResult } from '../load/load
 import { runTsChild } from './child-process.js';
 import type { Schedule } from './schedules.js';
 
-export async function runOpenLoop(url: string, bodiesPath: string, schedule: Schedule, workDir: string, name: string, timeoutMs: number): Promise<OpenLoopResult> {
+export async function runOpenLoop(
+  url: string,
+  bodiesPath: string,
+  schedule: Schedule,
+  workDir: string,
+  name: string,
+  timeoutMs: number,
+): Promise<OpenLoopResult> {
   const jobPath = join(workDir, `${name}.job.json`);
   const outPath = join(workDir, `${name}.result.json`);
-  const job: OpenLoopJob = { url, bodiesPath, offsetsMs: schedule.offsetsMs, images: schedule.images, timeoutMs, outPath };
+  const job: OpenLoopJob = {
+    url,
+    bodiesPath,
+    offsetsMs: schedule.offsetsMs,
+    images: schedule.images,
+    timeoutMs,
+    outPath,
+  };
   await writeFile(jobPath, JSON.stringify(job));
   await runTsChild('bench/load/open-loop-client.ts', [jobPath]);
   const result = JSON.parse(await readFile(outPath, 'utf8')) as OpenLoopResult;
@@ -20,7 +34,17 @@ export async function runOpenLoop(url: string, bodiesPath: string, schedule: Sch
   return result;
 }
 
-export async function runClosedLoop(url: string, bodiesPath: string, concurrency: number, seconds: number): Promise<ClosedLoopResult> {
-  const out = await runTsChild('bench/load/closed-loop-client.ts', [url, bodiesPath, String(concurrency), String(seconds)]);
+export async function runClosedLoop(
+  url: string,
+  bodiesPath: string,
+  concurrency: number,
+  seconds: number,
+): Promise<ClosedLoopResult> {
+  const out = await runTsChild('bench/load/closed-loop-client.ts', [
+    url,
+    bodiesPath,
+    String(concurrency),
+    String(seconds),
+  ]);
   return JSON.parse(out.trim()) as ClosedLoopResult;
 }

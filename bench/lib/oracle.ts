@@ -30,12 +30,23 @@ function lowerEnvelope(series: readonly number[]): number[] {
   return out;
 }
 
-export function oracleResult(vanilla: OpenLoopResult, images: readonly number[], traces: readonly ImageTrace[], manifest: PreparedManifest, meanBatch: number | null): OpenLoopResult {
+export function oracleResult(
+  vanilla: OpenLoopResult,
+  images: readonly number[],
+  traces: readonly ImageTrace[],
+  manifest: PreparedManifest,
+  meanBatch: number | null,
+): OpenLoopResult {
   const profile = manifest.profile;
   const batch = Math.min(16, Math.max(1, Math.round(meanBatch ?? 16)));
   const fullMs = atBatch(profile, lowerEnvelope(profile.fullModelMs), batch);
   const depth = new Map(manifest.ramps.map((r) => [r.id, r.computeBefore]));
-  const out: OpenLoopResult = { ...vanilla, latencyMs: [...vanilla.latencyMs], predicted: [...vanilla.predicted], exitRamp: [...vanilla.exitRamp] };
+  const out: OpenLoopResult = {
+    ...vanilla,
+    latencyMs: [...vanilla.latencyMs],
+    predicted: [...vanilla.predicted],
+    exitRamp: [...vanilla.exitRamp],
+  };
   vanilla.status.forEach((status, i) => {
     if (status !== 200) return;
     const trace = traces[images[i] as number] as ImageTrace;

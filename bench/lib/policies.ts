@@ -19,10 +19,30 @@ export interface ServedPolicy {
 
 export const SERVED_POLICIES: readonly ServedPolicy[] = [
   { policy: 'vanilla', mode: 'release', tuner: 'off', about: 'no ramps: the plain model (baseline)' },
-  { policy: 'static', mode: 'release', tuner: 'static', about: 'thresholds calibrated offline by prepare on the bootstrap set' },
-  { policy: 'apparate', mode: 'release', tuner: 'apparate', about: "online: Apparate's greedy hill-climb from live feedback" },
-  { policy: 'guarded', mode: 'release', tuner: 'guarded', about: 'online: Clopper–Pearson-guarded thresholds; exited rows keep running' },
-  { policy: 'guarded', mode: 'drop', tuner: 'guarded', about: 'online: guarded thresholds; exited rows leave the batch' },
+  {
+    policy: 'static',
+    mode: 'release',
+    tuner: 'static',
+    about: 'thresholds calibrated offline by prepare on the bootstrap set',
+  },
+  {
+    policy: 'apparate',
+    mode: 'release',
+    tuner: 'apparate',
+    about: "online: Apparate's greedy hill-climb from live feedback",
+  },
+  {
+    policy: 'guarded',
+    mode: 'release',
+    tuner: 'guarded',
+    about: 'online: Clopper–Pearson-guarded thresholds; exited rows keep running',
+  },
+  {
+    policy: 'guarded',
+    mode: 'drop',
+    tuner: 'guarded',
+    about: 'online: guarded thresholds; exited rows leave the batch',
+  },
 ];
 
 /** Computed, not served: every request exits at the earliest ramp that agrees with the final layer. */

@@ -95,7 +95,15 @@ export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerVi
 
 export async function runPolicy(
   policy: ServedPolicy,
-  opts: { modelDir: string; workDir: string; bodiesPath: string; warmup: Schedule; phases: ScheduledPhase[]; requestTimeoutMs: number; saturation: { concurrency: number; seconds: number } },
+  opts: {
+    modelDir: string;
+    workDir: string;
+    bodiesPath: string;
+    warmup: Schedule;
+    phases: ScheduledPhase[];
+    requestTimeoutMs: number;
+    saturation: { concurrency: number; seconds: number };
+  },
   figuresOf: (result: OpenLoopResult, schedule: Schedule) => PhaseFigures,
   say: (line: string) => void,
 ): Promise<PolicyRun> {
@@ -107,7 +115,14 @@ export async function runPolicy(
   try {
     const url = server.baseUrl + INFER_PATH;
     const scrape = async (): Promise<Sample[]> => parseMetrics(await server.getText('/metrics'));
-    const warm = await runOpenLoop(url, opts.bodiesPath, opts.warmup, opts.workDir, `${label}-warmup`, opts.requestTimeoutMs);
+    const warm = await runOpenLoop(
+      url,
+      opts.bodiesPath,
+      opts.warmup,
+      opts.workDir,
+      `${label}-warmup`,
+      opts.requestTimeoutMs,
+    );
     const warmOk = warm.status.filter((s) => s === 200).length;
     say(`  ${label}: warm-up ${warmOk}/${warm.status.length} answered`);
     const phases: PolicyRun['phases'] = [];
@@ -119,7 +134,11 @@ export async function runPolicy(
       const after = await scrape();
       const exitsReport = await server.getJson(`/v2/models/${MODEL_NAME}/exits`);
       const view: ServerView = { before, after, exitsReport, loadAverage: [loadBefore, loadavg()[0] ?? 0] };
-      const row = runRow({ ...policy, computed: false, phase: p.phase, rateRps: p.rateRps }, figuresOf(result, p.schedule), view);
+      const row = runRow(
+        { ...policy, computed: false, phase: p.phase, rateRps: p.rateRps },
+        figuresOf(result, p.schedule),
+        view,
+      );
       phases.push({ ...p, result, meanBatch: row.mean_batch_size, row });
       say(
         `  ${label} ${p.phase.pattern} ${Math.round(p.phase.loadFraction * 100)} %: p50 ${row.p50_ms.toFixed(1)} ms, p99 ${row.p99_ms.toFixed(1)} ms, ` +
@@ -129,8 +148,15 @@ export async function runPolicy(
     // The open-loop phases never offer more than a share of vanilla's capacity, so their
     // throughput cannot show a policy answering more than vanilla can: saturate it too.
     const saturated = await runClosedLoop(url, opts.bodiesPath, opts.saturation.concurrency, opts.saturation.seconds);
-    say(`  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`);
-    return { config, warmup: { ok: warmOk, errors: warm.status.length - warmOk }, phases, saturation: { ...saturated, ...opts.saturation } };
+    say(
+      `  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`,
+    );
+    return {
+      config,
+      warmup: { ok: warmOk, errors: warm.status.length - warmOk },
+      phases,
+      saturation: { ...saturated, ...opts.saturation },
+    };
   } finally {
     await server.stop();
   }

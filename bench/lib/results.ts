@@ -70,7 +70,12 @@ export interface BenchResults {
   capacity: ClosedLoopResult & { concurrency: number; server_event_loop_lag: LagMs };
   /** Per served policy, after its measured phases: closed-loop capacity (same client as `capacity`). */
   saturation: Record<string, ClosedLoopResult & { concurrency: number; seconds: number }>;
-  warmup: { requests: number; load_fraction: number; rate_rps: number; by_policy: Record<string, { ok: number; errors: number }> };
+  warmup: {
+    requests: number;
+    load_fraction: number;
+    rate_rps: number;
+    by_policy: Record<string, { ok: number; errors: number }>;
+  };
   trace: { path: string; recorded: boolean; images: number; full_model_accuracy: number };
   serving_overhead: OverheadResult | null;
   runs: RunRow[];

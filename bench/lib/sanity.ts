@@ -29,7 +29,9 @@ export function resultProblems(results: BenchResults): string[] {
     const refused = r.errors.by_code['CLIENT_CONNECTION_ERROR'] ?? 0;
     if (refused > 0) problems.push(`${where}: ${refused} requests failed to connect`);
     if (r.policy === 'vanilla' && r.ok > 0 && !(r.disagreement <= VANILLA_MAX_DISAGREEMENT)) {
-      problems.push(`${where}: vanilla disagrees with the recorded full model on ${(r.disagreement * 100).toFixed(2)} % of images`);
+      problems.push(
+        `${where}: vanilla disagrees with the recorded full model on ${(r.disagreement * 100).toFixed(2)} % of images`,
+      );
     }
   }
   return problems;
@@ -38,7 +40,10 @@ export function resultProblems(results: BenchResults): string[] {
 export async function missingFiles(paths: string[]): Promise<string[]> {
   const missing: string[] = [];
   for (const p of paths) {
-    const ok = await stat(p).then((s) => s.size > 0, () => false);
+    const ok = await stat(p).then(
+      (s) => s.size > 0,
+      () => false,
+    );
     if (!ok) missing.push(`${p} was not written`);
   }
   return missing;

@@ -17,7 +17,14 @@ function phaseSeed(seed: number, pattern: Pattern, loadFraction: number): number
 }
 
 /** A measured phase: its requests take images from the start of the shuffled order. */
-export function phaseSchedule(dataset: Dataset, seed: number, pattern: Pattern, loadFraction: number, rateRps: number, seconds: number): Schedule {
+export function phaseSchedule(
+  dataset: Dataset,
+  seed: number,
+  pattern: Pattern,
+  loadFraction: number,
+  rateRps: number,
+  seconds: number,
+): Schedule {
   const offsetsMs = arrivals(pattern, rateRps, seconds, seededRandom(phaseSeed(seed, pattern, loadFraction)));
   return { offsetsMs, images: imagesFor(dataset, 0, offsetsMs.length) };
 }
@@ -25,6 +32,9 @@ export function phaseSchedule(dataset: Dataset, seed: number, pattern: Pattern, 
 /** The warm-up: `requests` Poisson arrivals at `rateRps`, images from the middle of the order. */
 export function warmupSchedule(dataset: Dataset, seed: number, requests: number, rateRps: number): Schedule {
   // Long enough to hold `requests` arrivals with near certainty, then cut to exactly that many.
-  const offsetsMs = poissonArrivals(rateRps, (requests / rateRps) * 1.5 + 1, seededRandom(seed + 17)).slice(0, requests);
+  const offsetsMs = poissonArrivals(rateRps, (requests / rateRps) * 1.5 + 1, seededRandom(seed + 17)).slice(
+    0,
+    requests,
+  );
   return { offsetsMs, images: imagesFor(dataset, Math.floor(dataset.images / 2), offsetsMs.length) };
 }

@@ -56,8 +56,12 @@ export async function startServerProcess(configPath: string, logPath: string): P
   const logTail = async (): Promise<string> => (await readFile(logPath, 'utf8').catch(() => '')).slice(-2000);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before it was ready:\n${await logTail()}`);
-    const ok = await fetch(`${baseUrl}/v2/health/ready`).then((r) => r.status === 200, () => false);
+    if (child.exitCode !== null)
+      throw new Error(`server exited with ${child.exitCode} before it was ready:\n${await logTail()}`);
+    const ok = await fetch(`${baseUrl}/v2/health/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -76,13 +76,20 @@ function vanillaConfig(s: Setup): string {
 
 function rowRequest(s: Setup, i: number) {
   const t = s.rows.gather([i % s.rows.rows]);
-  return { name: s.spec.name, datatype: s.spec.type === 'int64' ? 'INT64' : 'FP32', shape: t.dims, data: Array.from(t.data as Float32Array, Number) };
+  return {
+    name: s.spec.name,
+    datatype: s.spec.type === 'int64' ? 'INT64' : 'FP32',
+    shape: t.dims,
+    data: Array.from(t.data as Float32Array, Number),
+  };
 }
 
 async function measureRaw(s: Setup): Promise<number> {
   const { modelDir, batch, seconds, rawThreads } = s.options;
   const session = await OnnxSession.create(join(modelDir, s.manifest.model.file), { intraOpThreads: rawThreads });
-  const inputs = Array.from({ length: 32 }, (_, b) => s.rows.gather(Array.from({ length: batch }, (_, i) => (b * batch + i) % s.rows.rows)));
+  const inputs = Array.from({ length: 32 }, (_, b) =>
+    s.rows.gather(Array.from({ length: batch }, (_, i) => (b * batch + i) % s.rows.rows)),
+  );
   for (let i = 0; i < 5; i++) await session.run({ [s.spec.name]: inputs[i % inputs.length]! });
   let done = 0;
   const t0 = performance.now();
@@ -123,11 +130,19 @@ async function measureHttp(s: Setup): Promise<{ client: ClosedLoopResult; lag: L
   const dir = await mkdtemp(join(tmpdir(), 'offramp-bench-'));
   try {
     const bodiesPath = join(dir, 'bodies.jsonl');
-    await writeFile(bodiesPath, Array.from({ length: 256 }, (_, i) => JSON.stringify({ inputs: [rowRequest(s, i)] })).join('\n') + '\n');
+    await writeFile(
+      bodiesPath,
+      Array.from({ length: 256 }, (_, i) => JSON.stringify({ inputs: [rowRequest(s, i)] })).join('\n') + '\n',
+    );
     const lag = monitorEventLoopDelay({ resolution: 1 });
     lag.enable();
     const url = `http://127.0.0.1:${server.httpPort}/v2/models/bench/infer`;
-    const out = await runTsChild('bench/load/closed-loop-client.ts', [url, bodiesPath, String(s.options.concurrency), String(s.options.seconds)]);
+    const out = await runTsChild('bench/load/closed-loop-client.ts', [
+      url,
+      bodiesPath,
+      String(s.options.concurrency),
+      String(s.options.seconds),
+    ]);
     lag.disable();
     return { client: JSON.parse(out.trim()) as ClosedLoopResult, lag: lagSummary(lag) };
   } finally {
@@ -137,7 +152,10 @@ async function measureHttp(s: Setup): Promise<{ client: ClosedLoopResult; lag: L
 }
 
 /** Runs raw, engine and http one after another; `say` gets a line after each. */
-export async function measureServingOverhead(options: OverheadOptions, say: (line: string) => void = () => undefined): Promise<OverheadResult> {
+export async function measureServingOverhead(
+  options: OverheadOptions,
+  say: (line: string) => void = () => undefined,
+): Promise<OverheadResult> {
   const manifest = await readManifest(options.modelDir);
   const spec = manifest.model.inputs[0];
   if (!spec) throw new Error('model has no input');
@@ -148,12 +166,23 @@ export async function measureServingOverhead(options: OverheadOptions, say: (lin
     rows: new InputRows(await readNpy(options.data), spec, 4096),
   };
   const o = s.options;
-  say(`model ${manifest.name}, batch ${o.batch}, server ${o.workers} worker(s) × ${o.threads} intra-op thread(s), raw loop ${o.rawThreads} thread(s), ${o.seconds} s per measurement, ${o.concurrency} requests in flight`);
+  say(
+    `model ${manifest.name}, batch ${o.batch}, server ${o.workers} worker(s) × ${o.threads} intra-op thread(s), raw loop ${o.rawThreads} thread(s), ${o.seconds} s per measurement, ${o.concurrency} requests in flight`,
+  );
   const rawRps = await measureRaw(s);
   say(`raw onnxruntime loop: ${rawRps.toFixed(0)} rows/s`);
   const engine = await measureEngine(s);
-  say(`engine (in-process):  ${engine.rps.toFixed(0)} rows/s = ${((engine.rps / rawRps) * 100).toFixed(1)} % of raw; event-loop lag p50 ${engine.lag.p50Ms.toFixed(2)} ms, p99 ${engine.lag.p99Ms.toFixed(2)} ms, max ${engine.lag.maxMs.toFixed(1)} ms`);
+  say(
+    `engine (in-process):  ${engine.rps.toFixed(0)} rows/s = ${((engine.rps / rawRps) * 100).toFixed(1)} % of raw; event-loop lag p50 ${engine.lag.p50Ms.toFixed(2)} ms, p99 ${engine.lag.p99Ms.toFixed(2)} ms, max ${engine.lag.maxMs.toFixed(1)} ms`,
+  );
   const http = await measureHttp(s);
-  say(`HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ${((http.client.rps / rawRps) * 100).toFixed(1)} % of raw (${http.client.errors} errors); server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, max ${http.lag.maxMs.toFixed(1)} ms`);
-  return { options: o, rawRps, engine: { ...engine, ratio: engine.rps / rawRps }, http: { ...http, ratio: http.client.rps / rawRps } };
+  say(
+    `HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ${((http.client.rps / rawRps) * 100).toFixed(1)} % of raw (${http.client.errors} errors); server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, max ${http.lag.maxMs.toFixed(1)} ms`,
+  );
+  return {
+    options: o,
+    rawRps,
+    engine: { ...engine, ratio: engine.rps / rawRps },
+    http: { ...http, ratio: http.client.rps / rawRps },
+  };
 }

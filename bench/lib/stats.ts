@@ -21,7 +21,18 @@ export function percentile(sorted: readonly number[], p: number): number {
 /** Points of the empirical CDF (latency ms, cumulative share) at fixed shares, for plotting. */
 export function cdfPoints(sorted: readonly number[]): [number, number][] {
   if (sorted.length === 0) return [];
-  const shares = [0.001, 0.01, ...Array.from({ length: 19 }, (_, i) => (i + 1) * 0.05), 0.96, 0.97, 0.98, 0.99, 0.995, 0.999, 1];
+  const shares = [
+    0.001,
+    0.01,
+    ...Array.from({ length: 19 }, (_, i) => (i + 1) * 0.05),
+    0.96,
+    0.97,
+    0.98,
+    0.99,
+    0.995,
+    0.999,
+    1,
+  ];
   return shares.map((q) => [percentile(sorted, q * 100), q]);
 }
 
@@ -52,10 +63,19 @@ export interface PhaseFigures {
  * What one policy did with one schedule. `images[i]` is the image request i sent; disagreement
  * is measured against the recorded full-model class, the same model vanilla serves.
  */
-export function phaseFigures(result: OpenLoopResult, images: readonly number[], traces: readonly ImageTrace[], labels: Int32Array, ramps: number): PhaseFigures {
+export function phaseFigures(
+  result: OpenLoopResult,
+  images: readonly number[],
+  traces: readonly ImageTrace[],
+  labels: Int32Array,
+  ramps: number,
+): PhaseFigures {
   const latencies: number[] = [];
   // Every ramp and the final layer appear, with 0 where nothing exited, so runs line up.
-  const exits = new Map<string, number>([...Array.from({ length: ramps }, (_, i) => [String(i), 0] as const), ['final', 0]]);
+  const exits = new Map<string, number>([
+    ...Array.from({ length: ramps }, (_, i) => [String(i), 0] as const),
+    ['final', 0],
+  ]);
   const byStatus: Record<string, number> = {};
   const byCode: Record<string, number> = {};
   let disagree = 0;

@@ -33,7 +33,19 @@ async function record(modelDir: string, out: string): Promise<void> {
   const partial = `${out}.partial`;
   const child = spawn(
     process.execPath,
-    ['bin/offramp.js', 'record', '--model', modelDir, '--data', TEST_IMAGES, '--labels', TEST_LABELS, '--out', partial, '--json'],
+    [
+      'bin/offramp.js',
+      'record',
+      '--model',
+      modelDir,
+      '--data',
+      TEST_IMAGES,
+      '--labels',
+      TEST_LABELS,
+      '--out',
+      partial,
+      '--json',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
@@ -44,10 +56,16 @@ async function record(modelDir: string, out: string): Promise<void> {
 }
 
 /** Per image, in data order. `recorded` says whether it ran `offramp record` or reused the trace. */
-export async function imageTraces(modelDir: string, cacheDir: string): Promise<{ traces: ImageTrace[]; path: string; recorded: boolean }> {
+export async function imageTraces(
+  modelDir: string,
+  cacheDir: string,
+): Promise<{ traces: ImageTrace[]; path: string; recorded: boolean }> {
   await mkdir(cacheDir, { recursive: true });
   const path = await tracePath(modelDir, cacheDir);
-  const cached = await stat(path).then(() => true, () => false);
+  const cached = await stat(path).then(
+    () => true,
+    () => false,
+  );
   if (!cached) await record(modelDir, path);
   const lines = (await readFile(path, 'utf8')).split('\n').filter((l) => l.length > 0);
   const traces = lines.slice(1).map((line) => {

@@ -35,7 +35,12 @@ export interface BurstShape {
 /** 1.8× the mean for about a second, then 0.2× for about a second: at 60 % load, bursts exceed capacity. */
 export const DEFAULT_BURST: BurstShape = { highFactor: 1.8, lowFactor: 0.2, meanDwellS: 1 };
 
-export function burstyArrivals(meanRps: number, durationS: number, random: () => number, shape: BurstShape = DEFAULT_BURST): number[] {
+export function burstyArrivals(
+  meanRps: number,
+  durationS: number,
+  random: () => number,
+  shape: BurstShape = DEFAULT_BURST,
+): number[] {
   const out: number[] = [];
   const endMs = durationS * 1000;
   let high = true;
@@ -58,5 +63,7 @@ export function burstyArrivals(meanRps: number, durationS: number, random: () =>
 }
 
 export function arrivals(pattern: Pattern, rateRps: number, durationS: number, random: () => number): number[] {
-  return pattern === 'poisson' ? poissonArrivals(rateRps, durationS, random) : burstyArrivals(rateRps, durationS, random);
+  return pattern === 'poisson'
+    ? poissonArrivals(rateRps, durationS, random)
+    : burstyArrivals(rateRps, durationS, random);
 }

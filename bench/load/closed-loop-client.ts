@@ -38,7 +38,15 @@ async function client(): Promise<void> {
 await Promise.all(Array.from({ length: concurrency }, () => client()));
 const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
-const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
-const result: ClosedLoopResult = { requests: latencies.length, errors, seconds: elapsed, rps: latencies.length / elapsed, p50: q(0.5), p99: q(0.99) };
+const q = (p: number): number =>
+  latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+const result: ClosedLoopResult = {
+  requests: latencies.length,
+  errors,
+  seconds: elapsed,
+  rps: latencies.length / elapsed,
+  p50: q(0.5),
+  p99: q(0.99),
+};
 process.stdout.write(JSON.stringify(result) + '\n');
 poster.close();

@@ -46,7 +46,9 @@ export function createPoster(url: string, maxSockets: number, timeoutMs = 30_000
         timedOut = true;
         req.destroy(new Error('timeout'));
       });
-      req.on('error', () => resolve({ status: 0, body: '', failure: timedOut ? 'CLIENT_TIMEOUT' : 'CLIENT_CONNECTION_ERROR' }));
+      req.on('error', () =>
+        resolve({ status: 0, body: '', failure: timedOut ? 'CLIENT_TIMEOUT' : 'CLIENT_CONNECTION_ERROR' }),
+      );
       req.end(body);
     });
   return { post, close: () => agent.destroy() };
@@ -54,5 +56,8 @@ export function createPoster(url: string, maxSockets: number, timeoutMs = 30_000
 
 /** Reads a bodies file (one JSON body per line) into ready-to-send buffers. */
 export function splitBodies(text: string): Buffer[] {
-  return text.split('\n').filter((line) => line.length > 0).map((line) => Buffer.from(line));
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => Buffer.from(line));
 }

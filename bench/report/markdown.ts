@@ -7,7 +7,8 @@ import { ORACLE_ABOUT } from '../lib/policies.js';
 import type { BenchResults } from '../lib/results.js';
 import { comparisonTable, exitTable, markdownTable, type Table } from './table.js';
 
-const f = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits));
+const f = (x: number | null | undefined, digits = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 
 export function overheadLines(results: BenchResults): string[] {
   const o = results.serving_overhead;
@@ -34,14 +35,23 @@ export function saturationTable(results: BenchResults): Table {
   return {
     header: ['policy', 'answers/s', '×vanilla', 'p50 ms', 'p99 ms', 'errors'],
     numeric: [false, true, true, true, true, true],
-    rows: Object.entries(results.saturation).map(([label, s]) => [label, f(s.rps, 0), vanilla ? `${f(s.rps / vanilla, 2)}×` : '–', f(s.p50), f(s.p99), String(s.errors)]),
+    rows: Object.entries(results.saturation).map(([label, s]) => [
+      label,
+      f(s.rps, 0),
+      vanilla ? `${f(s.rps / vanilla, 2)}×` : '–',
+      f(s.p50),
+      f(s.p99),
+      String(s.errors),
+    ]),
   };
 }
 
 export function markdownReport(results: BenchResults, stem: string): string {
   const m = results.machine;
   const plan = results.plan;
-  const phases = plan.phases.map((p) => `${p.pattern} ${Math.round(p.loadFraction * 100)} % × ${p.seconds} s`).join(', ');
+  const phases = plan.phases
+    .map((p) => `${p.pattern} ${Math.round(p.loadFraction * 100)} % × ${p.seconds} s`)
+    .join(', ');
   return [
     `# offramp serving comparison — ${results.started_at}${results.quick ? ' (quick)' : ''}`,
     '',
@@ -67,7 +77,7 @@ export function markdownReport(results: BenchResults, stem: string): string {
     '',
     markdownTable(exitTable(results)),
     '',
-    'Head overhead is `offramp_ramp_overhead_ratio` at the end of the run: the active heads\' profiled cost as a share of the full model\'s latency.',
+    "Head overhead is `offramp_ramp_overhead_ratio` at the end of the run: the active heads' profiled cost as a share of the full model's latency.",
     '',
     '## Capacity per policy',
     '',

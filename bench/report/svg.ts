@@ -86,16 +86,28 @@ export function cdfSvg(results: BenchResults): string {
   const load = results.plan.cdfLoadFraction;
   const runs = results.runs.filter((r) => r.pattern === 'poisson' && r.load_fraction === load && r.cdf.length > 0);
   const [lo, hi] = logRange(runs.flatMap((r) => r.cdf.map(([ms]) => ms)));
-  const x = (ms: number): number => M.left + ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * PLOT_W;
+  const x = (ms: number): number =>
+    M.left + ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * PLOT_W;
   const y = (q: number): number => M.top + (1 - q) * PLOT_H;
   const body: string[] = [];
   for (const t of logTicks(lo, hi)) {
-    body.push(`<line x1="${num(x(t))}" y1="${M.top}" x2="${num(x(t))}" y2="${M.top + PLOT_H}" stroke="#eee"/><text x="${num(x(t))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${tickText(t)}</text>`);
+    body.push(
+      `<line x1="${num(x(t))}" y1="${M.top}" x2="${num(x(t))}" y2="${M.top + PLOT_H}" stroke="#eee"/><text x="${num(x(t))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${tickText(t)}</text>`,
+    );
   }
   for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
-    body.push(`<line x1="${M.left}" y1="${num(y(q))}" x2="${M.left + PLOT_W}" y2="${num(y(q))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(q) + 4)}" text-anchor="end">${q * 100} %</text>`);
+    body.push(
+      `<line x1="${M.left}" y1="${num(y(q))}" x2="${M.left + PLOT_W}" y2="${num(y(q))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(q) + 4)}" text-anchor="end">${q * 100} %</text>`,
+    );
   }
-  for (const r of runs) body.push(polyline(r.cdf.map(([ms, q]) => [x(ms), y(q)]), color(r.label), r.computed ? '6 4' : undefined));
+  for (const r of runs)
+    body.push(
+      polyline(
+        r.cdf.map(([ms, q]) => [x(ms), y(q)]),
+        color(r.label),
+        r.computed ? '6 4' : undefined,
+      ),
+    );
   const rate = runs[0]?.rate_rps;
   return frame(
     `Latency CDF at ${Math.round(load * 100)} % of vanilla capacity (Poisson${rate ? `, ${rate.toFixed(0)} req/s` : ''})`,
@@ -110,32 +122,59 @@ export function cdfSvg(results: BenchResults): string {
 export function loadSvg(results: BenchResults): string {
   const runs = results.runs.filter((r) => r.pattern === 'poisson' && r.ok > 0);
   const byLabel = new Map<string, RunRow[]>();
-  for (const r of runs) byLabel.set(r.label, [...(byLabel.get(r.label) ?? []), r].sort((a, b) => a.load_fraction - b.load_fraction));
+  for (const r of runs)
+    byLabel.set(
+      r.label,
+      [...(byLabel.get(r.label) ?? []), r].sort((a, b) => a.load_fraction - b.load_fraction),
+    );
   const loads = [...new Set(runs.map((r) => r.load_fraction))].sort((a, b) => a - b);
   const [lo, hi] = logRange(runs.flatMap((r) => [r.p50_ms, r.p95_ms]));
   const xLo = Math.min(...loads, 1) - 0.1;
   const xHi = Math.max(...loads, 0) + 0.1;
   const x = (load: number): number => M.left + ((load - xLo) / (xHi - xLo)) * PLOT_W;
-  const y = (ms: number): number => M.top + (1 - (Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * PLOT_H;
+  const y = (ms: number): number =>
+    M.top + (1 - (Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * PLOT_H;
   const body: string[] = [];
   for (const t of logTicks(lo, hi)) {
-    body.push(`<line x1="${M.left}" y1="${num(y(t))}" x2="${M.left + PLOT_W}" y2="${num(y(t))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${tickText(t)}</text>`);
+    body.push(
+      `<line x1="${M.left}" y1="${num(y(t))}" x2="${M.left + PLOT_W}" y2="${num(y(t))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${tickText(t)}</text>`,
+    );
   }
   for (const load of loads) {
     const rate = runs.find((r) => r.load_fraction === load)?.rate_rps ?? 0;
-    body.push(`<text x="${num(x(load))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${Math.round(load * 100)} % (${rate.toFixed(0)}/s)</text>`);
+    body.push(
+      `<text x="${num(x(load))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${Math.round(load * 100)} % (${rate.toFixed(0)}/s)</text>`,
+    );
   }
   for (const [label, rs] of byLabel) {
     const c = color(label);
-    for (const [key, dash, marker] of [['p50_ms', undefined, 'circle'], ['p95_ms', '5 4', 'rect']] as const) {
-      const pts: [number, number][] = rs.filter((r) => Number.isFinite(r[key])).map((r) => [x(r.load_fraction), y(r[key])]);
+    for (const [key, dash, marker] of [
+      ['p50_ms', undefined, 'circle'],
+      ['p95_ms', '5 4', 'rect'],
+    ] as const) {
+      const pts: [number, number][] = rs
+        .filter((r) => Number.isFinite(r[key]))
+        .map((r) => [x(r.load_fraction), y(r[key])]);
       if (pts.length > 1) body.push(polyline(pts, c, dash));
       for (const [px, py] of pts) {
-        body.push(marker === 'circle' ? `<circle cx="${num(px)}" cy="${num(py)}" r="3.5" fill="${c}"/>` : `<rect x="${num(px - 3)}" y="${num(py - 3)}" width="6" height="6" fill="${c}"/>`);
+        body.push(
+          marker === 'circle'
+            ? `<circle cx="${num(px)}" cy="${num(py)}" r="3.5" fill="${c}"/>`
+            : `<rect x="${num(px - 3)}" y="${num(py - 3)}" width="6" height="6" fill="${c}"/>`,
+        );
       }
     }
   }
-  const legend: LegendItem[] = [...byLabel.entries()].map(([label, rs]) => ({ label: policyName(rs[0] as RunRow), color: color(label) }));
+  const legend: LegendItem[] = [...byLabel.entries()].map(([label, rs]) => ({
+    label: policyName(rs[0] as RunRow),
+    color: color(label),
+  }));
   legend.push({ label: 'solid, ●: p50', color: '#777' }, { label: 'dashed, ■: p95', color: '#777', dash: '5 4' });
-  return frame('Median and p95 latency vs offered load (Poisson)', 'offered load (share of vanilla capacity)', 'latency (ms, log scale)', body, legend);
+  return frame(
+    'Median and p95 latency vs offered load (Poisson)',
+    'offered load (share of vanilla capacity)',
+    'latency (ms, log scale)',
+    body,
+    legend,
+  );
 }

@@ -12,9 +12,11 @@ export interface Table {
   rows: string[][];
 }
 
-const pct = (x: number | null, digits = 1): string => (x === null || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(digits)} %`);
+const pct = (x: number | null, digits = 1): string =>
+  x === null || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(digits)} %`;
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '–');
-const ratio = (x: number, base: number | undefined): string => (base && Number.isFinite(x) && base > 0 ? ` (${(x / base).toFixed(2)}×)` : '');
+const ratio = (x: number, base: number | undefined): string =>
+  base && Number.isFinite(x) && base > 0 ? ` (${(x / base).toFixed(2)}×)` : '';
 
 export function loadName(r: Pick<RunRow, 'pattern' | 'load_fraction'>): string {
   return `${r.pattern} ${Math.round(r.load_fraction * 100)} %`;
@@ -31,17 +33,35 @@ export function orderedRuns(results: BenchResults): RunRow[] {
 }
 
 export function vanillaAt(results: BenchResults, r: RunRow): RunRow | undefined {
-  return results.runs.find((v) => v.policy === 'vanilla' && v.pattern === r.pattern && v.load_fraction === r.load_fraction);
+  return results.runs.find(
+    (v) => v.policy === 'vanilla' && v.pattern === r.pattern && v.load_fraction === r.load_fraction,
+  );
 }
 
 function errorsCell(r: RunRow): string {
   if (r.errors.total === 0) return '0';
-  const parts = Object.entries(r.errors.by_status).map(([status, n]) => `${n}×${status === '0' ? 'no answer' : status}`);
+  const parts = Object.entries(r.errors.by_status).map(
+    ([status, n]) => `${n}×${status === '0' ? 'no answer' : status}`,
+  );
   return parts.join(', ');
 }
 
 export function comparisonTable(results: BenchResults): Table {
-  const header = ['policy', 'load', 'offered/s', 'p50 ms (×van)', 'p95 ms', 'p99 ms (×van)', 'answered/s (×van)', 'disagree', 'accuracy', 'early exits', 'head overhead', 'errors', 'load avg'];
+  const header = [
+    'policy',
+    'load',
+    'offered/s',
+    'p50 ms (×van)',
+    'p95 ms',
+    'p99 ms (×van)',
+    'answered/s (×van)',
+    'disagree',
+    'accuracy',
+    'early exits',
+    'head overhead',
+    'errors',
+    'load avg',
+  ];
   const rows = orderedRuns(results).map((r) => {
     const v = vanillaAt(results, r);
     return [
@@ -66,13 +86,22 @@ export function comparisonTable(results: BenchResults): Table {
 /** Share of answered requests per exit (ramp id, then the full model). */
 export function exitTable(results: BenchResults): Table {
   const ramps = results.model.ramps;
-  const header = ['policy', 'load', ...Array.from({ length: ramps }, (_, i) => `ramp ${i}`), 'final', 'active ramps (threshold)'];
+  const header = [
+    'policy',
+    'load',
+    ...Array.from({ length: ramps }, (_, i) => `ramp ${i}`),
+    'final',
+    'active ramps (threshold)',
+  ];
   const rows = orderedRuns(results).map((r) => [
     policyName(r),
     loadName(r),
     ...Array.from({ length: ramps }, (_, i) => (r.exits[String(i)] ? pct(r.exits[String(i)] ?? 0) : '–')),
     pct(r.exits['final'] ?? 0),
-    r.computed ? 'all (oracle)' : r.active_ramps.map((a) => `${a.id} (${a.threshold === null ? 'never' : a.threshold.toFixed(3)})`).join(', ') || 'none',
+    r.computed
+      ? 'all (oracle)'
+      : r.active_ramps.map((a) => `${a.id} (${a.threshold === null ? 'never' : a.threshold.toFixed(3)})`).join(', ') ||
+        'none',
   ]);
   return { header, numeric: header.map((_, i) => i >= 2 && i < header.length - 1), rows };
 }
@@ -80,7 +109,11 @@ export function exitTable(results: BenchResults): Table {
 /** Plain-text rendering with aligned columns, for the terminal. */
 export function textTable(t: Table): string {
   const widths = t.header.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (t.numeric[i] ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (t.numeric[i] ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
   return [line(t.header), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line)].join('\n');
 }
 

@@ -29,9 +29,17 @@ export function fitTemperature(logits: Float32Array, labels: Int32Array, classes
   let fb = f(b);
   for (let i = 0; i < 60; i++) {
     if (fa < fb) {
-      hi = b; b = a; fb = fa; a = hi - phi * (hi - lo); fa = f(a);
+      hi = b;
+      b = a;
+      fb = fa;
+      a = hi - phi * (hi - lo);
+      fa = f(a);
     } else {
-      lo = a; a = b; fa = fb; b = lo + phi * (hi - lo); fb = f(b);
+      lo = a;
+      a = b;
+      fa = fb;
+      b = lo + phi * (hi - lo);
+      fb = f(b);
     }
   }
   return Math.exp((lo + hi) / 2);
@@ -56,7 +64,9 @@ export function soloExit(probs: Float32Array, finalArgmax: Int32Array, classes: 
   const confidence = Array.from({ length: rows }, (_, r) => probs[r * classes + (headArgmax[r] as number)] as number);
   let agree = 0;
   for (let r = 0; r < rows; r++) if (headArgmax[r] === finalArgmax[r]) agree++;
-  const order = Array.from({ length: rows }, (_, r) => r).sort((a, b) => (confidence[b] as number) - (confidence[a] as number));
+  const order = Array.from({ length: rows }, (_, r) => r).sort(
+    (a, b) => (confidence[b] as number) - (confidence[a] as number),
+  );
   let wrong = 0;
   let best = 0;
   let threshold = Number.POSITIVE_INFINITY;

@@ -44,7 +44,11 @@ function foldScale(w: Float32Array, std: Float32Array, inputs: number, outputs: 
   return wf;
 }
 
-export function buildHeadModel(weights: HeadWeights, input: { name: string; dims: Dim[] }, opsetImport: onnx.IOperatorSetIdProto[]): onnx.IModelProto {
+export function buildHeadModel(
+  weights: HeadWeights,
+  input: { name: string; dims: Dim[] },
+  opsetImport: onnx.IOperatorSetIdProto[],
+): onnx.IModelProto {
   const nodes: onnx.INodeProto[] = [];
   const initializers: onnx.ITensorProto[] = [];
   const dims = input.dims;
@@ -53,26 +57,47 @@ export function buildHeadModel(weights: HeadWeights, input: { name: string; dims
     case 'gap-linear':
     case 'gap-mlp':
       nodes.push({ opType: 'GlobalAveragePool', input: [input.name], output: ['pooled'], name: 'pool' });
-      nodes.push({ opType: 'Flatten', input: ['pooled'], output: ['features'], name: 'flatten', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      nodes.push({
+        opType: 'Flatten',
+        input: ['pooled'],
+        output: ['features'],
+        name: 'flatten',
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      });
       features = 'features';
       break;
     case 'quad-mlp': {
       const rows = quadrantWindow(Number(dims[2]));
       const cols = quadrantWindow(Number(dims[3]));
       nodes.push({
-        opType: 'AveragePool', input: [input.name], output: ['pooled'], name: 'quadrants',
+        opType: 'AveragePool',
+        input: [input.name],
+        output: ['pooled'],
+        name: 'quadrants',
         attribute: [
           { name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [rows.kernel, cols.kernel] },
           { name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: [rows.stride, cols.stride] },
         ],
       });
-      nodes.push({ opType: 'Flatten', input: ['pooled'], output: ['features'], name: 'flatten', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      nodes.push({
+        opType: 'Flatten',
+        input: ['pooled'],
+        output: ['features'],
+        name: 'flatten',
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      });
       features = 'features';
       break;
     }
     case 'pooler':
       initializers.push({ name: 'first_token', dims: [], dataType: ElemType.INT64, int64Data: [0] });
-      nodes.push({ opType: 'Gather', input: [input.name, 'first_token'], output: ['features'], name: 'first', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      nodes.push({
+        opType: 'Gather',
+        input: [input.name, 'first_token'],
+        output: ['features'],
+        name: 'first',
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      });
       features = 'features';
       break;
     case 'mlp':
@@ -91,17 +116,42 @@ export function buildHeadModel(weights: HeadWeights, input: { name: string; dims
   if (hasHiddenLayer(weights.kind)) {
     if (!weights.w1 || !weights.b1) throw new Error(`${weights.kind} head needs first-layer weights`);
     const w1 = foldScale(weights.w1, weights.featureStd, weights.featureCount, weights.hidden);
-    initializers.push(floatTensor('w1', [weights.featureCount, weights.hidden], w1), floatTensor('b1', [weights.hidden], weights.b1));
+    initializers.push(
+      floatTensor('w1', [weights.featureCount, weights.hidden], w1),
+      floatTensor('b1', [weights.hidden], weights.b1),
+    );
     nodes.push({ opType: 'Gemm', input: [features, 'w1', 'b1'], output: ['hidden_pre'], name: 'dense' });
-    nodes.push({ opType: hiddenActivation(weights.kind) === 'tanh' ? 'Tanh' : 'Relu', input: ['hidden_pre'], output: ['hidden'], name: 'act' });
+    nodes.push({
+      opType: hiddenActivation(weights.kind) === 'tanh' ? 'Tanh' : 'Relu',
+      input: ['hidden_pre'],
+      output: ['hidden'],
+      name: 'act',
+    });
     features = 'hidden';
   } else {
     w2 = foldScale(w2, weights.featureStd, weights.featureCount, weights.classes);
   }
   // Temperature scaling folded in: softmax((xW + b)/T) = softmax(x(W/T) + b/T).
-  initializers.push(floatTensor('w2', [lastIn, weights.classes], w2.map((v) => v / t)), floatTensor('b2', [weights.classes], b2.map((v) => v / t)));
+  initializers.push(
+    floatTensor(
+      'w2',
+      [lastIn, weights.classes],
+      w2.map((v) => v / t),
+    ),
+    floatTensor(
+      'b2',
+      [weights.classes],
+      b2.map((v) => v / t),
+    ),
+  );
   nodes.push({ opType: 'Gemm', input: [features, 'w2', 'b2'], output: ['logits'], name: 'classifier' });
-  nodes.push({ opType: 'Softmax', input: ['logits'], output: [HEAD_OUTPUT], name: 'softmax', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+  nodes.push({
+    opType: 'Softmax',
+    input: ['logits'],
+    output: [HEAD_OUTPUT],
+    name: 'softmax',
+    attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+  });
 
   return {
     irVersion: 8,

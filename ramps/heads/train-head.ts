@@ -57,7 +57,9 @@ function standardisation(set: TrainingSet): { mean: Float32Array; std: Float32Ar
   const { features, rows, featureCount } = set;
   const mean = new Float32Array(featureCount);
   const std = new Float32Array(featureCount);
-  for (let r = 0; r < rows; r++) for (let f = 0; f < featureCount; f++) mean[f] = (mean[f] as number) + (features[r * featureCount + f] as number) / rows;
+  for (let r = 0; r < rows; r++)
+    for (let f = 0; f < featureCount; f++)
+      mean[f] = (mean[f] as number) + (features[r * featureCount + f] as number) / rows;
   for (let r = 0; r < rows; r++) {
     for (let f = 0; f < featureCount; f++) {
       const d = (features[r * featureCount + f] as number) - (mean[f] as number);
@@ -99,7 +101,9 @@ export async function trainHead(set: TrainingSet, options: TrainOptions): Promis
 
   const x = tf.tensor2d(standardised, [set.rows, set.featureCount]);
   const y = tf.tensor2d(set.targets, [set.rows, set.classes]);
-  const w1 = hidden ? tf.variable(tf.tensor2d(glorot(random, set.featureCount, options.hidden), [set.featureCount, options.hidden])) : undefined;
+  const w1 = hidden
+    ? tf.variable(tf.tensor2d(glorot(random, set.featureCount, options.hidden), [set.featureCount, options.hidden]))
+    : undefined;
   const b1 = hidden ? tf.variable(tf.zeros([options.hidden])) : undefined;
   const w2 = tf.variable(tf.tensor2d(glorot(random, inputs, set.classes), [inputs, set.classes]));
   const b2 = tf.variable(tf.zeros([set.classes]));
@@ -128,14 +132,21 @@ export async function trainHead(set: TrainingSet, options: TrainOptions): Promis
     const shuffled = tf.tensor1d(Int32Array.from(order), 'int32');
     for (let s = 0; s < steps; s++) {
       // Cosine decay: large early steps, fine ones at the end, no schedule to tune.
-      (optimizer as unknown as { learningRate: number }).learningRate = options.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
+      (optimizer as unknown as { learningRate: number }).learningRate =
+        options.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
       tf.tidy(() => {
-        const idx = shuffled.slice([s * options.batchSize], [Math.min(options.batchSize, set.rows - s * options.batchSize)]);
+        const idx = shuffled.slice(
+          [s * options.batchSize],
+          [Math.min(options.batchSize, set.rows - s * options.batchSize)],
+        );
         const xb = tf.gather<tf.Tensor2D>(x, idx);
         const yb = tf.gather<tf.Tensor2D>(y, idx);
         optimizer.minimize(() => {
           const loss = tf.losses.softmaxCrossEntropy(yb, forward(xb));
-          const decay = tf.mul(options.weightDecay, tf.add(tf.sum(tf.square(w2)), w1 ? tf.sum(tf.square(w1)) : tf.scalar(0)));
+          const decay = tf.mul(
+            options.weightDecay,
+            tf.add(tf.sum(tf.square(w2)), w1 ? tf.sum(tf.square(w1)) : tf.scalar(0)),
+          );
           return tf.add<tf.Scalar>(loss, decay);
         });
       });
@@ -172,7 +183,8 @@ export function headLogits(weights: HeadWeights, features: Float32Array, rows: n
   const activation = hiddenActivation(weights.kind);
   const h = new Float32Array(weights.hidden);
   for (let r = 0; r < rows; r++) {
-    for (let f = 0; f < nf; f++) x[f] = ((features[r * nf + f] as number) - (featureMean[f] as number)) / (featureStd[f] as number);
+    for (let f = 0; f < nf; f++)
+      x[f] = ((features[r * nf + f] as number) - (featureMean[f] as number)) / (featureStd[f] as number);
     let input = x;
     let width = nf;
     if (weights.w1 && weights.b1) {

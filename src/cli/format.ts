@@ -9,7 +9,9 @@ export function writeOut(text: string): void {
 
 /** JSON for `--json`: non-finite numbers (an infinite difference) become strings, not `null`. */
 export function writeJson(value: unknown): void {
-  writeOut(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
+  writeOut(
+    JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2),
+  );
 }
 
 /** `[batch,64,56,56]`; `?` when the shape is not declared. */
@@ -66,5 +68,11 @@ export function parsePositiveInt(value: string): number {
 
 /** Commander parser for a repeatable, comma-separated list option (`--cuts a,b --cuts c`). */
 export function collectList(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter((s) => s !== '')];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  ];
 }

@@ -3,7 +3,13 @@
  * ramps can go (the cut-point candidates of ramps/cut-points.ts).
  */
 import type { Command } from 'commander';
-import { analyseGraph, DEFAULT_CUT_OPTIONS, type CutOptions, type CutPoint, type GraphAnalysis } from '../../ramps/cut-points.js';
+import {
+  analyseGraph,
+  DEFAULT_CUT_OPTIONS,
+  type CutOptions,
+  type CutPoint,
+  type GraphAnalysis,
+} from '../../ramps/cut-points.js';
 import { describeValueInfo, ortTypeOfElem, type Dim, type ModelProto } from '../model/onnx-model.js';
 import { UsageError } from './errors.js';
 import { formatDims, formatFlops, formatPercent, formatTable, parseFraction, writeJson, writeOut } from './format.js';
@@ -35,12 +41,19 @@ function typeName(elemType: number): string {
 }
 
 /** Declared inputs (initializers excluded) and outputs, with probed facts where a declaration is missing. */
-export function modelInterface(model: ModelProto, analysis: GraphAnalysis): { inputs: TensorInfo[]; outputs: TensorInfo[] } {
+export function modelInterface(
+  model: ModelProto,
+  analysis: GraphAnalysis,
+): { inputs: TensorInfo[]; outputs: TensorInfo[] } {
   const graph = model.graph ?? {};
   const describe = (info: Parameters<typeof describeValueInfo>[0]): TensorInfo => {
     const d = describeValueInfo(info);
     const probed = analysis.tensors.get(d.name);
-    return { name: d.name, type: d.elemType ? typeName(d.elemType) : (probed?.type ?? 'unknown'), dims: d.dims ?? probed?.dims };
+    return {
+      name: d.name,
+      type: d.elemType ? typeName(d.elemType) : (probed?.type ?? 'unknown'),
+      dims: d.dims ?? probed?.dims,
+    };
   };
   const inputNames = new Set(analysis.index.modelInputs);
   return {
@@ -57,13 +70,17 @@ function cutOptions(options: InspectOptions): CutOptions {
     ...(options.maxCompute !== undefined && { maxComputeBefore: options.maxCompute }),
   };
   if (merged.minComputeBefore > merged.maxComputeBefore) {
-    throw new UsageError(`--min-compute (${merged.minComputeBefore}) must not exceed --max-compute (${merged.maxComputeBefore})`);
+    throw new UsageError(
+      `--min-compute (${merged.minComputeBefore}) must not exceed --max-compute (${merged.maxComputeBefore})`,
+    );
   }
   return merged;
 }
 
 function sideText(cut: CutPoint): string {
-  return cut.side.map((s) => `+ ${s.name} ${formatDims(s.dims)} ${s.type}${s.modelInput ? ' (model input)' : ''}`).join(', ');
+  return cut.side
+    .map((s) => `+ ${s.name} ${formatDims(s.dims)} ${s.type}${s.modelInput ? ' (model input)' : ''}`)
+    .join(', ');
 }
 
 function cutTable(cuts: CutPoint[], marked?: Set<string>): string {
@@ -74,7 +91,14 @@ function cutTable(cuts: CutPoint[], marked?: Set<string>): string {
     align.splice(1, 0, 'left');
   }
   const rows = cuts.map((cut, i) => {
-    const row = [String(i + 1), cut.tensor, formatDims(cut.dims), cut.producerOp, formatPercent(cut.computeBefore), sideText(cut)];
+    const row = [
+      String(i + 1),
+      cut.tensor,
+      formatDims(cut.dims),
+      cut.producerOp,
+      formatPercent(cut.computeBefore),
+      sideText(cut),
+    ];
     if (marked) row.splice(1, 0, marked.has(cut.tensor) ? '*' : '');
     return row;
   });
@@ -107,7 +131,10 @@ async function inspect(path: string, options: InspectOptions): Promise<void> {
   }
 
   const label = (text: string): string => text.padEnd(9);
-  const ioTable = formatTable(['name', 'type', 'shape'], [...inputs, ...outputs].map((t) => [t.name, t.type, formatDims(t.dims)]))
+  const ioTable = formatTable(
+    ['name', 'type', 'shape'],
+    [...inputs, ...outputs].map((t) => [t.name, t.type, formatDims(t.dims)]),
+  )
     .split('\n')
     .slice(1); // the column names add nothing here
   const lines = [
@@ -119,7 +146,9 @@ async function inspect(path: string, options: InspectOptions): Promise<void> {
   const shown = options.all ? analysis.allCuts : analysis.candidates;
   const ranges = `compute before in [${formatPercent(cut.minComputeBefore)}, ${formatPercent(cut.maxComputeBefore)}], spacing >= ${formatPercent(cut.minSpacing)}`;
   if (options.all) {
-    lines.push(`${analysis.allCuts.length} cut points, ${analysis.candidates.length} of them candidates (* ; ${ranges}):`);
+    lines.push(
+      `${analysis.allCuts.length} cut points, ${analysis.candidates.length} of them candidates (* ; ${ranges}):`,
+    );
     lines.push(cutTable(shown, new Set(analysis.candidates.map((c) => c.tensor))));
   } else if (shown.length === 0) {
     lines.push(`no candidates (${analysis.allCuts.length} cut points, none with ${ranges}); try --all`);
@@ -144,9 +173,21 @@ export function registerInspectCommand(program: Command): void {
     .argument('<model>', 'ONNX model file')
     .option('--all', 'list every cut point, before the distance and spacing filters')
     .option('--json', 'print one JSON object instead of text')
-    .option('--min-spacing <fraction>', `minimum share of compute between candidates (default ${DEFAULT_CUT_OPTIONS.minSpacing})`, parseFraction)
-    .option('--min-compute <fraction>', `skip cuts with less compute before them (default ${DEFAULT_CUT_OPTIONS.minComputeBefore})`, parseFraction)
-    .option('--max-compute <fraction>', `skip cuts with more compute before them (default ${DEFAULT_CUT_OPTIONS.maxComputeBefore})`, parseFraction)
+    .option(
+      '--min-spacing <fraction>',
+      `minimum share of compute between candidates (default ${DEFAULT_CUT_OPTIONS.minSpacing})`,
+      parseFraction,
+    )
+    .option(
+      '--min-compute <fraction>',
+      `skip cuts with less compute before them (default ${DEFAULT_CUT_OPTIONS.minComputeBefore})`,
+      parseFraction,
+    )
+    .option(
+      '--max-compute <fraction>',
+      `skip cuts with more compute before them (default ${DEFAULT_CUT_OPTIONS.maxComputeBefore})`,
+      parseFraction,
+    )
     .action(async (path: string, options: InspectOptions) => {
       await inspect(path, options);
     });

@@ -23,7 +23,9 @@ const COMMANDER_SUCCESS = new Set(['commander.helpDisplayed', 'commander.version
 export function buildProgram(): Command {
   const program = new Command('offramp');
   program
-    .description('Early-exit model serving: find cut points in an ONNX classifier, split it, train exit ramps and serve confident requests early.')
+    .description(
+      'Early-exit model serving: find cut points in an ONNX classifier, split it, train exit ramps and serve confident requests early.',
+    )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
     .showHelpAfterError("(run 'offramp --help' or 'offramp <command> --help' for usage)")

@@ -10,7 +10,15 @@ import { DEFAULT_PREPARE_OPTIONS, prepareModel, type PrepareProgress } from '../
 import { HEAD_KINDS } from '../../ramps/heads/head-kinds.js';
 import type { HeadKind, PreparedManifest } from '../model/manifest.js';
 import { CliError } from './errors.js';
-import { collectList, formatPercent, formatTable, parseFraction, parsePositiveInt, writeJson, writeOut } from './format.js';
+import {
+  collectList,
+  formatPercent,
+  formatTable,
+  parseFraction,
+  parsePositiveInt,
+  writeJson,
+  writeOut,
+} from './format.js';
 import { readModelFile, requireFile } from './model-file.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -69,7 +77,9 @@ function printSummary(manifest: PreparedManifest, out: string): void {
   const p = manifest.profile;
   const fullAtOne = p.fullModelMs[0] ?? Number.NaN;
   const rows = manifest.ramps.map((r) => {
-    const trials = r.head.trials.map((t) => `${t.kind} ${formatPercent(t.agreement)}/${formatPercent(t.exitFraction)}`).join(', ');
+    const trials = r.head.trials
+      .map((t) => `${t.kind} ${formatPercent(t.agreement)}/${formatPercent(t.exitFraction)}`)
+      .join(', ');
     return [
       String(r.id),
       formatPercent(r.computeBefore),
@@ -86,7 +96,15 @@ function printSummary(manifest: PreparedManifest, out: string): void {
       `(train ${manifest.bootstrap.trainRows}, calibration ${manifest.bootstrap.calibrationRows}, evaluation ${manifest.bootstrap.evaluationRows})`,
     '',
     formatTable(
-      ['ramp', 'compute', 'head', 'agreement', `exit@${formatPercent(manifest.bootstrap.budget)}`, 'head ms', 'kinds tried (calibration agreement/exit)'],
+      [
+        'ramp',
+        'compute',
+        'head',
+        'agreement',
+        `exit@${formatPercent(manifest.bootstrap.budget)}`,
+        'head ms',
+        'kinds tried (calibration agreement/exit)',
+      ],
       rows,
       ['right', 'right', 'left', 'right', 'right', 'right', 'left'],
     ),
@@ -101,13 +119,17 @@ async function prepare(modelPath: string, options: PrepareCliOptions): Promise<v
   await readModelFile(modelPath); // friendly errors for a missing or non-ONNX file
   await requireFile(options.data, 'data');
   const headKinds = options.heads?.map((k) => {
-    if (!(HEAD_KINDS as readonly string[]).includes(k)) throw new CliError(`unknown head kind '${k}' (choose from ${HEAD_KINDS.join(', ')})`);
+    if (!(HEAD_KINDS as readonly string[]).includes(k))
+      throw new CliError(`unknown head kind '${k}' (choose from ${HEAD_KINDS.join(', ')})`);
     return k as HeadKind;
   });
   let labels: string[] | undefined;
   if (options.labels) {
     await requireFile(options.labels, 'labels');
-    labels = (await readFile(options.labels, 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    labels = (await readFile(options.labels, 'utf8'))
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
   }
   const manifest = await prepareModel({
     modelPath,
@@ -128,7 +150,9 @@ async function prepare(modelPath: string, options: PrepareCliOptions): Promise<v
     onProgress: progressReporter(options.json === true),
   });
   if (labels && labels.length !== manifest.model.classes) {
-    throw new CliError(`${options.labels} has ${labels.length} labels but the model has ${manifest.model.classes} classes`);
+    throw new CliError(
+      `${options.labels} has ${labels.length} labels but the model has ${manifest.model.classes} classes`,
+    );
   }
   if (options.json) writeJson(manifest);
   else printSummary(manifest, options.out);
@@ -138,17 +162,31 @@ export function registerPrepareCommand(program: Command): void {
   const d = DEFAULT_PREPARE_OPTIONS;
   program
     .command('prepare')
-    .description('split a model at its cut points, train one exit-ramp head per candidate on bootstrap inputs, profile latency, write a prepared model directory')
+    .description(
+      'split a model at its cut points, train one exit-ramp head per candidate on bootstrap inputs, profile latency, write a prepared model directory',
+    )
     .argument('<model>', 'ONNX classifier (one input; its first output, or --output, holds logits or probabilities)')
-    .requiredOption('--data <file>', 'bootstrap inputs as .npy or .npy.gz, one row per example, no labels needed (uint8 pixels are scaled to [0,1])')
+    .requiredOption(
+      '--data <file>',
+      'bootstrap inputs as .npy or .npy.gz, one row per example, no labels needed (uint8 pixels are scaled to [0,1])',
+    )
     .requiredOption('--out <dir>', 'directory to write (manifest.json, model.onnx, segments/, heads/)')
     .option('--limit <n>', 'use only the first n rows of the data', parsePositiveInt)
     .option('--max-batch <n>', 'profile batch sizes 1..n', parsePositiveInt, d.maxBatch)
-    .option('--heads <kinds>', `head kinds to try (comma-separated; ${HEAD_KINDS.join(', ')}); default: all that fit`, collectList)
+    .option(
+      '--heads <kinds>',
+      `head kinds to try (comma-separated; ${HEAD_KINDS.join(', ')}); default: all that fit`,
+      collectList,
+    )
     .option('--budget <fraction>', 'disagreement budget for the reported solo-exit fractions', parseFraction, d.budget)
     .option('--epochs <n>', 'training epochs per head', parsePositiveInt, d.epochs)
     .option('--hidden <n>', 'hidden units of heads that have a hidden layer', parsePositiveInt, d.hidden)
-    .option('--threads <n>', 'onnxruntime intra-op threads (what serving will use; 0 = all cores)', parseNonNegativeInt, d.intraOpThreads)
+    .option(
+      '--threads <n>',
+      'onnxruntime intra-op threads (what serving will use; 0 = all cores)',
+      parseNonNegativeInt,
+      d.intraOpThreads,
+    )
     .option('--output <name>', 'model output the ramps imitate (default: the first output)')
     .option('--labels <file>', 'class names, one per line, stored in the manifest')
     .option('--name <name>', 'model name in the manifest (default: the file name)')

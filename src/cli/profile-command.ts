@@ -45,12 +45,28 @@ function rows(before: LatencyProfile, after: LatencyProfile): string[][] {
 export function registerProfileCommand(program: Command): void {
   program
     .command('profile')
-    .description("re-measure a prepared model's latency profile (segments, heads, whole model per batch size) on this machine and write it into its manifest")
+    .description(
+      "re-measure a prepared model's latency profile (segments, heads, whole model per batch size) on this machine and write it into its manifest",
+    )
     .requiredOption('--model <dir>', 'prepared model directory')
-    .option('--threads <n>', 'onnxruntime intra-op threads: what serving uses (server.intra_op_threads)', parsePositiveInt, 2)
-    .option('--max-batch <n>', 'profile batch sizes 1..n (default: the sizes already in the manifest)', parsePositiveInt)
+    .option(
+      '--threads <n>',
+      'onnxruntime intra-op threads: what serving uses (server.intra_op_threads)',
+      parsePositiveInt,
+      2,
+    )
+    .option(
+      '--max-batch <n>',
+      'profile batch sizes 1..n (default: the sizes already in the manifest)',
+      parsePositiveInt,
+    )
     .option('--runs <n>', 'timed runs per measurement, at most', parsePositiveInt, 50)
-    .option('--rounds <n>', 'passes over every batch size; each figure is the smallest pass median', parsePositiveInt, 3)
+    .option(
+      '--rounds <n>',
+      'passes over every batch size; each figure is the smallest pass median',
+      parsePositiveInt,
+      3,
+    )
     .option('--json', 'print the old and new profiles as JSON')
     .action(async (options: ProfileCliOptions) => {
       await requireFile(`${options.model}/manifest.json`, 'prepared model (manifest.json)');
@@ -76,7 +92,11 @@ export function registerProfileCommand(program: Command): void {
         [
           `profiled ${options.model} with ${options.threads} intra-op threads (${after.method}); manifest.json updated`,
           '',
-          formatTable(['batch', 'whole ms (was)', 'whole ms', 'segments ms (was)', 'segments ms', 'heads ms (was)', 'heads ms'], rows(before, after), ['right', 'right', 'right', 'right', 'right', 'right', 'right']),
+          formatTable(
+            ['batch', 'whole ms (was)', 'whole ms', 'segments ms (was)', 'segments ms', 'heads ms (was)', 'heads ms'],
+            rows(before, after),
+            ['right', 'right', 'right', 'right', 'right', 'right', 'right'],
+          ),
         ].join('\n'),
       );
     });

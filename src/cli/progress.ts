@@ -72,7 +72,11 @@ export function createProgress(
     if (total > 0) {
       const fraction = Math.min(1, count / total);
       const filled = Math.round(fraction * BAR_WIDTH);
-      parts.push(`[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}]`, `${count}/${total}`, `${Math.floor(fraction * 100)}%`);
+      parts.push(
+        `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}]`,
+        `${count}/${total}`,
+        `${Math.floor(fraction * 100)}%`,
+      );
     } else {
       parts.push(String(count));
     }

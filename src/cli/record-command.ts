@@ -24,20 +24,28 @@ interface RecordCliOptions {
 }
 
 function parsePolicy(value: string): ExitPolicyKind {
-  if (!isExitPolicy(value)) throw new InvalidArgumentError(`expected one of ${EXIT_POLICIES.join(', ')}, got '${value}'.`);
+  if (!isExitPolicy(value))
+    throw new InvalidArgumentError(`expected one of ${EXIT_POLICIES.join(', ')}, got '${value}'.`);
   return value;
 }
 
 export function registerRecordCommand(program: Command): void {
   program
     .command('record')
-    .description('run inputs through a prepared model with every ramp active and write one feedback record per row (JSON Lines)')
+    .description(
+      'run inputs through a prepared model with every ramp active and write one feedback record per row (JSON Lines)',
+    )
     .requiredOption('--model <dir>', 'prepared model directory (from offramp prepare)')
     .requiredOption('--data <file>', 'inputs as .npy or .npy.gz (uint8 pixels are scaled to [0,1])')
     .requiredOption('--out <file>', 'trace to write (.jsonl)')
     .option('--labels <file>', 'true labels (.npy), stored in each record')
     .option('--batch <n>', 'batch size', parsePositiveInt, 16)
-    .option('--policy <policy>', `score each ramp under this exit policy (${EXIT_POLICIES.join(', ')})`, parsePolicy, 'confidence')
+    .option(
+      '--policy <policy>',
+      `score each ramp under this exit policy (${EXIT_POLICIES.join(', ')})`,
+      parsePolicy,
+      'confidence',
+    )
     .option('--limit <n>', 'only the first n rows', parsePositiveInt)
     .option('--threads <n>', 'onnxruntime intra-op threads', parsePositiveInt, 2)
     .option('--json', 'print the summary as JSON')
@@ -69,12 +77,16 @@ export function registerRecordCommand(program: Command): void {
         writeJson(summary);
         return;
       }
-      const agreement = Object.entries(summary.agreement).map(([id, a]) => `ramp ${id} ${formatPercent(a)}`).join(', ');
+      const agreement = Object.entries(summary.agreement)
+        .map(([id, a]) => `ramp ${id} ${formatPercent(a)}`)
+        .join(', ');
       writeOut(
         [
           `wrote ${summary.rows} records to ${options.out}`,
           `agreement with the final layer: ${agreement}`,
-          ...(summary.accuracy !== undefined ? [`full-model accuracy against the labels: ${formatPercent(summary.accuracy)}`] : []),
+          ...(summary.accuracy !== undefined
+            ? [`full-model accuracy against the labels: ${formatPercent(summary.accuracy)}`]
+            : []),
         ].join('\n'),
       );
     });

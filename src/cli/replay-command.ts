@@ -33,34 +33,45 @@ interface ReplayCliOptions {
 }
 
 function parseTuner(value: string): TunerKind {
-  if (!isTunerKind(value)) throw new InvalidArgumentError(`expected one of ${REPLAYABLE_TUNER_KINDS.join(', ')}, got '${value}'.`);
+  if (!isTunerKind(value))
+    throw new InvalidArgumentError(`expected one of ${REPLAYABLE_TUNER_KINDS.join(', ')}, got '${value}'.`);
   return value;
 }
 
 function parseBudget(value: string): number {
   const x = parseFraction(value);
-  if (x <= 0 || x > 0.5) throw new InvalidArgumentError(`expected a budget in (0, 0.5] (e.g. 0.01 or 1%), got '${value}'.`);
+  if (x <= 0 || x > 0.5)
+    throw new InvalidArgumentError(`expected a budget in (0, 0.5] (e.g. 0.01 or 1%), got '${value}'.`);
   return x;
 }
 
 function parseConfidence(value: string): number {
   const x = parseFraction(value);
-  if (x < 0.5 || x >= 1) throw new InvalidArgumentError(`expected a confidence in [0.5, 1) (e.g. 0.95 or 95%), got '${value}'.`);
+  if (x < 0.5 || x >= 1)
+    throw new InvalidArgumentError(`expected a confidence in [0.5, 1) (e.g. 0.95 or 95%), got '${value}'.`);
   return x;
 }
 
 function parseRampList(value: string): number[] {
-  const ids = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (ids.length === 0 || !ids.every((s) => /^\d+$/.test(s))) throw new InvalidArgumentError(`expected ramp ids like 0,2,5, got '${value}'.`);
+  const ids = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (ids.length === 0 || !ids.every((s) => /^\d+$/.test(s)))
+    throw new InvalidArgumentError(`expected ramp ids like 0,2,5, got '${value}'.`);
   return ids.map(Number);
 }
 
 /** `0=0.95,3=0.9`: ramp id = threshold on the policy score. */
 function parseThresholds(value: string): Map<number, number> {
   const out = new Map<number, number>();
-  for (const part of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const part of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const match = /^(\d+)=(-?[\d.]+(?:e-?\d+)?)$/.exec(part);
-    if (!match || !Number.isFinite(Number(match[2]))) throw new InvalidArgumentError(`expected id=threshold pairs like 0=0.95,3=0.9, got '${part}'.`);
+    if (!match || !Number.isFinite(Number(match[2])))
+      throw new InvalidArgumentError(`expected id=threshold pairs like 0=0.95,3=0.9, got '${part}'.`);
     out.set(Number(match[1]), Number(match[2]));
   }
   if (out.size === 0) throw new InvalidArgumentError(`expected id=threshold pairs like 0=0.95,3=0.9, got '${value}'.`);
@@ -72,7 +83,9 @@ function isGzip(bytes: Buffer): boolean {
 }
 
 /** Reads a trace file (plain or gzipped JSONL): header line, then one record per line. Errors name the file and line. */
-export async function readTrace(path: string): Promise<{ header: ReturnType<typeof parseTraceHeader>; records: FeedbackRecord[] }> {
+export async function readTrace(
+  path: string,
+): Promise<{ header: ReturnType<typeof parseTraceHeader>; records: FeedbackRecord[] }> {
   const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
     throw new CliError(err.code === 'ENOENT' ? `${path}: no such trace file` : `${path}: ${err.message}`);
   });
@@ -143,7 +156,11 @@ function summary(report: ReplayReport, resampled: boolean): string {
   const lines = [
     `replayed ${report.rows} rows of ${report.model} (policy ${report.policy}) through the ${report.tuner} tuner: budget ${formatRate(report.budget)} per ${report.window}-row window, confidence ${formatPercent(report.confidence)}`,
     '',
-    formatTable(['window', 'first row', 'disagreement', 'within', 'savings', 'hindsight', 'thresholds after (ramp:τ, - never)'], rows, ['right', 'right', 'right', 'left', 'right', 'right', 'left']),
+    formatTable(
+      ['window', 'first row', 'disagreement', 'within', 'savings', 'hindsight', 'thresholds after (ramp:τ, - never)'],
+      rows,
+      ['right', 'right', 'right', 'left', 'right', 'right', 'left'],
+    ),
     '',
     report.withinBudgetFraction === null
       ? `fewer rows than one window (${report.window}): no window judged`
@@ -154,13 +171,17 @@ function summary(report: ReplayReport, resampled: boolean): string {
       ? [
           `  compliant hindsight (best fixed thresholds for ${resampled ? 'the trace the rows were drawn from' : 'this trace'} at ${formatRate(report.compliantHindsight.rate)}, where a window keeps the budget with probability ${formatPercent(report.compliantHindsight.compliance)}): ` +
             `${formatPercent(report.compliantHindsight.savings)}` +
-            (report.fractionOfCompliantHindsight !== null ? `; the tuner saved ${formatPercent(report.fractionOfCompliantHindsight)} of it` : ''),
+            (report.fractionOfCompliantHindsight !== null
+              ? `; the tuner saved ${formatPercent(report.fractionOfCompliantHindsight)} of it`
+              : ''),
         ]
       : []),
     ...(report.meanHindsightSavings !== null
       ? [
           `  per-window hindsight (each window re-fitted to the budget on itself, optimistic): ${formatPercent(report.meanHindsightSavings)}` +
-            (report.fractionOfHindsight !== null ? `; the tuner saved ${formatPercent(report.fractionOfHindsight)} of it` : ''),
+            (report.fractionOfHindsight !== null
+              ? `; the tuner saved ${formatPercent(report.fractionOfHindsight)} of it`
+              : ''),
         ]
       : []),
     `tuner events: ${plural(count('retune'), 're-tune')}, ${plural(count('tighten'), 'tightening')}, ${plural(count('ramps'), 'ramp change')}`,
@@ -171,17 +192,32 @@ function summary(report: ReplayReport, resampled: boolean): string {
 export function registerReplayCommand(program: Command): void {
   program
     .command('replay')
-    .description('replay a recorded trace through a tuner as if it arrived live; report the budget, savings and hindsight-optimal savings per window')
+    .description(
+      'replay a recorded trace through a tuner as if it arrived live; report the budget, savings and hindsight-optimal savings per window',
+    )
     .requiredOption('--trace <file>', 'trace written by offramp record (.jsonl)')
     .option('--tuner <kind>', `tuner to replay (${REPLAYABLE_TUNER_KINDS.join(', ')})`, parseTuner, 'guarded')
-    .option('--budget <fraction>', 'largest allowed disagreement with the full model per window (0.01 or 1%)', parseBudget, 0.01)
-    .option('--confidence <p>', 'confidence 1 − δ of the guarded tuner\'s bound', parseConfidence, 0.95)
+    .option(
+      '--budget <fraction>',
+      'largest allowed disagreement with the full model per window (0.01 or 1%)',
+      parseBudget,
+      0.01,
+    )
+    .option('--confidence <p>', "confidence 1 − δ of the guarded tuner's bound", parseConfidence, 0.95)
     .option('--window <n>', 'rows per window', parsePositiveInt, 1000)
     .option('--patience <n>', 'for a patience-policy trace: consecutive ramps that must agree', parsePositiveInt, 2)
     .option('--ramps <ids>', 'active ramps (comma-separated ids; default every ramp in the trace)', parseRampList)
-    .option('--thresholds <pairs>', 'static tuner: fixed thresholds as id=τ pairs (default: calibrated on the first rows)', parseThresholds)
+    .option(
+      '--thresholds <pairs>',
+      'static tuner: fixed thresholds as id=τ pairs (default: calibrated on the first rows)',
+      parseThresholds,
+    )
     .option('--apparate-batches <n>', 'apparate tuner: its window in batches (Apparate uses 4)', parsePositiveInt, 4)
-    .option('--resample <rows>', 'replay this many rows drawn with replacement from the trace (a longer stationary stream)', parsePositiveInt)
+    .option(
+      '--resample <rows>',
+      'replay this many rows drawn with replacement from the trace (a longer stationary stream)',
+      parsePositiveInt,
+    )
     .option('--seed <n>', 'seed for --resample', parsePositiveInt, 1)
     .option('--no-hindsight', 'skip the hindsight-optimal search per window (faster)')
     .option('--json', 'print the report as JSON')
@@ -189,7 +225,8 @@ export function registerReplayCommand(program: Command): void {
       const trace = await readTrace(options.trace);
       const { header } = trace;
       const records = options.resample ? resampleRecords(trace.records, options.resample, options.seed) : trace.records;
-      if (options.thresholds && options.tuner !== 'static') throw new CliError('--thresholds applies to --tuner static only');
+      if (options.thresholds && options.tuner !== 'static')
+        throw new CliError('--thresholds applies to --tuner static only');
       const common = {
         budget: options.budget,
         confidence: options.confidence,
@@ -197,13 +234,23 @@ export function registerReplayCommand(program: Command): void {
         patience: options.patience,
         hindsight: options.hindsight,
         // Fixed thresholds name the ramps that run; others would only add their heads' cost.
-        ...(options.ramps ? { activeRamps: options.ramps } : options.thresholds ? { activeRamps: [...options.thresholds.keys()] } : {}),
+        ...(options.ramps
+          ? { activeRamps: options.ramps }
+          : options.thresholds
+            ? { activeRamps: [...options.thresholds.keys()] }
+            : {}),
         ...(options.thresholds ? { thresholds: options.thresholds } : {}),
         ...(options.resample ? { population: trace.records } : {}),
       };
       let report: ReplayReport;
       try {
-        report = replayTrace(header, records, options.tuner === 'apparate' ? { kind: 'apparate', windowBatches: options.apparateBatches, ...common } : { kind: options.tuner, ...common });
+        report = replayTrace(
+          header,
+          records,
+          options.tuner === 'apparate'
+            ? { kind: 'apparate', windowBatches: options.apparateBatches, ...common }
+            : { kind: options.tuner, ...common },
+        );
       } catch (err) {
         if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
         throw err;

@@ -19,13 +19,23 @@ function log(line: string): void {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('serve prepared models over KServe v2 HTTP and gRPC (default: the bundled fmnist-resnet model on :8080 and :8081)')
-    .option('--config <file>', 'SLO file (YAML; see src/config/slo.example.yaml); default: $OFFRAMP_CONFIG, else the built-in default')
+    .description(
+      'serve prepared models over KServe v2 HTTP and gRPC (default: the bundled fmnist-resnet model on :8080 and :8081)',
+    )
+    .option(
+      '--config <file>',
+      'SLO file (YAML; see src/config/slo.example.yaml); default: $OFFRAMP_CONFIG, else the built-in default',
+    )
     .option('--access-log', 'log every HTTP request')
     .action(async (options: ServeOptions) => {
       const configPath = options.config ?? configPathFromEnv();
       const config = await resolveServingConfig(configPath ? { path: configPath } : {});
-      const server = await startServer(config, { version: packageVersion(), ...(configPath ? { configPath } : {}), log, accessLog: options.accessLog === true });
+      const server = await startServer(config, {
+        version: packageVersion(),
+        ...(configPath ? { configPath } : {}),
+        log,
+        accessLog: options.accessLog === true,
+      });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           log(`${signal}: draining (no new requests; queued and running ones are answered)`);

@@ -25,12 +25,18 @@ function checkCuts(path: string, analysis: GraphAnalysis, cuts: string[]): void 
         `'${cut}' is a tensor of ${path} but not a cut point: a skip connection or another branch goes around it (see 'offramp inspect --all ${path}')`,
       );
     }
-    throw new UsageError(`${path} has no tensor named '${cut}' that a node produces (see 'offramp inspect --all ${path}')`);
+    throw new UsageError(
+      `${path} has no tensor named '${cut}' that a node produces (see 'offramp inspect --all ${path}')`,
+    );
   }
 }
 
 function printReport(path: string, report: VerifyReport): void {
-  const rows = report.segments.map((s) => [String(s.index), String(s.nodes), `${s.inputs.join(', ')} -> ${s.outputs.join(', ')}`]);
+  const rows = report.segments.map((s) => [
+    String(s.index),
+    String(s.nodes),
+    `${s.inputs.join(', ')} -> ${s.outputs.join(', ')}`,
+  ]);
   const lines = [
     `model  ${path}`,
     `split  ${report.cuts.length} cut${report.cuts.length === 1 ? '' : 's'} -> ${report.segments.length} segments, batch ${report.batch}`,
@@ -66,7 +72,11 @@ export function registerVerifyCommand(program: Command): void {
     .command('verify')
     .description('split a model at its cut points and check the segments reproduce its outputs (max abs diff <= 1e-4)')
     .argument('<model>', 'ONNX model file')
-    .option('--cuts <tensors>', 'cut at these tensors (comma-separated or repeated; default: the candidates)', collectList)
+    .option(
+      '--cuts <tensors>',
+      'cut at these tensors (comma-separated or repeated; default: the candidates)',
+      collectList,
+    )
     .option('--batch <n>', 'rows in the random test input', parsePositiveInt, 2)
     .option('--json', 'print the verification report as JSON')
     .action(async (path: string, options: VerifyOptions) => {

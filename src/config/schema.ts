@@ -66,14 +66,18 @@ function real(b: Bound, value: number, doc: string) {
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T, value: T[number], doc: string) {
-  return z.enum(values, { error: notA(`one of ${values.join(', ')}`) }).default(value).describe(doc);
+  return z
+    .enum(values, { error: notA(`one of ${values.join(', ')}`) })
+    .default(value)
+    .describe(doc);
 }
 
 /** A mapping that rejects unknown keys: a typo must not be silently ignored. */
 function section<S extends z.ZodRawShape>(shape: S) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
-    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown key; allowed keys: ${allowed}` : notA('a mapping')(iss)),
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown key; allowed keys: ${allowed}` : notA('a mapping')(iss),
   });
 }
 
@@ -97,70 +101,161 @@ const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
 
 const serverSchema = section({
-  http_port: int(PORT, 8080, 'Port of the KServe v2 HTTP/REST endpoint; 0 picks a free port. Overridden by OFFRAMP_HTTP_PORT.'),
-  grpc_port: int(PORT, 8081, 'Port of the KServe v2 gRPC endpoint; 0 picks a free port. Overridden by OFFRAMP_GRPC_PORT.'),
+  http_port: int(
+    PORT,
+    8080,
+    'Port of the KServe v2 HTTP/REST endpoint; 0 picks a free port. Overridden by OFFRAMP_HTTP_PORT.',
+  ),
+  grpc_port: int(
+    PORT,
+    8081,
+    'Port of the KServe v2 gRPC endpoint; 0 picks a free port. Overridden by OFFRAMP_GRPC_PORT.',
+  ),
   host: z
     .string({ error: notA('a host name or address') })
     .min(1, { error: notA('a host name or address') })
     .max(253, { error: notA('a host name or address (at most 253 characters)') })
     .default('0.0.0.0')
-    .describe('Address both endpoints listen on ("0.0.0.0": all IPv4 interfaces, "::": all interfaces, "127.0.0.1": local only).'),
-  max_body_bytes: int({ min: 1024, max: 1073741824 }, 8388608, 'Largest request body (HTTP) or message (gRPC) accepted, in bytes; larger requests get OFFRAMP_BODY_TOO_LARGE.'),
-  workers: int({ min: 1, max: 64 }, 1, 'Executor worker threads; each holds its own onnxruntime sessions and runs one batch at a time.'),
-  intra_op_threads: int({ min: 1, max: 256 }, 2, 'onnxruntime intra-op threads per worker (workers × intra_op_threads should not exceed the cores).'),
+    .describe(
+      'Address both endpoints listen on ("0.0.0.0": all IPv4 interfaces, "::": all interfaces, "127.0.0.1": local only).',
+    ),
+  max_body_bytes: int(
+    { min: 1024, max: 1073741824 },
+    8388608,
+    'Largest request body (HTTP) or message (gRPC) accepted, in bytes; larger requests get OFFRAMP_BODY_TOO_LARGE.',
+  ),
+  workers: int(
+    { min: 1, max: 64 },
+    1,
+    'Executor worker threads; each holds its own onnxruntime sessions and runs one batch at a time.',
+  ),
+  intra_op_threads: int(
+    { min: 1, max: 256 },
+    2,
+    'onnxruntime intra-op threads per worker (workers × intra_op_threads should not exceed the cores).',
+  ),
   admin_token: z
     // The token is a secret: messages give its length, never its value.
-    .string({ error: (iss) => `${typeof iss.input === 'object' ? showValue(iss.input) : `a ${typeof iss.input}`} is not a string or null (quote the token)` })
-    .min(ADMIN_TOKEN_LENGTH.min, { error: (iss) => `a token of ${String(iss.input as string).length} characters is too short (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
-    .max(ADMIN_TOKEN_LENGTH.max, { error: (iss) => `a token of ${String(iss.input as string).length} characters is too long (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)` })
+    .string({
+      error: (iss) =>
+        `${typeof iss.input === 'object' ? showValue(iss.input) : `a ${typeof iss.input}`} is not a string or null (quote the token)`,
+    })
+    .min(ADMIN_TOKEN_LENGTH.min, {
+      error: (iss) =>
+        `a token of ${String(iss.input as string).length} characters is too short (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)`,
+    })
+    .max(ADMIN_TOKEN_LENGTH.max, {
+      error: (iss) =>
+        `a token of ${String(iss.input as string).length} characters is too long (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters)`,
+    })
     .nullable()
     .default(null)
-    .describe(`Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.`),
+    .describe(
+      `Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.`,
+    ),
 });
 
 const sloSchema = section({
-  latency_ms: real({ min: 0, max: 60000, minExclusive: true }, 50, 'Latency objective in milliseconds, from arrival to answer; the batcher never waits past what it allows.'),
-  percentile: real({ min: 0, max: 100, minExclusive: true, maxExclusive: true }, 95, 'Percentile of requests that must meet latency_ms (95: p95).'),
+  latency_ms: real(
+    { min: 0, max: 60000, minExclusive: true },
+    50,
+    'Latency objective in milliseconds, from arrival to answer; the batcher never waits past what it allows.',
+  ),
+  percentile: real(
+    { min: 0, max: 100, minExclusive: true, maxExclusive: true },
+    95,
+    'Percentile of requests that must meet latency_ms (95: p95).',
+  ),
 });
 
 const accuracySchema = section({
-  budget: real({ min: 0, max: 0.5, minExclusive: true }, 0.01, 'Largest allowed disagreement with the full model over the window (0.01: at most 1% of answers differ).'),
-  confidence: real({ min: 0.5, max: 1, maxExclusive: true }, 0.95, 'Probability (1 − δ) with which the guarded tuner keeps the budget, from an upper confidence bound on the disagreement.'),
+  budget: real(
+    { min: 0, max: 0.5, minExclusive: true },
+    0.01,
+    'Largest allowed disagreement with the full model over the window (0.01: at most 1% of answers differ).',
+  ),
+  confidence: real(
+    { min: 0.5, max: 1, maxExclusive: true },
+    0.95,
+    'Probability (1 − δ) with which the guarded tuner keeps the budget, from an upper confidence bound on the disagreement.',
+  ),
   window: int({ min: 50, max: 100000 }, 1000, 'Number of most recent requests over which disagreement is measured.'),
 });
 
 const thresholdsSchema = z
   .record(
-    z.string().regex(/^(0|[1-9][0-9]{0,3})$/, { error: (iss) => `${showValue(iss.input)} is not a ramp id (an integer 0..9999)` }),
+    z.string().regex(/^(0|[1-9][0-9]{0,3})$/, {
+      error: (iss) => `${showValue(iss.input)} is not a ramp id (an integer 0..9999)`,
+    }),
     bounded({ min: -1000, max: 1 }, false),
     { error: notA('a mapping from ramp id to threshold, or null') },
   )
   .nullable()
   .default(null)
-  .describe('Static exit thresholds, ramp id → threshold on the policy score (confidence, margin: 0..1; entropy: ≤ 0, the score is −H). A ramp not listed never exits until the tuner sets it; null: all start at "never".');
+  .describe(
+    'Static exit thresholds, ramp id → threshold on the policy score (confidence, margin: 0..1; entropy: ≤ 0, the score is −H). A ramp not listed never exits until the tuner sets it; null: all start at "never".',
+  );
 
 const exitsSchema = section({
-  policy: oneOf(EXIT_POLICIES, 'confidence', 'Exit score: confidence (max p), entropy (−H(p)), margin (p1 − p2), or patience (the last `patience` ramps agree on the class).'),
-  mode: oneOf(EXIT_MODES, 'release', 'release: an exited request is answered early but its row runs to the end (every request gives feedback); drop: exited rows leave the batch and save compute.'),
+  policy: oneOf(
+    EXIT_POLICIES,
+    'confidence',
+    'Exit score: confidence (max p), entropy (−H(p)), margin (p1 − p2), or patience (the last `patience` ramps agree on the class).',
+  ),
+  mode: oneOf(
+    EXIT_MODES,
+    'release',
+    'release: an exited request is answered early but its row runs to the end (every request gives feedback); drop: exited rows leave the batch and save compute.',
+  ),
   max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
-  ramp_budget: real({ min: 0, max: 0.5 }, 0.1, 'Largest total cost of active ramps, as a fraction of full-model latency at batch size 1 (the tuner drops the least useful ramps to stay within it).'),
-  patience: int({ min: 1, max: 16 }, 2, 'For the patience policy: how many consecutive ramps must agree before a request exits.'),
-  drop_feedback_fraction: real({ min: 0, max: 1 }, 0.1, 'In drop mode: share of rows drawn as probes at the start of each batch; a probe runs to the end whatever its exits (it is still answered early), and the online tuner learns only from probes, an unbiased sample of traffic.'),
+  ramp_budget: real(
+    { min: 0, max: 0.5 },
+    0.1,
+    'Largest total cost of active ramps, as a fraction of full-model latency at batch size 1 (the tuner drops the least useful ramps to stay within it).',
+  ),
+  patience: int(
+    { min: 1, max: 16 },
+    2,
+    'For the patience policy: how many consecutive ramps must agree before a request exits.',
+  ),
+  drop_feedback_fraction: real(
+    { min: 0, max: 1 },
+    0.1,
+    'In drop mode: share of rows drawn as probes at the start of each batch; a probe runs to the end whatever its exits (it is still answered early), and the online tuner learns only from probes, an unbiased sample of traffic.',
+  ),
   thresholds: thresholdsSchema,
 });
 
 const tunerSchema = section({
-  kind: oneOf(TUNER_KINDS, 'guarded', 'guarded: thresholds that keep the budget with the given confidence; apparate: Apparate\'s greedy hill-climb; static: exits.thresholds, or when null the thresholds prepare calibrated offline on the bootstrap set; off: no early exits.'),
-  interval_batches: int({ min: 1, max: 100000 }, 30, 'Every this many batches, the ramp set is revisited: ramps that do not pay off are dropped, new positions tried.'),
+  kind: oneOf(
+    TUNER_KINDS,
+    'guarded',
+    "guarded: thresholds that keep the budget with the given confidence; apparate: Apparate's greedy hill-climb; static: exits.thresholds, or when null the thresholds prepare calibrated offline on the bootstrap set; off: no early exits.",
+  ),
+  interval_batches: int(
+    { min: 1, max: 100000 },
+    30,
+    'Every this many batches, the ramp set is revisited: ramps that do not pay off are dropped, new positions tried.',
+  ),
 });
 
 const batchingSchema = section({
   max_batch_size: int({ min: 1, max: 1024 }, 16, 'Most requests run together in one batch.'),
-  max_queue_delay_ms: real({ min: 0, max: 10000 }, 4, 'Longest a request waits for a fuller batch, in milliseconds (never past its SLO deadline).'),
-  max_queue_size: int({ min: 1, max: 1000000 }, 256, 'Most requests waiting; more are rejected with OFFRAMP_QUEUE_FULL.'),
+  max_queue_delay_ms: real(
+    { min: 0, max: 10000 },
+    4,
+    'Longest a request waits for a fuller batch, in milliseconds (never past its SLO deadline).',
+  ),
+  max_queue_size: int(
+    { min: 1, max: 1000000 },
+    256,
+    'Most requests waiting; more are rejected with OFFRAMP_QUEUE_FULL.',
+  ),
   preferred_batch_sizes: z
     .array(bounded({ min: 1, max: 1024 }, true), { error: notA('a list of batch sizes') })
-    .max(64, { error: (iss) => `a list of ${Array.isArray(iss.input) ? iss.input.length : '?'} sizes is too long (at most 64)` })
+    .max(64, {
+      error: (iss) => `a list of ${Array.isArray(iss.input) ? iss.input.length : '?'} sizes is too long (at most 64)`,
+    })
     .default([])
     .describe('Batch sizes to form when possible (each ≤ max_batch_size); []: any size.'),
 });
@@ -171,8 +266,12 @@ export const modelSchema = section({
     .string({ error: notA('a path to a prepared model directory') })
     .min(1, { error: notA('a path to a prepared model directory') })
     .max(4096, { error: notA('a path (at most 4096 characters)') })
-    .describe('Prepared model directory (from `offramp prepare`); a relative path resolves against the config file\'s folder.'),
-  version: urlSafe('version', 64).default('1').describe('Version served (/v2/models/{name}/versions/{version}); a string, so quote numbers: "1".'),
+    .describe(
+      "Prepared model directory (from `offramp prepare`); a relative path resolves against the config file's folder.",
+    ),
+  version: urlSafe('version', 64)
+    .default('1')
+    .describe('Version served (/v2/models/{name}/versions/{version}); a string, so quote numbers: "1".'),
   slo: sloSchema.prefault({}).describe('Latency objective.'),
   accuracy: accuracySchema.prefault({}).describe('Accuracy budget: agreement with the full model.'),
   exits: exitsSchema.prefault({}).describe('Early-exit policy and ramps.'),
@@ -186,11 +285,21 @@ export const modelSchema = section({
 
   const max = m.batching.max_batch_size;
   m.batching.preferred_batch_sizes.forEach((size, i) => {
-    if (num(size) && num(max) && size > max) problem(['batching', 'preferred_batch_sizes', i], size, `is larger than batching.max_batch_size (${max})`);
-    if (m.batching.preferred_batch_sizes.indexOf(size) !== i) problem(['batching', 'preferred_batch_sizes', i], size, 'is listed twice');
+    if (num(size) && num(max) && size > max)
+      problem(['batching', 'preferred_batch_sizes', i], size, `is larger than batching.max_batch_size (${max})`);
+    if (m.batching.preferred_batch_sizes.indexOf(size) !== i)
+      problem(['batching', 'preferred_batch_sizes', i], size, 'is listed twice');
   });
-  if (num(m.batching.max_queue_delay_ms) && num(m.slo.latency_ms) && m.batching.max_queue_delay_ms >= m.slo.latency_ms) {
-    problem(['batching', 'max_queue_delay_ms'], m.batching.max_queue_delay_ms, `must be below slo.latency_ms (${m.slo.latency_ms})`);
+  if (
+    num(m.batching.max_queue_delay_ms) &&
+    num(m.slo.latency_ms) &&
+    m.batching.max_queue_delay_ms >= m.slo.latency_ms
+  ) {
+    problem(
+      ['batching', 'max_queue_delay_ms'],
+      m.batching.max_queue_delay_ms,
+      `must be below slo.latency_ms (${m.slo.latency_ms})`,
+    );
   }
   const { policy, thresholds, patience, max_ramps: maxRamps } = m.exits;
   if (policy === 'patience' && num(patience) && num(maxRamps) && patience > maxRamps) {
@@ -198,9 +307,16 @@ export const modelSchema = section({
   }
   for (const [ramp, t] of Object.entries(thresholds ?? {})) {
     if (!num(t)) continue;
-    if (policy === 'patience') problem(['exits', 'thresholds', ramp], t, 'is a threshold, but the patience policy uses none (remove exits.thresholds)');
-    else if ((policy === 'confidence' || policy === 'margin') && t < 0) problem(['exits', 'thresholds', ramp], t, `is out of range for the ${policy} policy ([0, 1])`);
-    else if (policy === 'entropy' && t > 0) problem(['exits', 'thresholds', ramp], t, 'is out of range for the entropy policy (≤ 0: the score is −H)');
+    if (policy === 'patience')
+      problem(
+        ['exits', 'thresholds', ramp],
+        t,
+        'is a threshold, but the patience policy uses none (remove exits.thresholds)',
+      );
+    else if ((policy === 'confidence' || policy === 'margin') && t < 0)
+      problem(['exits', 'thresholds', ramp], t, `is out of range for the ${policy} policy ([0, 1])`);
+    else if (policy === 'entropy' && t > 0)
+      problem(['exits', 'thresholds', ramp], t, 'is out of range for the entropy policy (≤ 0: the score is −H)');
   }
 });
 
@@ -218,16 +334,28 @@ export const sloConfigSchema = section({
     (c.models ?? []).forEach((m, i) => {
       const first = seen.get(m.name);
       if (first === undefined) seen.set(m.name, i);
-      else ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], input: m.name, message: `${showValue(m.name)} is already the name of models[${first}]; model names must be unique` });
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', i, 'name'],
+          input: m.name,
+          message: `${showValue(m.name)} is already the name of models[${first}]; model names must be unique`,
+        });
     });
     const { http_port: http, grpc_port: grpc } = c.server;
     if (http === grpc && http !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['server', 'grpc_port'], input: grpc, message: `${grpc} is also server.http_port; the two endpoints need different ports` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'grpc_port'],
+        input: grpc,
+        message: `${grpc} is also server.http_port; the two endpoints need different ports`,
+      });
     }
   })
   .meta({
     title: 'offramp serving config (SLO file)',
-    description: 'Models to serve, with their latency objective, accuracy budget, early-exit policy and batching. See src/config/slo.example.yaml.',
+    description:
+      'Models to serve, with their latency objective, accuracy budget, early-exit policy and batching. See src/config/slo.example.yaml.',
   });
 
 /** The file as written (fields may be left out). */
@@ -235,4 +363,3 @@ export type SloConfigInput = z.input<typeof sloConfigSchema>;
 /** The file with every default filled in, still snake_case. */
 export type SloConfigFile = z.output<typeof sloConfigSchema>;
 export type ModelFile = z.output<typeof modelSchema>;
-

@@ -134,7 +134,11 @@ export const ENV_SOURCE = 'environment';
  * What `offramp serve` with no config serves. It uses static thresholds calibrated offline by
  * `prepare`, so early exits happen from the first request; the online tuner is opt-in per file.
  */
-export const BUNDLED_MODEL = Object.freeze({ name: 'fmnist-resnet', path: 'models/fmnist-resnet', tuner: Object.freeze({ kind: 'static' as const }) });
+export const BUNDLED_MODEL = Object.freeze({
+  name: 'fmnist-resnet',
+  path: 'models/fmnist-resnet',
+  tuner: Object.freeze({ kind: 'static' as const }),
+});
 
 /** Environment overrides, by the `server` key they replace. */
 const ENV_OVERRIDES = [
@@ -165,7 +169,14 @@ export function parseServingConfig(text: string, source: string, options: ParseO
   } catch (err) {
     throw configInvalid([{ source, path: '', message: `malformed YAML: ${(err as Error).message}` }]);
   }
-  return validate(data, source, options.baseDir ?? dirname(resolve(source)), options.env ?? process.env, doc, lineCounter);
+  return validate(
+    data,
+    source,
+    options.baseDir ?? dirname(resolve(source)),
+    options.env ?? process.env,
+    doc,
+    lineCounter,
+  );
 }
 
 /** Reads and parses an SLO file. Throws OFFRAMP_CONFIG_INVALID when it cannot be read or is invalid. */
@@ -194,7 +205,9 @@ export function configPathFromEnv(env: Env = process.env): string | undefined {
 }
 
 /** The config to serve: the file at `path`, else the one `OFFRAMP_CONFIG` names, else the default. */
-export async function resolveServingConfig(options: { path?: string | undefined; env?: Env | undefined } = {}): Promise<ServingConfig> {
+export async function resolveServingConfig(
+  options: { path?: string | undefined; env?: Env | undefined } = {},
+): Promise<ServingConfig> {
   const env = options.env ?? process.env;
   const path = options.path ?? configPathFromEnv(env);
   return path === undefined ? defaultServingConfig(env) : loadServingConfig(path, { env });
@@ -210,14 +223,25 @@ export function formatConfigProblem(p: ConfigProblem): string {
 
 function configInvalid(problems: ConfigProblem[], cause?: unknown): OfframpError<'OFFRAMP_CONFIG_INVALID'> {
   const lines = [...new Set(problems.map(formatConfigProblem))];
-  return new OfframpError('OFFRAMP_CONFIG_INVALID', { problems: lines.join('\n') }, { cause, details: { issues: problems } });
+  return new OfframpError(
+    'OFFRAMP_CONFIG_INVALID',
+    { problems: lines.join('\n') },
+    { cause, details: { issues: problems } },
+  );
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function validate(data: unknown, source: string, baseDir: string, env: Env, doc?: Document, lineCounter?: LineCounter): ServingConfig {
+function validate(
+  data: unknown,
+  source: string,
+  baseDir: string,
+  env: Env,
+  doc?: Document,
+  lineCounter?: LineCounter,
+): ServingConfig {
   // Environment overrides go in before validation, so that they meet the same bounds and
   // cross-field rules (two ports the same) as the file; problems with them name the variable.
   const fromEnv = new Map<string, string>();
@@ -240,7 +264,13 @@ function validate(data: unknown, source: string, baseDir: string, env: Env, doc?
   return deepFreeze(toServingConfig(parsed.data, source, baseDir));
 }
 
-function toProblems(issue: z.core.$ZodIssue, source: string, fromEnv: Map<string, string>, doc?: Document, lineCounter?: LineCounter): ConfigProblem[] {
+function toProblems(
+  issue: z.core.$ZodIssue,
+  source: string,
+  fromEnv: Map<string, string>,
+  doc?: Document,
+  lineCounter?: LineCounter,
+): ConfigProblem[] {
   const at = (path: readonly PropertyKey[], message: string): ConfigProblem => {
     const envVariable = path.length === 2 && path[0] === 'server' ? fromEnv.get(String(path[1])) : undefined;
     if (envVariable !== undefined) return { source: ENV_SOURCE, path: envVariable, message };
@@ -279,8 +309,7 @@ function lineOf(doc: Document, lineCounter: LineCounter, path: readonly Property
 
 function toServingConfig(file: SloConfigFile, source: string, baseDir: string): ServingConfig {
   const s = file.server;
-  const models =
-    file.models?.map((m) => toModelConfig(m, baseDir)) ??
+  const models = file.models?.map((m) => toModelConfig(m, baseDir)) ??
     // Left out: the bundled model, which lives in the package, not next to the config file.
     [toModelConfig(modelSchema.parse(BUNDLED_MODEL), packageRoot())];
   return {
@@ -299,7 +328,10 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
 }
 
 function toModelConfig(m: ModelFile, baseDir: string): ModelConfig {
-  const thresholds = m.exits.thresholds === null ? null : Object.fromEntries(Object.entries(m.exits.thresholds).map(([k, v]) => [Number(k), v]));
+  const thresholds =
+    m.exits.thresholds === null
+      ? null
+      : Object.fromEntries(Object.entries(m.exits.thresholds).map(([k, v]) => [Number(k), v]));
   return {
     name: m.name,
     path: resolve(baseDir, m.path),

@@ -37,30 +37,54 @@ export function convertInput(modelName: string, manifest: PreparedManifest, inpu
   if (!spec) throw new OfframpError('OFFRAMP_INTERNAL', { reason: `model '${modelName}' declares no input` });
   const expectedShape = inputMetadata(manifest)[0]?.shape ?? [];
   for (const input of inputs) {
-    if (input.name !== spec.name) throw new OfframpError('OFFRAMP_UNKNOWN_INPUT', { model: modelName, input: input.name, expected: spec.name });
+    if (input.name !== spec.name)
+      throw new OfframpError('OFFRAMP_UNKNOWN_INPUT', { model: modelName, input: input.name, expected: spec.name });
   }
-  if (inputs.length > 1) throw new OfframpError('OFFRAMP_INVALID_REQUEST', { reason: `input '${spec.name}' is given ${inputs.length} times` });
+  if (inputs.length > 1)
+    throw new OfframpError('OFFRAMP_INVALID_REQUEST', {
+      reason: `input '${spec.name}' is given ${inputs.length} times`,
+    });
   const input = inputs[0];
   if (!input) throw new OfframpError('OFFRAMP_MISSING_INPUT', { model: modelName, input: spec.name });
 
   const isInt = spec.type === 'int64';
   const accepted = isInt ? INT_SOURCES : FLOAT_SOURCES;
   if (!accepted.includes(input.datatype)) {
-    throw new OfframpError('OFFRAMP_WRONG_DATATYPE', { input: input.name, got: input.datatype, expected: accepted.join(' or ') });
+    throw new OfframpError('OFFRAMP_WRONG_DATATYPE', {
+      input: input.name,
+      got: input.datatype,
+      expected: accepted.join(' or '),
+    });
   }
   const shape = input.shape;
   const shapeOk =
     shape.length === expectedShape.length &&
-    shape.every((d, i) => Number.isInteger(d) && d >= (i === 0 ? 1 : 0) && (expectedShape[i] === -1 || expectedShape[i] === d));
-  if (!shapeOk) throw new OfframpError('OFFRAMP_WRONG_SHAPE', { input: input.name, got: shapeText(shape), expected: shapeText(expectedShape) });
+    shape.every(
+      (d, i) => Number.isInteger(d) && d >= (i === 0 ? 1 : 0) && (expectedShape[i] === -1 || expectedShape[i] === d),
+    );
+  if (!shapeOk)
+    throw new OfframpError('OFFRAMP_WRONG_SHAPE', {
+      input: input.name,
+      got: shapeText(shape),
+      expected: shapeText(expectedShape),
+    });
   const count = shape.reduce((a, b) => a * b, 1);
   if (input.data.length !== count) {
-    throw new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', { input: input.name, got: input.data.length, shape: shapeText(shape), expected: count });
+    throw new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', {
+      input: input.name,
+      got: input.data.length,
+      shape: shapeText(shape),
+      expected: count,
+    });
   }
 
   const values = input.data;
   const bad = (index: number, what: string): never => {
-    throw new OfframpError('OFFRAMP_WRONG_DATATYPE', { input: input.name, got: `${input.datatype} with ${what} at element ${index}`, expected: accepted.join(' or ') });
+    throw new OfframpError('OFFRAMP_WRONG_DATATYPE', {
+      input: input.name,
+      got: `${input.datatype} with ${what} at element ${index}`,
+      expected: accepted.join(' or '),
+    });
   };
   let data: Float32Array | BigInt64Array;
   if (isInt) {
@@ -79,7 +103,8 @@ export function convertInput(modelName: string, manifest: PreparedManifest, inpu
       const v = values[i];
       if (typeof v !== 'number' || !Number.isFinite(v)) bad(i, `the value ${String(v)}`);
       const n = v as number;
-      if (input.datatype === 'UINT8' && (!Number.isInteger(n) || n < 0 || n > 255)) bad(i, `${n} (UINT8 pixels are 0..255)`);
+      if (input.datatype === 'UINT8' && (!Number.isInteger(n) || n < 0 || n > 255))
+        bad(i, `${n} (UINT8 pixels are 0..255)`);
       out[i] = n * scale;
     }
     data = out;
@@ -98,14 +123,22 @@ export function requestOptions(parameters: Parameters): RequestOptions {
   const priority = parameters['priority'];
   if (priority !== undefined) {
     if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0) {
-      throw new OfframpError('OFFRAMP_BAD_PARAMETER', { parameter: 'priority', got: JSON.stringify(priority), expected: 'an integer ≥ 0 (lower is more urgent)' });
+      throw new OfframpError('OFFRAMP_BAD_PARAMETER', {
+        parameter: 'priority',
+        got: JSON.stringify(priority),
+        expected: 'an integer ≥ 0 (lower is more urgent)',
+      });
     }
     options.priority = priority;
   }
   const timeout = parameters['timeout'];
   if (timeout !== undefined) {
     if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout <= 0) {
-      throw new OfframpError('OFFRAMP_BAD_PARAMETER', { parameter: 'timeout', got: JSON.stringify(timeout), expected: 'a positive integer number of microseconds' });
+      throw new OfframpError('OFFRAMP_BAD_PARAMETER', {
+        parameter: 'timeout',
+        got: JSON.stringify(timeout),
+        expected: 'a positive integer number of microseconds',
+      });
     }
     options.timeoutMs = timeout / 1000;
   }

@@ -77,8 +77,21 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         plan: staticPlan(manifest, modelConfig),
         ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
       });
-      const tuning = attachTuner(runner, manifest, modelConfig, options.log && ((line) => options.log?.(`${modelConfig.name}: ${line}`)));
-      plane.models.set(modelConfig.name, { name: modelConfig.name, version: modelConfig.version, dir, config: modelConfig, manifest, runner, tuning });
+      const tuning = attachTuner(
+        runner,
+        manifest,
+        modelConfig,
+        options.log && ((line) => options.log?.(`${modelConfig.name}: ${line}`)),
+      );
+      plane.models.set(modelConfig.name, {
+        name: modelConfig.name,
+        version: modelConfig.version,
+        dir,
+        config: modelConfig,
+        manifest,
+        runner,
+        tuning,
+      });
     }
     plane.readyFlag = true;
     return plane;
@@ -97,13 +110,18 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   serverMetadata(): ServerMetadata {
-    return { name: SERVER_NAME, version: this.options.version, extensions: ['model_configuration', 'statistics', 'offramp_exits'] };
+    return {
+      name: SERVER_NAME,
+      version: this.options.version,
+      extensions: ['model_configuration', 'statistics', 'offramp_exits'],
+    };
   }
 
   model(name: string, version?: string): ServedModel {
     const m = this.models.get(name);
     if (!m) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
-    if (version !== undefined && version !== '' && version !== m.version) throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
+    if (version !== undefined && version !== '' && version !== m.version)
+      throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
     return m;
   }
 
@@ -131,7 +149,10 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       outputs,
       parameters: {
         ...(m.manifest.model.labels ? { labels: m.manifest.model.labels } : {}),
-        accepted_input_datatypes: m.manifest.model.inputs[0]?.type === 'int64' ? ['INT64', 'INT32'] : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
+        accepted_input_datatypes:
+          m.manifest.model.inputs[0]?.type === 'int64'
+            ? ['INT64', 'INT32']
+            : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
         ramps: m.manifest.ramps.map((r) => ({ id: r.id, compute_before: r.computeBefore, head: r.head.kind })),
       },
     };
@@ -149,7 +170,11 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       policy: plan.policy,
       mode: plan.mode,
       tuner: tunerReport(m, savings),
-      rampOverhead: rampOverheadShare(m.manifest.profile, plan.ramps.map((r) => r.id), 1),
+      rampOverhead: rampOverheadShare(
+        m.manifest.profile,
+        plan.ramps.map((r) => r.id),
+        1,
+      ),
       ramps: m.manifest.ramps.map((r) => {
         const s = stats.perRamp.get(r.id);
         return {
@@ -161,7 +186,13 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
           agreement: s && s.compared > 0 ? s.agreeing / s.compared : null,
         };
       }),
-      window: { size: stats.size, capacity: stats.capacity, disagreement: stats.disagreement, earlyFraction: stats.earlyFraction, estimatedSavings: savings },
+      window: {
+        size: stats.size,
+        capacity: stats.capacity,
+        disagreement: stats.disagreement,
+        earlyFraction: stats.earlyFraction,
+        estimatedSavings: savings,
+      },
     };
   }
 
@@ -183,11 +214,15 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
 
   pinThresholds(name: string, version: string | undefined, thresholds: ThresholdMap): TunerAdminReport {
     const m = this.model(name, version);
-    if (thresholds.size === 0) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: '"thresholds" names no ramp' });
+    if (thresholds.size === 0)
+      throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: '"thresholds" names no ramp' });
     const ids = m.manifest.ramps.map((r) => r.id);
     const policy = m.runner.exitPlan.policy;
     for (const [id, threshold] of thresholds) {
-      if (!ids.includes(id)) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: `model '${m.name}' has no ramp ${id} (its ramps: ${ids.join(', ') || 'none'})` });
+      if (!ids.includes(id))
+        throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', {
+          reason: `model '${m.name}' has no ramp ${id} (its ramps: ${ids.join(', ') || 'none'})`,
+        });
       const problem = thresholdProblem(policy, threshold);
       if (problem) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: `thresholds.${id}: ${problem}` });
     }
@@ -203,17 +238,25 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
 
   private onlineModel(name: string, version: string | undefined, action: string): ServedModel {
     const m = this.model(name, version);
-    if (!m.tuning.online) throw new OfframpError('OFFRAMP_TUNER_NOT_ONLINE', { model: m.name, action, kind: m.tuning.kind });
+    if (!m.tuning.online)
+      throw new OfframpError('OFFRAMP_TUNER_NOT_ONLINE', { model: m.name, action, kind: m.tuning.kind });
     return m;
   }
 
   async infer(request: InferRequest): Promise<InferResponse> {
-    if (!this.readyFlag) throw new OfframpError('OFFRAMP_MODEL_NOT_READY', { model: request.modelName, reason: 'the server is starting or stopping' });
+    if (!this.readyFlag)
+      throw new OfframpError('OFFRAMP_MODEL_NOT_READY', {
+        model: request.modelName,
+        reason: 'the server is starting or stopping',
+      });
     const m = this.model(request.modelName, request.modelVersion);
     const wanted = request.outputs?.map((o) => o.name);
     for (const name of wanted ?? []) {
-      const known: readonly string[] = m.manifest.model.labels ? OUTPUT_NAMES : OUTPUT_NAMES.filter((o) => o !== 'label');
-      if (!known.includes(name)) throw new OfframpError('OFFRAMP_UNKNOWN_OUTPUT', { model: m.name, output: name, expected: known.join(', ') });
+      const known: readonly string[] = m.manifest.model.labels
+        ? OUTPUT_NAMES
+        : OUTPUT_NAMES.filter((o) => o !== 'label');
+      if (!known.includes(name))
+        throw new OfframpError('OFFRAMP_UNKNOWN_OUTPUT', { model: m.name, output: name, expected: known.join(', ') });
     }
     const input = convertInput(m.name, m.manifest, request.inputs);
     const options = requestOptions(request.parameters);
@@ -241,7 +284,16 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     const all: OutputTensor[] = [
       { name: 'probabilities', datatype: 'FP32', shape: [n, c], data: probs },
       { name: 'class', datatype: 'INT64', shape: [n], data: BigInt64Array.from(answers, (a) => BigInt(a.argmax)) },
-      ...(labels ? [{ name: 'label', datatype: 'BYTES' as const, shape: [n], data: answers.map((a) => labels[a.argmax] ?? String(a.argmax)) }] : []),
+      ...(labels
+        ? [
+            {
+              name: 'label',
+              datatype: 'BYTES' as const,
+              shape: [n],
+              data: answers.map((a) => labels[a.argmax] ?? String(a.argmax)),
+            },
+          ]
+        : []),
       { name: 'exit_ramp', datatype: 'INT32', shape: [n], data: Int32Array.from(answers, (a) => a.ramp) },
       { name: 'confidence', datatype: 'FP32', shape: [n], data: Float32Array.from(answers, (a) => a.confidence) },
     ];
@@ -280,11 +332,19 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
           upperBound: e.upperBound,
           estimatedSavings: e.estimatedSavings,
           hindsightSavings: e.hindsightSavings,
-          fractionOfHindsight: e.hindsightSavings !== null && e.hindsightSavings > 0 ? windowSavings / e.hindsightSavings : null,
+          fractionOfHindsight:
+            e.hindsightSavings !== null && e.hindsightSavings > 0 ? windowSavings / e.hindsightSavings : null,
           retunes: e.retunes,
           tightenings: e.tightenings,
           rampChanges: e.rampChanges,
-          lastUtilities: e.lastUtilities.map((u) => ({ rampId: u.rampId, exitRate: u.exitRate, passRate: u.passRate, gainMs: u.gainMs, costMs: u.costMs, utilityMs: u.utilityMs })),
+          lastUtilities: e.lastUtilities.map((u) => ({
+            rampId: u.rampId,
+            exitRate: u.exitRate,
+            passRate: u.passRate,
+            gainMs: u.gainMs,
+            costMs: u.costMs,
+            utilityMs: u.utilityMs,
+          })),
         }
       : null,
   };
@@ -293,7 +353,12 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
 /** Estimated savings from the window's exit rates under the plan in force (per-row time to answer at batch size 1). */
 function windowSavings(m: ServedModel, stats: WindowStats): number {
   const rates = new Map([...stats.perRamp].map(([id, s]) => [id, stats.size > 0 ? s.exits / stats.size : 0]));
-  return estimatedSavings(m.manifest.profile, m.runner.exitPlan.ramps.map((r) => r.id), rates, 1);
+  return estimatedSavings(
+    m.manifest.profile,
+    m.runner.exitPlan.ramps.map((r) => r.id),
+    rates,
+    1,
+  );
 }
 
 function adminReport(m: ServedModel): TunerAdminReport {

@@ -8,7 +8,21 @@ import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
 
 /** KServe v2 tensor datatypes. */
-export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
+export const DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+] as const;
 export type Datatype = (typeof DATATYPES)[number];
 
 export type ParameterValue = string | number | boolean;
@@ -187,7 +201,11 @@ export interface AdminPlane {
   /** Throws OFFRAMP_TUNER_NOT_ONLINE for a model without an online tuner. */
   resumeTuner(name: string, version?: string): TunerAdminReport;
   /** Pins these ramps' thresholds (null = never); throws OFFRAMP_INVALID_ADMIN_REQUEST for an unknown ramp or a threshold the policy cannot take. */
-  pinThresholds(name: string, version: string | undefined, thresholds: ReadonlyMap<number, number | null>): TunerAdminReport;
+  pinThresholds(
+    name: string,
+    version: string | undefined,
+    thresholds: ReadonlyMap<number, number | null>,
+  ): TunerAdminReport;
   /** Drops every pin. */
   unpinThresholds(name: string, version?: string): TunerAdminReport;
 }

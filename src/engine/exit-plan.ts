@@ -23,7 +23,9 @@ function thresholdAt(ramp: RampEntry, budget: number): { threshold: number; exit
   const points = [...ramp.soloCurve].sort((a, b) => a.budget - b.budget);
   let chosen = points[0];
   for (const p of points) if (p.budget <= budget + 1e-12) chosen = p;
-  return chosen ? { threshold: chosen.threshold, exitFraction: chosen.exitFraction } : { threshold: 1.01, exitFraction: 0 };
+  return chosen
+    ? { threshold: chosen.threshold, exitFraction: chosen.exitFraction }
+    : { threshold: 1.01, exitFraction: 0 };
 }
 
 /** Fraction of the full model's batch-1 latency a ramp's head costs. */
@@ -69,7 +71,10 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
       best = {
         saving,
         ramps: scored
-          .map((x) => ({ id: x.r.id, threshold: byConfidence && config.tuner.kind === 'static' ? x.point.threshold : null }))
+          .map((x) => ({
+            id: x.r.id,
+            threshold: byConfidence && config.tuner.kind === 'static' ? x.point.threshold : null,
+          }))
           .sort((a, b) => a.id - b.id),
       };
     }

@@ -27,7 +27,12 @@ export function batchFeedback(result: BatchResult, t: number): FeedbackRecord[] 
   const readings: RampFeedback[][] = Array.from({ length: rows }, () => []);
   for (const reading of result.readings) {
     reading.rows.forEach((row, i) => {
-      readings[row]?.push({ id: reading.ramp, argmax: reading.argmax[i] as number, confidence: reading.confidence[i] as number, score: reading.score[i] as number });
+      readings[row]?.push({
+        id: reading.ramp,
+        argmax: reading.argmax[i] as number,
+        confidence: reading.confidence[i] as number,
+        score: reading.score[i] as number,
+      });
     });
   }
   return Array.from({ length: rows }, (_, row) => ({

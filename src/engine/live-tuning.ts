@@ -24,12 +24,20 @@ import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
-import { createTuner, isOnlineTunerKind, type OnlineTunerOptions, type RampSetOptions, type Tuner, type TunerEstimates, type TunerEvent, type TunerSetting } from '../../tuner/tuner.js';
+import {
+  createTuner,
+  isOnlineTunerKind,
+  type OnlineTunerOptions,
+  type RampSetOptions,
+  type Tuner,
+  type TunerEstimates,
+  type TunerEvent,
+  type TunerSetting,
+} from '../../tuner/tuner.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import { TunerThread } from './tuner-thread.js';
-
 
 /** What LiveTuning needs of a ModelRunner: its plan, and its finished batches' feedback. */
 export type PlanHost = Pick<ModelRunner, 'exitPlan' | 'setExitPlan' | 'onFeedback'>;
@@ -106,8 +114,13 @@ export interface TunerState {
 export function thresholdProblem(policy: ExitPolicyKind, threshold: number | null): string | undefined {
   if (threshold === null) return undefined;
   if (!Number.isFinite(threshold)) return `${threshold} is not a finite number`;
-  if (policy === 'entropy') return threshold <= 0 && threshold >= -1000 ? undefined : `${threshold} is out of range for the entropy policy ([-1000, 0]: the score is −H)`;
-  return threshold >= 0 && threshold <= 1 ? undefined : `${threshold} is out of range for the ${policy} policy ([0, 1])`;
+  if (policy === 'entropy')
+    return threshold <= 0 && threshold >= -1000
+      ? undefined
+      : `${threshold} is out of range for the entropy policy ([-1000, 0]: the score is −H)`;
+  return threshold >= 0 && threshold <= 1
+    ? undefined
+    : `${threshold} is out of range for the ${policy} policy ([0, 1])`;
 }
 
 /** `plan` with the pinned thresholds in place; pinned ramps not in the plan join it. */
@@ -150,7 +163,8 @@ export class LiveTuning {
       ...(options.rampSet ? { rampSet: options.rampSet } : {}),
     };
     const tuner: TunerHandle = options.thread === false ? new InlineTuner(tunerOptions) : new TunerThread(tunerOptions);
-    if (tuner instanceof TunerThread) tuner.onError = (message) => this.log(`tuner failed on a batch (the plan in force stays): ${message}`);
+    if (tuner instanceof TunerThread)
+      tuner.onError = (message) => this.log(`tuner failed on a batch (the plan in force stays): ${message}`);
     this.tuner = tuner;
     tuner.onChange = (events) => {
       for (const e of events) if (e.type !== 'retune') this.log(describeEvent(e));
@@ -217,10 +231,18 @@ export class LiveTuning {
 
   state(): TunerState {
     const pinned = new Map([...this.pins].sort(([a], [b]) => a - b));
-    if (!this.tuner) return { kind: this.kind, online: false, paused: false, pinned, proposed: undefined, estimates: undefined };
+    if (!this.tuner)
+      return { kind: this.kind, online: false, paused: false, pinned, proposed: undefined, estimates: undefined };
     const thresholds = this.tuner.thresholds;
     const proposed = new Map(this.tuner.activeRamps.map((id) => [id, thresholds.get(id) ?? null]));
-    return { kind: this.kind, online: true, paused: this.pausedFlag, pinned, proposed, estimates: this.tuner.estimates };
+    return {
+      kind: this.kind,
+      online: true,
+      paused: this.pausedFlag,
+      pinned,
+      proposed,
+      estimates: this.tuner.estimates,
+    };
   }
 
   /** Stops the tuner's thread (the plan in force stays). */
@@ -240,12 +262,18 @@ export class LiveTuning {
 
 /** Ramp-set changes, in words, for the server log. */
 function describeEvent(event: Exclude<TunerEvent, { type: 'retune' }>): string {
-  if (event.type === 'tighten') return `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): every ramp back to "never"`;
+  if (event.type === 'tighten')
+    return `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): every ramp back to "never"`;
   return `tuner: ramp set changed (${event.reasons.join('; ') || 'no reason given'})`;
 }
 
 /** Takes charge of a runner's exit plan: an online tuner for guarded/apparate, pins for every kind. */
-export function attachTuner(runner: ModelRunner, manifest: PreparedManifest, config: ModelConfig, log?: (line: string) => void): LiveTuning {
+export function attachTuner(
+  runner: ModelRunner,
+  manifest: PreparedManifest,
+  config: ModelConfig,
+  log?: (line: string) => void,
+): LiveTuning {
   return new LiveTuning(
     runner,
     {

@@ -47,7 +47,12 @@ export interface RunnerOptions {
 export function planLatencyMs(manifest: PreparedManifest, plan: ExitPlan, batchSize: number): number {
   const profile = manifest.profile;
   if (plan.ramps.length === 0) return atBatch(profile, profile.fullModelMs, batchSize);
-  return latencyToAnswer(profile, plan.ramps.map((r) => r.id), -1, batchSize);
+  return latencyToAnswer(
+    profile,
+    plan.ramps.map((r) => r.id),
+    -1,
+    batchSize,
+  );
 }
 
 export class ModelRunner {
@@ -95,7 +100,12 @@ export class ModelRunner {
     return this.scheduler.queuedRequests;
   }
 
-  submit(data: Float32Array | BigInt64Array, rows: number, rowShape: number[], options: SubmitOptions): Promise<RowAnswer[]> {
+  submit(
+    data: Float32Array | BigInt64Array,
+    rows: number,
+    rowShape: number[],
+    options: SubmitOptions,
+  ): Promise<RowAnswer[]> {
     if (this.closing) return Promise.reject(new OfframpError('OFFRAMP_SHUTTING_DOWN'));
     const arrival = this.now();
     return new Promise<RowAnswer[]>((resolve, reject) => {
@@ -120,7 +130,14 @@ export class ModelRunner {
       }
       options.signal?.addEventListener('abort', () => this.cancel(request), { once: true });
       if (!this.scheduler.add(request)) {
-        this.fail(request, 'rejected', new OfframpError('OFFRAMP_QUEUE_FULL', { model: this.options.modelName, limit: this.options.batching.maxQueueSize }));
+        this.fail(
+          request,
+          'rejected',
+          new OfframpError('OFFRAMP_QUEUE_FULL', {
+            model: this.options.modelName,
+            limit: this.options.batching.maxQueueSize,
+          }),
+        );
         return;
       }
       this.pump();
@@ -135,7 +152,11 @@ export class ModelRunner {
     this.pump();
   }
 
-  private fail(request: EngineRequest, state: 'rejected' | 'timed_out' | 'cancelled' | 'failed', err: OfframpError): void {
+  private fail(
+    request: EngineRequest,
+    state: 'rejected' | 'timed_out' | 'cancelled' | 'failed',
+    err: OfframpError,
+  ): void {
     if (isFinished(request.state)) return;
     request.state = state;
     this.options.observer?.outcome?.(state, err.code);
@@ -148,7 +169,14 @@ export class ModelRunner {
       const now = this.now();
       const step = this.scheduler.step(now);
       for (const r of step.expired) {
-        this.fail(r, 'timed_out', new OfframpError('OFFRAMP_TIMED_OUT_IN_QUEUE', { model: this.options.modelName, waitedMs: Math.round(now - r.arrivalMs) }));
+        this.fail(
+          r,
+          'timed_out',
+          new OfframpError('OFFRAMP_TIMED_OUT_IN_QUEUE', {
+            model: this.options.modelName,
+            waitedMs: Math.round(now - r.arrivalMs),
+          }),
+        );
       }
       if (step.kind === 'batch') {
         this.dispatch(step.slices, step.rows);
@@ -163,23 +191,30 @@ export class ModelRunner {
     if (this.timer && this.timerAt <= atMs) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = atMs;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Number.POSITIVE_INFINITY;
-      this.pump();
-    }, Math.max(0, atMs - this.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(0, atMs - this.now()),
+    );
   }
 
   private dispatch(slices: RowSlice[], rows: number): void {
     const first = slices[0]?.request as EngineRequest;
     const rowSize = first.rowShape.reduce((a, b) => a * b, 1);
-    const data = first.data instanceof BigInt64Array ? new BigInt64Array(rows * rowSize) : new Float32Array(rows * rowSize);
+    const data =
+      first.data instanceof BigInt64Array ? new BigInt64Array(rows * rowSize) : new Float32Array(rows * rowSize);
     /** Batch row → (request, row within the request). */
     const owners: { request: EngineRequest; row: number }[] = [];
     const now = this.now();
     for (const slice of slices) {
       const r = slice.request;
-      (data as Float32Array).set((r.data as Float32Array).subarray(slice.firstRow * rowSize, (slice.firstRow + slice.rows) * rowSize), owners.length * rowSize);
+      (data as Float32Array).set(
+        (r.data as Float32Array).subarray(slice.firstRow * rowSize, (slice.firstRow + slice.rows) * rowSize),
+        owners.length * rowSize,
+      );
       for (let i = 0; i < slice.rows; i++) owners.push({ request: r, row: slice.firstRow + i });
       if (r.state === 'queued') {
         r.state = 'running';
@@ -187,7 +222,11 @@ export class ModelRunner {
         this.options.observer?.queueWait?.(now - r.arrivalMs);
       }
     }
-    const input: BatchInput = { type: data instanceof BigInt64Array ? 'int64' : 'float32', dims: [rows, ...first.rowShape], data };
+    const input: BatchInput = {
+      type: data instanceof BigInt64Array ? 'int64' : 'float32',
+      dims: [rows, ...first.rowShape],
+      data,
+    };
     const plan = this.plan;
     this.inFlight++;
     this.options.observer?.batch?.(rows);
@@ -195,7 +234,11 @@ export class ModelRunner {
       .run(input, plan, (exits) => this.onExits(exits, owners))
       .then((result) => this.onBatchDone(result, owners))
       .catch((err: unknown) => {
-        const failure = new OfframpError('OFFRAMP_INFERENCE_FAILED', { model: this.options.modelName, reason: (err as Error).message ?? String(err) }, { cause: err });
+        const failure = new OfframpError(
+          'OFFRAMP_INFERENCE_FAILED',
+          { model: this.options.modelName, reason: (err as Error).message ?? String(err) },
+          { cause: err },
+        );
         for (const o of owners) this.fail(o.request, 'failed', failure);
       })
       .finally(() => {
@@ -212,7 +255,10 @@ export class ModelRunner {
     const allEarly = request.answers.every((a) => a && a.ramp >= 0);
     request.state = allEarly ? 'exited' : 'finished';
     // A request is as late as its deepest row: that row's ramp (or -1) labels its latency.
-    this.options.observer?.answered?.(deepestAnswer(request.answers as RowAnswer[]).ramp, this.now() - request.arrivalMs);
+    this.options.observer?.answered?.(
+      deepestAnswer(request.answers as RowAnswer[]).ramp,
+      this.now() - request.arrivalMs,
+    );
     this.options.observer?.outcome?.('ok');
     request.resolve(request.answers as RowAnswer[]);
   }
@@ -221,7 +267,13 @@ export class ModelRunner {
     for (const e of exits) {
       const owner = owners[e.row];
       if (!owner) continue;
-      this.answer(owner.request, owner.row, { ramp: e.ramp, argmax: e.argmax, confidence: e.confidence, probs: e.probs, depth: this.depthOf.get(e.ramp) ?? 1 });
+      this.answer(owner.request, owner.row, {
+        ramp: e.ramp,
+        argmax: e.argmax,
+        confidence: e.confidence,
+        probs: e.probs,
+        depth: this.depthOf.get(e.ramp) ?? 1,
+      });
     }
   }
 
@@ -234,7 +286,13 @@ export class ModelRunner {
       const final = records[row]?.final;
       if (!owner || !final || result.exitRamp[row] !== -1) return;
       const probs = result.finalProbs.slice(i * c, (i + 1) * c);
-      this.answer(owner.request, owner.row, { ramp: -1, argmax: final.argmax, confidence: final.confidence, probs, depth: 1 });
+      this.answer(owner.request, owner.row, {
+        ramp: -1,
+        argmax: final.argmax,
+        confidence: final.confidence,
+        probs,
+        depth: 1,
+      });
     });
     // Feedback: every row, with what each active ramp said about it and what the model said.
     const now = this.now();

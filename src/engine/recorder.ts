@@ -48,7 +48,13 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
     throw new Error(`labels hold ${options.labels.shape[0]} rows but the data holds ${rows.rows}`);
   }
   const runner = await BackboneRunner.load(options.modelDir, manifest, options.intraOpThreads);
-  const plan = { policy: options.policy, patience: 1, mode: 'release' as const, feedbackFraction: 1, ramps: manifest.ramps.map((r) => ({ id: r.id, threshold: null })) };
+  const plan = {
+    policy: options.policy,
+    patience: 1,
+    mode: 'release' as const,
+    feedbackFraction: 1,
+    ramps: manifest.ramps.map((r) => ({ id: r.id, threshold: null })),
+  };
   const out = createWriteStream(options.out);
   const write = async (line: string): Promise<void> => {
     if (!out.write(line + '\n')) await once(out, 'drain');
@@ -78,7 +84,8 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
           record.label = label;
           if (record.final?.argmax === label) correct++;
         }
-        for (const reading of record.ramps) if (reading.argmax === record.final?.argmax) agree.set(reading.id, (agree.get(reading.id) ?? 0) + 1);
+        for (const reading of record.ramps)
+          if (reading.argmax === record.final?.argmax) agree.set(reading.id, (agree.get(reading.id) ?? 0) + 1);
         await write(JSON.stringify(record));
       }
       options.onProgress?.(start + indices.length, rows.rows);

@@ -10,9 +10,17 @@
  */
 import type { OfframpError } from '../errors.js';
 
-export type RequestState = 'queued' | 'running' | 'exited' | 'finished' | 'rejected' | 'timed_out' | 'cancelled' | 'failed';
+export type RequestState =
+  'queued' | 'running' | 'exited' | 'finished' | 'rejected' | 'timed_out' | 'cancelled' | 'failed';
 
-const FINISHED: ReadonlySet<RequestState> = new Set(['exited', 'finished', 'rejected', 'timed_out', 'cancelled', 'failed']);
+const FINISHED: ReadonlySet<RequestState> = new Set([
+  'exited',
+  'finished',
+  'rejected',
+  'timed_out',
+  'cancelled',
+  'failed',
+]);
 
 export function isFinished(state: RequestState): boolean {
   return FINISHED.has(state);

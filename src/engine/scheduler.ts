@@ -104,7 +104,8 @@ export class DynamicBatcher implements BatchScheduler {
     const latestStart = earliestDeadline - this.latencyMs(size);
 
     if (queued >= max) return { kind: 'batch', ...this.take(max), expired };
-    if (preferred !== undefined && preferred === Math.max(...this.config.preferredBatchSizes)) return { kind: 'batch', ...this.take(preferred), expired };
+    if (preferred !== undefined && preferred === Math.max(...this.config.preferredBatchSizes))
+      return { kind: 'batch', ...this.take(preferred), expired };
     if (nowMs >= flushAt || nowMs >= latestStart) return { kind: 'batch', ...this.take(size), expired };
     return { kind: 'wait', untilMs: Math.min(flushAt, latestStart), expired };
   }

@@ -13,9 +13,14 @@ import { spawnWorker } from './spawn-worker.js';
 export type ToTuner = { type: 'observe'; records: FeedbackRecord[] };
 
 export type FromTuner =
-  | { type: 'state'; events: TunerEvent[]; thresholds: [number, number | null][]; activeRamps: number[]; estimates: TunerEstimates }
+  | {
+      type: 'state';
+      events: TunerEvent[];
+      thresholds: [number, number | null][];
+      activeRamps: number[];
+      estimates: TunerEstimates;
+    }
   | { type: 'error'; message: string };
-
 
 export class TunerThread {
   readonly kind: OnlineTunerKind;

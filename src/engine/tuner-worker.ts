@@ -25,7 +25,13 @@ port.on('message', (message: ToTuner) => {
     const events = tuner.observe(message.records);
     if (events.length === 0 && ++quiet < QUIET_EVERY) return;
     quiet = 0;
-    post({ type: 'state', events, thresholds: [...tuner.thresholds], activeRamps: [...tuner.activeRamps], estimates: tuner.estimates });
+    post({
+      type: 'state',
+      events,
+      thresholds: [...tuner.thresholds],
+      activeRamps: [...tuner.activeRamps],
+      estimates: tuner.estimates,
+    });
   } catch (err) {
     // A tuner bug must not take the model down: report it; the plan in force stays.
     post({ type: 'error', message: (err as Error).stack ?? String(err) });

@@ -6,7 +6,16 @@
  * wire types) is checked here, as coded errors.
  */
 import { endianness } from 'node:os';
-import type { Datatype, InferRequest, InferResponse, InputTensor, OutputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';
+import type {
+  Datatype,
+  InferRequest,
+  InferResponse,
+  InputTensor,
+  OutputTensor,
+  Parameters,
+  RequestedOutput,
+  TensorValues,
+} from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
 import type {
   OutInferOutputTensor,
@@ -40,18 +49,38 @@ const CONTENTS_FIELD: Readonly<Record<Exclude<Datatype, 'FP16'>, ContentsField>>
 };
 
 const CONTENTS_FIELDS = Object.keys({
-  bool_contents: 0, int_contents: 0, int64_contents: 0, uint_contents: 0,
-  uint64_contents: 0, fp32_contents: 0, fp64_contents: 0, bytes_contents: 0,
+  bool_contents: 0,
+  int_contents: 0,
+  int64_contents: 0,
+  uint_contents: 0,
+  uint64_contents: 0,
+  fp32_contents: 0,
+  fp64_contents: 0,
+  bytes_contents: 0,
 } satisfies Record<ContentsField, 0>) as ContentsField[];
 
 /** Bytes per element in raw contents (BYTES is length-prefixed, so absent). */
 const ELEMENT_BYTES: Readonly<Record<Exclude<Datatype, 'BYTES'>, number>> = {
-  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  FP16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FP32: 4,
+  UINT64: 8,
+  INT64: 8,
+  FP64: 8,
 };
 
 /** Value range of the narrow integer types, which travel in 32-bit protobuf fields. */
 const INT_RANGE: Readonly<Partial<Record<Datatype, readonly [number, number]>>> = {
-  INT8: [-128, 127], INT16: [-32768, 32767], UINT8: [0, 255], UINT16: [0, 65535],
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
 };
 
 function isDatatype(value: string): value is Datatype {
@@ -63,7 +92,11 @@ function invalid(reason: string): OfframpError {
 }
 
 function unknownDatatype(input: string, got: string): OfframpError {
-  return new OfframpError('OFFRAMP_WRONG_DATATYPE', { input, got: got === '' ? '(none)' : got, expected: 'one of the KServe v2 datatypes (BOOL, UINT8…UINT64, INT8…INT64, FP16, FP32, FP64, BYTES)' });
+  return new OfframpError('OFFRAMP_WRONG_DATATYPE', {
+    input,
+    got: got === '' ? '(none)' : got,
+    expected: 'one of the KServe v2 datatypes (BOOL, UINT8…UINT64, INT8…INT64, FP16, FP32, FP64, BYTES)',
+  });
 }
 
 // ---- Request ---------------------------------------------------------------------------------
@@ -78,7 +111,9 @@ export function toInferRequest(wire: WireModelInferRequest, signal?: AbortSignal
   const raw = wire.raw_input_contents;
   const usesRaw = raw.length > 0;
   if (usesRaw && raw.length !== wire.inputs.length) {
-    throw invalid(`raw_input_contents has ${raw.length} entries but the request has ${wire.inputs.length} inputs; give one entry per input, in order`);
+    throw invalid(
+      `raw_input_contents has ${raw.length} entries but the request has ${wire.inputs.length} inputs; give one entry per input, in order`,
+    );
   }
   const inputs = wire.inputs.map((tensor, i): InputTensor => {
     if (tensor.name === '') throw invalid(`input #${i} has no name`);
@@ -86,7 +121,9 @@ export function toInferRequest(wire: WireModelInferRequest, signal?: AbortSignal
     let data: TensorValues;
     if (usesRaw) {
       if (hasContents(tensor.contents)) {
-        throw invalid(`input '${tensor.name}' has typed contents but the request also uses raw_input_contents; use one or the other`);
+        throw invalid(
+          `input '${tensor.name}' has typed contents but the request also uses raw_input_contents; use one or the other`,
+        );
       }
       data = decodeRaw(tensor.name, tensor.datatype, shape, raw[i]!);
     } else {
@@ -115,7 +152,8 @@ export function toInferRequest(wire: WireModelInferRequest, signal?: AbortSignal
 function toShape(dims: readonly string[], what: string): number[] {
   return dims.map((text) => {
     const dim = Number(text);
-    if (!Number.isSafeInteger(dim) || dim < 0) throw invalid(`${what} has shape dimension ${text}; dimensions must be integers ≥ 0`);
+    if (!Number.isSafeInteger(dim) || dim < 0)
+      throw invalid(`${what} has shape dimension ${text}; dimensions must be integers ≥ 0`);
     return dim;
   });
 }
@@ -128,32 +166,55 @@ function hasContents(contents: WireTensorContents | null): contents is WireTenso
 function decodeContents(tensor: WireInferInputTensor): TensorValues {
   const { name, datatype, contents } = tensor;
   if (!isDatatype(datatype)) throw unknownDatatype(name, datatype);
-  if (datatype === 'FP16') throw invalid(`input '${name}' is FP16, which has no typed contents field; send it in raw_input_contents`);
+  if (datatype === 'FP16')
+    throw invalid(`input '${name}' is FP16, which has no typed contents field; send it in raw_input_contents`);
   const field = CONTENTS_FIELD[datatype];
   if (contents !== null) {
     const misplaced = CONTENTS_FIELDS.find((f) => f !== field && contents[f].length > 0);
-    if (misplaced !== undefined) throw invalid(`input '${name}' is ${datatype}, so its contents belong in ${field}, not ${misplaced}`);
+    if (misplaced !== undefined)
+      throw invalid(`input '${name}' is ${datatype}, so its contents belong in ${field}, not ${misplaced}`);
   }
   const c: WireTensorContents = contents ?? emptyContents();
   switch (datatype) {
-    case 'BOOL': return c.bool_contents;
-    case 'UINT8': return Uint8Array.from(checkRange(name, datatype, c.uint_contents));
-    case 'UINT16': return Uint16Array.from(checkRange(name, datatype, c.uint_contents));
-    case 'UINT32': return Uint32Array.from(c.uint_contents);
-    case 'UINT64': return BigUint64Array.from(c.uint64_contents, (v) => BigInt(v));
-    case 'INT8': return Int8Array.from(checkRange(name, datatype, c.int_contents));
-    case 'INT16': return Int16Array.from(checkRange(name, datatype, c.int_contents));
-    case 'INT32': return Int32Array.from(c.int_contents);
-    case 'INT64': return BigInt64Array.from(c.int64_contents, (v) => BigInt(v));
-    case 'FP32': return Float32Array.from(c.fp32_contents);
-    case 'FP64': return Float64Array.from(c.fp64_contents);
+    case 'BOOL':
+      return c.bool_contents;
+    case 'UINT8':
+      return Uint8Array.from(checkRange(name, datatype, c.uint_contents));
+    case 'UINT16':
+      return Uint16Array.from(checkRange(name, datatype, c.uint_contents));
+    case 'UINT32':
+      return Uint32Array.from(c.uint_contents);
+    case 'UINT64':
+      return BigUint64Array.from(c.uint64_contents, (v) => BigInt(v));
+    case 'INT8':
+      return Int8Array.from(checkRange(name, datatype, c.int_contents));
+    case 'INT16':
+      return Int16Array.from(checkRange(name, datatype, c.int_contents));
+    case 'INT32':
+      return Int32Array.from(c.int_contents);
+    case 'INT64':
+      return BigInt64Array.from(c.int64_contents, (v) => BigInt(v));
+    case 'FP32':
+      return Float32Array.from(c.fp32_contents);
+    case 'FP64':
+      return Float64Array.from(c.fp64_contents);
     // TensorValues carries BYTES elements as strings: UTF-8 text is what the models served take.
-    case 'BYTES': return c.bytes_contents.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
+    case 'BYTES':
+      return c.bytes_contents.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
   }
 }
 
 function emptyContents(): WireTensorContents {
-  return { bool_contents: [], int_contents: [], int64_contents: [], uint_contents: [], uint64_contents: [], fp32_contents: [], fp64_contents: [], bytes_contents: [] };
+  return {
+    bool_contents: [],
+    int_contents: [],
+    int64_contents: [],
+    uint_contents: [],
+    uint64_contents: [],
+    fp32_contents: [],
+    fp64_contents: [],
+    bytes_contents: [],
+  };
 }
 
 /** A typed array constructor would wrap out-of-range values silently; refuse them instead. */
@@ -162,7 +223,8 @@ function checkRange(input: string, datatype: Datatype, values: readonly number[]
   if (range === undefined) return values;
   const [lo, hi] = range;
   const at = values.findIndex((v) => v < lo || v > hi);
-  if (at >= 0) throw invalid(`input '${input}' is ${datatype} but holds ${values[at]} at index ${at}, outside ${lo}..${hi}`);
+  if (at >= 0)
+    throw invalid(`input '${input}' is ${datatype} but holds ${values[at]} at index ${at}, outside ${lo}..${hi}`);
   return values;
 }
 
@@ -182,7 +244,9 @@ function decodeRaw(input: string, datatype: string, shape: readonly number[], by
   }
   const size = ELEMENT_BYTES[datatype];
   if (bytes.byteLength % size !== 0) {
-    throw invalid(`raw contents of input '${input}' are ${bytes.byteLength} bytes, not a multiple of ${size} (the size of one ${datatype} element)`);
+    throw invalid(
+      `raw contents of input '${input}' are ${bytes.byteLength} bytes, not a multiple of ${size} (the size of one ${datatype} element)`,
+    );
   }
   const count = bytes.byteLength / size;
   if (count !== expected) throw countMismatch(input, count, shape, expected);
@@ -191,17 +255,29 @@ function decodeRaw(input: string, datatype: string, shape: readonly number[], by
   if (!LITTLE_ENDIAN) swapBytes(copy, size);
   const buffer = copy.buffer;
   switch (datatype) {
-    case 'BOOL': return Array.from(copy, (b) => b !== 0);
-    case 'UINT8': return copy;
-    case 'INT8': return new Int8Array(buffer);
-    case 'UINT16': case 'FP16': return new Uint16Array(buffer);
-    case 'INT16': return new Int16Array(buffer);
-    case 'UINT32': return new Uint32Array(buffer);
-    case 'INT32': return new Int32Array(buffer);
-    case 'FP32': return new Float32Array(buffer);
-    case 'UINT64': return new BigUint64Array(buffer);
-    case 'INT64': return new BigInt64Array(buffer);
-    case 'FP64': return new Float64Array(buffer);
+    case 'BOOL':
+      return Array.from(copy, (b) => b !== 0);
+    case 'UINT8':
+      return copy;
+    case 'INT8':
+      return new Int8Array(buffer);
+    case 'UINT16':
+    case 'FP16':
+      return new Uint16Array(buffer);
+    case 'INT16':
+      return new Int16Array(buffer);
+    case 'UINT32':
+      return new Uint32Array(buffer);
+    case 'INT32':
+      return new Int32Array(buffer);
+    case 'FP32':
+      return new Float32Array(buffer);
+    case 'UINT64':
+      return new BigUint64Array(buffer);
+    case 'INT64':
+      return new BigInt64Array(buffer);
+    case 'FP64':
+      return new Float64Array(buffer);
   }
 }
 
@@ -215,10 +291,14 @@ function decodeRawBytes(input: string, bytes: Uint8Array): string[] {
   const out: string[] = [];
   let at = 0;
   while (at < bytes.byteLength) {
-    if (at + 4 > bytes.byteLength) throw invalid(`raw BYTES contents of input '${input}' end inside the length of element ${out.length}`);
+    if (at + 4 > bytes.byteLength)
+      throw invalid(`raw BYTES contents of input '${input}' end inside the length of element ${out.length}`);
     const length = view.getUint32(at, true);
     at += 4;
-    if (at + length > bytes.byteLength) throw invalid(`raw BYTES element ${out.length} of input '${input}' claims ${length} bytes but only ${bytes.byteLength - at} remain`);
+    if (at + length > bytes.byteLength)
+      throw invalid(
+        `raw BYTES element ${out.length} of input '${input}' claims ${length} bytes but only ${bytes.byteLength - at} remain`,
+      );
     out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, length).toString('utf8'));
     at += length;
   }
@@ -244,12 +324,23 @@ export function toParameters(wire: WireParameters): Parameters | undefined {
   for (const key of keys) {
     const p = wire[key]!;
     switch (p.parameter_choice) {
-      case 'bool_param': out[key] = p.bool_param ?? false; break;
-      case 'string_param': out[key] = p.string_param ?? ''; break;
-      case 'double_param': out[key] = p.double_param ?? 0; break;
-      case 'int64_param': out[key] = intParameter(p.int64_param); break;
-      case 'uint64_param': out[key] = intParameter(p.uint64_param); break;
-      case undefined: break;
+      case 'bool_param':
+        out[key] = p.bool_param ?? false;
+        break;
+      case 'string_param':
+        out[key] = p.string_param ?? '';
+        break;
+      case 'double_param':
+        out[key] = p.double_param ?? 0;
+        break;
+      case 'int64_param':
+        out[key] = intParameter(p.int64_param);
+        break;
+      case 'uint64_param':
+        out[key] = intParameter(p.uint64_param);
+        break;
+      case undefined:
+        break;
     }
   }
   return out;
@@ -304,7 +395,10 @@ type OutputData = OutputTensor['data'];
 
 function encodeContents(output: OutputTensor): OutTensorContents {
   const { datatype, data } = output;
-  if (datatype === 'FP16') throw new OfframpError('OFFRAMP_INTERNAL', { reason: `output '${output.name}' is FP16, which has no typed contents field` });
+  if (datatype === 'FP16')
+    throw new OfframpError('OFFRAMP_INTERNAL', {
+      reason: `output '${output.name}' is FP16, which has no typed contents field`,
+    });
   checkOutputData(output);
   const field = CONTENTS_FIELD[datatype];
   return { [field]: contentsValues(data) };
@@ -319,8 +413,13 @@ function contentsValues(data: OutputData): OutTensorContents[ContentsField] {
 /** An output whose array kind disagrees with its datatype is a server bug, not a client error. */
 function checkOutputData(output: OutputTensor): void {
   const { datatype, data } = output;
-  const ok = Array.isArray(data) ? datatype === 'BYTES' : datatype !== 'BYTES' && ELEMENT_BYTES[datatype] === data.BYTES_PER_ELEMENT;
-  if (!ok) throw new OfframpError('OFFRAMP_INTERNAL', { reason: `output '${output.name}' is ${datatype} but its data is a ${data.constructor.name}` });
+  const ok = Array.isArray(data)
+    ? datatype === 'BYTES'
+    : datatype !== 'BYTES' && ELEMENT_BYTES[datatype] === data.BYTES_PER_ELEMENT;
+  if (!ok)
+    throw new OfframpError('OFFRAMP_INTERNAL', {
+      reason: `output '${output.name}' is ${datatype} but its data is a ${data.constructor.name}`,
+    });
 }
 
 function encodeRaw(output: OutputTensor): Buffer {

@@ -44,14 +44,18 @@ const DEFAULT_GRACE_MS = 10_000;
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const { dataPlane, maxMessageBytes } = options;
   if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) {
-    throw new RangeError(`createGrpcServer: maxMessageBytes must be a positive integer, got ${String(maxMessageBytes)}`);
+    throw new RangeError(
+      `createGrpcServer: maxMessageBytes must be a positive integer, got ${String(maxMessageBytes)}`,
+    );
   }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes });
 
   const implementation: grpc.UntypedServiceImplementation = {
     ServerLive: unary<object, { live: boolean }>(() => ({ live: dataPlane.live() })),
     ServerReady: unary<object, { ready: boolean }>(() => ({ ready: dataPlane.ready() })),
-    ModelReady: unary<WireNameVersion, { ready: boolean }>((req) => ({ ready: dataPlane.modelReady(req.name, optional(req.version)) })),
+    ModelReady: unary<WireNameVersion, { ready: boolean }>((req) => ({
+      ready: dataPlane.modelReady(req.name, optional(req.version)),
+    })),
     ServerMetadata: unary<object, OutServerMetadataResponse>(() => {
       const m = dataPlane.serverMetadata();
       return { name: m.name, version: m.version, extensions: m.extensions };
@@ -59,8 +63,18 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     ModelMetadata: unary<WireNameVersion, OutModelMetadataResponse>((req) => {
       // `parameters` (labels and other extras) has no field in the protocol: HTTP only.
       const m = dataPlane.modelMetadata(req.name, optional(req.version));
-      const tensor = (t: { name: string; datatype: string; shape: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
-      return { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensor), outputs: m.outputs.map(tensor) };
+      const tensor = (t: { name: string; datatype: string; shape: number[] }) => ({
+        name: t.name,
+        datatype: t.datatype,
+        shape: t.shape,
+      });
+      return {
+        name: m.name,
+        versions: m.versions,
+        platform: m.platform,
+        inputs: m.inputs.map(tensor),
+        outputs: m.outputs.map(tensor),
+      };
     }),
     ModelInfer: unary<WireModelInferRequest, OutModelInferResponse>(async (wire, call) => {
       const controller = new AbortController();
@@ -87,7 +101,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     start(host, port) {
       const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise<number>((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+          err ? reject(err) : resolve(bound),
+        );
       });
     },
     stop(graceMs = DEFAULT_GRACE_MS) {

@@ -55,7 +55,8 @@ function bearerToken(header: string | undefined): string | undefined {
 /** The `thresholds` mapping of a PUT body, as ramp id → threshold; ranges are the data plane's to check. */
 export function parseThresholdsBody(body: unknown): Map<number, number | null> {
   const invalid = (reason: string) => new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason });
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object {"thresholds": {"<ramp id>": <number or null>}}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalid('the body must be a JSON object {"thresholds": {"<ramp id>": <number or null>}}');
   const extra = Object.keys(body).filter((k) => k !== 'thresholds');
   if (extra.length > 0) throw invalid(`unknown field ${JSON.stringify(extra[0])}; the body is {"thresholds": {...}}`);
   const thresholds: unknown = (body as { thresholds?: unknown }).thresholds;
@@ -65,7 +66,8 @@ export function parseThresholdsBody(body: unknown): Map<number, number | null> {
   const out = new Map<number, number | null>();
   for (const [key, value] of Object.entries(thresholds as Record<string, unknown>)) {
     if (!RAMP_ID.test(key)) throw invalid(`${JSON.stringify(key)} is not a ramp id (an integer 0..9999)`);
-    if (value !== null && typeof value !== 'number') throw invalid(`thresholds.${key}: ${JSON.stringify(value)} is not a number or null`);
+    if (value !== null && typeof value !== 'number')
+      throw invalid(`thresholds.${key}: ${JSON.stringify(value)} is not a number or null`);
     out.set(Number(key), value);
   }
   return out;
@@ -82,7 +84,11 @@ const ROUTES: readonly AdminRoute[] = [
   { method: 'GET', path: 'tuner', run: (plane, { model, version }) => plane.tunerState(model, version) },
   { method: 'POST', path: 'tuner/pause', run: (plane, { model, version }) => plane.pauseTuner(model, version) },
   { method: 'POST', path: 'tuner/resume', run: (plane, { model, version }) => plane.resumeTuner(model, version) },
-  { method: 'PUT', path: 'thresholds', run: (plane, { model, version }, body) => plane.pinThresholds(model, version, parseThresholdsBody(body)) },
+  {
+    method: 'PUT',
+    path: 'thresholds',
+    run: (plane, { model, version }, body) => plane.pinThresholds(model, version, parseThresholdsBody(body)),
+  },
   { method: 'DELETE', path: 'thresholds', run: (plane, { model, version }) => plane.unpinThresholds(model, version) },
 ];
 

@@ -15,11 +15,15 @@ import { OfframpError, asOfframpError, isOfframpError, toHttpBody } from '../err
 const MAX_URL_IN_MESSAGE = 200;
 
 function fastifyCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
 }
 
 function statusOf(err: unknown): number | undefined {
-  return typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number' ? err.statusCode : undefined;
+  return typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number'
+    ? err.statusCode
+    : undefined;
 }
 
 /**
@@ -31,7 +35,11 @@ export function toOfframpHttpError(err: unknown, maxBodyBytes: number): OfframpE
   const code = fastifyCode(err);
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OfframpError('OFFRAMP_BODY_TOO_LARGE', { limit: maxBodyBytes });
   if (code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
-    return new OfframpError('OFFRAMP_INVALID_REQUEST', { reason: 'the body length does not match its Content-Length header' }, { cause: err });
+    return new OfframpError(
+      'OFFRAMP_INVALID_REQUEST',
+      { reason: 'the body length does not match its Content-Length header' },
+      { cause: err },
+    );
   }
   // fastify's own client errors (bad URL, unsupported media type, aborted upload, …).
   const status = statusOf(err);
@@ -47,7 +55,12 @@ function logError(request: FastifyRequest, original: unknown, err: OfframpError)
   else request.log.debug({ code: err.code }, err.message);
 }
 
-export function sendError(request: FastifyRequest, reply: FastifyReply, original: unknown, maxBodyBytes: number): FastifyReply {
+export function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  original: unknown,
+  maxBodyBytes: number,
+): FastifyReply {
   const err = toOfframpHttpError(original, maxBodyBytes);
   logError(request, original, err);
   return reply.code(err.httpStatus).type('application/json; charset=utf-8').send(toHttpBody(err));
@@ -64,7 +77,12 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? request.url;
     const url = path.length > MAX_URL_IN_MESSAGE ? `${path.slice(0, MAX_URL_IN_MESSAGE)}…` : path;
-    return sendError(request, reply, new OfframpError('OFFRAMP_ROUTE_NOT_FOUND', { method: request.method, url }), maxBodyBytes);
+    return sendError(
+      request,
+      reply,
+      new OfframpError('OFFRAMP_ROUTE_NOT_FOUND', { method: request.method, url }),
+      maxBodyBytes,
+    );
   });
 
   let closing = false;
@@ -102,7 +120,13 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
     socket.destroy();
     return;
   }
-  const body = JSON.stringify(toHttpBody(new OfframpError('OFFRAMP_INVALID_REQUEST', { reason: `the HTTP request could not be parsed (${error.code ?? error.message})` })));
+  const body = JSON.stringify(
+    toHttpBody(
+      new OfframpError('OFFRAMP_INVALID_REQUEST', {
+        reason: `the HTTP request could not be parsed (${error.code ?? error.message})`,
+      }),
+    ),
+  );
   socket.end(
     `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );

@@ -8,13 +8,30 @@
  * plane's.
  */
 
-import type { InferRequest, InferResponse, InputTensor, OutputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';
+import type {
+  InferRequest,
+  InferResponse,
+  InputTensor,
+  OutputTensor,
+  Parameters,
+  RequestedOutput,
+  TensorValues,
+} from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
 
 /** Deeper nesting than any tensor has; bounds the work a hostile body can cause. */
 export const MAX_DATA_DEPTH = 64;
 
-const INTEGER_DATATYPES: ReadonlySet<string> = new Set(['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64']);
+const INTEGER_DATATYPES: ReadonlySet<string> = new Set([
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+]);
 const FLOAT_DATATYPES: ReadonlySet<string> = new Set(['FP16', 'FP32', 'FP64']);
 
 /** The part of an InferRequest the body carries (the URL gives the model, the connection the signal). */
@@ -48,7 +65,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   if (typeof value === 'object') return 'an object';
   // What is left is a scalar (number, boolean, bigint, undefined, symbol) or a function.
   const scalar = value as number | boolean | bigint | symbol | undefined;
@@ -68,7 +86,8 @@ export function parseInferBody(body: unknown): InferBody {
   const parameters = body.parameters === undefined ? {} : parseParameters(body.parameters, 'parameters');
 
   if (body.inputs === undefined) throw invalid("'inputs' is missing (a list of input tensors)");
-  if (!Array.isArray(body.inputs)) throw invalid(`'inputs' must be a list of input tensors, got ${describe(body.inputs)}`);
+  if (!Array.isArray(body.inputs))
+    throw invalid(`'inputs' must be a list of input tensors, got ${describe(body.inputs)}`);
   const inputs = body.inputs.map((input: unknown, i) => parseInput(input, `inputs[${i}]`));
 
   let outputs: RequestedOutput[] | undefined;
@@ -97,7 +116,8 @@ function parseParameters(value: unknown, where: string): Parameters {
 
 function parseName(value: Record<string, unknown>, where: string): string {
   if (value.name === undefined) throw invalid(`'${where}.name' is missing`);
-  if (typeof value.name !== 'string' || value.name === '') throw invalid(`'${where}.name' must be a non-empty string, got ${describe(value.name)}`);
+  if (typeof value.name !== 'string' || value.name === '')
+    throw invalid(`'${where}.name' must be a non-empty string, got ${describe(value.name)}`);
   return value.name;
 }
 
@@ -106,18 +126,22 @@ function parseInput(value: unknown, where: string): InputTensor {
   const name = parseName(value, where);
 
   if (value.datatype === undefined) throw invalid(`'${where}.datatype' is missing`);
-  if (typeof value.datatype !== 'string') throw invalid(`'${where}.datatype' must be a string, got ${describe(value.datatype)}`);
+  if (typeof value.datatype !== 'string')
+    throw invalid(`'${where}.datatype' must be a string, got ${describe(value.datatype)}`);
   const datatype = value.datatype;
 
   if (value.shape === undefined) throw invalid(`'${where}.shape' is missing`);
-  if (!Array.isArray(value.shape)) throw invalid(`'${where}.shape' must be a list of dimensions, got ${describe(value.shape)}`);
+  if (!Array.isArray(value.shape))
+    throw invalid(`'${where}.shape' must be a list of dimensions, got ${describe(value.shape)}`);
   const shape = value.shape.map((d: unknown, i) => {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw invalid(`'${where}.shape[${i}]' must be an integer ≥ 0, got ${describe(d)}`);
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      throw invalid(`'${where}.shape[${i}]' must be an integer ≥ 0, got ${describe(d)}`);
     return d;
   });
 
   if (value.data === undefined) throw invalid(`'${where}.data' is missing`);
-  if (!Array.isArray(value.data)) throw invalid(`'${where}.data' must be a list (flat or nested, row-major), got ${describe(value.data)}`);
+  if (!Array.isArray(value.data))
+    throw invalid(`'${where}.data' must be a list (flat or nested, row-major), got ${describe(value.data)}`);
   const data = toTensorValues(flatten(value.data, `${where}.data`), datatype, `${where}.data`);
 
   const input: InputTensor = { name, datatype, shape, data };
@@ -183,9 +207,13 @@ function toTensorValues(flat: unknown[], datatype: string, where: string): Tenso
   }
   // Unknown datatype: the data plane rejects it by name; here only keep the list homogeneous.
   const kind = flat.length === 0 ? 'number' : typeof flat[0];
-  if (kind !== 'number' && kind !== 'string' && kind !== 'boolean') throw invalid(`'${where}' element 0 is ${describe(flat[0])}; tensor data must be numbers, strings or booleans`);
+  if (kind !== 'number' && kind !== 'string' && kind !== 'boolean')
+    throw invalid(`'${where}' element 0 is ${describe(flat[0])}; tensor data must be numbers, strings or booleans`);
   for (let i = 1; i < flat.length; i++) {
-    if (typeof flat[i] !== kind) throw invalid(`'${where}' element ${i} is ${describe(flat[i])} but element 0 is a ${kind}; tensor data must be of one kind`);
+    if (typeof flat[i] !== kind)
+      throw invalid(
+        `'${where}' element ${i} is ${describe(flat[i])} but element 0 is a ${kind}; tensor data must be of one kind`,
+      );
   }
   return flat as number[] | string[] | boolean[];
 }

@@ -33,7 +33,9 @@ export const modelPlugin: FastifyPluginCallback<ModelPluginOptions> = (app, { da
   app.get('/v2', () => dataPlane.serverMetadata());
 
   for (const prefix of MODEL_PREFIXES) {
-    app.get<{ Params: ModelParams }>(prefix, (request) => dataPlane.modelMetadata(request.params.model, request.params.version));
+    app.get<{ Params: ModelParams }>(prefix, (request) =>
+      dataPlane.modelMetadata(request.params.model, request.params.version),
+    );
 
     app.get<{ Params: ModelParams }>(`${prefix}/ready`, (request, reply) => {
       const { model, version } = request.params;
@@ -41,7 +43,9 @@ export const modelPlugin: FastifyPluginCallback<ModelPluginOptions> = (app, { da
       return reply.code(ready ? 200 : MODEL_NOT_READY_STATUS).send({ name: model, ready });
     });
 
-    app.get<{ Params: ModelParams }>(`${prefix}/exits`, (request) => dataPlane.exits(request.params.model, request.params.version));
+    app.get<{ Params: ModelParams }>(`${prefix}/exits`, (request) =>
+      dataPlane.exits(request.params.model, request.params.version),
+    );
   }
 
   done();

@@ -106,7 +106,19 @@ export function indexGraph(graph: GraphProto): GraphIndex {
     });
   }
 
-  return { graph, nodes, order, rank, producer, consumers, nodeInputs, initializers, modelInputs, modelOutputs, isStatic };
+  return {
+    graph,
+    nodes,
+    order,
+    rank,
+    producer,
+    consumers,
+    nodeInputs,
+    initializers,
+    modelInputs,
+    modelOutputs,
+    isStatic,
+  };
 }
 
 /** Indices of the non-static nodes that `tensor` depends on, including its producer. */

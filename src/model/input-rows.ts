@@ -12,12 +12,19 @@ export class InputRows {
   readonly rows: number;
   private readonly rowSize: number;
 
-  constructor(private readonly array: NpyArray, private readonly spec: SegmentIo, limit?: number) {
+  constructor(
+    private readonly array: NpyArray,
+    private readonly spec: SegmentIo,
+    limit?: number,
+  ) {
     const rowShape = array.shape.slice(1);
     const wanted = spec.dims.slice(1);
-    const matches = rowShape.length === wanted.length && wanted.every((d, i) => typeof d !== 'number' || d === rowShape[i]);
+    const matches =
+      rowShape.length === wanted.length && wanted.every((d, i) => typeof d !== 'number' || d === rowShape[i]);
     if (!matches) {
-      throw new Error(`data rows have shape [${rowShape.join(',')}] but model input '${spec.name}' expects [${wanted.join(',')}] per row`);
+      throw new Error(
+        `data rows have shape [${rowShape.join(',')}] but model input '${spec.name}' expects [${wanted.join(',')}] per row`,
+      );
     }
     this.rows = Math.min(array.shape[0] ?? 0, limit ?? Number.POSITIVE_INFINITY);
     this.rowSize = rowShape.reduce((a, b) => a * b, 1);
@@ -41,7 +48,8 @@ export class InputRows {
       const out = new BigInt64Array(n * this.rowSize);
       for (let i = 0; i < n; i++) {
         const offset = (indices[i] as number) * this.rowSize;
-        for (let j = 0; j < this.rowSize; j++) out[i * this.rowSize + j] = BigInt(source[offset + j] as number | bigint);
+        for (let j = 0; j < this.rowSize; j++)
+          out[i * this.rowSize + j] = BigInt(source[offset + j] as number | bigint);
       }
       data = out;
     } else {

@@ -78,7 +78,14 @@ export interface PreparedManifest {
     /** Multiply-adds ×2 and elementwise ops, per row. */
     flopsPerRow: number;
   };
-  segments: { index: number; file: string; nodes: number; inputs: SegmentIo[]; outputs: SegmentIo[]; endsAt?: string }[];
+  segments: {
+    index: number;
+    file: string;
+    nodes: number;
+    inputs: SegmentIo[];
+    outputs: SegmentIo[];
+    endsAt?: string;
+  }[];
   ramps: RampEntry[];
   profile: LatencyProfile;
   bootstrap: {
@@ -98,6 +105,7 @@ export async function readManifest(dir: string): Promise<PreparedManifest> {
   const manifest = JSON.parse(await readFile(path, 'utf8')) as PreparedManifest;
   // Typed as the one known format, but read from a file: it may hold anything.
   const format: unknown = manifest.format;
-  if (format !== MANIFEST_FORMAT) throw new Error(`${path}: unknown format ${JSON.stringify(format)} (expected ${MANIFEST_FORMAT})`);
+  if (format !== MANIFEST_FORMAT)
+    throw new Error(`${path}: unknown format ${JSON.stringify(format)} (expected ${MANIFEST_FORMAT})`);
   return manifest;
 }

@@ -15,18 +15,32 @@ export interface NpyArray {
 }
 
 const DESCR_TO_TYPE: Record<string, string> = {
-  '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32', '|u1': 'uint8', '|i1': 'int8', '|b1': 'bool', '<u8': 'uint64',
+  '<f4': 'float32',
+  '<f8': 'float64',
+  '<i8': 'int64',
+  '<i4': 'int32',
+  '|u1': 'uint8',
+  '|i1': 'int8',
+  '|b1': 'bool',
+  '<u8': 'uint64',
 };
 
 function typedArrayFor(type: string, buffer: ArrayBuffer, offset: number, length: number): TensorData {
   switch (type) {
-    case 'float32': return new Float32Array(buffer, offset, length);
-    case 'float64': return new Float64Array(buffer, offset, length);
-    case 'int64': return new BigInt64Array(buffer, offset, length);
-    case 'uint64': return new BigUint64Array(buffer, offset, length);
-    case 'int32': return new Int32Array(buffer, offset, length);
-    case 'int8': return new Int8Array(buffer, offset, length);
-    default: return new Uint8Array(buffer, offset, length);
+    case 'float32':
+      return new Float32Array(buffer, offset, length);
+    case 'float64':
+      return new Float64Array(buffer, offset, length);
+    case 'int64':
+      return new BigInt64Array(buffer, offset, length);
+    case 'uint64':
+      return new BigUint64Array(buffer, offset, length);
+    case 'int32':
+      return new Int32Array(buffer, offset, length);
+    case 'int8':
+      return new Int8Array(buffer, offset, length);
+    default:
+      return new Uint8Array(buffer, offset, length);
   }
 }
 
@@ -44,9 +58,17 @@ export function parseNpy(bytes: Uint8Array, source = 'array'): NpyArray {
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || !fortran || shapeText === undefined) throw new Error(`${source}: unreadable .npy header: ${header}`);
   const type = DESCR_TO_TYPE[descr];
-  if (!type) throw new Error(`${source}: unsupported dtype '${descr}' (use float32, float64, int64, int32, uint8, int8 or bool)`);
-  if (fortran === 'True') throw new Error(`${source}: Fortran-ordered arrays are not supported; save with numpy.ascontiguousarray`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (!type)
+    throw new Error(
+      `${source}: unsupported dtype '${descr}' (use float32, float64, int64, int32, uint8, int8 or bool)`,
+    );
+  if (fortran === 'True')
+    throw new Error(`${source}: Fortran-ordered arrays are not supported; save with numpy.ascontiguousarray`);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
   const length = shape.reduce((a, b) => a * b, 1);
   const dataStart = headerStart + headerLength;
   // Copy into a fresh, aligned buffer: typed arrays need offsets that are multiples of their element size.

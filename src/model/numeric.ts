@@ -28,7 +28,8 @@ export function argmaxRows(values: ArrayLike<number>, classes: number): Int32Arr
   const out = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
     let best = 0;
-    for (let c = 1; c < classes; c++) if ((values[r * classes + c] as number) > (values[r * classes + best] as number)) best = c;
+    for (let c = 1; c < classes; c++)
+      if ((values[r * classes + c] as number) > (values[r * classes + best] as number)) best = c;
     out[r] = best;
   }
   return out;

@@ -42,8 +42,19 @@ export const ElemType = {
 
 /** onnxruntime's type names, indexed by the ONNX element type code. */
 const ORT_TYPE_BY_ELEM: Record<number, string> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
-  8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
 };
 
 export function ortTypeOfElem(elemType: number): string {
@@ -85,7 +96,8 @@ export type Dim = number | string;
 export function describeValueInfo(info: ValueInfoProto): { name: string; elemType: number; dims: Dim[] | undefined } {
   const tensorType = info.type?.tensorType;
   const dims = tensorType?.shape?.dim?.map((d, i): Dim =>
-    d.dimParam ? d.dimParam : d.dimValue !== null && d.dimValue !== undefined ? int64ToNumber(d.dimValue) : `d${i}`);
+    d.dimParam ? d.dimParam : d.dimValue !== null && d.dimValue !== undefined ? int64ToNumber(d.dimValue) : `d${i}`,
+  );
   return { name: info.name ?? '', elemType: tensorType?.elemType ?? 0, dims };
 }
 

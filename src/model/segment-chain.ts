@@ -41,7 +41,13 @@ export class SegmentChain {
         if (!t) throw new Error(`segment ${k} needs '${io.name}', which nothing produced`);
         feeds[io.name] = t;
       }
-      Object.assign(pool, await (this.sessions[k] as OnnxSession).run(feeds, segment.outputs.map((o) => o.name)));
+      Object.assign(
+        pool,
+        await (this.sessions[k] as OnnxSession).run(
+          feeds,
+          segment.outputs.map((o) => o.name),
+        ),
+      );
       if (afterSegment) await afterSegment(k, pool);
     }
     return pool;

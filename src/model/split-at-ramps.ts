@@ -20,13 +20,19 @@ export function splitAtRamps(model: ModelProto, manifest: PreparedManifest, ramp
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
   const facts = new Map<string, TensorFacts>();
-  for (const io of [...manifest.model.inputs, ...manifest.model.outputs, ...manifest.segments.flatMap((s) => [...s.inputs, ...s.outputs])]) {
+  for (const io of [
+    ...manifest.model.inputs,
+    ...manifest.model.outputs,
+    ...manifest.segments.flatMap((s) => [...s.inputs, ...s.outputs]),
+  ]) {
     facts.set(io.name, { name: io.name, type: io.type, dims: io.dims, elemsPerRow: 0 });
   }
-  const cuts = [...new Set(rampIds)].sort((a, b) => a - b).map((id) => {
-    const ramp = manifest.ramps.find((r) => r.id === id);
-    if (!ramp) throw new Error(`no ramp ${id} in ${manifest.name}`);
-    return ramp.tensor;
-  });
+  const cuts = [...new Set(rampIds)]
+    .sort((a, b) => a - b)
+    .map((id) => {
+      const ramp = manifest.ramps.find((r) => r.id === id);
+      if (!ramp) throw new Error(`no ramp ${id} in ${manifest.name}`);
+      return ramp.tensor;
+    });
   return splitModel(model, indexGraph(graph), cuts, facts);
 }

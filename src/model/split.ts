@@ -6,7 +6,16 @@
  * `offramp prepare` splits at every candidate cut; the engine re-splits at the active ramps
  * (split-at-ramps.ts).
  */
-import { type Dim, describeValueInfo, elemOfOrtType, ortTypeOfElem, makeValueInfo, type ModelProto, onnx, type ValueInfoProto } from './onnx-model.js';
+import {
+  type Dim,
+  describeValueInfo,
+  elemOfOrtType,
+  ortTypeOfElem,
+  makeValueInfo,
+  type ModelProto,
+  onnx,
+  type ValueInfoProto,
+} from './onnx-model.js';
 import { ancestorNodes, type GraphIndex, staticSupport } from './graph.js';
 
 export interface SegmentIo {
@@ -60,7 +69,12 @@ function ioOf(name: string, facts: Map<string, TensorFacts>, declared: Map<strin
  * @param cuts tensor names, in execution order; each must be a cut point of the graph.
  * @param modelInputFacts element types for the model inputs (from their declarations).
  */
-export function splitModel(model: ModelProto, index: GraphIndex, cuts: string[], facts: Map<string, TensorFacts>): Segment[] {
+export function splitModel(
+  model: ModelProto,
+  index: GraphIndex,
+  cuts: string[],
+  facts: Map<string, TensorFacts>,
+): Segment[] {
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
   const declared = new Map<string, ValueInfoProto>();
@@ -73,7 +87,8 @@ export function splitModel(model: ModelProto, index: GraphIndex, cuts: string[],
     if (!index.producer.has(cut)) throw new Error(`'${cut}' is not produced by any node of the model`);
     const prefix = ancestorNodes(index, cut);
     for (const n of assigned) {
-      if (!prefix.has(n)) throw new Error(`cut points are out of order or not cuts: '${cut}' does not follow the previous cut`);
+      if (!prefix.has(n))
+        throw new Error(`cut points are out of order or not cuts: '${cut}' does not follow the previous cut`);
     }
     nodeSets.push([...prefix].filter((n) => !assigned.has(n)));
     for (const n of prefix) assigned.add(n);
@@ -115,7 +130,11 @@ export function splitModel(model: ModelProto, index: GraphIndex, cuts: string[],
       node: allNodes.map((n) => index.nodes[n] as onnx.INodeProto),
       initializer: [...usedInitializers].map((name) => initializerByName.get(name) as onnx.ITensorProto),
       input: inputIo.map((io) => declared.get(io.name) ?? makeValueInfo(io.name, elemOfOrtType(io.type), io.dims)),
-      output: outputIo.map((io) => (modelOutputs.has(io.name) ? declared.get(io.name) : undefined) ?? makeValueInfo(io.name, elemOfOrtType(io.type), io.dims)),
+      output: outputIo.map(
+        (io) =>
+          (modelOutputs.has(io.name) ? declared.get(io.name) : undefined) ??
+          makeValueInfo(io.name, elemOfOrtType(io.type), io.dims),
+      ),
     };
     return {
       index: k,

@@ -4,7 +4,14 @@
  * real data plane uses, records every request `infer` receives, and answers with `inferImpl`,
  * which a test replaces to fail, stall or echo.
  */
-import type { DataPlane, ExitsReport, InferRequest, InferResponse, ModelMetadata, ServerMetadata } from '../../src/data-plane/types.js';
+import type {
+  DataPlane,
+  ExitsReport,
+  InferRequest,
+  InferResponse,
+  ModelMetadata,
+  ServerMetadata,
+} from '../../src/data-plane/types.js';
 import { OfframpError } from '../../src/errors.js';
 
 export interface FakeModel {
@@ -51,7 +58,8 @@ export class FakeDataPlane implements DataPlane {
   private model(name: string, version?: string): FakeModel {
     const m = this.models.get(name);
     if (!m) throw new OfframpError('OFFRAMP_MODEL_NOT_FOUND', { model: name });
-    if (version !== undefined && !m.metadata.versions.includes(version)) throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
+    if (version !== undefined && !m.metadata.versions.includes(version))
+      throw new OfframpError('OFFRAMP_MODEL_VERSION_NOT_FOUND', { model: name, version });
     return m;
   }
   modelReady(name: string, version?: string): boolean {

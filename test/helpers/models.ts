@@ -33,7 +33,8 @@ function zooRequired(): boolean {
   return process.env['OFFRAMP_REQUIRE_ZOO'] === '1';
 }
 
-export const zooModel = (name: string): TestModel => testModel(name, `models/zoo/${name}.onnx`, ZOO_HINT, zooRequired());
+export const zooModel = (name: string): TestModel =>
+  testModel(name, `models/zoo/${name}.onnx`, ZOO_HINT, zooRequired());
 export const bundledModel = (): TestModel => testModel('fmnist-resnet', 'models/fmnist-resnet.onnx', BUNDLED_HINT);
 
 /** A describe/test title that carries the skip reason, so the reporter shows why. */

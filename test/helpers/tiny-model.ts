@@ -9,7 +9,14 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeModel, ElemType, encodeModel, makeValueInfo, type ModelProto, type onnx } from '../../src/model/onnx-model.js';
+import {
+  decodeModel,
+  ElemType,
+  encodeModel,
+  makeValueInfo,
+  type ModelProto,
+  type onnx,
+} from '../../src/model/onnx-model.js';
 
 export const TINY = { input: 'x', h1: 'h1', r1: 'r1', h2: 'h2', s: 's', output: 'logits' } as const;
 

@@ -38,7 +38,9 @@ function selectRows(t: HostTensor, keep: number[]): HostTensor {
   const rowSize = rows === 0 ? 0 : t.data.length / rows;
   const Ctor = t.data.constructor as new (n: number) => TensorData;
   const out = new Ctor(keep.length * rowSize);
-  keep.forEach((r, i) => (out as Float32Array).set((t.data as Float32Array).subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+  keep.forEach((r, i) =>
+    (out as Float32Array).set((t.data as Float32Array).subarray(r * rowSize, (r + 1) * rowSize), i * rowSize),
+  );
   return { type: t.type, data: out, dims: [keep.length, ...t.dims.slice(1)] };
 }
 
@@ -51,8 +53,17 @@ interface Chain {
   endsAt: number[];
 }
 
-function chainOf(sessions: OnnxSession[], segments: readonly { inputs: SegmentIo[]; outputs: SegmentIo[] }[], endsAt: number[]): Chain {
-  return { sessions, inputs: segments.map((x) => x.inputs.map((io) => io.name)), outputs: segments.map((x) => x.outputs.map((io) => io.name)), endsAt };
+function chainOf(
+  sessions: OnnxSession[],
+  segments: readonly { inputs: SegmentIo[]; outputs: SegmentIo[] }[],
+  endsAt: number[],
+): Chain {
+  return {
+    sessions,
+    inputs: segments.map((x) => x.inputs.map((io) => io.name)),
+    outputs: segments.map((x) => x.outputs.map((io) => io.name)),
+    endsAt,
+  };
 }
 
 /** Re-split chains kept per worker (each holds a session per segment). */
@@ -77,7 +88,12 @@ export class BackboneRunner {
   ) {}
 
   /** @param options.seed seeds the probe draws (tests); a random seed otherwise. */
-  static async load(dir: string, manifest: PreparedManifest, intraOpThreads: number, options: { seed?: number } = {}): Promise<BackboneRunner> {
+  static async load(
+    dir: string,
+    manifest: PreparedManifest,
+    intraOpThreads: number,
+    options: { seed?: number } = {},
+  ): Promise<BackboneRunner> {
     // No spinning: between batches the serving thread needs the cores that idle onnxruntime
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
     const opts = servingSessionOptions(intraOpThreads);
@@ -86,9 +102,15 @@ export class BackboneRunner {
     const modelBytes = await readFile(join(dir, manifest.model.file));
     const full = await OnnxSession.create(modelBytes, opts);
     const batchTensors = new Set<string>();
-    for (const s of manifest.segments) for (const io of [...s.inputs, ...s.outputs]) if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
+    for (const s of manifest.segments)
+      for (const io of [...s.inputs, ...s.outputs])
+        if (io.dims[0] === 'batch' || io.dims[0] === -1) batchTensors.add(io.name);
     for (const io of manifest.model.inputs) batchTensors.add(io.name);
-    const fine = chainOf(segments, manifest.segments, manifest.segments.map((_, k) => k));
+    const fine = chainOf(
+      segments,
+      manifest.segments,
+      manifest.segments.map((_, k) => k),
+    );
     const random = seededRandom(options.seed ?? randomInt(2 ** 32));
     return new BackboneRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts, random);
   }
@@ -116,8 +138,13 @@ export class BackboneRunner {
     const sessions: OnnxSession[] = [];
     try {
       const segments = splitAtRamps(this.model, this.manifest, ids);
-      for (const segment of segments) sessions.push(await OnnxSession.create(encodeModel(segment.model), this.sessionOptions));
-      const chain = chainOf(sessions, segments, segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)));
+      for (const segment of segments)
+        sessions.push(await OnnxSession.create(encodeModel(segment.model), this.sessionOptions));
+      const chain = chainOf(
+        sessions,
+        segments,
+        segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)),
+      );
       this.chains.delete(key);
       this.chains.set(key, chain);
       await this.evict();
@@ -143,7 +170,12 @@ export class BackboneRunner {
    * @param onSegmentDone called after each segment finishes (tests use it to check that exits are
    *   emitted between segments, i.e. before the batch is done).
    */
-  async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void, onSegmentDone?: (segment: number) => void): Promise<BatchResult> {
+  async run(
+    input: BatchInput,
+    plan: ExitPlan,
+    onExit: (exits: RowExit[]) => void,
+    onSegmentDone?: (segment: number) => void,
+  ): Promise<BatchResult> {
     const started = performance.now();
     const m = this.manifest;
     const classes = m.model.classes;
@@ -156,7 +188,8 @@ export class BackboneRunner {
     // Probes are drawn before any segment runs (see the file comment). Release mode and the
     // vanilla path run every row to the end: the whole batch is the sample.
     const probe = new Uint8Array(rows).fill(1);
-    if (plan.mode === 'drop' && plan.ramps.length > 0) for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
+    if (plan.mode === 'drop' && plan.ramps.length > 0)
+      for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
 
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
@@ -164,7 +197,15 @@ export class BackboneRunner {
       const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
       segmentMs.push(performance.now() - t0);
       const finalProbs = this.probabilities(out.data as Float32Array);
-      return { finalRows: Int32Array.from({ length: rows }, (_, i) => i), finalProbs, classes, readings, exitRamp, probe, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+      return {
+        finalRows: Int32Array.from({ length: rows }, (_, i) => i),
+        finalProbs,
+        classes,
+        readings,
+        exitRamp,
+        probe,
+        timings: { segmentMs, headMs, totalMs: performance.now() - started },
+      };
     }
 
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
@@ -187,7 +228,9 @@ export class BackboneRunner {
       if (!ramp || !thresholdOf.has(ramp.id) || alive.length === 0) continue;
       const threshold = thresholdOf.get(ramp.id) ?? null;
       const h0 = performance.now();
-      const probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))['probs']?.data as Float32Array;
+      const probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))[
+        'probs'
+      ]?.data as Float32Array;
       headMs.push(performance.now() - h0);
       const reading: RampReadings = {
         ramp: ramp.id,
@@ -206,7 +249,13 @@ export class BackboneRunner {
         streaks[row] = streak;
         if (exitRamp[row] === -1 && shouldExit(plan, threshold, r, streak)) {
           exitRamp[row] = ramp.id;
-          exits.push({ row, ramp: ramp.id, argmax: r.argmax, confidence: r.confidence, probs: probs.slice(i * classes, (i + 1) * classes) });
+          exits.push({
+            row,
+            ramp: ramp.id,
+            argmax: r.argmax,
+            confidence: r.confidence,
+            probs: probs.slice(i * classes, (i + 1) * classes),
+          });
         }
       });
       readings.push(reading);
@@ -220,7 +269,8 @@ export class BackboneRunner {
         });
         if (keep.length < alive.length) {
           const next: Record<string, HostTensor> = {};
-          for (const [name, t] of Object.entries(pool)) if (this.batchTensors.has(name)) next[name] = selectRows(t, keep);
+          for (const [name, t] of Object.entries(pool))
+            if (this.batchTensors.has(name)) next[name] = selectRows(t, keep);
           pool = next;
           alive = keep.map((i) => alive[i] as number);
         }
@@ -230,12 +280,22 @@ export class BackboneRunner {
 
     const out = pool[m.model.output];
     const finalProbs = this.probabilities(out ? (out.data as Float32Array) : new Float32Array(0));
-    return { finalRows: Int32Array.from(alive), finalProbs, classes, readings, exitRamp, probe, timings: { segmentMs, headMs, totalMs: performance.now() - started } };
+    return {
+      finalRows: Int32Array.from(alive),
+      finalProbs,
+      classes,
+      readings,
+      exitRamp,
+      probe,
+      timings: { segmentMs, headMs, totalMs: performance.now() - started },
+    };
   }
 
   /** The model's output as class probabilities (a copy: the result is transferred to the serving thread). */
   private probabilities(output: Float32Array): Float32Array {
-    return this.manifest.model.outputIsProbability ? Float32Array.from(output) : softmaxRows(output, this.manifest.model.classes);
+    return this.manifest.model.outputIsProbability
+      ? Float32Array.from(output)
+      : softmaxRows(output, this.manifest.model.classes);
   }
 
   async release(): Promise<void> {

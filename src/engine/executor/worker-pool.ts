@@ -44,17 +44,20 @@ export class WorkerPool implements ExecutionBackend {
   static async start(modelDir: string, options: { workers: number; intraOpThreads: number }): Promise<WorkerPool> {
     const init: WorkerInit = { modelDir, intraOpThreads: options.intraOpThreads };
     const slots = await Promise.all(
-      Array.from({ length: options.workers }, () =>
-        new Promise<Slot>((resolve, reject) => {
-          const worker = createWorker(init);
-          const slot: Slot = { worker, broken: false, pending: new Map() };
-          const onFirst = (message: FromWorker): void => {
-            if (message.type === 'ready') resolve(slot);
-            else if (message.type === 'load-error') reject(new Error(`executor could not load ${modelDir}: ${message.message}`));
-          };
-          worker.once('message', onFirst);
-          worker.once('error', reject);
-        }),
+      Array.from(
+        { length: options.workers },
+        () =>
+          new Promise<Slot>((resolve, reject) => {
+            const worker = createWorker(init);
+            const slot: Slot = { worker, broken: false, pending: new Map() };
+            const onFirst = (message: FromWorker): void => {
+              if (message.type === 'ready') resolve(slot);
+              else if (message.type === 'load-error')
+                reject(new Error(`executor could not load ${modelDir}: ${message.message}`));
+            };
+            worker.once('message', onFirst);
+            worker.once('error', reject);
+          }),
       ),
     );
     const pool = new WorkerPool(slots);
@@ -83,7 +86,9 @@ export class WorkerPool implements ExecutionBackend {
   run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new Error('executor is closed'));
     // The least loaded healthy worker.
-    const slot = this.workers.filter((w) => !w.broken && w.pending.size < DEPTH).sort((a, b) => a.pending.size - b.pending.size)[0];
+    const slot = this.workers
+      .filter((w) => !w.broken && w.pending.size < DEPTH)
+      .sort((a, b) => a.pending.size - b.pending.size)[0];
     if (!slot) return Promise.reject(new Error('all executor workers are busy'));
     const batchId = this.nextBatchId++;
     return new Promise<BatchResult>((resolve, reject) => {

@@ -210,7 +210,8 @@ await writeFile(`${base}.json`, JSON.stringify(results, null, 1) + '\n');
 process.stdout.write(
   [
     '',
-    `offramp serving comparison${plan.quick ? ' (quick)' : ''}: vanilla capacity ${capacity.rps.toFixed(0)}/s; warm-up ${results.warmup.requests} requests per policy, not counted; ratios against vanilla at the same load`,
+    `offramp serving comparison${plan.quick ? ' (quick)' : ''}: vanilla capacity ${capacity.rps.toFixed(0)}/s; ` +
+      `warm-up ${results.warmup.requests} requests per policy, not counted; ratios against vanilla at the same load`,
     '',
     textTable(comparisonTable(results)),
     '',

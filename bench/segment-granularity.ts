@@ -112,7 +112,8 @@ console.log(
   `finest split (${fine.segments.length} segments, toggling): ${fineMs.toFixed(3)} ms  (${((fineMs / wholeMs) * 100).toFixed(1)} % of whole)`,
 );
 console.log(
-  `split at ramps ${rampIds.join(',')} (${coarse.segments.length} segments):   ${coarseMs.toFixed(3)} ms  (${((coarseMs / wholeMs) * 100).toFixed(1)} % of whole)`,
+  `split at ramps ${rampIds.join(',')} (${coarse.segments.length} segments):   ${coarseMs.toFixed(3)} ms  ` +
+    `(${((coarseMs / wholeMs) * 100).toFixed(1)} % of whole)`,
 );
 console.log(`re-split at a ramp-set change:    ${resplit.toFixed(0)} ms once (analyse + split + sessions)`);
 console.log(

@@ -169,7 +169,9 @@ export const ERROR_TABLE = {
     message: 'invalid admin request: {reason}',
     httpStatus: 400,
     grpcStatus: 3 /* INVALID_ARGUMENT */,
-    doc: 'An admin request body is malformed, names a ramp the model does not have, or gives a threshold the exit policy cannot take (confidence, margin, patience: 0..1; entropy: -1000..0; null: never).',
+    doc:
+      'An admin request body is malformed, names a ramp the model does not have, or gives a threshold the exit ' +
+      'policy cannot take (confidence, margin, patience: 0..1; entropy: -1000..0; null: never).',
   },
   OFFRAMP_TUNER_NOT_ONLINE: {
     message: "model '{model}' has no online tuner to {action} (tuner: {kind}); pin thresholds instead",

@@ -66,7 +66,8 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   for (const m of dataPlane.servedModels) {
     const plan = m.runner.exitPlan;
     log(
-      `model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, active ${describePlan(m)} (${plan.policy}, ${plan.mode}, tuner ${m.tuning.kind})`,
+      `model ${m.name} v${m.version} from ${m.dir}: ${m.manifest.ramps.length} ramps, ` +
+        `active ${describePlan(m)} (${plan.policy}, ${plan.mode}, tuner ${m.tuning.kind})`,
     );
   }
   // Exit-state gauges and tuner counters are read from the exits reports at each scrape.

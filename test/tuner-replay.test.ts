@@ -16,7 +16,8 @@ function line(name: string, r: ReplayReport): string {
   const f = (x: number | null | undefined, digits = 1): string =>
     x === null || x === undefined ? '-' : `${(x * 100).toFixed(digits)}%`;
   return (
-    `${name}: ${r.windows.filter((w) => w.withinBudget).length}/${r.windows.length} windows within budget, disagreement ${f(r.overallDisagreement, 2)}, savings ${f(r.meanSavings)}` +
+    `${name}: ${r.windows.filter((w) => w.withinBudget).length}/${r.windows.length} windows within budget, ` +
+    `disagreement ${f(r.overallDisagreement, 2)}, savings ${f(r.meanSavings)}` +
     (r.compliantHindsight
       ? `, compliant hindsight ${f(r.compliantHindsight.savings)} (${f(r.fractionOfCompliantHindsight)} of it)`
       : '') +

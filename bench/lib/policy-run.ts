@@ -141,15 +141,18 @@ export async function runPolicy(
       );
       phases.push({ ...p, result, meanBatch: row.mean_batch_size, row });
       say(
-        `  ${label} ${p.phase.pattern} ${Math.round(p.phase.loadFraction * 100)} %: p50 ${row.p50_ms.toFixed(1)} ms, p99 ${row.p99_ms.toFixed(1)} ms, ` +
-          `${row.throughput_rps.toFixed(0)}/s, early ${(row.early_fraction * 100).toFixed(1)} %, errors ${row.errors.total}; load average ${view.loadAverage[1].toFixed(1)}`,
+        `  ${label} ${p.phase.pattern} ${Math.round(p.phase.loadFraction * 100)} %: ` +
+          `p50 ${row.p50_ms.toFixed(1)} ms, p99 ${row.p99_ms.toFixed(1)} ms, ` +
+          `${row.throughput_rps.toFixed(0)}/s, early ${(row.early_fraction * 100).toFixed(1)} %, ` +
+          `errors ${row.errors.total}; load average ${view.loadAverage[1].toFixed(1)}`,
       );
     }
     // The open-loop phases never offer more than a share of vanilla's capacity, so their
     // throughput cannot show a policy answering more than vanilla can: saturate it too.
     const saturated = await runClosedLoop(url, opts.bodiesPath, opts.saturation.concurrency, opts.saturation.seconds);
     say(
-      `  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`,
+      `  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ` +
+        `${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`,
     );
     return {
       config,

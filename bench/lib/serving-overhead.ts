@@ -167,17 +167,23 @@ export async function measureServingOverhead(
   };
   const o = s.options;
   say(
-    `model ${manifest.name}, batch ${o.batch}, server ${o.workers} worker(s) × ${o.threads} intra-op thread(s), raw loop ${o.rawThreads} thread(s), ${o.seconds} s per measurement, ${o.concurrency} requests in flight`,
+    `model ${manifest.name}, batch ${o.batch}, server ${o.workers} worker(s) × ${o.threads} intra-op thread(s), ` +
+      `raw loop ${o.rawThreads} thread(s), ${o.seconds} s per measurement, ${o.concurrency} requests in flight`,
   );
   const rawRps = await measureRaw(s);
   say(`raw onnxruntime loop: ${rawRps.toFixed(0)} rows/s`);
   const engine = await measureEngine(s);
   say(
-    `engine (in-process):  ${engine.rps.toFixed(0)} rows/s = ${((engine.rps / rawRps) * 100).toFixed(1)} % of raw; event-loop lag p50 ${engine.lag.p50Ms.toFixed(2)} ms, p99 ${engine.lag.p99Ms.toFixed(2)} ms, max ${engine.lag.maxMs.toFixed(1)} ms`,
+    `engine (in-process):  ${engine.rps.toFixed(0)} rows/s = ${((engine.rps / rawRps) * 100).toFixed(1)} % of raw; ` +
+      `event-loop lag p50 ${engine.lag.p50Ms.toFixed(2)} ms, p99 ${engine.lag.p99Ms.toFixed(2)} ms, ` +
+      `max ${engine.lag.maxMs.toFixed(1)} ms`,
   );
   const http = await measureHttp(s);
   say(
-    `HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ${((http.client.rps / rawRps) * 100).toFixed(1)} % of raw (${http.client.errors} errors); server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, max ${http.lag.maxMs.toFixed(1)} ms`,
+    `HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ` +
+      `${((http.client.rps / rawRps) * 100).toFixed(1)} % of raw (${http.client.errors} errors); ` +
+      `server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, ` +
+      `max ${http.lag.maxMs.toFixed(1)} ms`,
   );
   return {
     options: o,

@@ -20,7 +20,9 @@ export function overheadLines(results: BenchResults): string[] {
   ];
   if (o) {
     lines.push(
-      `Serving path vs a raw onnxruntime loop (batch ${o.options.batch}, ${o.options.workers} worker × ${o.options.threads} threads, ${o.options.seconds} s each; bench/lib/serving-overhead.ts): ` +
+      `Serving path vs a raw onnxruntime loop (batch ${o.options.batch}, ` +
+        `${o.options.workers} worker × ${o.options.threads} threads, ` +
+        `${o.options.seconds} s each; bench/lib/serving-overhead.ts): ` +
         `raw **${f(o.rawRps, 0)} rows/s**; engine in-process ${f(o.engine.rps, 0)} rows/s = **${f(o.engine.ratio * 100)} %** of raw ` +
         `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP ${f(o.http.client.rps, 0)} rows/s = **${f(o.http.ratio * 100)} %** of raw ` +
         `(event-loop lag p99 ${f(o.http.lag.p99Ms, 2)} ms, max ${f(o.http.lag.maxMs)} ms).`,
@@ -62,14 +64,20 @@ export function markdownReport(results: BenchResults, stem: string): string {
     `Every served policy gets a fresh \`offramp serve\` process with its own SLO file (defaults except tuner and exit mode), ` +
       `then an uncounted warm-up of ${results.warmup.requests} requests (Poisson at ${Math.round(results.warmup.load_fraction * 100)} % of capacity, ` +
       `${f(results.warmup.rate_rps, 0)}/s) so the online tuners have feedback before anything is measured, then open-loop load: ${phases}. ` +
-      `Rates are fractions of vanilla's capacity measured in this run. Requests are Fashion-MNIST test images in one seeded shuffled order, the same for every policy; ` +
-      `latency counts from the scheduled send time. Disagreement is against the full model's class for the same image (\`offramp record\`), accuracy against the true labels ` +
+      `Rates are fractions of vanilla's capacity measured in this run. ` +
+      `Requests are Fashion-MNIST test images in one seeded shuffled order, the same for every policy; ` +
+      `latency counts from the scheduled send time. ` +
+      `Disagreement is against the full model's class for the same image (\`offramp record\`), ` +
+      `accuracy against the true labels ` +
       `(full model: ${f(results.trace.full_model_accuracy * 100, 2)} %). Ratios are against vanilla at the same load in this run. ` +
-      `Load avg is the machine's 1-minute load average before→after each run: other work on these 2 cores skews timings, so compare rows taken under similar load.`,
+      `Load avg is the machine's 1-minute load average before→after each run: ` +
+      `other work on these 2 cores skews timings, so compare rows taken under similar load.`,
     '',
     markdownTable(comparisonTable(results)),
     '',
-    `**oracle** — ${ORACLE_ABOUT}. Its latency is vanilla's measured latency for the same request minus the compute the exit would skip, from the manifest profile (bench/lib/oracle.ts).`,
+    `**oracle** — ${ORACLE_ABOUT}. ` +
+      `Its latency is vanilla's measured latency for the same request minus the compute the exit would skip, ` +
+      `from the manifest profile (bench/lib/oracle.ts).`,
     '',
     `![latency CDF](${basename(stem)}-cdf.svg) ![latency vs load](${basename(stem)}-load.svg)`,
     '',
@@ -81,7 +89,9 @@ export function markdownReport(results: BenchResults, stem: string): string {
     '',
     '## Capacity per policy',
     '',
-    `After its measured runs, each served policy was saturated by the same closed-loop client that measured vanilla's capacity (${results.capacity.concurrency} in flight): what it can answer, against vanilla's figure from the same loop.`,
+    `After its measured runs, each served policy was saturated by the same closed-loop client ` +
+      `that measured vanilla's capacity (${results.capacity.concurrency} in flight): ` +
+      `what it can answer, against vanilla's figure from the same loop.`,
     '',
     markdownTable(saturationTable(results)),
     '',

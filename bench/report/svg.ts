@@ -60,10 +60,15 @@ function frame(title: string, xLabel: string, yLabel: string, body: string[], le
   const legendItems = legend.map((l, i) => {
     const y = M.top + 10 + i * 20;
     const x = WIDTH - M.right + 16;
-    return `<line x1="${x}" y1="${y}" x2="${x + 26}" y2="${y}" stroke="${l.color}" stroke-width="2.5"${l.dash ? ` stroke-dasharray="${l.dash}"` : ''}/><text x="${x + 32}" y="${y + 4}">${esc(l.label)}</text>`;
+    return (
+      `<line x1="${x}" y1="${y}" x2="${x + 26}" y2="${y}" stroke="${l.color}" stroke-width="2.5"` +
+      `${l.dash ? ` stroke-dasharray="${l.dash}"` : ''}/>` +
+      `<text x="${x + 32}" y="${y + 4}">${esc(l.label)}</text>`
+    );
   });
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" ` +
+      'font-family="Helvetica, Arial, sans-serif" font-size="12">',
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${M.left}" y="24" font-size="15" font-weight="bold">${esc(title)}</text>`,
     `<rect x="${M.left}" y="${M.top}" width="${PLOT_W}" height="${PLOT_H}" fill="none" stroke="#999"/>`,
@@ -92,12 +97,14 @@ export function cdfSvg(results: BenchResults): string {
   const body: string[] = [];
   for (const t of logTicks(lo, hi)) {
     body.push(
-      `<line x1="${num(x(t))}" y1="${M.top}" x2="${num(x(t))}" y2="${M.top + PLOT_H}" stroke="#eee"/><text x="${num(x(t))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${tickText(t)}</text>`,
+      `<line x1="${num(x(t))}" y1="${M.top}" x2="${num(x(t))}" y2="${M.top + PLOT_H}" stroke="#eee"/>` +
+        `<text x="${num(x(t))}" y="${M.top + PLOT_H + 16}" text-anchor="middle">${tickText(t)}</text>`,
     );
   }
   for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
     body.push(
-      `<line x1="${M.left}" y1="${num(y(q))}" x2="${M.left + PLOT_W}" y2="${num(y(q))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(q) + 4)}" text-anchor="end">${q * 100} %</text>`,
+      `<line x1="${M.left}" y1="${num(y(q))}" x2="${M.left + PLOT_W}" y2="${num(y(q))}" stroke="#eee"/>` +
+        `<text x="${M.left - 6}" y="${num(y(q) + 4)}" text-anchor="end">${q * 100} %</text>`,
     );
   }
   for (const r of runs)
@@ -137,7 +144,8 @@ export function loadSvg(results: BenchResults): string {
   const body: string[] = [];
   for (const t of logTicks(lo, hi)) {
     body.push(
-      `<line x1="${M.left}" y1="${num(y(t))}" x2="${M.left + PLOT_W}" y2="${num(y(t))}" stroke="#eee"/><text x="${M.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${tickText(t)}</text>`,
+      `<line x1="${M.left}" y1="${num(y(t))}" x2="${M.left + PLOT_W}" y2="${num(y(t))}" stroke="#eee"/>` +
+        `<text x="${M.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${tickText(t)}</text>`,
     );
   }
   for (const load of loads) {

@@ -144,7 +144,9 @@ async function inspect(path: string, options: InspectOptions): Promise<void> {
     '',
   ];
   const shown = options.all ? analysis.allCuts : analysis.candidates;
-  const ranges = `compute before in [${formatPercent(cut.minComputeBefore)}, ${formatPercent(cut.maxComputeBefore)}], spacing >= ${formatPercent(cut.minSpacing)}`;
+  const ranges =
+    `compute before in [${formatPercent(cut.minComputeBefore)}, ${formatPercent(cut.maxComputeBefore)}], ` +
+    `spacing >= ${formatPercent(cut.minSpacing)}`;
   if (options.all) {
     lines.push(
       `${analysis.allCuts.length} cut points, ${analysis.candidates.length} of them candidates (* ; ${ranges}):`,

@@ -154,7 +154,9 @@ function summary(report: ReplayReport, resampled: boolean): string {
   const count = (type: string): number => report.events.filter((e) => e.event.type === type).length;
   const within = report.windows.filter((w) => w.withinBudget).length;
   const lines = [
-    `replayed ${report.rows} rows of ${report.model} (policy ${report.policy}) through the ${report.tuner} tuner: budget ${formatRate(report.budget)} per ${report.window}-row window, confidence ${formatPercent(report.confidence)}`,
+    `replayed ${report.rows} rows of ${report.model} (policy ${report.policy}) through the ${report.tuner} tuner: ` +
+      `budget ${formatRate(report.budget)} per ${report.window}-row window, ` +
+      `confidence ${formatPercent(report.confidence)}`,
     '',
     formatTable(
       ['window', 'first row', 'disagreement', 'within', 'savings', 'hindsight', 'thresholds after (ramp:τ, - never)'],
@@ -169,7 +171,10 @@ function summary(report: ReplayReport, resampled: boolean): string {
     `mean savings: ${formatPercent(report.meanSavings)}`,
     ...(report.compliantHindsight
       ? [
-          `  compliant hindsight (best fixed thresholds for ${resampled ? 'the trace the rows were drawn from' : 'this trace'} at ${formatRate(report.compliantHindsight.rate)}, where a window keeps the budget with probability ${formatPercent(report.compliantHindsight.compliance)}): ` +
+          `  compliant hindsight (best fixed thresholds for ` +
+            `${resampled ? 'the trace the rows were drawn from' : 'this trace'} ` +
+            `at ${formatRate(report.compliantHindsight.rate)}, where a window keeps the budget ` +
+            `with probability ${formatPercent(report.compliantHindsight.compliance)}): ` +
             `${formatPercent(report.compliantHindsight.savings)}` +
             (report.fractionOfCompliantHindsight !== null
               ? `; the tuner saved ${formatPercent(report.fractionOfCompliantHindsight)} of it`

@@ -151,7 +151,8 @@ const serverSchema = section({
     .nullable()
     .default(null)
     .describe(
-      `Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.`,
+      `Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); ` +
+        'null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.',
     ),
 });
 
@@ -193,7 +194,9 @@ const thresholdsSchema = z
   .nullable()
   .default(null)
   .describe(
-    'Static exit thresholds, ramp id → threshold on the policy score (confidence, margin: 0..1; entropy: ≤ 0, the score is −H). A ramp not listed never exits until the tuner sets it; null: all start at "never".',
+    'Static exit thresholds, ramp id → threshold on the policy score ' +
+      '(confidence, margin: 0..1; entropy: ≤ 0, the score is −H). ' +
+      'A ramp not listed never exits until the tuner sets it; null: all start at "never".',
   );
 
 const exitsSchema = section({
@@ -205,7 +208,8 @@ const exitsSchema = section({
   mode: oneOf(
     EXIT_MODES,
     'release',
-    'release: an exited request is answered early but its row runs to the end (every request gives feedback); drop: exited rows leave the batch and save compute.',
+    'release: an exited request is answered early but its row runs to the end (every request gives feedback); ' +
+      'drop: exited rows leave the batch and save compute.',
   ),
   max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
   ramp_budget: real(
@@ -221,7 +225,9 @@ const exitsSchema = section({
   drop_feedback_fraction: real(
     { min: 0, max: 1 },
     0.1,
-    'In drop mode: share of rows drawn as probes at the start of each batch; a probe runs to the end whatever its exits (it is still answered early), and the online tuner learns only from probes, an unbiased sample of traffic.',
+    'In drop mode: share of rows drawn as probes at the start of each batch; ' +
+      'a probe runs to the end whatever its exits (it is still answered early), ' +
+      'and the online tuner learns only from probes, an unbiased sample of traffic.',
   ),
   thresholds: thresholdsSchema,
 });
@@ -230,7 +236,9 @@ const tunerSchema = section({
   kind: oneOf(
     TUNER_KINDS,
     'guarded',
-    "guarded: thresholds that keep the budget with the given confidence; apparate: Apparate's greedy hill-climb; static: exits.thresholds, or when null the thresholds prepare calibrated offline on the bootstrap set; off: no early exits.",
+    "guarded: thresholds that keep the budget with the given confidence; apparate: Apparate's greedy hill-climb; " +
+      'static: exits.thresholds, or when null the thresholds prepare calibrated offline on the bootstrap set; ' +
+      'off: no early exits.',
   ),
   interval_batches: int(
     { min: 1, max: 100000 },

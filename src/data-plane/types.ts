@@ -176,7 +176,10 @@ export interface ExitsReport {
     capacity: number;
     disagreement: number | null;
     earlyFraction: number | null;
-    /** 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, L_k being the profiled latency to answer at exit k (the final layer included), at batch size 1. */
+    /**
+     * 1 − Σ exit_rate_k · L_k / L_full from this window's exit rates, L_k being the profiled latency
+     * to answer at exit k (the final layer included), at batch size 1.
+     */
     estimatedSavings: number;
   };
 }

@@ -19,14 +19,11 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ExitsReport, TunerEstimatesReport } from './data-plane/types.js';
+import { OUTCOMES, type Outcome } from './engine/model-runner.js';
 import type { ErrorCode } from './errors.js';
 
 /** The `exit` label of a request answered by the full model (not by a ramp). */
 export const FINAL_EXIT = 'final';
-
-/** How a request ended, as counted by `offramp_requests_total{outcome}`. */
-export const OUTCOMES = ['ok', 'rejected', 'timed_out', 'failed', 'cancelled'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * The value `offramp_ramp_threshold` holds while a ramp answers nothing (inactive, or its

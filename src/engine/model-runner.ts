@@ -14,7 +14,13 @@ import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.j
 import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.js';
 
-export type Outcome = 'ok' | 'rejected' | 'timed_out' | 'failed' | 'cancelled';
+/**
+ * How a request ended, as reported to `EngineObserver.outcome`. The engine owns the list; the
+ * metrics layer (src/metrics.ts) imports it for the `outcome` label of `offramp_requests_total`,
+ * so the label values and the engine's outcomes cannot drift apart.
+ */
+export const OUTCOMES = ['ok', 'rejected', 'timed_out', 'failed', 'cancelled'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
 /** Hooks for metrics; the engine itself does not know Prometheus. */
 export interface EngineObserver {

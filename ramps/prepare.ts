@@ -5,7 +5,7 @@
  *
  *   1. analyse the graph, split at all candidates (serving starts on these segments; once a ramp
  *      set is in use, the executor re-splits the backbone at just the active ramps in the
- *      background: src/engine/executor/batch-runner.ts)
+ *      background: src/engine/executor/backbone-runner.ts)
  *   2. run the frozen backbone once over the bootstrap rows, caching pooled features at every cut
  *      and the backbone's own output distribution (the heads' targets)
  *   3. per candidate and head kind: train on the train rows, fit a temperature on the

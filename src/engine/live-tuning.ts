@@ -7,7 +7,7 @@
  * re-tune can take longer than the serving thread's event loop may stall. A ramp-set change
  * applies at once: the executor runs the next batches on the prepared segments with the heads
  * switched on and off, while it re-splits the backbone at the new active ramps in the
- * background (src/engine/executor/batch-runner.ts). `static` and `off` keep the plan they
+ * background (src/engine/executor/backbone-runner.ts). `static` and `off` keep the plan they
  * start with (or the one a config reload gives them).
  *
  * On top of that plan, two overrides:

@@ -23,8 +23,9 @@ import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, type ModelProto } from '../../model/onnx-model.js';
+import { fuseHead, type FusedSegment } from '../../model/fuse-head.js';
 import { splitAtRamps } from '../../model/split-at-ramps.js';
-import type { SegmentIo } from '../../model/split.js';
+import type { Segment, SegmentIo } from '../../model/split.js';
 import { OnnxSession, servingSessionOptions, type SessionOptions } from '../../model/onnx-session.js';
 import type { HostTensor, TensorData } from '../../model/tensor.js';
 import type { PreparedManifest } from '../../model/manifest.js';
@@ -33,7 +34,7 @@ import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/
 import type { BatchInput, BatchResult, ExitPlan, RampReadings, RowExit } from '../backend.js';
 
 /** Keeps the listed rows (by position) of a tensor whose first dimension is the batch. */
-function selectRows(t: HostTensor, keep: number[]): HostTensor {
+export function selectRows(t: HostTensor, keep: number[]): HostTensor {
   const rows = t.dims[0] as number;
   const rowSize = rows === 0 ? 0 : t.data.length / rows;
   const Ctor = t.data.constructor as new (n: number) => TensorData;
@@ -51,20 +52,29 @@ interface Chain {
   outputs: string[][];
   /** Prepared-segment index each segment ends at: the ramp that may follow it has that id. */
   endsAt: number[];
+  /**
+   * Per segment, the output holding the following ramp's probabilities when its head is fused
+   * into the segment (src/model/fuse-head.ts); undefined where the head runs as its own session.
+   */
+  fusedProbs: (string | undefined)[];
 }
 
 function chainOf(
   sessions: OnnxSession[],
   segments: readonly { inputs: SegmentIo[]; outputs: SegmentIo[] }[],
   endsAt: number[],
+  fusedProbs: (string | undefined)[] = [],
 ): Chain {
   return {
     sessions,
     inputs: segments.map((x) => x.inputs.map((io) => io.name)),
-    outputs: segments.map((x) => x.outputs.map((io) => io.name)),
+    outputs: segments.map((x, j) => [...x.outputs.map((io) => io.name), ...(fusedProbs[j] ? [fusedProbs[j]] : [])]),
     endsAt,
+    fusedProbs: segments.map((_, j) => fusedProbs[j]),
   };
 }
+
+type SegmentModel = Segment['model'];
 
 /** Re-split chains kept per worker (each holds a session per segment). */
 const MAX_CHAINS = 4;
@@ -78,6 +88,8 @@ export class BackboneRunner {
     /** The prepared segments, one per candidate cut. */
     private readonly fine: Chain,
     private readonly heads: OnnxSession[],
+    /** The heads' graphs, fused into the re-split segments. */
+    private readonly headModels: ModelProto[],
     private readonly full: OnnxSession,
     /** Names of tensors whose first dimension is the batch (so drop mode can subset them). */
     private readonly batchTensors: Set<string>,
@@ -98,7 +110,8 @@ export class BackboneRunner {
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
     const opts = servingSessionOptions(intraOpThreads);
     const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
-    const heads = await Promise.all(manifest.ramps.map((r) => OnnxSession.create(join(dir, r.head.file), opts)));
+    const headBytes = await Promise.all(manifest.ramps.map((r) => readFile(join(dir, r.head.file))));
+    const heads = await Promise.all(headBytes.map((b) => OnnxSession.create(b, opts)));
     const modelBytes = await readFile(join(dir, manifest.model.file));
     const full = await OnnxSession.create(modelBytes, opts);
     const batchTensors = new Set<string>();
@@ -112,16 +125,27 @@ export class BackboneRunner {
       manifest.segments.map((_, k) => k),
     );
     const random = seededRandom(options.seed ?? randomInt(2 ** 32));
-    return new BackboneRunner(manifest, fine, heads, full, batchTensors, decodeModel(modelBytes), opts, random);
+    const headModels = headBytes.map((b) => decodeModel(b));
+    return new BackboneRunner(
+      manifest,
+      fine,
+      heads,
+      headModels,
+      full,
+      batchTensors,
+      decodeModel(modelBytes),
+      opts,
+      random,
+    );
   }
 
   /**
    * The chain for a plan's ramp set: the re-split one when built, else the prepared segments
-   * (and the re-split starts building in the background).
+   * (and the re-split starts building in the background). With every ramp active the re-split
+   * cuts where the prepared segments do, but is still built: its heads are fused.
    */
   private chainFor(plan: ExitPlan): Chain {
     const ids = [...new Set(plan.ramps.map((r) => r.id))].sort((a, b) => a - b);
-    if (ids.length >= this.manifest.ramps.length) return this.fine;
     const key = ids.join(',');
     const entry = this.chains.get(key);
     if (entry && !(entry instanceof Promise)) {
@@ -138,12 +162,17 @@ export class BackboneRunner {
     const sessions: OnnxSession[] = [];
     try {
       const segments = splitAtRamps(this.model, this.manifest, ids);
-      for (const segment of segments)
-        sessions.push(await OnnxSession.create(encodeModel(segment.model), this.sessionOptions));
+      const fusedProbs: (string | undefined)[] = [];
+      for (const [j, segment] of segments.entries()) {
+        const fused = j < ids.length ? this.fuse(segment.model, ids[j] as number) : undefined;
+        fusedProbs.push(fused?.probs);
+        sessions.push(await OnnxSession.create(encodeModel(fused?.model ?? segment.model), this.sessionOptions));
+      }
       const chain = chainOf(
         sessions,
         segments,
         segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)),
+        fusedProbs,
       );
       this.chains.delete(key);
       this.chains.set(key, chain);
@@ -153,6 +182,18 @@ export class BackboneRunner {
       // Keep serving on the prepared segments; an entry that is not a chain is never retried.
       for (const x of sessions) await x.release();
       this.chains.set(key, Promise.resolve(undefined));
+      return undefined;
+    }
+  }
+
+  /** The segment ending at ramp `id` with that ramp's head fused in; undefined (run apart) if it cannot be fused. */
+  private fuse(segment: SegmentModel, id: number): FusedSegment | undefined {
+    const ramp = this.manifest.ramps[id];
+    const head = this.headModels[id];
+    if (!ramp || !head) return undefined;
+    try {
+      return fuseHead(segment, head, ramp.tensor, `offramp.head${id}/`);
+    } catch {
       return undefined;
     }
   }
@@ -221,17 +262,27 @@ export class BackboneRunner {
       const t0 = performance.now();
       Object.assign(pool, await (chain.sessions[j] as OnnxSession).run(feeds, chain.outputs[j]));
       segmentMs.push(performance.now() - t0);
+      // A fused head's probabilities are not a tensor later segments read: take them out of the pool.
+      const fused = chain.fusedProbs[j];
+      const fusedProbs = fused ? pool[fused] : undefined;
+      if (fused) delete pool[fused];
       const k = chain.endsAt[j] as number;
       onSegmentDone?.(k);
 
       const ramp = m.ramps[k];
       if (!ramp || !thresholdOf.has(ramp.id) || alive.length === 0) continue;
       const threshold = thresholdOf.get(ramp.id) ?? null;
-      const h0 = performance.now();
-      const probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))[
-        'probs'
-      ]?.data as Float32Array;
-      headMs.push(performance.now() - h0);
+      let probs: Float32Array;
+      if (fusedProbs) {
+        // The head ran inside the segment's call; its time is part of segmentMs.
+        probs = fusedProbs.data as Float32Array;
+        headMs.push(0);
+      } else {
+        const h0 = performance.now();
+        probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))['probs']
+          ?.data as Float32Array;
+        headMs.push(performance.now() - h0);
+      }
       const reading: RampReadings = {
         ramp: ramp.id,
         rows: Int32Array.from(alive),

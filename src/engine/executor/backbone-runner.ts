@@ -7,10 +7,12 @@
  *
  * Which segments: the prepared ones cut at every candidate ramp, or — once a ramp set has been
  * in use for a batch — the model re-split at just the active ramps (src/model/split-at-ramps.ts),
- * built in the background and kept for the next batches with that set. Fewer boundaries run
- * faster (bench/segment-granularity.ts, batch 16: 9 segments 165 % of the whole model, 4
- * segments 135 %); a re-split costs ~70 ms once, paid back after ~30 batches. While it is being
- * built, batches run on the prepared segments: a ramp-set change never waits or fails a batch.
+ * built in the background and kept for the next batches with that set, each active ramp's head
+ * fused into the segment ending at its tensor (src/model/fuse-head.ts) so one call returns the
+ * boundary and the head's probabilities. Fewer boundaries and calls run faster; a re-split is
+ * paid once and back within tens of batches (bench/segment-granularity.ts measures both). While
+ * it is being built, batches run on the prepared segments: a ramp-set change never waits or
+ * fails a batch.
  *
  * Drop mode and feedback: an exited row leaves the batch, except probes. Before a batch runs,
  * each row is drawn as a probe with probability `plan.feedbackFraction`; a probe runs to the end

@@ -64,7 +64,13 @@ describe('parseServingConfig', () => {
           thresholds: null,
         },
         tuner: { kind: 'guarded', intervalBatches: 30 },
-        batching: { maxBatchSize: 16, maxQueueDelayMs: 4, maxQueueSize: 256, preferredBatchSizes: [] },
+        batching: {
+          maxBatchSize: 16,
+          delay: 'work-conserving',
+          maxQueueDelayMs: 4,
+          maxQueueSize: 256,
+          preferredBatchSizes: [],
+        },
       },
     ]);
   });
@@ -143,6 +149,9 @@ describe('config errors name the file, the field and the value', () => {
     expect(problemsOf(withModel('    batching: { max_queue_size: lots }\n')).message).toBe(
       'slo.yaml:4: models[0].batching.max_queue_size: "lots" is not an integer in 1..1000000',
     );
+    expect(problemsOf(withModel('    batching: { delay: soon }\n')).message).toBe(
+      'slo.yaml:4: models[0].batching.delay: "soon" is not one of work-conserving, fixed',
+    );
     expect(problemsOf(withModel('    batching: { max_batch_size: 2.5 }\n')).message).toBe(
       'slo.yaml:4: models[0].batching.max_batch_size: 2.5 is not an integer (1..1024)',
     );
@@ -154,7 +163,7 @@ describe('config errors name the file, the field and the value', () => {
 
   it('reports an unknown key (a typo) with the keys allowed there', () => {
     expect(problemsOf(withModel('    batching: { max_batch: 8 }\n')).message).toBe(
-      'slo.yaml:4: models[0].batching.max_batch: unknown key; allowed keys: max_batch_size, max_queue_delay_ms, max_queue_size, preferred_batch_sizes',
+      'slo.yaml:4: models[0].batching.max_batch: unknown key; allowed keys: max_batch_size, delay, max_queue_delay_ms, max_queue_size, preferred_batch_sizes',
     );
     expect(problemsOf('servr: {}\n').message).toBe('slo.yaml:1: servr: unknown key; allowed keys: server, models');
   });

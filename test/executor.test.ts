@@ -205,6 +205,8 @@ describe('worker pool', () => {
     try {
       const order: string[] = [];
       const exits: RowExit[] = [];
+      let idleAtDone = -1;
+      expect(pool.idleWorkers).toBe(1);
       const done = pool
         .run(await testImages(4), plan([{ id: manifest.ramps[0]!.id, threshold: 0 }]), (e) => {
           order.push('exit');
@@ -212,9 +214,13 @@ describe('worker pool', () => {
         })
         .then((r) => {
           order.push('done');
+          idleAtDone = pool.idleWorkers;
           return r;
         });
+      // Busy from the call on; idle again by the time the batch's promise settles (the engine steps then).
+      expect(pool.idleWorkers).toBe(0);
       const result = await done;
+      expect(idleAtDone).toBe(1);
       expect(order).toEqual(['exit', 'done']);
       expect(exits.map((e) => e.row).sort()).toEqual([0, 1, 2, 3]);
       expect(exits.every((e) => Math.abs(e.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4)).toBe(true);

@@ -3,6 +3,7 @@ import { ModelRunner } from '../src/engine/model-runner.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../src/engine/backend.js';
 import type { PreparedManifest } from '../src/model/manifest.js';
 import { OfframpError } from '../src/errors.js';
+import type { BatchDelay } from '../src/config/index.js';
 
 /** A manifest with just what the runner reads: two ramps, a 3-class output, a latency profile. */
 const manifest = {
@@ -40,12 +41,30 @@ const plan: ExitPlan = {
  * `release()` before it "reaches the final layer", where every row gets class 2.
  */
 class GatedBackend implements ExecutionBackend {
-  readonly slots = 1;
   batches: number[] = [];
   private gates: (() => void)[] = [];
+  /** Batches held, as in one worker: it is idle when it holds none. */
+  private held = 0;
   failNext = false;
 
-  async run(input: BatchInput, _plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+  /** One worker; `slots` 2 gives it a waiting place beside the running batch, as the worker pool does. */
+  constructor(readonly slots = 1) {}
+
+  get idleWorkers(): number {
+    return this.held === 0 ? 1 : 0;
+  }
+
+  async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
+    // Counted from the call, released before the promise settles: the contract the runner relies on.
+    this.held++;
+    try {
+      return await this.gatedRun(input, plan, onExit);
+    } finally {
+      this.held--;
+    }
+  }
+
+  private async gatedRun(input: BatchInput, _plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
     const rows = input.dims[0] as number;
     this.batches.push(rows);
     if (this.failNext) {
@@ -96,12 +115,13 @@ class GatedBackend implements ExecutionBackend {
 
 function runner(
   backend: ExecutionBackend,
-  overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number } = {},
+  overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number; delay?: BatchDelay } = {},
 ): ModelRunner {
   return new ModelRunner(manifest, backend, {
     modelName: 'fake',
     batching: {
       maxBatchSize: overrides.maxBatchSize ?? 4,
+      delay: overrides.delay ?? 'work-conserving',
       maxQueueDelayMs: overrides.maxQueueDelayMs ?? 1,
       maxQueueSize: overrides.maxQueueSize ?? 16,
       preferredBatchSizes: [],
@@ -128,7 +148,7 @@ afterEach(() => {
 /** Lets 5 ms pass: due timers fire, and the promises they settle run. */
 const tick = () => vi.advanceTimersByTimeAsync(5);
 
-/** The batcher's wait for a fuller batch in the tests that put two requests in one. */
+/** The batcher's fixed wait for a fuller batch in the tests that put two requests in one. */
 const DELAY_MS = 10;
 
 async function until(condition: () => boolean): Promise<void> {
@@ -138,7 +158,7 @@ async function until(condition: () => boolean): Promise<void> {
 describe('model runner', () => {
   it('answers an exited row before its batch reaches the final layer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
+    const r = runner(backend, { delay: 'fixed', maxQueueDelayMs: DELAY_MS });
     const events: string[] = [];
     const early = r
       .submit(Float32Array.from([0.9]), 1, [1], { priority: 0 })
@@ -160,7 +180,7 @@ describe('model runner', () => {
 
   it('records feedback for every row, exited or not, with the final answer', async () => {
     const backend = new GatedBackend();
-    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
+    const r = runner(backend, { delay: 'fixed', maxQueueDelayMs: DELAY_MS });
     const done = Promise.all([
       r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }),
       r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }),
@@ -174,6 +194,31 @@ describe('model runner', () => {
     expect(records.every((x) => x.final?.argmax === 2 && x.ramps[0]?.argmax === 1)).toBe(true);
     // The exited row answered class 1 while the full model says 2: one of two rows disagrees.
     expect(r.feedback.stats().disagreement).toBe(0.5);
+  });
+
+  it('work-conserving: a lone request goes to an idle backend without the clock moving', async () => {
+    const backend = new GatedBackend(2);
+    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
+    const answer = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    expect(backend.batches).toEqual([1]);
+    backend.release();
+    await expect(answer).resolves.toHaveLength(1);
+  });
+
+  it('work-conserving: requests arriving while the backend is busy accumulate into one batch', async () => {
+    const backend = new GatedBackend(2);
+    const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
+    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const later = [0.1, 0.2, 0.3].map((x) => r.submit(Float32Array.from([x]), 1, [1], { priority: 0 }));
+    // Far past the fixed delay, and the worker's waiting place is free, yet the three wait to grow.
+    await vi.advanceTimersByTimeAsync(5 * DELAY_MS);
+    expect(backend.batches).toEqual([1]);
+    backend.release();
+    await first;
+    await until(() => backend.batches.length === 2);
+    expect(backend.batches).toEqual([1, 3]);
+    backend.release();
+    await expect(Promise.all(later)).resolves.toHaveLength(3);
   });
 
   it('answers a multi-row request when its last row is decided', async () => {

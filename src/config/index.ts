@@ -23,6 +23,13 @@ export {
   type TunerConfig,
 } from './serving-config.js';
 export { watchServingConfig, type WatchOptions } from './watch.js';
-export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, type SloConfigInput } from './schema.js';
+export {
+  BATCH_DELAYS,
+  EXIT_MODES,
+  EXIT_POLICIES,
+  TUNER_KINDS,
+  type BatchDelay,
+  type SloConfigInput,
+} from './schema.js';
 export { packageRoot } from './package-root.js';
 export { renderSloConfigJsonSchema, sloConfigJsonSchema } from './json-schema.js';

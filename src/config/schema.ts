@@ -247,12 +247,29 @@ const tunerSchema = section({
   ),
 });
 
+/**
+ * When the batcher waits for a fuller batch. work-conserving: never while a worker is idle; a
+ * batch grows only while every worker is busy and goes when one frees. fixed: Triton's rule, up
+ * to max_queue_delay_ms after the oldest arrival whatever the workers are doing.
+ */
+export const BATCH_DELAYS = ['work-conserving', 'fixed'] as const;
+export type BatchDelay = (typeof BATCH_DELAYS)[number];
+
 const batchingSchema = section({
   max_batch_size: int({ min: 1, max: 1024 }, 16, 'Most requests run together in one batch.'),
+  delay: oneOf(
+    BATCH_DELAYS,
+    'work-conserving',
+    'When to wait for a fuller batch. work-conserving: never while a worker is idle (what is queued goes at once); ' +
+      'while every worker is busy the batch grows and goes when one frees. ' +
+      'fixed: up to max_queue_delay_ms after the oldest arrival even on an idle worker (Triton). ' +
+      'Either way never past the most urgent SLO deadline.',
+  ),
   max_queue_delay_ms: real(
     { min: 0, max: 10000 },
     4,
-    'Longest a request waits for a fuller batch, in milliseconds (never past its SLO deadline).',
+    'With delay: fixed, longest a request waits for a fuller batch, in milliseconds (never past its SLO deadline); ' +
+      'unused with delay: work-conserving.',
   ),
   max_queue_size: int(
     { min: 1, max: 1000000 },

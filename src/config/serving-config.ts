@@ -21,7 +21,7 @@ import { OfframpError } from '../errors.js';
 import { packageRoot } from './package-root.js';
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { TunerSetting } from '../../tuner/tuner.js';
-import { modelSchema, sloConfigSchema, type ModelFile, type SloConfigFile } from './schema.js';
+import { modelSchema, sloConfigSchema, type BatchDelay, type ModelFile, type SloConfigFile } from './schema.js';
 
 export interface ServerConfig {
   readonly httpPort: number;
@@ -78,7 +78,12 @@ export interface TunerConfig {
 export interface BatchingConfig {
   /** Rows per batch at most; a request's rows may span several batches. */
   readonly maxBatchSize: number;
-  /** Longest wait for a fuller batch, counted from the oldest queued request's arrival (never past the most urgent deadline). */
+  /**
+   * work-conserving: a batch waits to grow only while every worker is busy; fixed: it waits up to
+   * `maxQueueDelayMs` even on an idle worker. Both never past the most urgent deadline.
+   */
+  readonly delay: BatchDelay;
+  /** With delay fixed: longest wait for a fuller batch, counted from the oldest queued request's arrival. */
   readonly maxQueueDelayMs: number;
   /** Requests queued at most; one more is rejected (OFFRAMP_QUEUE_FULL). */
   readonly maxQueueSize: number;
@@ -350,6 +355,7 @@ function toModelConfig(m: ModelFile, baseDir: string): ModelConfig {
     tuner: { kind: m.tuner.kind, intervalBatches: m.tuner.interval_batches },
     batching: {
       maxBatchSize: m.batching.max_batch_size,
+      delay: m.batching.delay,
       maxQueueDelayMs: m.batching.max_queue_delay_ms,
       maxQueueSize: m.batching.max_queue_size,
       preferredBatchSizes: [...m.batching.preferred_batch_sizes],

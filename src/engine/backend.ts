@@ -72,8 +72,14 @@ export interface BatchResult {
 }
 
 export interface ExecutionBackend {
-  /** How many batches may run at once (one per worker). */
+  /** How many batches it holds at once, running or waiting for their worker; the engine never sends more. */
   readonly slots: number;
+  /**
+   * Workers with no batch running or waiting: a batch sent now starts at once. Read before each
+   * scheduling step; it must drop as soon as `run` is called and rise before a finished batch's
+   * promise settles, so the engine never sees a busy worker as idle.
+   */
+  readonly idleWorkers: number;
   run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult>;
   close(): Promise<void>;
 }

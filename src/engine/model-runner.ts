@@ -169,11 +169,15 @@ export class ModelRunner {
     request.reject(err);
   }
 
-  /** One scheduling step per free executor slot; arms a timer when the batcher wants to wait. */
+  /**
+   * One scheduling step per free executor slot; arms a timer when the batcher wants to wait. The
+   * batcher is told how many workers are idle, since a free slot may be a busy worker's waiting
+   * place (which under work-conserving batching takes only a batch that cannot grow).
+   */
   private pump(): void {
     while (this.inFlight < this.backend.slots) {
       const now = this.now();
-      const step = this.scheduler.step(now);
+      const step = this.scheduler.step(now, { idleWorkers: this.backend.idleWorkers });
       for (const r of step.expired) {
         this.fail(
           r,

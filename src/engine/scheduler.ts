@@ -1,13 +1,19 @@
 /**
- * Dynamic batching with Triton's semantics, as a pure step function the engine calls whenever
- * something changes (a request arrives, a batch finishes, a timer fires). It never sleeps or
- * reads a clock: `now` is passed in, so it is tested with hand-made times and no model.
+ * Dynamic batching as a pure step function the engine calls whenever something changes (a
+ * request arrives, a batch finishes, a timer fires). It never sleeps or reads a clock: `now` and
+ * how many workers are idle are passed in, so it is tested with hand-made times and no model.
  *
  *  - a batch holds at most `maxBatchSize` rows; a request's rows may span several batches
  *  - dispatch at once when a full batch (or the largest preferred size) is queued
- *  - otherwise wait for a fuller batch, but at most `maxQueueDelayMs` after the oldest arrival,
- *    and never so long that the most urgent deadline cannot be met given the profiled latency
- *    of the batch that would run
+ *  - otherwise, by `delay`:
+ *    - work-conserving (the default): dispatch what is queued at once when a worker is idle;
+ *      while every worker is busy, let the batch grow, and dispatch when a worker frees (the
+ *      engine steps again when a batch finishes). Batches grow with the load, and a request never
+ *      waits while a worker sits idle.
+ *    - fixed (Triton's rule): wait for a fuller batch up to `maxQueueDelayMs` after the oldest
+ *      arrival, whatever the workers are doing
+ *  - in both, never wait so long that the most urgent deadline cannot be met given the profiled
+ *    latency of the batch that would run
  *  - the queue is bounded (`maxQueueSize` requests): a request beyond it is rejected
  *  - a request whose deadline has passed before it ran is timed out, not run
  *  - lower `priority` values go first; equal priorities go first come, first served
@@ -27,13 +33,23 @@ export type Step =
   | { kind: 'wait'; untilMs: number; expired: EngineRequest[] }
   | { kind: 'idle'; expired: EngineRequest[] };
 
+/** What the executor can take now, as the engine reads it before each step. */
+export interface WorkerState {
+  /** Workers with nothing running or waiting: a batch sent now starts at once. */
+  idleWorkers: number;
+}
+
 export interface BatchScheduler {
   /** False when the queue is full (the caller rejects the request). */
   add(request: EngineRequest): boolean;
   /** Removes a request's undispatched rows (cancellation); true when it was still queued. */
   remove(request: EngineRequest): boolean;
-  /** Decides what to do now: form a batch, wait until a time, or nothing to do. */
-  step(nowMs: number): Step;
+  /**
+   * Decides what to do now: form a batch, wait until a time, or nothing to do. The engine calls
+   * it only when the executor has room for a batch (an idle worker, or a busy worker's waiting
+   * place), and again whenever a batch finishes.
+   */
+  step(nowMs: number, workers: WorkerState): Step;
   reconfigure(config: BatchingConfig): void;
   readonly queuedRequests: number;
   readonly queuedRows: number;
@@ -86,7 +102,7 @@ export class DynamicBatcher implements BatchScheduler {
     return true;
   }
 
-  step(nowMs: number): Step {
+  step(nowMs: number, workers: WorkerState): Step {
     // Requests with no row dispatched yet whose deadline passed are timed out, not run. A request
     // already partly running keeps its remaining rows: dropping them would waste the work done.
     const expired = this.queue.filter((r) => r.dispatchedRows === 0 && r.deadlineMs <= nowMs);
@@ -97,17 +113,33 @@ export class DynamicBatcher implements BatchScheduler {
     const max = this.config.maxBatchSize;
     const size = Math.min(queued, max);
     const preferred = [...this.config.preferredBatchSizes].filter((p) => p <= queued).sort((a, b) => b - a)[0];
-    const oldest = Math.min(...this.queue.map((r) => r.arrivalMs));
     const earliestDeadline = Math.min(...this.queue.map((r) => r.deadlineMs));
-    const flushAt = oldest + this.config.maxQueueDelayMs;
     // The latest moment to start a batch of this size and still answer the most urgent request in time.
     const latestStart = earliestDeadline - this.latencyMs(size);
 
+    // A batch that cannot grow goes now, even into a busy worker's waiting place: forming it
+    // later would not make it fuller, and sending it ahead hides the dispatch round-trip.
     if (queued >= max) return { kind: 'batch', ...this.take(max), expired };
     if (preferred !== undefined && preferred === Math.max(...this.config.preferredBatchSizes))
       return { kind: 'batch', ...this.take(preferred), expired };
-    if (nowMs >= flushAt || nowMs >= latestStart) return { kind: 'batch', ...this.take(size), expired };
-    return { kind: 'wait', untilMs: Math.min(flushAt, latestStart), expired };
+    // At its latest start a batch stops growing (a larger one would take longer); with every
+    // worker busy it takes a waiting place, the soonest it can start.
+    if (nowMs >= latestStart) return { kind: 'batch', ...this.take(size), expired };
+
+    if (this.config.delay === 'fixed') {
+      const flushAt = Math.min(...this.queue.map((r) => r.arrivalMs)) + this.config.maxQueueDelayMs;
+      if (nowMs >= flushAt) return { kind: 'batch', ...this.take(size), expired };
+      return { kind: 'wait', untilMs: Math.min(flushAt, latestStart), expired };
+    }
+    // Work-conserving. An idle worker that waited for a fuller batch would only add latency.
+    if (workers.idleWorkers > 0) return { kind: 'batch', ...this.take(size), expired };
+    // Every worker is busy, though one may have a free waiting place. A partial batch is not sent
+    // there: it could not start before the worker frees anyway, and formed then it holds every
+    // request that arrived meanwhile — a fuller batch, and those requests ride it instead of
+    // waiting a whole batch more. The cost is one dispatch round-trip of idle worker time per
+    // batch; full batches (above) still use the waiting place, so at saturation nothing is lost.
+    // The engine steps again when a batch finishes; the timer only guards the deadline.
+    return { kind: 'wait', untilMs: latestStart, expired };
   }
 
   private take(rows: number): { slices: RowSlice[]; rows: number } {

@@ -23,7 +23,9 @@ interface Slot {
 
 /**
  * Batches a worker holds at once: one running and one waiting, so it starts the next batch the
- * moment the last one ends instead of waiting for the serving thread to hand it over.
+ * moment the last one ends instead of waiting for the serving thread to hand it over. Under
+ * work-conserving batching the engine fills the waiting place only with a batch that cannot grow
+ * (full, or due by its deadline); src/engine/scheduler.ts says why.
  */
 const DEPTH = 2;
 
@@ -39,6 +41,11 @@ export class WorkerPool implements ExecutionBackend {
 
   get slots(): number {
     return this.workers.length * DEPTH;
+  }
+
+  /** A worker's pending map is emptied before its last batch's promise settles, so this never lags. */
+  get idleWorkers(): number {
+    return this.workers.filter((w) => !w.broken && w.pending.size === 0).length;
   }
 
   static async start(modelDir: string, options: { workers: number; intraOpThreads: number }): Promise<WorkerPool> {

@@ -128,7 +128,8 @@ export const ERROR_TABLE = {
       'elements, or a BYTES element (4-byte little-endian length, then its bytes) runs past the end.',
   },
   OFFRAMP_INFERENCE_HEADER_LENGTH: {
-    message: 'Inference-Header-Content-Length is {got}; it must be a whole number of bytes from 0 to the body length, {bodyBytes}',
+    message:
+      'Inference-Header-Content-Length is {got}; it must be a whole number of bytes from 0 to the body length, {bodyBytes}',
     httpStatus: 400,
     grpcStatus: 3 /* INVALID_ARGUMENT */,
     doc:

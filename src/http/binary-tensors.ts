@@ -18,12 +18,7 @@
  * plain JSON.
  */
 import { decodeTensorBytes, shapeText, tensorByteSize } from '../data-plane/tensor-bytes.js';
-import type {
-  InputTensor,
-  Parameters,
-  RequestedOutput,
-  TensorValues,
-} from '../data-plane/types.js';
+import type { InputTensor, Parameters, RequestedOutput, TensorValues } from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
 
 /** The extension's name in the server metadata (GET /v2), as Triton reports it. */

@@ -159,7 +159,8 @@ function parseInput(value: unknown, where: string): ParsedInput {
   });
 
   const head: InputHead = { name, datatype, shape };
-  const parameters = value.parameters === undefined ? undefined : parseParameters(value.parameters, `${where}.parameters`);
+  const parameters =
+    value.parameters === undefined ? undefined : parseParameters(value.parameters, `${where}.parameters`);
   if (hasBinaryDataSize(parameters)) {
     if (value.data !== undefined)
       throw new OfframpError('OFFRAMP_DATA_GIVEN_TWICE', { input: name, how: `'data' and '${BINARY_DATA_SIZE}'` });

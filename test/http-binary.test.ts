@@ -209,6 +209,27 @@ describe('binary inputs over HTTP', () => {
     expect(fromBinary!.inputs[0]!.parameters).toBeUndefined();
   });
 
+  it('reads an FP32 blob in place when the JSON part is padded to 8 bytes, and copies it otherwise', async () => {
+    const { app, plane } = harness();
+    const blob = bytesOf(new Float32Array(X));
+    for (const padTo of [0, 1]) {
+      const json = JSON.stringify({ inputs: [BINARY_X] });
+      // fastify gathers the body into a buffer that starts on a multiple of 8.
+      const head = Buffer.from(json + ' '.repeat(((8 - (json.length % 8)) % 8) + padTo));
+      const res = await post(app, {
+        payload: Buffer.concat([head, blob]),
+        headers: { 'inference-header-content-length': String(head.length) },
+      });
+      expect(res.statusCode).toBe(200);
+    }
+    const [inPlace, copied] = plane.requests.map((r) => r.inputs[0]!.data as Float32Array);
+    expect(Array.from(inPlace!)).toEqual(X);
+    expect(Array.from(copied!)).toEqual(X);
+    // A view onto the whole body has a buffer larger than its 16 bytes; a copy has its own.
+    expect(inPlace!.buffer.byteLength).toBeGreaterThan(16);
+    expect(copied!.buffer.byteLength).toBe(16);
+  });
+
   it('a UINT8 input sent as bytes answers as the JSON one', async () => {
     const { app, plane } = harness();
     const pixels = [0, 17, 128, 255];

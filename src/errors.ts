@@ -111,6 +111,48 @@ export const ERROR_TABLE = {
     grpcStatus: 3 /* INVALID_ARGUMENT */,
     doc: 'The tensor data (JSON `data` or raw bytes) holds a different number of elements than the shape says.',
   },
+  OFFRAMP_DATA_GIVEN_TWICE: {
+    message: "input '{input}' gives its data twice ({how}); send it one way",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      'An input carries both JSON `data` and a `binary_data_size` parameter (HTTP), or both typed `contents` and ' +
+      '`raw_input_contents` (gRPC).',
+  },
+  OFFRAMP_MALFORMED_TENSOR_BYTES: {
+    message: "the raw bytes of input '{input}' do not decode: {reason}",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      "Raw tensor bytes (gRPC `raw_input_contents`, an HTTP binary input) are not a whole number of the datatype's " +
+      'elements, or a BYTES element (4-byte little-endian length, then its bytes) runs past the end.',
+  },
+  OFFRAMP_INFERENCE_HEADER_LENGTH: {
+    message:
+      'Inference-Header-Content-Length is {got}; it must be a whole number of bytes from 0 to the body length, {bodyBytes}',
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      'HTTP binary tensor data: the header giving the length of the JSON part of the body is not an integer, or is ' +
+      'larger than the body.',
+  },
+  OFFRAMP_BINARY_SIZE_MISMATCH: {
+    message: "input '{input}' has binary_data_size {got}, but {datatype} of shape {shape} takes {expected} bytes",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      "HTTP binary tensor data: an input's `binary_data_size` differs from its shape's element count × the " +
+      "datatype's element size (BOOL and UINT8: 1 byte, FP32: 4, INT64: 8, …).",
+  },
+  OFFRAMP_BINARY_DATA_LENGTH: {
+    message:
+      "{actual} bytes of binary tensor data follow the JSON, but the inputs' binary_data_size add up to {declared}",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      'HTTP binary tensor data: the bytes after the JSON part (`Inference-Header-Content-Length`) are not exactly the ' +
+      "binary inputs' `binary_data_size`, in input order, without padding.",
+  },
   OFFRAMP_BAD_PARAMETER: {
     message: "parameter '{parameter}' is {got}; expected {expected}",
     httpStatus: 400,

@@ -257,7 +257,7 @@ describe('gRPC ModelInfer', () => {
       raw_input_contents: [Buffer.alloc(15)],
     });
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(offrampCode(err)).toBe('OFFRAMP_INVALID_REQUEST');
+    expect(offrampCode(err)).toBe('OFFRAMP_MALFORMED_TENSOR_BYTES');
     expect(plane.requests).toHaveLength(0);
   });
 
@@ -278,7 +278,7 @@ describe('gRPC ModelInfer', () => {
       raw_input_contents: [Buffer.from(new Float32Array([1, 2, 3, 4]).buffer)],
     });
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(offrampCode(err)).toBe('OFFRAMP_INVALID_REQUEST');
+    expect(offrampCode(err)).toBe('OFFRAMP_DATA_GIVEN_TWICE');
     expect(err.details).toContain('raw_input_contents');
     expect(plane.requests).toHaveLength(0);
   });

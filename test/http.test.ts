@@ -124,7 +124,8 @@ describe('metadata routes', () => {
     for (const url of ['/v2', '/v2/']) {
       const res = await app.inject({ method: 'GET', url });
       expect(res.statusCode, url).toBe(200);
-      expect(res.json()).toEqual({ name: 'offramp', version: '0.1.0', extensions: [] });
+      // The fake data plane reports none; the HTTP transport adds its own.
+      expect(res.json()).toEqual({ name: 'offramp', version: '0.1.0', extensions: ['binary_tensor_data'] });
     }
   });
 

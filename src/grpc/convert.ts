@@ -2,10 +2,17 @@
  * KServe v2 gRPC messages ↔ the data plane's request/response types (one data plane, thin
  * transports: docs/architecture.md): decoding and encoding only. What the data plane checks
  * (datatype against the model, shape, element count of typed contents) is left to it; what only
- * this transport can check (the structure of the message, raw byte lengths, integer ranges of the
- * wire types) is checked here, as coded errors.
+ * this transport can check (the structure of the message, integer ranges of the wire types) is
+ * checked here, as coded errors; raw contents go through the codec HTTP's binary tensors use too
+ * (src/data-plane/tensor-bytes.ts).
  */
-import { endianness } from 'node:os';
+import {
+  checkOutputData,
+  decodeTensorBytes,
+  encodeTensorBytes,
+  isDatatype,
+  unknownDatatype,
+} from '../data-plane/tensor-bytes.js';
 import type {
   Datatype,
   InferRequest,
@@ -27,8 +34,6 @@ import type {
   WireParameters,
   WireTensorContents,
 } from './proto.js';
-
-const LITTLE_ENDIAN = endianness() === 'LE';
 
 type ContentsField = keyof WireTensorContents;
 
@@ -59,22 +64,6 @@ const CONTENTS_FIELDS = Object.keys({
   bytes_contents: 0,
 } satisfies Record<ContentsField, 0>) as ContentsField[];
 
-/** Bytes per element in raw contents (BYTES is length-prefixed, so absent). */
-const ELEMENT_BYTES: Readonly<Record<Exclude<Datatype, 'BYTES'>, number>> = {
-  BOOL: 1,
-  UINT8: 1,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 2,
-  FP16: 2,
-  UINT32: 4,
-  INT32: 4,
-  FP32: 4,
-  UINT64: 8,
-  INT64: 8,
-  FP64: 8,
-};
-
 /** Value range of the narrow integer types, which travel in 32-bit protobuf fields. */
 const INT_RANGE: Readonly<Partial<Record<Datatype, readonly [number, number]>>> = {
   INT8: [-128, 127],
@@ -83,20 +72,8 @@ const INT_RANGE: Readonly<Partial<Record<Datatype, readonly [number, number]>>> 
   UINT16: [0, 65535],
 };
 
-function isDatatype(value: string): value is Datatype {
-  return Object.hasOwn(CONTENTS_FIELD, value) || value === 'FP16';
-}
-
 function invalid(reason: string): OfframpError {
   return new OfframpError('OFFRAMP_INVALID_REQUEST', { reason });
-}
-
-function unknownDatatype(input: string, got: string): OfframpError {
-  return new OfframpError('OFFRAMP_WRONG_DATATYPE', {
-    input,
-    got: got === '' ? '(none)' : got,
-    expected: 'one of the KServe v2 datatypes (BOOL, UINT8…UINT64, INT8…INT64, FP16, FP32, FP64, BYTES)',
-  });
 }
 
 // ---- Request ---------------------------------------------------------------------------------
@@ -121,11 +98,12 @@ export function toInferRequest(wire: WireModelInferRequest, signal?: AbortSignal
     let data: TensorValues;
     if (usesRaw) {
       if (hasContents(tensor.contents)) {
-        throw invalid(
-          `input '${tensor.name}' has typed contents but the request also uses raw_input_contents; use one or the other`,
-        );
+        throw new OfframpError('OFFRAMP_DATA_GIVEN_TWICE', {
+          input: tensor.name,
+          how: 'typed contents and raw_input_contents',
+        });
       }
-      data = decodeRaw(tensor.name, tensor.datatype, shape, raw[i]!);
+      data = decodeTensorBytes(tensor.name, tensor.datatype, shape, raw[i]!);
     } else {
       data = decodeContents(tensor);
     }
@@ -229,88 +207,6 @@ function checkRange(input: string, datatype: Datatype, values: readonly number[]
 }
 
 /**
- * One raw_input_contents entry as a typed array. The bytes are copied into a fresh ArrayBuffer:
- * the entry is a view into the received message at any offset, and a Float32Array (say) needs a
- * 4-byte-aligned start. FP16 comes through as its bit patterns in a Uint16Array (what
- * onnxruntime's float16 tensors take); the data plane decides whether the model accepts FP16.
- */
-function decodeRaw(input: string, datatype: string, shape: readonly number[], bytes: Uint8Array): TensorValues {
-  if (!isDatatype(datatype)) throw unknownDatatype(input, datatype);
-  const expected = shape.reduce((a, b) => a * b, 1);
-  if (datatype === 'BYTES') {
-    const strings = decodeRawBytes(input, bytes);
-    if (strings.length !== expected) throw countMismatch(input, strings.length, shape, expected);
-    return strings;
-  }
-  const size = ELEMENT_BYTES[datatype];
-  if (bytes.byteLength % size !== 0) {
-    throw invalid(
-      `raw contents of input '${input}' are ${bytes.byteLength} bytes, not a multiple of ${size} (the size of one ${datatype} element)`,
-    );
-  }
-  const count = bytes.byteLength / size;
-  if (count !== expected) throw countMismatch(input, count, shape, expected);
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  if (!LITTLE_ENDIAN) swapBytes(copy, size);
-  const buffer = copy.buffer;
-  switch (datatype) {
-    case 'BOOL':
-      return Array.from(copy, (b) => b !== 0);
-    case 'UINT8':
-      return copy;
-    case 'INT8':
-      return new Int8Array(buffer);
-    case 'UINT16':
-    case 'FP16':
-      return new Uint16Array(buffer);
-    case 'INT16':
-      return new Int16Array(buffer);
-    case 'UINT32':
-      return new Uint32Array(buffer);
-    case 'INT32':
-      return new Int32Array(buffer);
-    case 'FP32':
-      return new Float32Array(buffer);
-    case 'UINT64':
-      return new BigUint64Array(buffer);
-    case 'INT64':
-      return new BigInt64Array(buffer);
-    case 'FP64':
-      return new Float64Array(buffer);
-  }
-}
-
-function countMismatch(input: string, got: number, shape: readonly number[], expected: number): OfframpError {
-  return new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', { input, got, shape: `[${shape.join(',')}]`, expected });
-}
-
-/** Raw BYTES (Triton's layout): each element as a 4-byte little-endian length, then its bytes. */
-function decodeRawBytes(input: string, bytes: Uint8Array): string[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: string[] = [];
-  let at = 0;
-  while (at < bytes.byteLength) {
-    if (at + 4 > bytes.byteLength)
-      throw invalid(`raw BYTES contents of input '${input}' end inside the length of element ${out.length}`);
-    const length = view.getUint32(at, true);
-    at += 4;
-    if (at + length > bytes.byteLength)
-      throw invalid(
-        `raw BYTES element ${out.length} of input '${input}' claims ${length} bytes but only ${bytes.byteLength - at} remain`,
-      );
-    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, length).toString('utf8'));
-    at += length;
-  }
-  return out;
-}
-
-function swapBytes(bytes: Uint8Array, size: number): void {
-  if (size === 1) return;
-  for (let at = 0; at < bytes.length; at += size) bytes.subarray(at, at + size).reverse();
-}
-
-/**
  * InferParameter map → Parameters. int64/uint64 values become numbers when they are safe
  * integers; a larger one stays a decimal string rather than being rounded (the data plane
  * rejects it where it expects a number, e.g. `priority`, and ignores it otherwise). A parameter
@@ -371,7 +267,7 @@ export function fromInferResponse(response: InferResponse, raw: boolean): OutMod
     parameters: fromParameters(response.parameters),
     outputs,
   };
-  if (raw) message.raw_output_contents = response.outputs.map(encodeRaw);
+  if (raw) message.raw_output_contents = response.outputs.map(encodeTensorBytes);
   return message;
 }
 
@@ -408,37 +304,4 @@ function contentsValues(data: OutputData): OutTensorContents[ContentsField] {
   if (Array.isArray(data)) return data.map((s) => Buffer.from(s, 'utf8'));
   if (data instanceof BigInt64Array) return Array.from(data, (v) => v.toString());
   return Array.from(data);
-}
-
-/** An output whose array kind disagrees with its datatype is a server bug, not a client error. */
-function checkOutputData(output: OutputTensor): void {
-  const { datatype, data } = output;
-  const ok = Array.isArray(data)
-    ? datatype === 'BYTES'
-    : datatype !== 'BYTES' && ELEMENT_BYTES[datatype] === data.BYTES_PER_ELEMENT;
-  if (!ok)
-    throw new OfframpError('OFFRAMP_INTERNAL', {
-      reason: `output '${output.name}' is ${datatype} but its data is a ${data.constructor.name}`,
-    });
-}
-
-function encodeRaw(output: OutputTensor): Buffer {
-  checkOutputData(output);
-  const { data } = output;
-  if (Array.isArray(data)) {
-    const parts = data.map((s) => Buffer.from(s, 'utf8'));
-    const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.writeUInt32LE(part.length, at);
-      part.copy(out, at + 4);
-      at += 4 + part.length;
-    }
-    return out;
-  }
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (LITTLE_ENDIAN) return bytes;
-  const swapped = Buffer.from(bytes);
-  swapBytes(swapped, data.BYTES_PER_ELEMENT);
-  return swapped;
 }

@@ -5,19 +5,28 @@
  * *structure* of the JSON and the JSON-specific element types (BYTES are strings, BOOL are
  * booleans, numeric types are numbers, integer types are integers), naming the offending field.
  * Model-specific checks — known datatype, input names, shapes, element counts — are the data
- * plane's.
+ * plane's. Inputs and outputs sent as raw bytes (the binary tensor data extension) are framed by
+ * binary-tensors.ts.
  */
 
+import { encodeTensorBytes } from '../data-plane/tensor-bytes.js';
 import type {
   InferRequest,
   InferResponse,
-  InputTensor,
   OutputTensor,
   Parameters,
   RequestedOutput,
   TensorValues,
 } from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
+import {
+  BINARY_DATA_SIZE,
+  attachBinaryData,
+  binaryDataSize,
+  hasBinaryDataSize,
+  type InputHead,
+  type ParsedInput,
+} from './binary-tensors.js';
 
 /** Deeper nesting than any tensor has; bounds the work a hostile body can cause. */
 export const MAX_DATA_DEPTH = 64;
@@ -50,7 +59,8 @@ export interface OutputTensorJson {
   name: string;
   datatype: string;
   shape: number[];
-  data: number[] | string[];
+  /** Absent when the output is sent as bytes after the JSON (then `parameters.binary_data_size` is set). */
+  data?: number[] | string[];
   parameters?: Parameters;
 }
 
@@ -73,8 +83,14 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(scalar)}`;
 }
 
-/** Validates a parsed JSON body as a KServe v2 inference request. Throws OFFRAMP_INVALID_REQUEST naming the field. */
-export function parseInferBody(body: unknown): InferBody {
+const NO_BYTES = new Uint8Array(0);
+
+/**
+ * Validates a parsed JSON body as a KServe v2 inference request and attaches the binary inputs'
+ * data from `binary`, the bytes that followed the JSON (none for an all-JSON body). Throws
+ * OFFRAMP_INVALID_REQUEST naming the field, or the binary extension's codes.
+ */
+export function parseInferBody(body: unknown, binary: Uint8Array = NO_BYTES): InferBody {
   if (!isRecord(body)) throw invalid(`the body must be a JSON object, got ${describe(body)}`);
 
   let id: string | undefined;
@@ -88,7 +104,10 @@ export function parseInferBody(body: unknown): InferBody {
   if (body.inputs === undefined) throw invalid("'inputs' is missing (a list of input tensors)");
   if (!Array.isArray(body.inputs))
     throw invalid(`'inputs' must be a list of input tensors, got ${describe(body.inputs)}`);
-  const inputs = body.inputs.map((input: unknown, i) => parseInput(input, `inputs[${i}]`));
+  const inputs = attachBinaryData(
+    body.inputs.map((input: unknown, i) => parseInput(input, `inputs[${i}]`)),
+    binary,
+  );
 
   let outputs: RequestedOutput[] | undefined;
   if (body.outputs !== undefined) {
@@ -121,7 +140,7 @@ function parseName(value: Record<string, unknown>, where: string): string {
   return value.name;
 }
 
-function parseInput(value: unknown, where: string): InputTensor {
+function parseInput(value: unknown, where: string): ParsedInput {
   if (!isRecord(value)) throw invalid(`'${where}' must be an object, got ${describe(value)}`);
   const name = parseName(value, where);
 
@@ -139,14 +158,25 @@ function parseInput(value: unknown, where: string): InputTensor {
     return d;
   });
 
-  if (value.data === undefined) throw invalid(`'${where}.data' is missing`);
+  const head: InputHead = { name, datatype, shape };
+  const parameters =
+    value.parameters === undefined ? undefined : parseParameters(value.parameters, `${where}.parameters`);
+  if (hasBinaryDataSize(parameters)) {
+    if (value.data !== undefined)
+      throw new OfframpError('OFFRAMP_DATA_GIVEN_TWICE', { input: name, how: `'data' and '${BINARY_DATA_SIZE}'` });
+    const size = binaryDataSize({ ...head, parameters });
+    // The size is framing, not a property of the tensor: the data plane sees the same request either way.
+    const { [BINARY_DATA_SIZE]: _framing, ...rest } = parameters;
+    if (Object.keys(rest).length > 0) head.parameters = rest;
+    return { head, binaryDataSize: size };
+  }
+
+  if (value.data === undefined) throw invalid(`'${where}.data' is missing (or send it as bytes: ${BINARY_DATA_SIZE})`);
   if (!Array.isArray(value.data))
     throw invalid(`'${where}.data' must be a list (flat or nested, row-major), got ${describe(value.data)}`);
   const data = toTensorValues(flatten(value.data, `${where}.data`), datatype, `${where}.data`);
-
-  const input: InputTensor = { name, datatype, shape, data };
-  if (value.parameters !== undefined) input.parameters = parseParameters(value.parameters, `${where}.parameters`);
-  return input;
+  if (parameters !== undefined) head.parameters = parameters;
+  return { head, data };
 }
 
 function parseRequestedOutput(value: unknown, where: string): RequestedOutput {
@@ -218,27 +248,42 @@ function toTensorValues(flat: unknown[], datatype: string, where: string): Tenso
   return flat as number[] | string[] | boolean[];
 }
 
-/** The internal response as KServe v2 JSON: typed arrays become JSON arrays (BigInt64 → numbers). */
-export function formatInferResponse(response: InferResponse): InferResponseJson {
-  return {
+export interface FormattedResponse {
+  json: InferResponseJson;
+  /** The binary outputs' bytes, in output order; empty when every output is in the JSON. */
+  blobs: Buffer[];
+}
+
+/**
+ * The internal response as KServe v2 JSON: typed arrays become JSON arrays (BigInt64 → numbers),
+ * except for the outputs `binary` picks, whose bytes go to `blobs` (binary-tensors.ts frames them).
+ */
+export function formatInferResponse(
+  response: InferResponse,
+  binary: (output: string) => boolean = () => false,
+): FormattedResponse {
+  const blobs: Buffer[] = [];
+  const outputs = response.outputs.map((output): OutputTensorJson => {
+    const json: OutputTensorJson = { name: output.name, datatype: output.datatype, shape: output.shape };
+    if (binary(output.name)) {
+      const bytes = encodeTensorBytes(output);
+      blobs.push(bytes);
+      json.parameters = { ...output.parameters, [BINARY_DATA_SIZE]: bytes.length };
+    } else {
+      json.data = tensorDataToJson(output.data);
+      if (output.parameters !== undefined) json.parameters = output.parameters;
+    }
+    return json;
+  });
+  const json: InferResponseJson = {
     model_name: response.modelName,
     // KServe: a server without versions leaves model_version out.
     ...(response.modelVersion === '' ? {} : { model_version: response.modelVersion }),
     id: response.id,
     parameters: response.parameters,
-    outputs: response.outputs.map(formatOutput),
+    outputs,
   };
-}
-
-function formatOutput(output: OutputTensor): OutputTensorJson {
-  const json: OutputTensorJson = {
-    name: output.name,
-    datatype: output.datatype,
-    shape: output.shape,
-    data: tensorDataToJson(output.data),
-  };
-  if (output.parameters !== undefined) json.parameters = output.parameters;
-  return json;
+  return { json, blobs };
 }
 
 function tensorDataToJson(data: OutputTensor['data']): number[] | string[] {

@@ -1,16 +1,20 @@
 /**
  * `POST /v2/models/{m}[/versions/{v}]/infer` (KServe v2 / Open Inference Protocol): JSON body →
  * InferRequest → `dataPlane.infer` → JSON response. Nothing else happens here: both transports
- * share one data plane (docs/architecture.md).
+ * share one data plane (docs/architecture.md). With the binary tensor data extension
+ * (binary-tensors.ts) the body may carry inputs as raw bytes after the JSON, and the response
+ * outputs as raw bytes after its JSON.
  *
  * When the client closes the connection before the answer is written, the request's `signal` is
  * aborted (reason: OFFRAMP_CANCELLED) so the engine can drop it from the queue or the batch.
  */
 
-import type { FastifyPluginCallback } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import type { DataPlane, InferRequest } from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
+import { BINARY_CONTENT_TYPE, INFERENCE_HEADER, binaryOutputChoice, frameResponse } from './binary-tensors.js';
 import { formatInferResponse, parseInferBody, type InferResponseJson } from './infer-json.js';
+import { FramedBody, useJsonBodies } from './json-body.js';
 import { MODEL_PREFIXES } from './model-plugin.js';
 
 export interface InferPluginOptions {
@@ -23,9 +27,14 @@ interface InferRoute {
 }
 
 export const inferPlugin: FastifyPluginCallback<InferPluginOptions> = (app, { dataPlane }, done) => {
+  useJsonBodies(app, { allowEmpty: false, binaryTensors: true });
   for (const prefix of MODEL_PREFIXES) {
-    app.post<InferRoute>(`${prefix}/infer`, async (request, reply): Promise<InferResponseJson> => {
-      const body = parseInferBody(request.body);
+    app.post<InferRoute>(`${prefix}/infer`, async (request, reply): Promise<InferResponseJson | FastifyReply> => {
+      const body =
+        request.body instanceof FramedBody
+          ? parseInferBody(request.body.json, request.body.binary)
+          : parseInferBody(request.body);
+      const binaryOutput = binaryOutputChoice(body.parameters, body.outputs);
 
       const controller = new AbortController();
       const res = reply.raw;
@@ -40,7 +49,10 @@ export const inferPlugin: FastifyPluginCallback<InferPluginOptions> = (app, { da
       const inferRequest: InferRequest = { ...body, modelName: request.params.model, signal: controller.signal };
       if (request.params.version !== undefined) inferRequest.modelVersion = request.params.version;
       try {
-        return formatInferResponse(await dataPlane.infer(inferRequest));
+        const { json, blobs } = formatInferResponse(await dataPlane.infer(inferRequest), binaryOutput);
+        if (blobs.length === 0) return json;
+        const framed = frameResponse(json, blobs);
+        return reply.header(INFERENCE_HEADER, framed.jsonBytes).type(BINARY_CONTENT_TYPE).send(framed.body);
       } finally {
         res.off('close', onClose);
       }

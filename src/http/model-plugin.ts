@@ -1,7 +1,8 @@
 /**
  * Metadata routes (KServe v2 / Open Inference Protocol) and offramp's exits report:
  *
- * - `GET /v2` — server metadata
+ * - `GET /v2` — server metadata; its `extensions` add `binary_tensor_data`, the HTTP transport's own
+ *   (binary-tensors.ts), to the data plane's
  * - `GET /v2/models/{m}[/versions/{v}]` — model metadata
  * - `GET /v2/models/{m}[/versions/{v}]/ready` — model readiness
  * - `GET /v2/models/{m}[/versions/{v}]/exits` — live exit configuration and window statistics
@@ -12,7 +13,8 @@
  */
 
 import type { FastifyPluginCallback } from 'fastify';
-import type { DataPlane } from '../data-plane/types.js';
+import type { DataPlane, ServerMetadata } from '../data-plane/types.js';
+import { BINARY_TENSOR_DATA_EXTENSION } from './binary-tensors.js';
 
 /** Status of a "not ready" model-ready answer (see the module comment). */
 export const MODEL_NOT_READY_STATUS = 400;
@@ -30,7 +32,10 @@ interface ModelParams {
 export const MODEL_PREFIXES = ['/v2/models/:model', '/v2/models/:model/versions/:version'] as const;
 
 export const modelPlugin: FastifyPluginCallback<ModelPluginOptions> = (app, { dataPlane }, done) => {
-  app.get('/v2', () => dataPlane.serverMetadata());
+  app.get('/v2', (): ServerMetadata => {
+    const metadata = dataPlane.serverMetadata();
+    return { ...metadata, extensions: [...metadata.extensions, BINARY_TENSOR_DATA_EXTENSION] };
+  });
 
   for (const prefix of MODEL_PREFIXES) {
     app.get<{ Params: ModelParams }>(prefix, (request) =>

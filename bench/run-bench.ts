@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { readManifest } from '../src/model/manifest.js';
 import { isBodyFormat } from './load/request-body.js';
 import { FULL_PLAN, QUICK_PLAN, plannedSeconds, type BenchPlan } from './lib/bench-plan.js';
-import { calibrateVanilla, type CapacityContext } from './lib/capacity.js';
+import { calibrateVanilla, loadBasis, type CapacityContext } from './lib/capacity.js';
 import { prepareDataset, TEST_IMAGES } from './lib/dataset.js';
 import { finishProvenance, provenance } from './lib/machine.js';
 import { oracleResult } from './lib/oracle.js';
@@ -125,7 +125,13 @@ const calibration = (name: string): Promise<Awaited<ReturnType<typeof calibrateV
   );
 say(`vanilla's SLO capacity (p95 ≤ ${plan.sloMs} ms over every offered request), fresh server`);
 const startCapacity = await calibration('vanilla-capacity-start');
-const capacityRps = startCapacity.rps;
+const basis = loadBasis(startCapacity);
+const capacityRps = basis.rps;
+if (basis.from === 'lowest_probe')
+  say(
+    `vanilla met the ${plan.sloMs} ms SLO at no probed rate (a busy machine?): loads are fractions of ` +
+      `its lowest probe, ${capacityRps.toFixed(0)}/s, instead`,
+  );
 
 const warmupRate = plan.warmup.loadFraction * capacityRps;
 const warmup: Schedule = warmupSchedule(dataset, plan.seed, plan.warmup.requests, warmupRate);
@@ -164,8 +170,8 @@ for (let round = 1; round <= plan.rounds; round++) {
 
 say('vanilla SLO capacity again, fresh server (drift)');
 const endCapacity = await calibration('vanilla-capacity-end');
-const drift = endCapacity.rps / capacityRps - 1;
-say(`vanilla SLO capacity ${capacityRps.toFixed(0)}/s at the start, ${endCapacity.rps.toFixed(0)}/s at the end`);
+const drift = startCapacity.rps > 0 ? endCapacity.rps / startCapacity.rps - 1 : null;
+say(`vanilla SLO capacity ${startCapacity.rps.toFixed(0)}/s at the start, ${endCapacity.rps.toFixed(0)}/s at the end`);
 
 // The oracle, per round, from that round's vanilla runs on the same schedules (bench/lib/oracle.ts says how).
 for (const run of served.filter((r) => r.label === 'vanilla')) {
@@ -214,7 +220,7 @@ const results: BenchResults = {
     })),
     { label: 'oracle', about: ORACLE_ABOUT, body: null, config: null },
   ],
-  vanilla_capacity: { start: startCapacity, end: endCapacity, drift },
+  vanilla_capacity: { start: startCapacity, end: endCapacity, drift, load_basis: basis },
   served: served.map((r) => ({
     label: r.label,
     round: r.round,

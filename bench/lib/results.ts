@@ -88,9 +88,15 @@ export interface BenchResults {
   policies: { label: string; about: string; body: BodyFormat | null; config: object | null }[];
   /**
    * Vanilla's SLO capacity on a fresh server at the start (it sets every load) and again at the
-   * end; drift = end / start − 1.
+   * end; drift = end / start − 1 (null when the start figure is 0). `load_basis` is the rate the
+   * loads are fractions of: the start figure, or its lowest probe's rate when no probe met the SLO.
    */
-  vanilla_capacity: { start: SloCapacity; end: SloCapacity; drift: number };
+  vanilla_capacity: {
+    start: SloCapacity;
+    end: SloCapacity;
+    drift: number | null;
+    load_basis: { rps: number; from: 'slo_capacity' | 'lowest_probe' };
+  };
   /** Every served policy, every round, in the order they ran. */
   served: ServedRun[];
   warmup: { requests: number; load_fraction: number; rate_rps: number };

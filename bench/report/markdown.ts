@@ -18,13 +18,17 @@ const probesText = (c: SloCapacity): string =>
 
 /** Vanilla's SLO capacity at the start and the end of the run, and the drift between them. */
 export function capacityLines(results: BenchResults): string[] {
-  const { start, end, drift } = results.vanilla_capacity;
+  const { start, end, drift, load_basis: basis } = results.vanilla_capacity;
+  const driftText =
+    drift === null ? 'drift unknown (no start figure)' : `drift ${drift >= 0 ? '+' : ''}${f(drift * 100)} %`;
   return [
     `Vanilla SLO capacity (highest Poisson rate with p95 ≤ ${start.slo_ms} ms over every offered request; ` +
       `${results.plan.body} bodies; fresh server): ${f(start.rps, 0)}/s at the start (probes: ${probesText(start)}; ` +
       `closed-loop saturation ${f(start.upper_rps, 0)}/s), ${f(end.rps, 0)}/s at the end ` +
-      `(closed-loop ${f(end.upper_rps, 0)}/s): drift ${drift >= 0 ? '+' : ''}${f(drift * 100)} %. ` +
-      `Every load is a fraction of the start figure.`,
+      `(closed-loop ${f(end.upper_rps, 0)}/s): ${driftText}. ` +
+      (basis.from === 'slo_capacity'
+        ? `Every load is a fraction of the start figure.`
+        : `**No probe met the SLO at the start**: every load is a fraction of the lowest probe's rate, ${f(basis.rps, 0)}/s.`),
   ];
 }
 

@@ -134,7 +134,8 @@ if (basis.from === 'lowest_probe')
   );
 
 const warmupRate = plan.warmup.loadFraction * capacityRps;
-const warmup: Schedule = warmupSchedule(dataset, plan.seed, plan.warmup.requests, warmupRate);
+const warmupRequests = Math.min(plan.warmup.requests, Math.ceil(warmupRate * plan.warmup.maxSeconds));
+const warmup: Schedule = warmupSchedule(dataset, plan.seed, warmupRequests, warmupRate);
 const phases: ScheduledPhase[] = plan.phases.map((phase) => {
   const rateRps = phase.loadFraction * capacityRps;
   return {

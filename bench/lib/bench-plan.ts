@@ -35,9 +35,10 @@ export interface BenchPlan {
   /**
    * Sent to every policy's fresh server before anything is measured, not counted: the online
    * tuners need a few windows (1000 rows each) of feedback before their exits settle; the same
-   * stream warms vanilla's JIT and sockets so the comparison is fair.
+   * stream warms vanilla's JIT and sockets so the comparison is fair. At most `maxSeconds` of it:
+   * on a busy machine the rate is low and `requests` would take minutes.
    */
-  warmup: { requests: number; loadFraction: number };
+  warmup: { requests: number; loadFraction: number; maxSeconds: number };
   phases: PhasePlan[];
   /** The load at which the latency CDFs are plotted. */
   cdfLoadFraction: number;
@@ -60,7 +61,7 @@ export const FULL_PLAN: BenchPlan = {
   quick: false,
   rounds: 2,
   capacity: { concurrency: 32, warmSeconds: 3, seconds: 5, steps: 5, probeSeconds: 4 },
-  warmup: { requests: 4000, loadFraction: 0.9 },
+  warmup: { requests: 4000, loadFraction: 0.9, maxSeconds: 10 },
   phases: [
     { pattern: 'poisson', loadFraction: 0.3, seconds: 15 },
     { pattern: 'poisson', loadFraction: 0.6, seconds: 15 },
@@ -80,7 +81,7 @@ export const QUICK_PLAN: BenchPlan = {
   quick: true,
   rounds: 1,
   capacity: { concurrency: 32, warmSeconds: 1, seconds: 2, steps: 2, probeSeconds: 1.5 },
-  warmup: { requests: 1000, loadFraction: 0.6 },
+  warmup: { requests: 1000, loadFraction: 0.6, maxSeconds: 3 },
   phases: [{ pattern: 'poisson', loadFraction: 0.6, seconds: 5 }],
   overheadSeconds: 2,
 };
@@ -91,7 +92,7 @@ export function plannedSeconds(plan: BenchPlan, variants: number): number {
   const CHILD = 1; // spawning a load-generator process
   const c = plan.capacity;
   const search = c.seconds + CHILD + c.steps * (c.probeSeconds + CHILD + 0.5);
-  const warmup = plan.warmup.requests / 600 + CHILD; // at a rate of several hundred per second
+  const warmup = Math.min(plan.warmup.maxSeconds, plan.warmup.requests / 600) + CHILD;
   const phases = plan.phases.reduce((sum, p) => sum + p.seconds + CHILD + 0.5, 0);
   const perRun = SERVER_START + warmup + phases + search;
   const calibration = SERVER_START + c.warmSeconds + CHILD + search;

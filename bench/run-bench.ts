@@ -1,17 +1,19 @@
 /**
- * One-run comparison of serving policies on the real server under real HTTP load (issue 5).
+ * Comparison of serving policies on the real server under real HTTP load (issues 5 and 11).
  *
- *   npm run bench          full: 3 Poisson loads + a bursty one per policy, ≈ 12–15 min on 2 cores
- *   npm run bench:quick    smoke test for CI: one load, short runs, ≈ 2 min
+ *   npm run bench                    full: 2 interleaved rounds, 4 loads + SLO capacity per policy, ≈ 25 min on 2 cores
+ *   npm run bench:quick              smoke test for CI: one round, one load, short probes, ≈ 3 min
+ *   … -- --body json                 send JSON bodies instead of KServe v2 binary tensor bodies
  *
  * Steps: record every ramp's prediction per test image (`offramp record`, cached in tmp/bench/);
  * measure the serving path against a raw onnxruntime loop (bench/lib/serving-overhead.ts);
- * measure vanilla's capacity with a saturating closed-loop client; then for each served policy
- * start a fresh `offramp serve`, send an uncounted warm-up stream and open-loop loads at fractions
- * of that capacity from a load generator in its own process; compute the oracle from vanilla's
- * runs and the trace. Results: bench/results/<UTC time>.{json,md} and -cdf.svg / -load.svg; quick
- * runs write the same to bench/results/quick/ (git-ignored: CI smoke runs are not results) and
- * are marked "quick": true. The table is also printed, with ratios against vanilla at the same load.
+ * measure vanilla's SLO capacity (highest Poisson rate whose p95 over every offered request meets
+ * the SLO, bench/lib/capacity.ts); then, round after round, for each served policy start a fresh
+ * `offramp serve`, send an uncounted warm-up stream, open-loop loads at fractions of vanilla's
+ * capacity, and search the policy's own SLO capacity; re-measure vanilla's capacity at the end
+ * (drift); compute the oracle from vanilla's runs and the trace. Results:
+ * bench/results/<UTC time>.{json,md} and -cdf.svg / -load.svg; quick runs write the same to
+ * bench/results/quick/ (git-ignored: CI smoke runs are not results), marked "quick": true.
  *
  * It exits non-zero only when something is broken (a policy answered nothing, an unexpected HTTP
  * status, a failed connection, vanilla disagreeing with the recorded model, a report not written),
@@ -21,21 +23,22 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readManifest } from '../src/model/manifest.js';
-import { FULL_PLAN, QUICK_PLAN } from './lib/bench-plan.js';
+import { isBodyFormat } from './load/request-body.js';
+import { FULL_PLAN, QUICK_PLAN, plannedSeconds, type BenchPlan } from './lib/bench-plan.js';
+import { calibrateVanilla, loadBasis, type CapacityContext } from './lib/capacity.js';
 import { prepareDataset, TEST_IMAGES } from './lib/dataset.js';
-import { measureCapacity } from './lib/capacity.js';
-import { machineInfo, sourceVersion } from './lib/machine.js';
+import { finishProvenance, provenance } from './lib/machine.js';
 import { oracleResult } from './lib/oracle.js';
-import { ORACLE_ABOUT, SERVED_POLICIES, policyLabel } from './lib/policies.js';
+import { ORACLE_ABOUT, SERVED_POLICIES, servedVariants } from './lib/policies.js';
 import { runPolicy, runRow, type PolicyRun, type ScheduledPhase } from './lib/policy-run.js';
 import { RESULTS_FORMAT, type BenchResults, type RunRow } from './lib/results.js';
 import { missingFiles, resultProblems } from './lib/sanity.js';
-import { phaseSchedule, warmupSchedule, type Schedule } from './lib/schedules.js';
+import { phaseSchedule, probeSchedule, warmupSchedule, type Schedule } from './lib/schedules.js';
 import { measureServingOverhead } from './lib/serving-overhead.js';
 import { phaseFigures, type PhaseFigures } from './lib/stats.js';
 import { imageTraces } from './lib/trace.js';
 import type { OpenLoopResult } from './load/load-types.js';
-import { markdownReport, overheadLines, saturationTable } from './report/markdown.js';
+import { capacityLines, capacityTable, markdownReport, overheadLines } from './report/markdown.js';
 import { cdfSvg, loadSvg } from './report/svg.js';
 import { comparisonTable, textTable } from './report/table.js';
 
@@ -43,14 +46,18 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     model: { type: 'string', default: 'models/fmnist-resnet' },
+    body: { type: 'string', default: 'binary' },
   },
 });
+if (!isBodyFormat(args.body)) throw new Error(`--body must be binary or json, not ${args.body}`);
 // Ctrl-C: exit through process.exit so server-process.ts can kill the servers still running.
 process.on('SIGINT', () => process.exit(130));
 
-const plan = args.quick ? QUICK_PLAN : FULL_PLAN;
+const plan: BenchPlan = { ...(args.quick ? QUICK_PLAN : FULL_PLAN), body: args.body };
+const variants = servedVariants(plan.body);
 const modelDir = resolve(args.model);
 const started = new Date();
+const origin = provenance();
 const stem = started
   .toISOString()
   .replace(/:/g, '-')
@@ -73,8 +80,14 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-const machine = machineInfo();
-say(`${plan.quick ? 'quick' : 'full'} bench on ${machine.cpu_model}, ${machine.cores} cores; work files in ${workDir}`);
+const planned = Math.round(plannedSeconds(plan, variants.length));
+const m = origin.machine;
+say(
+  `${plan.quick ? 'quick' : 'full'} bench on ${m.cpu_model}, ${m.cores} cores, ${plan.body} bodies; ` +
+    `${plan.rounds} round(s) × ${variants.length} served policies; planned ≈ ${(planned / 60).toFixed(0)} min; ` +
+    `work files in ${workDir}`,
+);
+if (origin.clean === false) say('the tree has local changes: these results cannot back a README figure');
 const manifest = await readManifest(modelDir);
 const bodiesPath = join(workDir, 'bodies.jsonl');
 const dataset = await prepareDataset(manifest, bodiesPath, plan.seed);
@@ -94,17 +107,37 @@ const overhead = await timed('serving_overhead', () =>
 );
 
 const vanillaPolicy = SERVED_POLICIES.find((p) => p.policy === 'vanilla')!;
-const capacity = await timed('capacity', () =>
-  measureCapacity(vanillaPolicy, { modelDir, workDir, bodiesPath, plan: plan.capacity }),
-);
-say(
-  `vanilla capacity: ${capacity.rps.toFixed(0)} answers/s (p50 ${capacity.p50.toFixed(1)} ms, p99 ${capacity.p99.toFixed(1)} ms, ${capacity.errors} errors)`,
-);
+const probeFor: CapacityContext['schedule'] = (rate, seconds) => probeSchedule(dataset, plan.seed, rate, seconds);
+const calibration = (name: string): Promise<Awaited<ReturnType<typeof calibrateVanilla>>> =>
+  timed(name, () =>
+    calibrateVanilla(vanillaPolicy, {
+      modelDir,
+      name,
+      bodiesPath,
+      body: plan.body,
+      workDir,
+      plan: plan.capacity,
+      sloMs: plan.sloMs,
+      requestTimeoutMs: plan.requestTimeoutMs,
+      schedule: probeFor,
+      say,
+    }),
+  );
+say(`vanilla's SLO capacity (p95 ≤ ${plan.sloMs} ms over every offered request), fresh server`);
+const startCapacity = await calibration('vanilla-capacity-start');
+const basis = loadBasis(startCapacity);
+const capacityRps = basis.rps;
+if (basis.from === 'lowest_probe')
+  say(
+    `vanilla met the ${plan.sloMs} ms SLO at no probed rate (a busy machine?): loads are fractions of ` +
+      `its lowest probe, ${capacityRps.toFixed(0)}/s, instead`,
+  );
 
-const warmupRate = plan.warmup.loadFraction * capacity.rps;
-const warmup: Schedule = warmupSchedule(dataset, plan.seed, plan.warmup.requests, warmupRate);
+const warmupRate = plan.warmup.loadFraction * capacityRps;
+const warmupRequests = Math.min(plan.warmup.requests, Math.ceil(warmupRate * plan.warmup.maxSeconds));
+const warmup: Schedule = warmupSchedule(dataset, plan.seed, warmupRequests, warmupRate);
 const phases: ScheduledPhase[] = plan.phases.map((phase) => {
-  const rateRps = phase.loadFraction * capacity.rps;
+  const rateRps = phase.loadFraction * capacityRps;
   return {
     phase,
     rateRps,
@@ -112,44 +145,55 @@ const phases: ScheduledPhase[] = plan.phases.map((phase) => {
   };
 });
 const figuresOf = (result: OpenLoopResult, schedule: Schedule): PhaseFigures =>
-  phaseFigures(result, schedule.images, trace.traces, dataset.labels, manifest.ramps.length);
+  phaseFigures(result, schedule.images, trace.traces, dataset.labels, manifest.ramps.length, plan.sloMs);
 
 const runs: RunRow[] = [];
-const served = new Map<string, PolicyRun>();
-for (const policy of SERVED_POLICIES) {
-  const label = policyLabel(policy);
-  say(
-    `${label}: fresh server, warm-up ${warmup.offsetsMs.length} requests at ${warmupRate.toFixed(0)}/s, then ${phases.length} measured run(s)`,
-  );
-  const run = await timed(label, () =>
-    runPolicy(
-      policy,
-      {
-        modelDir,
-        workDir,
-        bodiesPath,
-        warmup,
-        phases,
-        requestTimeoutMs: plan.requestTimeoutMs,
-        saturation: { concurrency: plan.capacity.concurrency, seconds: plan.capacity.seconds },
-      },
-      figuresOf,
-      say,
-    ),
-  );
-  served.set(label, run);
-  runs.push(...run.phases.map((p) => p.row));
+const served: PolicyRun[] = [];
+for (let round = 1; round <= plan.rounds; round++) {
+  for (const variant of variants) {
+    say(
+      `${variant.label} (round ${round}/${plan.rounds}, ${variant.body} bodies): fresh server, ` +
+        `warm-up ${warmup.offsetsMs.length} requests at ${warmupRate.toFixed(0)}/s, ${phases.length} measured run(s), SLO capacity`,
+    );
+    const run = await timed(`${variant.label} r${round}`, () =>
+      runPolicy(
+        variant,
+        round,
+        { modelDir, workDir, bodiesPath, warmup, phases, plan, probeSchedule: probeFor },
+        figuresOf,
+        say,
+      ),
+    );
+    served.push(run);
+    runs.push(...run.phases.map((p) => p.row));
+  }
 }
 
-// The oracle, from vanilla's runs on the same schedules (bench/lib/oracle.ts says how).
-for (const p of served.get('vanilla')?.phases ?? []) {
-  const result = oracleResult(p.result, p.schedule.images, trace.traces, manifest, p.meanBatch);
-  runs.push(
-    runRow(
-      { policy: 'oracle', mode: 'release', computed: true, phase: p.phase, rateRps: p.rateRps },
-      figuresOf(result, p.schedule),
-    ),
-  );
+say('vanilla SLO capacity again, fresh server (drift)');
+const endCapacity = await calibration('vanilla-capacity-end');
+const drift = startCapacity.rps > 0 ? endCapacity.rps / startCapacity.rps - 1 : null;
+say(`vanilla SLO capacity ${startCapacity.rps.toFixed(0)}/s at the start, ${endCapacity.rps.toFixed(0)}/s at the end`);
+
+// The oracle, per round, from that round's vanilla runs on the same schedules (bench/lib/oracle.ts says how).
+for (const run of served.filter((r) => r.label === 'vanilla')) {
+  for (const p of run.phases) {
+    const result = oracleResult(p.result, p.schedule.images, trace.traces, manifest, p.meanBatch);
+    runs.push(
+      runRow(
+        {
+          policy: 'oracle',
+          mode: 'release',
+          label: 'oracle',
+          body: run.body,
+          round: run.round,
+          computed: true,
+          phase: p.phase,
+          rateRps: p.rateRps,
+        },
+        figuresOf(result, p.schedule),
+      ),
+    );
+  }
 }
 
 const results: BenchResults = {
@@ -158,8 +202,8 @@ const results: BenchResults = {
   started_at: started.toISOString(),
   finished_at: new Date().toISOString(),
   duration_s: Number(((performance.now() - t0) / 1000).toFixed(1)),
-  machine,
-  source: sourceVersion(),
+  planned_duration_s: planned,
+  provenance: finishProvenance(origin),
   model: {
     name: manifest.name,
     dir: args.model,
@@ -169,21 +213,23 @@ const results: BenchResults = {
   },
   plan,
   policies: [
-    ...SERVED_POLICIES.map((p) => ({
-      label: policyLabel(p),
-      about: p.about,
-      config: served.get(policyLabel(p))?.config ?? null,
+    ...variants.map((v) => ({
+      label: v.label,
+      about: v.body === plan.body ? v.policy.about : `${v.policy.about}; JSON request bodies`,
+      body: v.body,
+      config: served.find((r) => r.label === v.label)?.config ?? null,
     })),
-    { label: 'oracle', about: ORACLE_ABOUT, config: null },
+    { label: 'oracle', about: ORACLE_ABOUT, body: null, config: null },
   ],
-  capacity,
-  saturation: Object.fromEntries([...served].map(([label, r]) => [label, r.saturation])),
-  warmup: {
-    requests: warmup.offsetsMs.length,
-    load_fraction: plan.warmup.loadFraction,
-    rate_rps: warmupRate,
-    by_policy: Object.fromEntries([...served].map(([label, r]) => [label, r.warmup])),
-  },
+  vanilla_capacity: { start: startCapacity, end: endCapacity, drift, load_basis: basis },
+  served: served.map((r) => ({
+    label: r.label,
+    round: r.round,
+    body: r.body,
+    warmup: r.warmup,
+    capacity: r.capacity,
+  })),
+  warmup: { requests: warmup.offsetsMs.length, load_fraction: plan.warmup.loadFraction, rate_rps: warmupRate },
   trace: {
     path: trace.path,
     recorded: trace.recorded,
@@ -210,17 +256,18 @@ await writeFile(`${base}.json`, JSON.stringify(results, null, 1) + '\n');
 process.stdout.write(
   [
     '',
-    `offramp serving comparison${plan.quick ? ' (quick)' : ''}: vanilla capacity ${capacity.rps.toFixed(0)}/s; ` +
-      `warm-up ${results.warmup.requests} requests per policy, not counted; ratios against vanilla at the same load`,
+    `offramp serving comparison${plan.quick ? ' (quick)' : ''}, ${plan.body} bodies, ${plan.rounds} round(s): ` +
+      `percentiles over every offered request (miss = not answered 200); ` +
+      `ranges are min–max over rounds; ratios against vanilla of the same round`,
     '',
     textTable(comparisonTable(results)),
     '',
-    'capacity per policy (closed loop, after its runs):',
-    textTable(saturationTable(results)),
+    ...capacityLines(results),
+    textTable(capacityTable(results)),
     '',
     ...overheadLines(results).map((l) => l.replace(/\*\*/g, '')),
     '',
-    `results: ${base}.json, ${reports.join(', ')} (${(results.duration_s / 60).toFixed(1)} min)`,
+    `results: ${base}.json, ${reports.join(', ')} (${(results.duration_s / 60).toFixed(1)} min, planned ${(planned / 60).toFixed(1)})`,
     problems.length === 0 ? 'sanity: passed' : `sanity: FAILED\n  ${problems.join('\n  ')}`,
     '',
   ].join('\n'),

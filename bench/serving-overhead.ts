@@ -6,10 +6,17 @@
  *
  *   npx tsx bench/serving-overhead.ts [--model models/fmnist-resnet] [--seconds 8] [--batch 16] [--concurrency 64]
  *                                     [--workers 1] [--threads 2] [--raw-threads workers×threads] [--json]
+ *                                     [--out bench/results]
+ *
+ * Writes bench/results/serving-overhead-<UTC start>.json and .md, with the commit, whether the
+ * tree was clean, the machine, its load and the exact command line, so a figure quoted from it can
+ * be traced to what ran.
  */
-import { resolve } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureServingOverhead } from './lib/serving-overhead.js';
+import { finishProvenance, provenance, provenanceLine } from './lib/machine.js';
+import { measureServingOverhead, type OverheadResult } from './lib/serving-overhead.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,10 +29,14 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     'raw-threads': { type: 'string' },
     json: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results' },
   },
 });
 
-const result = await measureServingOverhead(
+const started = new Date();
+const origin = provenance();
+const lines: string[] = [];
+const result: OverheadResult = await measureServingOverhead(
   {
     modelDir: resolve(args.model),
     data: args.data,
@@ -37,7 +48,37 @@ const result = await measureServingOverhead(
     ...(args['raw-threads'] !== undefined ? { rawThreads: Number(args['raw-threads']) } : {}),
   },
   (line) => {
+    lines.push(line);
     if (!args.json) process.stderr.write(`${line}\n`);
   },
 );
-if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+const stem = `serving-overhead-${started
+  .toISOString()
+  .replace(/:/g, '-')
+  .replace(/\.\d+Z$/, 'Z')}`;
+const record = {
+  format: 'offramp.serving-overhead/1',
+  started_at: started.toISOString(),
+  finished_at: new Date().toISOString(),
+  provenance: finishProvenance(origin),
+  model: args.model,
+  result,
+};
+await mkdir(args.out, { recursive: true });
+const base = join(args.out, stem);
+await writeFile(`${base}.json`, JSON.stringify(record, null, 1) + '\n');
+await writeFile(
+  `${base}.md`,
+  [
+    `# offramp serving-path overhead — ${record.started_at}`,
+    '',
+    provenanceLine(record.provenance),
+    '',
+    'Rows per second; ratios against the raw onnxruntime loop measured in the same run (bench/lib/serving-overhead.ts says how).',
+    '',
+    ...lines.map((l) => `- ${l}`),
+    '',
+  ].join('\n'),
+);
+if (args.json) process.stdout.write(JSON.stringify(record, null, 2) + '\n');
+else process.stderr.write(`results: ${base}.json, ${base}.md\n`);

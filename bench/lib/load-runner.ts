@@ -4,6 +4,7 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BodyFormat } from '../load/request-body.js';
 import type { ClosedLoopResult, OpenLoopJob, OpenLoopResult } from '../load/load-types.js';
 import { runTsChild } from './child-process.js';
 import type { Schedule } from './schedules.js';
@@ -11,19 +12,21 @@ import type { Schedule } from './schedules.js';
 export async function runOpenLoop(
   url: string,
   bodiesPath: string,
+  body: BodyFormat,
   schedule: Schedule,
   workDir: string,
   name: string,
-  timeoutMs: number,
+  opts: { timeoutMs: number },
 ): Promise<OpenLoopResult> {
   const jobPath = join(workDir, `${name}.job.json`);
   const outPath = join(workDir, `${name}.result.json`);
   const job: OpenLoopJob = {
     url,
     bodiesPath,
+    body,
     offsetsMs: schedule.offsetsMs,
     images: schedule.images,
-    timeoutMs,
+    timeoutMs: opts.timeoutMs,
     outPath,
   };
   await writeFile(jobPath, JSON.stringify(job));
@@ -39,12 +42,14 @@ export async function runClosedLoop(
   bodiesPath: string,
   concurrency: number,
   seconds: number,
+  body: BodyFormat,
 ): Promise<ClosedLoopResult> {
   const out = await runTsChild('bench/load/closed-loop-client.ts', [
     url,
     bodiesPath,
     String(concurrency),
     String(seconds),
+    body,
   ]);
   return JSON.parse(out.trim()) as ClosedLoopResult;
 }

@@ -5,6 +5,7 @@
  */
 
 import type { ExitMode } from '../../tuner/exit-policy.js';
+import type { BodyFormat } from '../load/request-body.js';
 import type { TunerSetting } from '../../tuner/tuner.js';
 
 export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | 'oracle';
@@ -45,6 +46,32 @@ export const SERVED_POLICIES: readonly ServedPolicy[] = [
   },
 ];
 
+/** A served policy with the wire format its load is sent in, under the label its rows carry. */
+export interface ServedVariant {
+  policy: ServedPolicy;
+  body: BodyFormat;
+  /** policyLabel(), or "vanilla (json)" for the JSON-body baseline beside binary ones. */
+  label: string;
+}
+
+/**
+ * What one round serves, in order: every policy with the run's body format and, when that is
+ * binary, vanilla again with JSON bodies (labelled), so the wire format's cost shows on its own.
+ */
+export function servedVariants(body: BodyFormat): ServedVariant[] {
+  const variants = SERVED_POLICIES.map((policy) => ({ policy, body, label: policyLabel(policy) }));
+  if (body === 'binary') {
+    const vanilla = SERVED_POLICIES.find((p) => p.policy === 'vanilla')!;
+    variants.splice(1, 0, { policy: vanilla, body: 'json', label: 'vanilla (json)' });
+  }
+  return variants;
+}
+
+/** A label as a file-name part: "vanilla (json)" → "vanilla-json". */
+export function fileLabel(label: string): string {
+  return label.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '');
+}
+
 /** Computed, not served: every request exits at the earliest ramp that agrees with the final layer. */
 export const ORACLE_ABOUT = 'computed: earliest ramp agreeing with the final layer (no head cost, perfect foresight)';
 
@@ -64,13 +91,14 @@ export const ACCURACY = { budget: 0.01, confidence: 0.95, window: 1000 } as cons
  * and intra-op threads stay at their defaults (1 × 2 threads: the README's figures show other
  * splits of 2 cores do not help over HTTP with the client on the same machine).
  */
-export function servingConfig(modelDir: string, p: ServedPolicy): object {
+export function servingConfig(modelDir: string, p: ServedPolicy, sloMs: number): object {
   return {
     server: { host: '127.0.0.1' },
     models: [
       {
         name: MODEL_NAME,
         path: modelDir,
+        slo: { latency_ms: sloMs },
         accuracy: ACCURACY,
         exits: { mode: p.mode, thresholds: null },
         tuner: { kind: p.tuner },

@@ -1,21 +1,23 @@
 /**
- * One served policy, start to finish: a fresh server with the policy's SLO file, the warm-up
- * stream (not counted), then every measured phase on the same schedules as the other policies,
- * scraping /metrics and /exits around each phase.
+ * One served policy in one round, start to finish: a fresh server with the policy's SLO file, the
+ * warm-up stream (not counted), every measured phase on the same schedules as the other policies
+ * (scraping /metrics and /exits around each, and the server's CPU time), then its SLO capacity.
  */
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { ClosedLoopResult, OpenLoopResult } from '../load/load-types.js';
-import type { PhasePlan } from './bench-plan.js';
-import { runClosedLoop, runOpenLoop } from './load-runner.js';
+import type { OpenLoopResult } from '../load/load-types.js';
+import type { BodyFormat } from '../load/request-body.js';
+import type { BenchPlan, PhasePlan } from './bench-plan.js';
+import { measureSloCapacity, type CapacityContext, type SloCapacity } from './capacity.js';
+import { runOpenLoop } from './load-runner.js';
 import type { ExitMode } from '../../tuner/exit-policy.js';
-import { MODEL_NAME, policyLabel, servingConfig, type PolicyName, type ServedPolicy } from './policies.js';
-import { meanBatchSize, parseMetrics, sampleValue, type Sample } from './prometheus.js';
+import { MODEL_NAME, fileLabel, servingConfig, type PolicyName, type ServedVariant } from './policies.js';
+import { cpuSeconds, meanBatchSize, parseMetrics, sampleValue, type Sample } from './prometheus.js';
 import type { LagMs, RunRow } from './results.js';
 import type { Schedule } from './schedules.js';
 import { startServerProcess } from './server-process.js';
-import type { PhaseFigures } from './stats.js';
+import { latencyOrMiss, type PhaseFigures } from './stats.js';
 
 export interface ScheduledPhase {
   phase: PhasePlan;
@@ -30,11 +32,14 @@ export interface PhaseOutcome extends ScheduledPhase {
 }
 
 export interface PolicyRun {
+  label: string;
+  round: number;
+  body: BodyFormat;
   config: object;
   warmup: { ok: number; errors: number };
   phases: (PhaseOutcome & { row: RunRow })[];
-  /** After the phases: the policy's own capacity, closed loop (what it can answer, not what was offered). */
-  saturation: ClosedLoopResult & { concurrency: number; seconds: number };
+  /** After the phases: the policy's own SLO capacity (and closed-loop saturation). */
+  capacity: SloCapacity;
 }
 
 const INFER_PATH = `/v2/models/${MODEL_NAME}/infer`;
@@ -56,6 +61,9 @@ function activeRamps(exitsReport: unknown): { id: number; threshold: number | nu
 export interface RowContext {
   policy: PolicyName;
   mode: ExitMode;
+  label: string;
+  body: BodyFormat;
+  round: number;
   computed: boolean;
   phase: PhasePlan;
   rateRps: number;
@@ -66,21 +74,28 @@ export interface ServerView {
   after: Sample[];
   exitsReport: unknown;
   loadAverage: [number, number];
+  /** Server process CPU seconds (all threads) spent during the run; null when not exposed. */
+  cpuS: number | null;
 }
 
 /** A `runs` row from a phase's figures and, for served policies, what the server said after it. */
 export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerView): RunRow {
   const after = server?.after ?? [];
   const gauge = (name: string): number | null => (server ? sampleValue(after, name, { model: MODEL_NAME }) : null);
+  const cpuS = server?.cpuS ?? null;
   return {
     policy: ctx.policy,
     mode: ctx.mode,
-    label: policyLabel(ctx),
+    label: ctx.label,
+    body: ctx.body,
+    round: ctx.round,
     computed: ctx.computed,
     pattern: ctx.phase.pattern,
     load_fraction: ctx.phase.loadFraction,
     rate_rps: ctx.rateRps,
     ...figures,
+    cpu_s: cpuS,
+    cpu_ms_per_answer: cpuS !== null && figures.ok > 0 ? latencyOrMiss((cpuS * 1000) / figures.ok) : null,
     head_overhead: ctx.computed ? 0 : gauge('offramp_ramp_overhead_ratio'),
     estimated_savings: gauge('offramp_estimated_latency_savings_ratio'),
     window_disagreement: gauge('offramp_window_disagreement_ratio'),
@@ -94,71 +109,83 @@ export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerVi
 }
 
 export async function runPolicy(
-  policy: ServedPolicy,
+  variant: ServedVariant,
+  round: number,
   opts: {
     modelDir: string;
     workDir: string;
     bodiesPath: string;
     warmup: Schedule;
     phases: ScheduledPhase[];
-    requestTimeoutMs: number;
-    saturation: { concurrency: number; seconds: number };
+    plan: BenchPlan;
+    probeSchedule: CapacityContext['schedule'];
   },
   figuresOf: (result: OpenLoopResult, schedule: Schedule) => PhaseFigures,
   say: (line: string) => void,
 ): Promise<PolicyRun> {
-  const label = policyLabel(policy);
-  const config = servingConfig(opts.modelDir, policy);
-  const configPath = join(opts.workDir, `${label}.yaml`);
+  const { policy, body, label } = variant;
+  const name = `${fileLabel(label)}-r${round}`;
+  const config = servingConfig(opts.modelDir, policy, opts.plan.sloMs);
+  const configPath = join(opts.workDir, `${name}.yaml`);
   await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
-  const server = await startServerProcess(configPath, join(opts.workDir, `${label}.server.log`));
+  const server = await startServerProcess(configPath, join(opts.workDir, `${name}.server.log`));
   try {
     const url = server.baseUrl + INFER_PATH;
-    const scrape = async (): Promise<Sample[]> => parseMetrics(await server.getText('/metrics'));
-    const warm = await runOpenLoop(
-      url,
-      opts.bodiesPath,
-      opts.warmup,
-      opts.workDir,
-      `${label}-warmup`,
-      opts.requestTimeoutMs,
-    );
+    const timeout = { timeoutMs: opts.plan.requestTimeoutMs };
+    const warm = await runOpenLoop(url, opts.bodiesPath, body, opts.warmup, opts.workDir, `${name}-warmup`, timeout);
     const warmOk = warm.status.filter((s) => s === 200).length;
-    say(`  ${label}: warm-up ${warmOk}/${warm.status.length} answered`);
+    say(`  ${label} (round ${round}): warm-up ${warmOk}/${warm.status.length} answered`);
     const phases: PolicyRun['phases'] = [];
     for (const p of opts.phases) {
-      const name = `${label}-${p.phase.pattern}-${Math.round(p.phase.loadFraction * 100)}`;
+      const phaseName = `${name}-${p.phase.pattern}-${Math.round(p.phase.loadFraction * 100)}`;
       const loadBefore = loadavg()[0] ?? 0;
-      const before = await scrape();
-      const result = await runOpenLoop(url, opts.bodiesPath, p.schedule, opts.workDir, name, opts.requestTimeoutMs);
-      const after = await scrape();
+      const beforeText = await server.getText('/metrics');
+      const result = await runOpenLoop(url, opts.bodiesPath, body, p.schedule, opts.workDir, phaseName, timeout);
+      const afterText = await server.getText('/metrics');
       const exitsReport = await server.getJson(`/v2/models/${MODEL_NAME}/exits`);
-      const view: ServerView = { before, after, exitsReport, loadAverage: [loadBefore, loadavg()[0] ?? 0] };
+      const [cpuBefore, cpuAfter] = [cpuSeconds(beforeText), cpuSeconds(afterText)];
+      const view: ServerView = {
+        before: parseMetrics(beforeText),
+        after: parseMetrics(afterText),
+        exitsReport,
+        loadAverage: [loadBefore, loadavg()[0] ?? 0],
+        cpuS: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
+      };
       const row = runRow(
-        { ...policy, computed: false, phase: p.phase, rateRps: p.rateRps },
+        { ...policy, label, body, round, computed: false, phase: p.phase, rateRps: p.rateRps },
         figuresOf(result, p.schedule),
         view,
       );
       phases.push({ ...p, result, meanBatch: row.mean_batch_size, row });
+      const ms = (x: number | null): string => (x === null ? 'miss' : `${x.toFixed(1)} ms`);
       say(
         `  ${label} ${p.phase.pattern} ${Math.round(p.phase.loadFraction * 100)} %: ` +
-          `p50 ${row.p50_ms.toFixed(1)} ms, p99 ${row.p99_ms.toFixed(1)} ms, ` +
+          `p50 ${ms(row.p50_ms)}, p99 ${ms(row.p99_ms)}, SLO attainment ${(row.slo_attainment * 100).toFixed(1)} %, ` +
           `${row.throughput_rps.toFixed(0)}/s, early ${(row.early_fraction * 100).toFixed(1)} %, ` +
           `errors ${row.errors.total}; load average ${view.loadAverage[1].toFixed(1)}`,
       );
     }
-    // The open-loop phases never offer more than a share of vanilla's capacity, so their
-    // throughput cannot show a policy answering more than vanilla can: saturate it too.
-    const saturated = await runClosedLoop(url, opts.bodiesPath, opts.saturation.concurrency, opts.saturation.seconds);
-    say(
-      `  ${label} saturated (closed loop, ${opts.saturation.concurrency} in flight): ` +
-        `${saturated.rps.toFixed(0)} answers/s, p50 ${saturated.p50.toFixed(1)} ms, ${saturated.errors} errors`,
-    );
+    // The loads offer at most 90 % of vanilla's capacity, so only this shows what a policy can
+    // answer beyond it; it runs last because overload probes disturb the tuners' feedback.
+    const capacity = await measureSloCapacity(server, {
+      bodiesPath: opts.bodiesPath,
+      body,
+      workDir: opts.workDir,
+      name,
+      plan: opts.plan.capacity,
+      sloMs: opts.plan.sloMs,
+      requestTimeoutMs: opts.plan.requestTimeoutMs,
+      schedule: opts.probeSchedule,
+      say,
+    });
     return {
+      label,
+      round,
+      body,
       config,
       warmup: { ok: warmOk, errors: warm.status.length - warmOk },
       phases,
-      saturation: { ...saturated, ...opts.saturation },
+      capacity,
     };
   } finally {
     await server.stop();

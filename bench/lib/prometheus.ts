@@ -1,6 +1,7 @@
 /**
  * Reads the Prometheus text the server exposes at GET /metrics, keeping the offramp_* samples
- * (the exit state and event-loop lag the bench reports; process_* and nodejs_* are left out).
+ * (the exit state and event-loop lag the bench reports; process_* and nodejs_* are left out),
+ * and the server process's CPU time.
  */
 
 export interface Sample {
@@ -36,4 +37,12 @@ export function meanBatchSize(before: Sample[], after: Sample[]): number | null 
   const delta = (name: string): number => (sampleValue(after, name) ?? 0) - (sampleValue(before, name) ?? 0);
   const count = delta('offramp_batch_size_count');
   return count > 0 ? delta('offramp_batch_size_sum') / count : null;
+}
+
+/**
+ * process_cpu_seconds_total (prom-client's default metrics, from process.cpuUsage(): user +
+ * system time of the whole process, every worker thread included), or null when not exposed.
+ */
+export function cpuSeconds(text: string): number | null {
+  return sampleValue(parseMetrics(text, 'process_cpu_seconds_total'), 'process_cpu_seconds_total');
 }

@@ -1,19 +1,20 @@
 /**
- * The shape of a results file (bench/results/<stamp>.json): one `runs` row per policy and load,
- * plus everything needed to interpret them. Reports read only this, so a stored file can be
- * re-rendered later.
+ * The shape of a results file (bench/results/<stamp>.json): one `runs` row per policy, round and
+ * load, plus everything needed to interpret them. Reports read only this, so a stored file can be
+ * re-rendered later. Latencies that can be a miss (+∞) are `number | null` (null = miss).
  */
 import type { Pattern } from '../load/arrivals.js';
-import type { ClosedLoopResult } from '../load/load-types.js';
+import type { BodyFormat } from '../load/request-body.js';
 import type { BenchPlan } from './bench-plan.js';
-import type { MachineInfo } from './machine.js';
+import type { SloCapacity } from './capacity.js';
+import type { Provenance } from './machine.js';
 import type { ExitMode } from '../../tuner/exit-policy.js';
 import type { PolicyName } from './policies.js';
 import type { Sample } from './prometheus.js';
 import type { OverheadResult } from './serving-overhead.js';
 import type { PhaseFigures } from './stats.js';
 
-export const RESULTS_FORMAT = 'offramp.bench/1';
+export const RESULTS_FORMAT = 'offramp.bench/2';
 
 export interface LagMs {
   p50_ms: number | null;
@@ -24,14 +25,22 @@ export interface LagMs {
 export interface RunRow extends PhaseFigures {
   policy: PolicyName;
   mode: ExitMode;
-  /** policyLabel(): "vanilla", "guarded-drop", … */
+  /** "vanilla", "vanilla (json)", "guarded-drop", …, "oracle" */
   label: string;
+  /** Wire format of the requests (the oracle: its vanilla run's). */
+  body: BodyFormat;
+  /** 1, 2, …: rounds run one after another, every policy once per round on a fresh server. */
+  round: number;
   /** True for the oracle: derived from vanilla's run and the recorded trace, not served. */
   computed: boolean;
   pattern: Pattern;
   load_fraction: number;
   /** Offered rate (mean rate for bursty), requests/s. */
   rate_rps: number;
+  /** Server process CPU seconds (all threads) during the run: process_cpu_seconds_total's delta. */
+  cpu_s: number | null;
+  /** cpu_s per answered request, in ms. */
+  cpu_ms_per_answer: number | null;
   /** offramp_ramp_overhead_ratio at the end of the run: active heads' cost / full-model latency. */
   head_overhead: number | null;
   /** offramp_estimated_latency_savings_ratio at the end of the run. */
@@ -55,27 +64,42 @@ export interface RunRow extends PhaseFigures {
   load_average_1m: [number, number] | null;
 }
 
+/** One served policy in one round: its server, warm-up and SLO capacity. */
+export interface ServedRun {
+  label: string;
+  round: number;
+  body: BodyFormat;
+  warmup: { ok: number; errors: number };
+  capacity: SloCapacity;
+}
+
 export interface BenchResults {
   format: typeof RESULTS_FORMAT;
   quick: boolean;
   started_at: string;
   finished_at: string;
   duration_s: number;
-  machine: MachineInfo;
-  source: { commit: string | null; dirty: boolean | null };
+  /** Forecast printed at the start, seconds. */
+  planned_duration_s: number;
+  provenance: Provenance;
   model: { name: string; dir: string; manifest_created_at: string; classes: number; ramps: number };
   plan: BenchPlan;
-  /** Per served policy: its description and the SLO file it ran with. */
-  policies: { label: string; about: string; config: object | null }[];
-  capacity: ClosedLoopResult & { concurrency: number; server_event_loop_lag: LagMs };
-  /** Per served policy, after its measured phases: closed-loop capacity (same client as `capacity`). */
-  saturation: Record<string, ClosedLoopResult & { concurrency: number; seconds: number }>;
-  warmup: {
-    requests: number;
-    load_fraction: number;
-    rate_rps: number;
-    by_policy: Record<string, { ok: number; errors: number }>;
+  /** Per served variant: its description, body format and the SLO file it ran with. */
+  policies: { label: string; about: string; body: BodyFormat | null; config: object | null }[];
+  /**
+   * Vanilla's SLO capacity on a fresh server at the start (it sets every load) and again at the
+   * end; drift = end / start − 1 (null when the start figure is 0). `load_basis` is the rate the
+   * loads are fractions of: the start figure, or its lowest probe's rate when no probe met the SLO.
+   */
+  vanilla_capacity: {
+    start: SloCapacity;
+    end: SloCapacity;
+    drift: number | null;
+    load_basis: { rps: number; from: 'slo_capacity' | 'lowest_probe' };
   };
+  /** Every served policy, every round, in the order they ran. */
+  served: ServedRun[];
+  warmup: { requests: number; load_fraction: number; rate_rps: number };
   trace: { path: string; recorded: boolean; images: number; full_model_accuracy: number };
   serving_overhead: OverheadResult | null;
   runs: RunRow[];

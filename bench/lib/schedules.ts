@@ -38,3 +38,12 @@ export function warmupSchedule(dataset: Dataset, seed: number, requests: number,
   );
   return { offsetsMs, images: imagesFor(dataset, Math.floor(dataset.images / 2), offsetsMs.length) };
 }
+
+/**
+ * A capacity probe: Poisson at `rateRps` for `seconds`, images from a quarter into the order. The
+ * seed depends on the rate only, so two policies probed at the same rate get the same requests.
+ */
+export function probeSchedule(dataset: Dataset, seed: number, rateRps: number, seconds: number): Schedule {
+  const offsetsMs = poissonArrivals(rateRps, seconds, seededRandom(seed * 7919 + Math.round(rateRps)));
+  return { offsetsMs, images: imagesFor(dataset, Math.floor(dataset.images / 4), offsetsMs.length) };
+}

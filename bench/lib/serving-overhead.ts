@@ -142,6 +142,8 @@ async function measureHttp(s: Setup): Promise<{ client: ClosedLoopResult; lag: L
       bodiesPath,
       String(s.options.concurrency),
       String(s.options.seconds),
+      // FP32 rows: JSON (the binary encoder in bench/load/request-body.ts sends UINT8 only).
+      'json',
     ]);
     lag.disable();
     return { client: JSON.parse(out.trim()) as ClosedLoopResult, lag: lagSummary(lag) };

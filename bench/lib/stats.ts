@@ -1,6 +1,12 @@
 /**
  * From per-request measurements to the figures the report shows: latency percentiles,
- * throughput, agreement with the full model, accuracy, where requests exited, and errors. Pure.
+ * throughput, SLO attainment, agreement with the full model, accuracy, where requests exited,
+ * and errors. Pure.
+ *
+ * Percentiles are over every *offered* request: one that was not answered 200 (rejected with 429
+ * or 503, timed out in the queue with 504, timed out at the client, failed) is a miss with latency
+ * +∞. Counting only answered requests would let a policy that sheds more load look faster in the
+ * tail. A percentile that lands on a miss is stored as null (JSON has no ∞) and shown as "miss".
  */
 import { sumSimple } from 'simple-statistics';
 import type { OpenLoopResult } from '../load/load-types.js';
@@ -18,7 +24,16 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
 }
 
-/** Points of the empirical CDF (latency ms, cumulative share) at fixed shares, for plotting. */
+/** A latency for the results file: a finite number, or null for a miss (+∞) or no data. */
+export function latencyOrMiss(ms: number): number | null {
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/**
+ * Points of the empirical CDF (latency ms, cumulative share) at fixed shares, for plotting. Over
+ * every offered request: misses (+∞) sort last and are left out, so the curve stops at the share
+ * that was answered.
+ */
 export function cdfPoints(sorted: readonly number[]): [number, number][] {
   if (sorted.length === 0) return [];
   const shares = [
@@ -33,20 +48,35 @@ export function cdfPoints(sorted: readonly number[]): [number, number][] {
     0.999,
     1,
   ];
-  return shares.map((q) => [percentile(sorted, q * 100), q]);
+  return shares.map((q): [number, number] => [percentile(sorted, q * 100), q]).filter(([ms]) => Number.isFinite(ms));
 }
 
 /** Where answered requests exited: share per ramp id and "final" (the full model). */
 export type ExitDistribution = Record<string, number>;
 
 export interface PhaseFigures {
+  /** Offered requests. */
   requests: number;
+  /** Answered 200. */
   ok: number;
-  p50_ms: number;
-  p95_ms: number;
-  p99_ms: number;
-  mean_ms: number;
+  /** Nearest-rank percentiles over every offered request; null = the percentile is a miss (+∞). */
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  /** The same over answered requests only (the old, flattering definition), for diagnosis. */
+  answered_p50_ms: number | null;
+  answered_p95_ms: number | null;
+  answered_p99_ms: number | null;
+  /** Mean latency of answered requests. */
+  mean_ms: number | null;
+  /** The SLO latency attainment is measured against, ms. */
+  slo_ms: number;
+  /** Share of offered requests answered 200 within slo_ms. */
+  slo_attainment: number;
+  /** Answered requests per second. */
   throughput_rps: number;
+  /** Requests answered 200 within slo_ms, per second. */
+  goodput_rps: number;
   /** Among answered requests: share whose class differs from the full model's for that image. */
   disagreement: number;
   /** Among answered requests: share whose class equals the true label. */
@@ -55,7 +85,8 @@ export interface PhaseFigures {
   early_fraction: number;
   /** Requests not answered 200, by HTTP status ("0": connection failed or timed out). */
   errors: { total: number; by_status: Record<string, number>; by_code: Record<string, number> };
-  client_send_lag_p99_ms: number;
+  client_send_lag_p99_ms: number | null;
+  /** (latency ms, share of offered requests): stops below 1 when some were missed. */
   cdf: [number, number][];
 }
 
@@ -69,8 +100,10 @@ export function phaseFigures(
   traces: readonly ImageTrace[],
   labels: Int32Array,
   ramps: number,
+  sloMs: number,
 ): PhaseFigures {
   const latencies: number[] = [];
+  let withinSlo = 0;
   // Every ramp and the final layer appear, with 0 where nothing exited, so runs line up.
   const exits = new Map<string, number>([
     ...Array.from({ length: ramps }, (_, i) => [String(i), 0] as const),
@@ -89,7 +122,9 @@ export function phaseFigures(
     }
     const image = images[i] as number;
     const predicted = result.predicted[i] as number;
-    latencies.push(result.latencyMs[i] as number);
+    const latency = result.latencyMs[i] as number;
+    latencies.push(latency);
+    if (latency <= sloMs) withinSlo++;
     if (predicted !== traces[image]?.final) disagree++;
     if (predicted === labels[image]) correct++;
     const exit = result.exitRamp[i] ?? -1;
@@ -97,25 +132,35 @@ export function phaseFigures(
     exits.set(key, (exits.get(key) ?? 0) + 1);
   });
   const ok = latencies.length;
+  const requests = result.status.length;
   latencies.sort((a, b) => a - b);
+  // Every offered request: the answered latencies, then a +∞ per miss.
+  const offered = [...latencies, ...new Array<number>(requests - ok).fill(Number.POSITIVE_INFINITY)];
   const lag = result.sendLagMs.filter(Number.isFinite).sort((a, b) => a - b);
+  const at = (sorted: readonly number[], p: number): number | null => latencyOrMiss(percentile(sorted, p));
   return {
-    requests: result.status.length,
+    requests,
     ok,
-    p50_ms: percentile(latencies, 50),
-    p95_ms: percentile(latencies, 95),
-    p99_ms: percentile(latencies, 99),
+    p50_ms: at(offered, 50),
+    p95_ms: at(offered, 95),
+    p99_ms: at(offered, 99),
+    answered_p50_ms: at(latencies, 50),
+    answered_p95_ms: at(latencies, 95),
+    answered_p99_ms: at(latencies, 99),
     // A plain left-to-right sum, as before: simple-statistics' `mean` compensates its sum and
     // would change the last digits of the reported means.
-    mean_ms: ok > 0 ? sumSimple(latencies) / ok : Number.NaN,
+    mean_ms: ok > 0 ? sumSimple(latencies) / ok : null,
+    slo_ms: sloMs,
+    slo_attainment: requests > 0 ? withinSlo / requests : 0,
     throughput_rps: result.elapsedS > 0 ? ok / result.elapsedS : 0,
+    goodput_rps: result.elapsedS > 0 ? withinSlo / result.elapsedS : 0,
     disagreement: ok > 0 ? disagree / ok : Number.NaN,
     accuracy: ok > 0 ? correct / ok : Number.NaN,
     exits: exitShares(exits, ok),
     early_fraction: ok > 0 ? (ok - (exits.get('final') ?? 0)) / ok : 0,
     errors: { total: result.status.length - ok, by_status: byStatus, by_code: byCode },
-    client_send_lag_p99_ms: percentile(lag, 99),
-    cdf: cdfPoints(latencies),
+    client_send_lag_p99_ms: latencyOrMiss(percentile(lag, 99)),
+    cdf: cdfPoints(offered),
   };
 }
 

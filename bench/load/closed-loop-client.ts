@@ -4,17 +4,20 @@
  * answers per second with this many requests in flight. Runs as its own process so its work does
  * not land on the server's event loop; prints one JSON line (ClosedLoopResult).
  *
- *   node --import tsx bench/load/closed-loop-client.ts URL BODIES CONCURRENCY SECONDS
+ *   node --import tsx bench/load/closed-loop-client.ts URL BODIES CONCURRENCY SECONDS [binary|json]
  *
- * BODIES is a bodies file (one JSON body per line, see load-types.ts).
+ * BODIES is a bodies file (one JSON body per line, see load-types.ts), sent as KServe v2 binary
+ * tensor bodies (the default) or as the JSON itself (request-body.ts).
  */
 import { readFileSync } from 'node:fs';
-import { createPoster, splitBodies } from './http-post.js';
+import { createPoster } from './http-post.js';
+import { isBodyFormat, loadBodies } from './request-body.js';
 import type { ClosedLoopResult } from './load-types.js';
 
-const [url, bodiesPath, concurrencyArg, secondsArg] = process.argv.slice(2);
-if (!url || !bodiesPath) throw new Error('usage: closed-loop-client.ts URL BODIES CONCURRENCY SECONDS');
-const bodies = splitBodies(readFileSync(bodiesPath, 'utf8'));
+const [url, bodiesPath, concurrencyArg, secondsArg, formatArg = 'binary'] = process.argv.slice(2);
+if (!url || !bodiesPath || !isBodyFormat(formatArg))
+  throw new Error('usage: closed-loop-client.ts URL BODIES CONCURRENCY SECONDS [binary|json]');
+const bodies = loadBodies(readFileSync(bodiesPath, 'utf8'), formatArg);
 const concurrency = Number(concurrencyArg ?? 32);
 const seconds = Number(secondsArg ?? 5);
 const poster = createPoster(url, concurrency);
@@ -27,7 +30,7 @@ const started = performance.now();
 
 async function client(): Promise<void> {
   while (performance.now() < deadline) {
-    const body = bodies[next++ % bodies.length] as Buffer;
+    const body = bodies[next++ % bodies.length]!;
     const t0 = performance.now();
     const { status } = await poster.post(body);
     if (status === 200) latencies.push(performance.now() - t0);

@@ -1,10 +1,11 @@
 /**
  * One keep-alive HTTP POST helper for both load generators (closed loop and open loop), so they
- * send requests the same way. It resolves with the status and body text and never rejects: a
+ * send requests the same way (bodies and their headers come from request-body.ts). It resolves with the status and body text and never rejects: a
  * connection failure or a timeout is status 0 with the reason, which the callers count as an
  * error (a timeout can be overload; a failed connection is breakage).
  */
 import { Agent, request } from 'node:http';
+import type { RequestBody } from './request-body.js';
 
 export interface PostResult {
   /** HTTP status, or 0 when no answer came. */
@@ -15,14 +16,14 @@ export interface PostResult {
 }
 
 export interface Poster {
-  post(body: Buffer): Promise<PostResult>;
+  post(request: RequestBody): Promise<PostResult>;
   close(): void;
 }
 
 export function createPoster(url: string, maxSockets: number, timeoutMs = 30_000): Poster {
   const agent = new Agent({ keepAlive: true, maxSockets });
   const target = new URL(url);
-  const post = (body: Buffer): Promise<PostResult> =>
+  const post = ({ body, headers }: RequestBody): Promise<PostResult> =>
     new Promise((resolve) => {
       const req = request(
         {
@@ -32,7 +33,7 @@ export function createPoster(url: string, maxSockets: number, timeoutMs = 30_000
           method: 'POST',
           agent,
           timeout: timeoutMs,
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
+          headers,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -52,12 +53,4 @@ export function createPoster(url: string, maxSockets: number, timeoutMs = 30_000
       req.end(body);
     });
   return { post, close: () => agent.destroy() };
-}
-
-/** Reads a bodies file (one JSON body per line) into ready-to-send buffers. */
-export function splitBodies(text: string): Buffer[] {
-  return text
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => Buffer.from(line));
 }

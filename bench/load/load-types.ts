@@ -4,6 +4,8 @@
  * imports nothing from the runtime.
  */
 
+import type { BodyFormat } from './request-body.js';
+
 /** Request bodies file: one pre-serialised KServe v2 JSON body per line, line i = image i. */
 export type BodiesFile = string;
 
@@ -11,6 +13,8 @@ export type BodiesFile = string;
 export interface OpenLoopJob {
   url: string;
   bodiesPath: BodiesFile;
+  /** How each body goes on the wire: KServe v2 binary tensor data, or the JSON line as it is. */
+  body: BodyFormat;
   /** Scheduled send times in ms from the start, ascending. */
   offsetsMs: number[];
   /** Image (= line of the bodies file) sent by each request. */

@@ -9,7 +9,8 @@
  * JOB.json is an OpenLoopJob; the child writes an OpenLoopResult to job.outPath and exits.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createPoster, splitBodies, type PostResult } from './http-post.js';
+import { createPoster, type PostResult } from './http-post.js';
+import { loadBodies } from './request-body.js';
 import type { OpenLoopJob, OpenLoopResult } from './load-types.js';
 
 /** Enough sockets that the client never queues a request behind another: the server's queue decides. */
@@ -20,7 +21,7 @@ const START_DELAY_MS = 100;
 const jobPath = process.argv[2];
 if (!jobPath) throw new Error('usage: open-loop-client.ts JOB.json');
 const job = JSON.parse(readFileSync(jobPath, 'utf8')) as OpenLoopJob;
-const bodies = splitBodies(readFileSync(job.bodiesPath, 'utf8'));
+const bodies = loadBodies(readFileSync(job.bodiesPath, 'utf8'), job.body);
 const poster = createPoster(job.url, MAX_SOCKETS, job.timeoutMs);
 const n = job.offsetsMs.length;
 
@@ -67,7 +68,7 @@ await new Promise<void>((done) => {
     const due = job.offsetsMs[i] as number;
     result.sendLagMs[i] = nowMs - due;
     outstanding++;
-    void poster.post(bodies[job.images[i] as number] as Buffer).then((answer) => {
+    void poster.post(bodies[job.images[i] as number]!).then((answer) => {
       const at = performance.now() - t0;
       record(i, answer, at - due);
       lastAnswerMs = Math.max(lastAnswerMs, at);

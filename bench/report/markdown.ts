@@ -1,55 +1,94 @@
 /**
- * bench/results/<stem>.md: the comparison as a reader wants it — what ran on what, the table,
- * where requests exited, the serving-path overhead, and how to read the oracle row.
+ * bench/results/<stem>.md: the comparison as a reader wants it — where and how it ran, the table,
+ * capacity per policy, where requests exited, the serving-path overhead, and how to read the
+ * oracle row.
  */
 import { basename } from 'node:path';
+import type { SloCapacity } from '../lib/capacity.js';
+import { provenanceLine } from '../lib/machine.js';
 import { ORACLE_ABOUT } from '../lib/policies.js';
 import type { BenchResults } from '../lib/results.js';
-import { comparisonTable, exitTable, markdownTable, type Table } from './table.js';
+import { comparisonTable, exitTable, markdownTable, spread, type Table } from './table.js';
 
 const f = (x: number | null | undefined, digits = 1): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 
-export function overheadLines(results: BenchResults): string[] {
-  const o = results.serving_overhead;
-  const c = results.capacity;
-  const lines = [
-    `Vanilla capacity over HTTP (closed loop, ${c.concurrency} in flight, client in its own process): ` +
-      `**${f(c.rps, 0)} answers/s** (p50 ${f(c.p50)} ms, p99 ${f(c.p99)} ms, ${c.errors} errors); ` +
-      `server event-loop lag while saturated p99 ${f(c.server_event_loop_lag.p99_ms)} ms, max ${f(c.server_event_loop_lag.max_ms)} ms.`,
+const probesText = (c: SloCapacity): string =>
+  c.probes.map((p) => `${f(p.rate_rps, 0)}/s ${p.passed ? 'met' : 'missed'}`).join(', ');
+
+/** Vanilla's SLO capacity at the start and the end of the run, and the drift between them. */
+export function capacityLines(results: BenchResults): string[] {
+  const { start, end, drift, load_basis: basis } = results.vanilla_capacity;
+  const driftText =
+    drift === null ? 'drift unknown (no start figure)' : `drift ${drift >= 0 ? '+' : ''}${f(drift * 100)} %`;
+  return [
+    `Vanilla SLO capacity (highest Poisson rate with p95 ≤ ${start.slo_ms} ms over every offered request; ` +
+      `${results.plan.body} bodies; fresh server): ${f(start.rps, 0)}/s at the start (probes: ${probesText(start)}; ` +
+      `closed-loop saturation ${f(start.upper_rps, 0)}/s), ${f(end.rps, 0)}/s at the end ` +
+      `(closed-loop ${f(end.upper_rps, 0)}/s): ${driftText}. ` +
+      (basis.from === 'slo_capacity'
+        ? `Every load is a fraction of the start figure.`
+        : `**No probe met the SLO at the start**: every load is a fraction of the lowest probe's rate, ${f(basis.rps, 0)}/s.`),
   ];
-  if (o) {
-    lines.push(
-      `Serving path vs a raw onnxruntime loop (batch ${o.options.batch}, ` +
-        `${o.options.workers} worker × ${o.options.threads} threads, ` +
-        `${o.options.seconds} s each; bench/lib/serving-overhead.ts): ` +
-        `raw **${f(o.rawRps, 0)} rows/s**; engine in-process ${f(o.engine.rps, 0)} rows/s = **${f(o.engine.ratio * 100)} %** of raw ` +
-        `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP ${f(o.http.client.rps, 0)} rows/s = **${f(o.http.ratio * 100)} %** of raw ` +
-        `(event-loop lag p99 ${f(o.http.lag.p99Ms, 2)} ms, max ${f(o.http.lag.maxMs)} ms).`,
-    );
-  }
-  return lines;
 }
 
-/** Closed-loop capacity per served policy, with the ratio to vanilla's (same loop, same run). */
-export function saturationTable(results: BenchResults): Table {
-  const vanilla = results.saturation['vanilla']?.rps ?? null;
-  return {
-    header: ['policy', 'answers/s', '×vanilla', 'p50 ms', 'p99 ms', 'errors'],
-    numeric: [false, true, true, true, true, true],
-    rows: Object.entries(results.saturation).map(([label, s]) => [
+export function overheadLines(results: BenchResults): string[] {
+  const o = results.serving_overhead;
+  if (!o) return [];
+  return [
+    `Serving path vs a raw onnxruntime loop (batch ${o.options.batch}, ` +
+      `${o.options.workers} worker × ${o.options.threads} threads, ` +
+      `${o.options.seconds} s each; bench/lib/serving-overhead.ts): ` +
+      `raw **${f(o.rawRps, 0)} rows/s**; engine in-process ${f(o.engine.rps, 0)} rows/s = **${f(o.engine.ratio * 100)} %** of raw ` +
+      `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP (JSON bodies) ${f(o.http.client.rps, 0)} rows/s = ` +
+      `**${f(o.http.ratio * 100)} %** of raw (event-loop lag p99 ${f(o.http.lag.p99Ms, 2)} ms, max ${f(o.http.lag.maxMs)} ms).`,
+  ];
+}
+
+/**
+ * SLO capacity and closed-loop saturation per served policy, spread over rounds, with ratios to
+ * vanilla's of the same round.
+ */
+export function capacityTable(results: BenchResults): Table {
+  const labels = [...new Set(results.served.map((s) => s.label))];
+  const vanilla = (round: number): SloCapacity | undefined =>
+    results.served.find((s) => s.label === 'vanilla' && s.round === round)?.capacity;
+  const ratio = (x: number, base: number | undefined): number => (base && base > 0 ? x / base : Number.NaN);
+  const rows = labels.map((label) => {
+    const runs = results.served.filter((s) => s.label === label);
+    return [
       label,
-      f(s.rps, 0),
-      vanilla ? `${f(s.rps / vanilla, 2)}×` : '–',
-      f(s.p50),
-      f(s.p99),
-      String(s.errors),
-    ]),
+      spread(
+        runs.map((s) => s.capacity.rps),
+        (x) => x.toFixed(0),
+      ),
+      spread(
+        runs.map((s) => ratio(s.capacity.rps, vanilla(s.round)?.rps)),
+        (x) => `${x.toFixed(2)}×`,
+      ),
+      spread(
+        runs.map((s) => s.capacity.saturation.rps),
+        (x) => x.toFixed(0),
+      ),
+      spread(
+        runs.map((s) => ratio(s.capacity.saturation.rps, vanilla(s.round)?.saturation.rps)),
+        (x) => `${x.toFixed(2)}×`,
+      ),
+      spread(
+        runs.map((s) => s.capacity.saturation.p50),
+        (x) => x.toFixed(1),
+      ),
+      runs.map((s) => probesText(s.capacity)).join(' | '),
+    ];
+  });
+  return {
+    header: ['policy', 'SLO capacity/s', '×van', 'closed-loop/s', '×van', 'closed-loop p50 ms', 'probes (per round)'],
+    numeric: [false, true, true, true, true, true, false],
+    rows,
   };
 }
 
 export function markdownReport(results: BenchResults, stem: string): string {
-  const m = results.machine;
   const plan = results.plan;
   const phases = plan.phases
     .map((p) => `${p.pattern} ${Math.round(p.loadFraction * 100)} % × ${p.seconds} s`)
@@ -57,43 +96,52 @@ export function markdownReport(results: BenchResults, stem: string): string {
   return [
     `# offramp serving comparison — ${results.started_at}${results.quick ? ' (quick)' : ''}`,
     '',
-    `${m.cpu_model}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.os}, Node ${m.node}; load average ${f(m.load_average_1m, 2)} at start. ` +
-      `Commit ${results.source.commit?.slice(0, 10) ?? 'unknown'}${results.source.dirty ? ' (with local changes)' : ''}. ` +
-      `Model ${results.model.name}, ${results.model.ramps} ramps. Took ${f(results.duration_s / 60)} min.`,
+    provenanceLine(results.provenance),
     '',
-    `Every served policy gets a fresh \`offramp serve\` process with its own SLO file (defaults except tuner and exit mode), ` +
-      `then an uncounted warm-up of ${results.warmup.requests} requests (Poisson at ${Math.round(results.warmup.load_fraction * 100)} % of capacity, ` +
-      `${f(results.warmup.rate_rps, 0)}/s) so the online tuners have feedback before anything is measured, then open-loop load: ${phases}. ` +
-      `Rates are fractions of vanilla's capacity measured in this run. ` +
+    `Model ${results.model.name}, ${results.model.ramps} ramps; ${plan.body} request bodies; SLO ${plan.sloMs} ms; ` +
+      `${plan.rounds} round(s). Took ${f(results.duration_s / 60)} min (planned ${f(results.planned_duration_s / 60)}).`,
+    '',
+    `Every served policy, in every round, gets a fresh \`offramp serve\` process with its own SLO file ` +
+      `(defaults except tuner and exit mode), ` +
+      `then an uncounted warm-up of ${results.warmup.requests} requests ` +
+      `(Poisson at ${Math.round(results.warmup.load_fraction * 100)} % of vanilla's SLO capacity, ` +
+      `${f(results.warmup.rate_rps, 0)}/s), then open-loop load: ${phases}, then its own SLO capacity search. ` +
+      `Rounds run one after the other (every policy once per round). ` +
       `Requests are Fashion-MNIST test images in one seeded shuffled order, the same for every policy; ` +
       `latency counts from the scheduled send time. ` +
-      `Disagreement is against the full model's class for the same image (\`offramp record\`), ` +
-      `accuracy against the true labels ` +
-      `(full model: ${f(results.trace.full_model_accuracy * 100, 2)} %). Ratios are against vanilla at the same load in this run. ` +
-      `Load avg is the machine's 1-minute load average before→after each run: ` +
-      `other work on these 2 cores skews timings, so compare rows taken under similar load.`,
+      `**Percentiles are over every offered request**: one not answered 200 (429, 503, 504, client timeout) is a miss (+∞), ` +
+      `shown as "miss" when a percentile falls on it. SLO attained = share of offered requests answered 200 within ${plan.sloMs} ms. ` +
+      `Each cell is the median (min–max) over rounds, or min–max with two rounds, or one value when they agree; ` +
+      `ratios (×van) are against vanilla at the same load in the same round. ` +
+      `Oracle cut = vanilla's latency minus the oracle's; "of oracle cut" = (vanilla − policy) / (vanilla − oracle). ` +
+      `CPU ms/answer = the server process's CPU time (all threads, process_cpu_seconds_total) during the run per answered request. ` +
+      `Disagreement is against the full model's class for the same image (\`offramp record\`) ` +
+      `(full model accuracy: ${f(results.trace.full_model_accuracy * 100, 2)} %). ` +
+      `Load avg is the machine's 1-minute load average before→after each run.`,
     '',
     markdownTable(comparisonTable(results)),
     '',
     `**oracle** — ${ORACLE_ABOUT}. ` +
-      `Its latency is vanilla's measured latency for the same request minus the compute the exit would skip, ` +
-      `from the manifest profile (bench/lib/oracle.ts).`,
+      `Its latency is vanilla's measured latency for the same request (same round) minus the compute the exit would skip, ` +
+      `from the manifest profile (bench/lib/oracle.ts); vanilla's misses stay misses.`,
     '',
     `![latency CDF](${basename(stem)}-cdf.svg) ![latency vs load](${basename(stem)}-load.svg)`,
+    '',
+    '## Capacity per policy',
+    '',
+    ...capacityLines(results),
+    '',
+    `After its measured runs, each served policy's SLO capacity was searched the same way: closed-loop saturation ` +
+      `(${plan.capacity.concurrency} in flight, ${plan.capacity.seconds} s) as the upper bracket, then ${plan.capacity.steps} ` +
+      `Poisson probes of ${plan.capacity.probeSeconds} s bisecting between 0 and it (bench/lib/capacity.ts).`,
+    '',
+    markdownTable(capacityTable(results)),
     '',
     '## Where requests exited',
     '',
     markdownTable(exitTable(results)),
     '',
     "Head overhead is `offramp_ramp_overhead_ratio` at the end of the run: the active heads' profiled cost as a share of the full model's latency.",
-    '',
-    '## Capacity per policy',
-    '',
-    `After its measured runs, each served policy was saturated by the same closed-loop client ` +
-      `that measured vanilla's capacity (${results.capacity.concurrency} in flight): ` +
-      `what it can answer, against vanilla's figure from the same loop.`,
-    '',
-    markdownTable(saturationTable(results)),
     '',
     '## Serving-path overhead',
     '',

@@ -1,7 +1,9 @@
 /**
  * The two plots, as hand-written SVG (no plotting dependency): the latency CDF of every policy
  * at one load, and median / p95 latency against offered load. Latency axes are logarithmic:
- * tails at high load are 10–100× the median and would flatten everything else.
+ * tails at high load are 10–100× the median and would flatten everything else. Both plot round
+ * 1 (the table shows the spread over rounds). A CDF is over every offered request, so a policy
+ * that missed some stops below 100 %; a p95 that is a miss is not plotted.
  */
 import type { BenchResults, RunRow } from '../lib/results.js';
 import { policyName } from './table.js';
@@ -89,7 +91,9 @@ function polyline(points: [number, number][], stroke: string, dash?: string): st
 /** Latency CDF per policy for the Poisson runs at `results.plan.cdfLoadFraction`. */
 export function cdfSvg(results: BenchResults): string {
   const load = results.plan.cdfLoadFraction;
-  const runs = results.runs.filter((r) => r.pattern === 'poisson' && r.load_fraction === load && r.cdf.length > 0);
+  const runs = results.runs.filter(
+    (r) => r.round === 1 && r.pattern === 'poisson' && r.load_fraction === load && r.cdf.length > 0,
+  );
   const [lo, hi] = logRange(runs.flatMap((r) => r.cdf.map(([ms]) => ms)));
   const x = (ms: number): number =>
     M.left + ((Math.log10(Math.max(ms, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * PLOT_W;
@@ -117,9 +121,9 @@ export function cdfSvg(results: BenchResults): string {
     );
   const rate = runs[0]?.rate_rps;
   return frame(
-    `Latency CDF at ${Math.round(load * 100)} % of vanilla capacity (Poisson${rate ? `, ${rate.toFixed(0)} req/s` : ''})`,
+    `Latency CDF at ${Math.round(load * 100)} % of vanilla's SLO capacity (Poisson${rate ? `, ${rate.toFixed(0)} req/s` : ''}, round 1)`,
     'latency (ms, log scale)',
-    'share of answered requests',
+    'share of offered requests',
     body,
     runs.map((r) => ({ label: policyName(r), color: color(r.label), ...(r.computed ? { dash: '6 4' } : {}) })),
   );
@@ -127,7 +131,7 @@ export function cdfSvg(results: BenchResults): string {
 
 /** Median (solid) and p95 (dashed) latency against offered load, Poisson runs, per policy. */
 export function loadSvg(results: BenchResults): string {
-  const runs = results.runs.filter((r) => r.pattern === 'poisson' && r.ok > 0);
+  const runs = results.runs.filter((r) => r.round === 1 && r.pattern === 'poisson' && r.ok > 0);
   const byLabel = new Map<string, RunRow[]>();
   for (const r of runs)
     byLabel.set(
@@ -135,7 +139,8 @@ export function loadSvg(results: BenchResults): string {
       [...(byLabel.get(r.label) ?? []), r].sort((a, b) => a.load_fraction - b.load_fraction),
     );
   const loads = [...new Set(runs.map((r) => r.load_fraction))].sort((a, b) => a - b);
-  const [lo, hi] = logRange(runs.flatMap((r) => [r.p50_ms, r.p95_ms]));
+  const finite = (x: number | null): x is number => x !== null && Number.isFinite(x);
+  const [lo, hi] = logRange(runs.flatMap((r) => [r.p50_ms, r.p95_ms]).filter(finite));
   const xLo = Math.min(...loads, 1) - 0.1;
   const xHi = Math.max(...loads, 0) + 0.1;
   const x = (load: number): number => M.left + ((load - xLo) / (xHi - xLo)) * PLOT_W;
@@ -160,9 +165,10 @@ export function loadSvg(results: BenchResults): string {
       ['p50_ms', undefined, 'circle'],
       ['p95_ms', '5 4', 'rect'],
     ] as const) {
-      const pts: [number, number][] = rs
-        .filter((r) => Number.isFinite(r[key]))
-        .map((r) => [x(r.load_fraction), y(r[key])]);
+      const pts: [number, number][] = rs.flatMap((r): [number, number][] => {
+        const v = r[key];
+        return finite(v) ? [[x(r.load_fraction), y(v)]] : [];
+      });
       if (pts.length > 1) body.push(polyline(pts, c, dash));
       for (const [px, py] of pts) {
         body.push(
@@ -179,8 +185,8 @@ export function loadSvg(results: BenchResults): string {
   }));
   legend.push({ label: 'solid, ●: p50', color: '#777' }, { label: 'dashed, ■: p95', color: '#777', dash: '5 4' });
   return frame(
-    'Median and p95 latency vs offered load (Poisson)',
-    'offered load (share of vanilla capacity)',
+    'Median and p95 latency vs offered load (Poisson, round 1; misses count as +∞)',
+    "offered load (share of vanilla's SLO capacity)",
     'latency (ms, log scale)',
     body,
     legend,

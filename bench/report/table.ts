@@ -1,7 +1,8 @@
 /**
  * The comparison table, as rows of text cells, shared by the Markdown report and the console:
- * each policy at each load, with latency and throughput also as ratios against vanilla at the
- * same load in the same run (absolute times vary with the machine; ratios travel).
+ * each policy at each load, figures as spreads over rounds, latency and throughput also as ratios
+ * against vanilla at the same load in the same round (absolute times vary with the machine;
+ * ratios travel).
  */
 import type { BenchResults, RunRow } from '../lib/results.js';
 
@@ -14,9 +15,34 @@ export interface Table {
 
 const pct = (x: number | null, digits = 1): string =>
   x === null || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(digits)} %`;
-const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '–');
-const ratio = (x: number, base: number | undefined): string =>
-  base && Number.isFinite(x) && base > 0 ? ` (${(x / base).toFixed(2)}×)` : '';
+
+/** A latency as it is shown: "miss" for +∞ (the percentile fell on an unanswered request). */
+export const msText = (x: number | null): string =>
+  x === null ? 'miss' : Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : Number.isNaN(x) ? '–' : 'miss';
+
+/** Stored latency (null = miss) → number (+∞ = miss). */
+const lat = (x: number | null): number => (x === null ? Number.POSITIVE_INFINITY : x);
+
+/**
+ * Values over rounds as "median (min–max)", or one value when they agree. NaN (unknown) values
+ * are left out; +∞ is shown by `fmt` (e.g. "miss").
+ */
+export function spread(values: number[], fmt: (x: number) => string): string {
+  const known = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (known.length === 0) return '–';
+  const lo = fmt(known[0] as number);
+  const hi = fmt(known[known.length - 1] as number);
+  if (lo === hi) return lo;
+  const mid = known.length % 2 === 1 ? fmt(known[(known.length - 1) / 2] as number) : null;
+  return mid !== null && known.length > 2 ? `${mid} (${lo}–${hi})` : `${lo}–${hi}`;
+}
+
+/** x / base per round; NaN when unknown, +∞ when x is a miss and base is not. */
+function ratioOf(x: number, base: number | undefined): number {
+  if (base === undefined || Number.isNaN(base) || !Number.isFinite(base) || base <= 0) return Number.NaN;
+  return x / base;
+}
+const ratioText = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'miss');
 
 export function loadName(r: Pick<RunRow, 'pattern' | 'load_fraction'>): string {
   return `${r.pattern} ${Math.round(r.load_fraction * 100)} %`;
@@ -26,58 +52,174 @@ export function policyName(r: Pick<RunRow, 'label' | 'computed'>): string {
   return r.computed ? `${r.label} (computed)` : r.label;
 }
 
-/** Runs grouped by load (in plan order), policies in the order they ran, oracle last. */
+/** Runs grouped by load (in plan order), policies in the order they ran, oracle last, then round. */
 export function orderedRuns(results: BenchResults): RunRow[] {
   const loads = results.plan.phases.map((p) => loadName({ pattern: p.pattern, load_fraction: p.loadFraction }));
-  return [...results.runs].sort((a, b) => loads.indexOf(loadName(a)) - loads.indexOf(loadName(b)));
+  const labels = results.policies.map((p) => p.label);
+  return [...results.runs].sort(
+    (a, b) =>
+      loads.indexOf(loadName(a)) - loads.indexOf(loadName(b)) ||
+      labels.indexOf(a.label) - labels.indexOf(b.label) ||
+      a.round - b.round,
+  );
+}
+
+/** The runs of one policy at one load, one per round, round order. */
+export interface RunGroup {
+  label: string;
+  load: string;
+  rows: RunRow[];
+}
+
+export function runGroups(results: BenchResults): RunGroup[] {
+  const groups: RunGroup[] = [];
+  for (const r of orderedRuns(results)) {
+    const load = loadName(r);
+    const last = groups[groups.length - 1];
+    if (last && last.label === r.label && last.load === load) last.rows.push(r);
+    else groups.push({ label: r.label, load, rows: [r] });
+  }
+  return groups;
+}
+
+/** The row of `label` at the same load and round as r (vanilla, the oracle). */
+export function peerOf(results: BenchResults, r: RunRow, label: string): RunRow | undefined {
+  return results.runs.find(
+    (v) => v.label === label && v.round === r.round && v.pattern === r.pattern && v.load_fraction === r.load_fraction,
+  );
 }
 
 export function vanillaAt(results: BenchResults, r: RunRow): RunRow | undefined {
-  return results.runs.find(
-    (v) => v.policy === 'vanilla' && v.pattern === r.pattern && v.load_fraction === r.load_fraction,
-  );
+  return peerOf(results, r, 'vanilla');
 }
 
-function errorsCell(r: RunRow): string {
-  if (r.errors.total === 0) return '0';
-  const parts = Object.entries(r.errors.by_status).map(
-    ([status, n]) => `${n}×${status === '0' ? 'no answer' : status}`,
-  );
-  return parts.join(', ');
+/**
+ * The share of the oracle's cut a policy reaches, in one round: (vanilla − policy) / (vanilla −
+ * oracle) for a latency percentile. 1 = all of it, 0 = none, negative = slower than vanilla; NaN
+ * when the oracle cuts nothing or a figure is missing, −∞ when the policy's percentile is a miss.
+ */
+export function oracleFraction(policy: number, vanilla: number, oracle: number): number {
+  const cut = vanilla - oracle;
+  if (!Number.isFinite(vanilla) || !Number.isFinite(oracle) || !(cut > 0) || Number.isNaN(policy)) return Number.NaN;
+  return (vanilla - policy) / cut;
 }
 
+function errorsCell(rows: RunRow[]): string {
+  const byStatus: Record<string, number> = {};
+  for (const r of rows)
+    for (const [status, n] of Object.entries(r.errors.by_status)) byStatus[status] = (byStatus[status] ?? 0) + n;
+  const parts = Object.entries(byStatus).map(([status, n]) => `${n}×${status === '0' ? 'no answer' : status}`);
+  return parts.length === 0 ? '0' : parts.join(', ');
+}
+
+/**
+ * One row per policy and load; every figure is a spread over rounds, ratios are taken against
+ * vanilla of the same round before spreading.
+ */
 export function comparisonTable(results: BenchResults): Table {
   const header = [
     'policy',
     'load',
     'offered/s',
-    'p50 ms (×van)',
+    'p50 ms',
+    'p50 ×van',
     'p95 ms',
-    'p99 ms (×van)',
-    'answered/s (×van)',
+    'p95 ×van',
+    'p99 ms',
+    'p99 ×van',
+    'answered/s',
+    '×van',
+    'SLO attained',
+    'oracle cut p50 / p95 ms',
+    'of oracle cut p50 / p95',
+    'CPU ms/answer',
     'disagree',
-    'accuracy',
     'early exits',
-    'head overhead',
     'errors',
     'load avg',
   ];
-  const rows = orderedRuns(results).map((r) => {
-    const v = vanillaAt(results, r);
+  const rows = runGroups(results).map(({ label, load, rows: rs }) => {
+    const first = rs[0] as RunRow;
+    const per = (f: (r: RunRow) => number): number[] => rs.map(f);
+    const van = (r: RunRow): RunRow | undefined => vanillaAt(results, r);
+    const orc = (r: RunRow): RunRow | undefined => peerOf(results, r, 'oracle');
+    const latRatio = (key: 'p50_ms' | 'p95_ms' | 'p99_ms'): string =>
+      spread(
+        per((r) => {
+          const v = van(r);
+          return v ? ratioOf(lat(r[key]), lat(v[key])) : Number.NaN;
+        }),
+        ratioText,
+      );
+    const cut = (key: 'p50_ms' | 'p95_ms'): number[] =>
+      per((r) => {
+        const v = van(r);
+        const o = orc(r);
+        return v && o ? lat(v[key]) - lat(o[key]) : Number.NaN;
+      });
+    const reached = (key: 'p50_ms' | 'p95_ms'): string =>
+      spread(
+        per((r) => {
+          const v = van(r);
+          const o = orc(r);
+          return v && o ? oracleFraction(lat(r[key]), lat(v[key]), lat(o[key])) : Number.NaN;
+        }),
+        (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : 'miss'),
+      );
+    const cutMs = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '–');
     return [
-      policyName(r),
-      loadName(r),
-      r.rate_rps.toFixed(0),
-      ms(r.p50_ms) + ratio(r.p50_ms, v?.p50_ms),
-      ms(r.p95_ms),
-      ms(r.p99_ms) + ratio(r.p99_ms, v?.p99_ms),
-      r.throughput_rps.toFixed(0) + ratio(r.throughput_rps, v?.throughput_rps),
-      pct(r.disagreement, 2),
-      pct(r.accuracy, 2),
-      pct(r.early_fraction),
-      pct(r.head_overhead),
-      errorsCell(r),
-      r.load_average_1m ? r.load_average_1m.map((x) => x.toFixed(1)).join('→') : '',
+      policyName(first),
+      load,
+      spread(
+        per((r) => r.rate_rps),
+        (x) => x.toFixed(0),
+      ),
+      spread(
+        per((r) => lat(r.p50_ms)),
+        msText,
+      ),
+      latRatio('p50_ms'),
+      spread(
+        per((r) => lat(r.p95_ms)),
+        msText,
+      ),
+      latRatio('p95_ms'),
+      spread(
+        per((r) => lat(r.p99_ms)),
+        msText,
+      ),
+      latRatio('p99_ms'),
+      spread(
+        per((r) => r.throughput_rps),
+        (x) => x.toFixed(0),
+      ),
+      spread(
+        per((r) => ratioOf(r.throughput_rps, van(r)?.throughput_rps)),
+        ratioText,
+      ),
+      spread(
+        per((r) => r.slo_attainment),
+        (x) => pct(x),
+      ),
+      label === 'vanilla' ? '' : `${spread(cut('p50_ms'), cutMs)} / ${spread(cut('p95_ms'), cutMs)}`,
+      label === 'vanilla' || label === 'oracle' ? '' : `${reached('p50_ms')} / ${reached('p95_ms')}`,
+      spread(
+        per((r) => r.cpu_ms_per_answer ?? Number.NaN),
+        (x) => x.toFixed(2),
+      ),
+      spread(
+        per((r) => r.disagreement),
+        (x) => pct(x, 2),
+      ),
+      spread(
+        per((r) => r.early_fraction),
+        (x) => pct(x),
+      ),
+      errorsCell(rs),
+      rs
+        .map((r) => (r.load_average_1m ? r.load_average_1m.map((x) => x.toFixed(1)).join('→') : ''))
+        .filter((x) => x)
+        .join(', '),
     ];
   });
   return { header, numeric: header.map((_, i) => i >= 2 && i < header.length - 2), rows };
@@ -89,21 +231,25 @@ export function exitTable(results: BenchResults): Table {
   const header = [
     'policy',
     'load',
+    'round',
     ...Array.from({ length: ramps }, (_, i) => `ramp ${i}`),
     'final',
+    'head overhead',
     'active ramps (threshold)',
   ];
   const rows = orderedRuns(results).map((r) => [
     policyName(r),
     loadName(r),
+    String(r.round),
     ...Array.from({ length: ramps }, (_, i) => (r.exits[String(i)] ? pct(r.exits[String(i)] ?? 0) : '–')),
     pct(r.exits['final'] ?? 0),
+    pct(r.head_overhead),
     r.computed
       ? 'all (oracle)'
       : r.active_ramps.map((a) => `${a.id} (${a.threshold === null ? 'never' : a.threshold.toFixed(3)})`).join(', ') ||
         'none',
   ]);
-  return { header, numeric: header.map((_, i) => i >= 2 && i < header.length - 1), rows };
+  return { header, numeric: header.map((_, i) => i >= 3 && i < header.length - 1), rows };
 }
 
 /** Plain-text rendering with aligned columns, for the terminal. */

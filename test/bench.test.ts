@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { probeFigures, searchCapacity } from '../bench/lib/capacity.js';
+import { phaseFigures } from '../bench/lib/stats.js';
+import type { OpenLoopResult } from '../bench/load/load-types.js';
+import { encodeBinaryBody, requestBody } from '../bench/load/request-body.js';
+import { oracleFraction, spread } from '../bench/report/table.js';
+
+describe('bench request bodies', () => {
+  const pixels = Array.from({ length: 784 }, (_, i) => (i * 7) % 256);
+  const json = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'UINT8', data: pixels }] });
+
+  it('encodes the KServe v2 binary tensor extension: JSON header, then the raw bytes', () => {
+    const { body, headerLength } = encodeBinaryBody(json);
+    const header = JSON.parse(body.subarray(0, headerLength).toString('utf8')) as unknown;
+    expect(header).toEqual({
+      inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'UINT8', parameters: { binary_data_size: 784 } }],
+    });
+    expect(body.length).toBe(headerLength + 784);
+    expect([...body.subarray(headerLength)]).toEqual(pixels);
+  });
+
+  it('sends the header length and an octet-stream type with binary bodies, the JSON as is otherwise', () => {
+    const binary = requestBody(json, 'binary');
+    const length = Number(binary.headers['inference-header-content-length']);
+    expect(binary.headers['content-type']).toBe('application/octet-stream');
+    expect(binary.headers['content-length']).toBe(binary.body.length);
+    expect(binary.body[length - 1]).toBe('}'.charCodeAt(0));
+    const plain = requestBody(json, 'json');
+    expect(plain.body.toString('utf8')).toBe(json);
+    expect(plain.headers).toEqual({ 'content-type': 'application/json', 'content-length': json.length });
+  });
+
+  it('refuses what it cannot encode byte for byte', () => {
+    const fp32 = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.5, 1] }] });
+    expect(() => encodeBinaryBody(fp32)).toThrow(/not UINT8/);
+    const short = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'UINT8', data: [1, 2] }] });
+    expect(() => encodeBinaryBody(short)).toThrow(/2 values/);
+  });
+});
+
+/** n requests: the first `answered` answered 200 at latencies 1, 2, 3, … ms, the rest 504. */
+function result(n: number, answered: number): OpenLoopResult {
+  const ok = (i: number): boolean => i < answered;
+  return {
+    latencyMs: Array.from({ length: n }, (_, i) => (ok(i) ? i + 1 : 50)),
+    sendLagMs: new Array<number>(n).fill(0),
+    status: Array.from({ length: n }, (_, i) => (ok(i) ? 200 : 504)),
+    predicted: new Array<number>(n).fill(0),
+    exitRamp: new Array<number | null>(n).fill(-1),
+    errorCode: Array.from({ length: n }, (_, i) => (ok(i) ? null : 'OFFRAMP_TIMED_OUT_IN_QUEUE')),
+    elapsedS: 1,
+  };
+}
+
+describe('bench figures over every offered request', () => {
+  const traces = Array.from({ length: 100 }, () => ({ final: 0, earliestAgreeingRamp: -1 }));
+  const figures = (n: number, answered: number, sloMs = 50) =>
+    phaseFigures(result(n, answered), new Array<number>(n).fill(0), traces, new Int32Array(100), 2, sloMs);
+
+  it('counts a rejected request as a miss in the percentiles, not as a drop-out', () => {
+    const f = figures(100, 96);
+    expect(f.p50_ms).toBe(50);
+    expect(f.p95_ms).toBe(95);
+    expect(f.p99_ms).toBeNull(); // the 99th request of 100 was a 504
+    expect(f.answered_p99_ms).toBe(96);
+    expect(f.errors.total).toBe(4);
+  });
+
+  it('measures SLO attainment over offered requests', () => {
+    const f = figures(100, 96, 10);
+    expect(f.slo_attainment).toBeCloseTo(0.1);
+    expect(f.goodput_rps).toBe(10);
+    expect(f.cdf.at(-1)?.[1]).toBeLessThan(1); // the CDF stops at the answered share
+  });
+});
+
+describe('bench SLO capacity search', () => {
+  it('bisects to the highest probed rate whose p95 meets the SLO', async () => {
+    // A server whose p95 is 10 ms up to 700/s and a miss above it.
+    const probe = (rate: number) => Promise.resolve({ p95_ms: rate <= 700 ? 10 : null });
+    const { rps, tried } = await searchCapacity(1000, 5, probe, 50);
+    expect(tried.map((t) => t.rate_rps)).toEqual([500, 750, 625, 687.5, 718.75]);
+    expect(rps).toBe(687.5);
+  });
+
+  it('reports 0 when no probe met the SLO', async () => {
+    const { rps } = await searchCapacity(1000, 3, () => Promise.resolve({ p95_ms: 80 }), 50);
+    expect(rps).toBe(0);
+  });
+
+  it('judges a probe on the p95 of every offered request', () => {
+    expect(probeFigures(result(100, 96), 500, 50)).toMatchObject({
+      p95_ms: 95,
+      passed: false,
+      errors_by_status: { 504: 4 },
+    });
+    expect(probeFigures(result(100, 100), 500, 100)).toMatchObject({ p95_ms: 95, passed: true, slo_attainment: 1 });
+  });
+});
+
+describe('bench report arithmetic', () => {
+  it("gives the share of the oracle's cut a policy reaches", () => {
+    expect(oracleFraction(9, 10, 6)).toBe(0.25);
+    expect(oracleFraction(11, 10, 6)).toBe(-0.25);
+    expect(oracleFraction(Number.POSITIVE_INFINITY, 10, 6)).toBe(Number.NEGATIVE_INFINITY);
+    expect(oracleFraction(9, 10, 10)).toBeNaN(); // the oracle cuts nothing
+  });
+
+  it('shows a spread over rounds, with misses', () => {
+    const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : 'miss');
+    expect(spread([2, 1], ms)).toBe('1.0–2.0');
+    expect(spread([1, 3, 2], ms)).toBe('2.0 (1.0–3.0)');
+    expect(spread([1, Number.POSITIVE_INFINITY], ms)).toBe('1.0–miss');
+    expect(spread([4, 4], ms)).toBe('4.0');
+    expect(spread([Number.NaN], ms)).toBe('–');
+  });
+});

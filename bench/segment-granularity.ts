@@ -25,7 +25,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { machineInfo, sourceVersion } from './lib/machine.js';
+import { finishProvenance, provenance, provenanceLine } from './lib/machine.js';
 import { selectRows } from '../src/engine/executor/backbone-runner.js';
 import { fuseHead } from '../src/model/fuse-head.js';
 import { indexGraph } from '../src/model/graph.js';
@@ -33,10 +33,14 @@ import { readManifest } from '../src/model/manifest.js';
 import { decodeModel, ElemType, encodeModel, makeValueInfo, type ModelProto } from '../src/model/onnx-model.js';
 import { OnnxSession, servingSessionOptions } from '../src/model/onnx-session.js';
 import { SegmentChain } from '../src/model/segment-chain.js';
+
 import { splitAtRamps } from '../src/model/split-at-ramps.js';
 import type { Segment } from '../src/model/split.js';
 import type { HostTensor } from '../src/model/tensor.js';
 import { randomInputs } from '../ramps/random-input.js';
+
+// Where the figures come from (commit, clean tree, machine, load), taken before anything runs.
+const started = provenance();
 
 const { values: args } = parseArgs({
   options: {
@@ -300,12 +304,7 @@ if (!args['no-write']) {
     .replace(/:/g, '-')
     .replace(/\.\d+Z$/, 'Z');
   const base = join(resolve(args.out), `segment-granularity-${stamp}`);
-  const provenance = {
-    ...sourceVersion(),
-    machine: machineInfo(),
-    command: ['npx', 'tsx', 'bench/segment-granularity.ts', ...process.argv.slice(2)].join(' '),
-    createdAt: new Date().toISOString(),
-  };
+  const origin = finishProvenance(started);
   await mkdir(resolve(args.out), { recursive: true });
   await writeFile(
     `${base}.json`,
@@ -315,7 +314,7 @@ if (!args['no-write']) {
         model: manifest.name,
         threads,
         runs,
-        provenance,
+        provenance: origin,
         figures,
         resplitMs: resplit,
       },
@@ -323,13 +322,7 @@ if (!args['no-write']) {
       2,
     )}\n`,
   );
-  const tree = provenance.dirty === null ? '' : provenance.dirty ? ' (tree with local changes)' : ' (clean tree)';
-  const m = provenance.machine;
-  const header = [
-    `commit ${provenance.commit ?? 'unknown'}${tree}; ${m.cpu_model}, ${m.cores} cores, ` +
-      `load ${m.load_average_1m.toFixed(2)}, node ${m.node}; \`${provenance.command}\``,
-    '',
-  ];
+  const header = [provenanceLine(origin), ''];
   await writeFile(`${base}.md`, `${[lines[0], '', ...header, ...lines.slice(2)].join('\n')}\n`);
   console.log(`\nwrote ${base}.json and .md`);
 }

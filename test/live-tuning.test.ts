@@ -164,7 +164,7 @@ describe('LiveTuning on a synthetic trace', () => {
 });
 
 describe('live tuning on the bundled model', () => {
-  it('starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
+  it('with tuner.start never, starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
     const config = parseServingConfig(
       [
         'server: { workers: 1, intra_op_threads: 1 }',
@@ -172,7 +172,7 @@ describe('live tuning on the bundled model', () => {
         '  - name: fmnist',
         `    path: ${JSON.stringify(BUNDLED_DIR)}`,
         '    accuracy: { budget: 0.02, window: 250 }',
-        '    tuner: { kind: guarded }',
+        '    tuner: { kind: guarded, start: never }',
         '    batching: { max_batch_size: 16, max_queue_delay_ms: 2, max_queue_size: 4096 }',
         '    slo: { latency_ms: 60000 }',
       ].join('\n'),

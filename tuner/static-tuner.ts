@@ -31,7 +31,7 @@ export class StaticTuner implements Tuner {
   }
 
   get estimates(): TunerEstimates {
-    return { ...noEstimates(), ...this.history.windowFigures() };
+    return { ...noEstimates(), ...this.history.windowFigures(), learning: false };
   }
 
   /** Keeps the rows for the estimates; changes nothing. */

@@ -15,6 +15,8 @@ const tuner = createTuner(workerData as OnlineTunerOptions);
 /** Batches between state messages when nothing changed: keeps the estimates fresh at little cost. */
 const QUIET_EVERY = 8;
 let quiet = 0;
+/** Whether the tuner was learning when the last state went out: a change is sent at once (it sets the probe share). */
+let learning = true;
 
 function post(message: FromTuner): void {
   port.postMessage(message);
@@ -23,14 +25,16 @@ function post(message: FromTuner): void {
 port.on('message', (message: ToTuner) => {
   try {
     const events = tuner.observe(message.records);
-    if (events.length === 0 && ++quiet < QUIET_EVERY) return;
+    const estimates = tuner.estimates;
+    if (events.length === 0 && estimates.learning === learning && ++quiet < QUIET_EVERY) return;
     quiet = 0;
+    learning = estimates.learning;
     post({
       type: 'state',
       events,
       thresholds: [...tuner.thresholds],
       activeRamps: [...tuner.activeRamps],
-      estimates: tuner.estimates,
+      estimates,
     });
   } catch (err) {
     // A tuner bug must not take the model down: report it; the plan in force stays.

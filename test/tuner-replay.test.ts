@@ -69,6 +69,28 @@ describe("replay on the bundled model's recorded traces", () => {
     }
   });
 
+  it('guarded from the calibrated start: saves in the first window and keeps the budget in every window', async () => {
+    // The start is prepare's calibration at the window-safe rate, from the solo-exit curves the
+    // trace header carries; from "never", the first window only pays for the heads.
+    for (const name of ['fmnist-stationary.jsonl.gz', 'fmnist-shifted.jsonl.gz']) {
+      const { header, records } = await readTrace(fixture(name));
+      const options = { kind: 'guarded', activeRamps: RAMPS, hindsight: false } as const;
+      const never = replayTrace(header, records, options);
+      const calibrated = replayTrace(header, records, { ...options, start: 'calibrated' });
+      console.log(
+        `${name}: window 0 savings from never ${(never.windows[0]!.savings * 100).toFixed(1)}%, ` +
+          `from calibrated ${(calibrated.windows[0]!.savings * 100).toFixed(1)}%; ` +
+          line('calibrated start', calibrated),
+      );
+      expect(Object.values(never.startThresholds).every((t) => t === null)).toBe(true);
+      expect(Object.values(calibrated.startThresholds).every((t) => t !== null)).toBe(true);
+      expect(never.windows[0]!.savings).toBeLessThan(0);
+      expect(calibrated.windows[0]!.savings).toBeGreaterThan(0.2);
+      expect(calibrated.withinBudgetFraction).toBe(1);
+      expect(calibrated.meanSavings).toBeGreaterThan(never.meanSavings);
+    }
+  });
+
   it('shifted: back under budget within 2 windows of the shift', async () => {
     const { header, records } = await readTrace(fixture('fmnist-shifted.jsonl.gz'));
     const shiftWindow = 5;
@@ -283,6 +305,30 @@ describe('offramp replay', () => {
     const path = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'bad.jsonl');
     await writeFile(path, '{"hello": 1}\n');
     expect((await run(['--trace', path])).error?.message).toMatch(/bad\.jsonl: not an offramp trace/);
+  });
+
+  it('starts the guarded tuner calibrated when the header has solo-exit curves, else at "never", and says which', async () => {
+    const path = await traceFile(1000);
+    const plain = await run(['--trace', path, '--no-hindsight']);
+    expect(plain.error).toBeUndefined();
+    expect(plain.out).toMatch(/start: never \(no solo-exit curves in the trace header; --model DIR gives them\)/);
+    const forced = await run(['--trace', path, '--no-hindsight', '--start', 'calibrated']);
+    expect(forced.error?.message).toMatch(/--start calibrated needs the ramps' solo-exit curves/);
+    const { header, records } = syntheticTrace({ rows: 1000, seed: 10 });
+    const curve = [
+      { budget: 0.001, exitFraction: 0.3, threshold: 0.99 },
+      { budget: 0.005, exitFraction: 0.5, threshold: 0.9 },
+    ];
+    const withCurves = { ...header, ramps: header.ramps.map((r) => ({ ...r, soloCurve: curve })) };
+    const curved = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'trace.jsonl');
+    await writeFile(curved, toJsonl(withCurves, records));
+    const { out, error } = await run(['--trace', curved, '--no-hindsight', '--ramps', '2,5']);
+    expect(error).toBeUndefined();
+    // The window-safe rate for 1 % per 1,000 rows (0.62 %) over two ramps: the 0.001 point each.
+    expect(out).toContain('start: calibrated: 2:0.990 5:0.990');
+    expect((await run(['--trace', curved, '--tuner', 'static', '--start', 'never'])).error?.message).toMatch(
+      /--start applies to --tuner guarded only/,
+    );
   });
 
   it('rejects a budget outside (0, 0.5]', async () => {

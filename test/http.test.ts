@@ -504,7 +504,15 @@ describe('GET /metrics', () => {
     metrics.onRefresh(() =>
       recordExitsReport(metrics, {
         ...report,
-        tuner: { kind: 'guarded', online: true, paused: true, pinned: { '0': 0.9 }, proposed: { '0': 0.8 }, estimates, probeShare: 0.5 },
+        tuner: {
+          kind: 'guarded',
+          online: true,
+          paused: true,
+          pinned: { '0': 0.9 },
+          proposed: { '0': 0.8 },
+          estimates,
+          probeShare: 0.5,
+        },
       }),
     );
     let text = (await app.inject({ method: 'GET', url: '/metrics' })).body;

@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { readTrace, registerReplayCommand, resampleRecords } from '../src/cli/replay-command.js';
+import { calibratedStartRate, calibratedThresholds } from '../tuner/calibration.js';
 import { evaluateWindow } from '../tuner/window-eval.js';
 import { replayTrace, type ReplayReport } from '../tuner/replay.js';
 import { EASY, SHIFTED, syntheticTrace, toJsonl } from './fixtures/synthetic-trace.js';
+import { BUNDLED_DIR } from './helpers/bundled.js';
 
 function line(name: string, r: ReplayReport): string {
   const f = (x: number | null | undefined, digits = 1): string =>
@@ -328,6 +330,30 @@ describe('offramp replay', () => {
     expect(out).toContain('start: calibrated: 2:0.990 5:0.990');
     expect((await run(['--trace', curved, '--tuner', 'static', '--start', 'never'])).error?.message).toMatch(
       /--start applies to --tuner guarded only/,
+    );
+  });
+
+  it("reads an older trace's solo-exit curves from --model, and refuses a prepared model that is not the trace's", async () => {
+    const { header, records } = await readTrace(
+      fileURLToPath(new URL('./fixtures/traces/fmnist-stationary.jsonl.gz', import.meta.url)),
+    );
+    const old = { ...header, ramps: header.ramps.map(({ id, computeBefore }) => ({ id, computeBefore })) };
+    const path = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'old.jsonl');
+    await writeFile(path, toJsonl(old, records.slice(0, 320)));
+    const args = ['--trace', path, '--no-hindsight', '--ramps', '0,3,5'];
+    expect((await run(args)).out).toContain('start: never (no solo-exit curves');
+    const { out, error } = await run([...args, '--model', BUNDLED_DIR]);
+    expect(error).toBeUndefined();
+    const fromHeader = calibratedThresholds(
+      header.ramps.filter((r) => [0, 3, 5].includes(r.id)).map((r) => ({ id: r.id, soloCurve: r.soloCurve! })),
+      calibratedStartRate({ budget: 0.01, confidence: 0.95, window: 1000 }),
+      'confidence',
+    );
+    expect(out).toContain(`start: calibrated: ${[...fromHeader].map(([id, t]) => `${id}:${t!.toFixed(3)}`).join(' ')}`);
+    const other = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'other.jsonl');
+    await writeFile(other, toJsonl({ ...old, model: 'something-else' }, records.slice(0, 32)));
+    expect((await run(['--trace', other, '--model', BUNDLED_DIR])).error?.message).toMatch(
+      /the trace is of model 'something-else'/,
     );
   });
 

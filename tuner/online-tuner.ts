@@ -79,9 +79,12 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     return this.active;
   }
 
+  get learning(): boolean {
+    return !this.tuned || this.history.observed - this.learningFrom < this.settleRows;
+  }
+
   get estimates(): TunerEstimates {
-    const learning = !this.tuned || this.history.observed - this.learningFrom < this.settleRows;
-    return { ...this.stats, ...this.history.windowFigures(), learning };
+    return { ...this.stats, ...this.history.windowFigures(), learning: this.learning };
   }
 
   /** What the tuner learned no longer holds (a tightening, a ramp-set change): it learns again. */

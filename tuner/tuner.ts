@@ -202,6 +202,8 @@ export interface Tuner {
   /** Active ramps, in model order. */
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
+  /** `estimates.learning`, without computing the other estimates (read after every batch). */
+  readonly learning: boolean;
   /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
   observe(records: readonly FeedbackRecord[]): TunerEvent[];
 }

@@ -72,6 +72,8 @@ interface TunerHandle {
   readonly thresholds: ReadonlyMap<number, number | null>;
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
+  /** Whether the tuner is learning (TunerEstimates.learning): sets drop mode's probe share. */
+  readonly learning: boolean;
   onChange: ((events: TunerEvent[]) => void) | undefined;
   observe(records: readonly FeedbackRecord[]): void;
   close(): Promise<void>;
@@ -92,6 +94,9 @@ class InlineTuner implements TunerHandle {
   }
   get estimates(): TunerEstimates {
     return this.tuner.estimates;
+  }
+  get learning(): boolean {
+    return this.tuner.learning;
   }
   observe(records: readonly FeedbackRecord[]): void {
     const events = this.tuner.observe(records);
@@ -214,7 +219,7 @@ export class LiveTuning {
   private probeShare(): number {
     if (!this.tuner) return this.base.feedbackFraction;
     if (this.base.mode !== 'drop') return this.settledShare;
-    return this.tuner.estimates.learning ? this.learningShare : this.settledShare;
+    return this.tuner.learning ? this.learningShare : this.settledShare;
   }
 
   get online(): boolean {

@@ -25,16 +25,15 @@ function post(message: FromTuner): void {
 port.on('message', (message: ToTuner) => {
   try {
     const events = tuner.observe(message.records);
-    const estimates = tuner.estimates;
-    if (events.length === 0 && estimates.learning === learning && ++quiet < QUIET_EVERY) return;
+    if (events.length === 0 && tuner.learning === learning && ++quiet < QUIET_EVERY) return;
     quiet = 0;
-    learning = estimates.learning;
+    learning = tuner.learning;
     post({
       type: 'state',
       events,
       thresholds: [...tuner.thresholds],
       activeRamps: [...tuner.activeRamps],
-      estimates,
+      estimates: tuner.estimates,
     });
   } catch (err) {
     // A tuner bug must not take the model down: report it; the plan in force stays.

@@ -191,6 +191,15 @@ export const METRIC_TABLE = {
     labels: ['model'],
     doc: 'Only models with an online tuner have this series.',
   },
+  probeShare: {
+    name: 'offramp_probe_share_ratio',
+    type: 'gauge',
+    help: 'Share of rows drawn as probes (run to the end, fed to the tuner) in the exit plan in force: 1 in release mode.',
+    labels: ['model'],
+    doc:
+      'In drop mode with an online tuner: `exits.learning_feedback_fraction` while the tuner learns (from the start, a ' +
+      'tightening or a ramp-set change), `exits.drop_feedback_fraction` once it has settled.',
+  },
   tunerEstimatedDisagreement: {
     name: 'offramp_tuner_estimated_disagreement_ratio',
     type: 'gauge',
@@ -405,6 +414,7 @@ export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
   setOrRemove(metrics.windowEarlyExitFraction, labels, report.window.earlyFraction);
   setOrRemove(metrics.estimatedLatencySavings, labels, report.window.estimatedSavings);
   setOrRemove(metrics.rampOverheadShare, labels, report.rampOverhead);
+  metrics.probeShare.set(labels, report.tuner.probeShare);
   const e = report.tuner.estimates;
   if (report.tuner.online) metrics.tunerPaused.set(labels, report.tuner.paused ? 1 : 0);
   else metrics.tunerPaused.remove(labels);

@@ -61,9 +61,10 @@ describe('parseServingConfig', () => {
           rampBudget: 0.1,
           patience: 2,
           dropFeedbackFraction: 0.1,
+          learningFeedbackFraction: 0.5,
           thresholds: null,
         },
-        tuner: { kind: 'guarded', intervalBatches: 30 },
+        tuner: { kind: 'guarded', intervalBatches: 30, start: 'calibrated' },
         batching: {
           maxBatchSize: 16,
           delay: 'work-conserving',

@@ -31,7 +31,7 @@ const TINY_MODEL: FakeModel = {
     version: VERSION,
     policy: 'confidence',
     mode: 'release',
-    tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null },
+    tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null, probeShare: 1 },
     rampOverhead: 0.02,
     ramps: [{ id: 0, active: true, threshold: 0.9, computeBefore: 0.3, exitRate: 0.4, agreement: 0.99 }],
     window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4, estimatedSavings: 0.25 },
@@ -499,12 +499,21 @@ describe('GET /metrics', () => {
       retunes: 3,
       tightenings: 1,
       rampChanges: 0,
+      learning: true,
       lastUtilities: [],
     };
     metrics.onRefresh(() =>
       recordExitsReport(metrics, {
         ...report,
-        tuner: { kind: 'guarded', online: true, paused: true, pinned: { '0': 0.9 }, proposed: { '0': 0.8 }, estimates },
+        tuner: {
+          kind: 'guarded',
+          online: true,
+          paused: true,
+          pinned: { '0': 0.9 },
+          proposed: { '0': 0.8 },
+          estimates,
+          probeShare: 0.5,
+        },
       }),
     );
     let text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -517,6 +526,7 @@ describe('GET /metrics', () => {
     expect(text).toContain('offramp_hindsight_latency_savings_ratio{model="tiny"} 0.4');
     expect(text).toContain('offramp_estimated_latency_savings_ratio{model="tiny"} 0.25');
     expect(text).toContain('offramp_ramp_overhead_ratio{model="tiny"} 0.02');
+    expect(text).toContain('offramp_probe_share_ratio{model="tiny"} 0.5');
     expect(text).toContain('# TYPE offramp_tuner_retunes_total counter');
     expect(text).toContain('offramp_tuner_retunes_total{model="tiny"} 3');
     expect(text).toContain('offramp_tuner_tightenings_total{model="tiny"} 1');
@@ -548,7 +558,7 @@ class FakeAdmin implements AdminPlane {
     return {
       model: name,
       version: VERSION,
-      tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null },
+      tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null, probeShare: 1 },
       thresholds: {},
     };
   }

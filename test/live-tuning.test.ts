@@ -88,6 +88,35 @@ describe('LiveTuning on a synthetic trace', () => {
     expect(host.thresholds()).toEqual(proposed);
   });
 
+  it('in drop mode draws the learning probe share until the tuner settles, the settled share after, and learns again after a tightening', () => {
+    const host = new Host({ ...NEVER_PLAN, mode: 'drop', feedbackFraction: 0.1 });
+    const tuning = new LiveTuning(host, { ...options, kind: 'guarded', learningFeedbackFraction: 0.5 });
+    // Learning from the start: the plan in force draws half the rows as probes.
+    expect(host.exitPlan.feedbackFraction).toBe(0.5);
+    expect(tuning.state().probeShare).toBe(0.5);
+    host.feed(records.slice(0, 1008));
+    expect(tuning.state().estimates?.learning).toBe(true);
+    expect(host.exitPlan.feedbackFraction).toBe(0.5);
+    // Settled (a re-tune chose thresholds, and 3 windows of probes came in): the configured share.
+    host.feed(records.slice(1008, 3008));
+    expect(tuning.state().estimates?.learning).toBe(false);
+    expect(host.exitPlan.feedbackFraction).toBe(0.1);
+    expect(tuning.state().probeShare).toBe(0.1);
+    // Answers given live that break the budget: the tuner tightens and learns again.
+    const bad = records.slice(3008, 3408).map((r) => ({ ...r, exit: r.ramps[0]!.argmax !== r.final?.argmax ? 0 : -1 }));
+    host.feed(bad);
+    expect(tuning.state().estimates?.tightenings).toBeGreaterThan(0);
+    expect(host.exitPlan.feedbackFraction).toBe(0.5);
+  });
+
+  it('in release mode leaves the share alone and reports every row as a probe', () => {
+    const host = new Host(NEVER_PLAN);
+    const tuning = new LiveTuning(host, { ...options, kind: 'guarded', learningFeedbackFraction: 0.5 });
+    host.feed(records.slice(0, 480));
+    expect(host.exitPlan.feedbackFraction).toBe(NEVER_PLAN.feedbackFraction);
+    expect(tuning.state().probeShare).toBe(1);
+  });
+
   it('feeds the tuner only probe rows (absent counts as a probe), and nothing for a batch without one', () => {
     const host = new Host(NEVER_PLAN);
     new LiveTuning(host, { ...options, kind: 'guarded' });
@@ -164,7 +193,7 @@ describe('LiveTuning on a synthetic trace', () => {
 });
 
 describe('live tuning on the bundled model', () => {
-  it('starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
+  it('with tuner.start never, starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
     const config = parseServingConfig(
       [
         'server: { workers: 1, intra_op_threads: 1 }',
@@ -172,7 +201,7 @@ describe('live tuning on the bundled model', () => {
         '  - name: fmnist',
         `    path: ${JSON.stringify(BUNDLED_DIR)}`,
         '    accuracy: { budget: 0.02, window: 250 }',
-        '    tuner: { kind: guarded }',
+        '    tuner: { kind: guarded, start: never }',
         '    batching: { max_batch_size: 16, max_queue_delay_ms: 2, max_queue_size: 4096 }',
         '    slo: { latency_ms: 60000 }',
       ].join('\n'),
@@ -233,6 +262,37 @@ describe('live tuning on the bundled model', () => {
         expect(text).toMatch(/^offramp_estimated_latency_savings_ratio\{model="fmnist"\} \S+$/m);
         expect(text).toMatch(/^offramp_hindsight_latency_savings_ratio\{model="fmnist"\} \S+$/m);
         expect(text).toContain(`offramp_tuner_retunes_total{model="fmnist"} ${estimates.retunes}`);
+      } finally {
+        metrics.close();
+      }
+    } finally {
+      await plane.close();
+    }
+  });
+
+  it('by default serves the calibrated start from the first request, and reports the learning probe share in drop mode', async () => {
+    const config = parseServingConfig(
+      [
+        'server: { workers: 1, intra_op_threads: 1 }',
+        'models:',
+        '  - name: fmnist',
+        `    path: ${JSON.stringify(BUNDLED_DIR)}`,
+        '    exits: { mode: drop, drop_feedback_fraction: 0.1, learning_feedback_fraction: 0.6 }',
+      ].join('\n'),
+      'live-tuning.test.yaml',
+    );
+    const plane = await EngineDataPlane.load(config, { version: 'test' });
+    try {
+      const report = plane.exits('fmnist');
+      const active = report.ramps.filter((r) => r.active);
+      expect(active.length).toBeGreaterThan(0);
+      expect(active.every((r) => r.threshold !== null)).toBe(true);
+      expect(report.tuner.probeShare).toBe(0.6);
+      expect(report.tuner.estimates?.learning).toBe(true);
+      const metrics = createMetrics({ processMetrics: false });
+      try {
+        recordExitsReport(metrics, report);
+        expect(await metrics.registry.metrics()).toContain('offramp_probe_share_ratio{model="fmnist"} 0.6');
       } finally {
         metrics.close();
       }

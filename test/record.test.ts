@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { parseTraceHeader } from '../tuner/replay.js';
 import { readManifest } from '../src/model/manifest.js';
 import { BUNDLED_DIR, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
 
@@ -32,6 +33,11 @@ describe('offramp record', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const manifest = await readManifest(BUNDLED_DIR);
     expect(lines[0]).toMatchObject({ offramp_trace: 1, model: manifest.name, classes: 10 });
+    // The header carries each ramp's solo-exit curve, so replay can start where a server starts.
+    expect((lines[0] as { ramps: unknown }).ramps).toEqual(
+      manifest.ramps.map((r) => ({ id: r.id, computeBefore: r.computeBefore, soloCurve: r.soloCurve })),
+    );
+    expect(() => parseTraceHeader(lines[0])).not.toThrow();
     const records = lines.slice(1) as {
       ramps: { id: number }[];
       final: { argmax: number } | null;

@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { readTrace, registerReplayCommand, resampleRecords } from '../src/cli/replay-command.js';
+import { calibratedStartRate, calibratedThresholds } from '../tuner/calibration.js';
 import { evaluateWindow } from '../tuner/window-eval.js';
 import { replayTrace, type ReplayReport } from '../tuner/replay.js';
 import { EASY, SHIFTED, syntheticTrace, toJsonl } from './fixtures/synthetic-trace.js';
+import { BUNDLED_DIR } from './helpers/bundled.js';
 
 function line(name: string, r: ReplayReport): string {
   const f = (x: number | null | undefined, digits = 1): string =>
@@ -66,6 +68,28 @@ describe("replay on the bundled model's recorded traces", () => {
       const report = replayTrace(header, records, { kind: tuner, activeRamps: RAMPS, hindsight: false });
       console.log(line(`recorded stationary (10 windows), ${tuner}`, report));
       expect(report.windows).toHaveLength(10);
+    }
+  });
+
+  it('guarded from the calibrated start: saves in the first window and keeps the budget in every window', async () => {
+    // The start is prepare's calibration at the window-safe rate, from the solo-exit curves the
+    // trace header carries; from "never", the first window only pays for the heads.
+    for (const name of ['fmnist-stationary.jsonl.gz', 'fmnist-shifted.jsonl.gz']) {
+      const { header, records } = await readTrace(fixture(name));
+      const options = { kind: 'guarded', activeRamps: RAMPS, hindsight: false } as const;
+      const never = replayTrace(header, records, options);
+      const calibrated = replayTrace(header, records, { ...options, start: 'calibrated' });
+      console.log(
+        `${name}: window 0 savings from never ${(never.windows[0]!.savings * 100).toFixed(1)}%, ` +
+          `from calibrated ${(calibrated.windows[0]!.savings * 100).toFixed(1)}%; ` +
+          line('calibrated start', calibrated),
+      );
+      expect(Object.values(never.startThresholds).every((t) => t === null)).toBe(true);
+      expect(Object.values(calibrated.startThresholds).every((t) => t !== null)).toBe(true);
+      expect(never.windows[0]!.savings).toBeLessThan(0);
+      expect(calibrated.windows[0]!.savings).toBeGreaterThan(0.2);
+      expect(calibrated.withinBudgetFraction).toBe(1);
+      expect(calibrated.meanSavings).toBeGreaterThan(never.meanSavings);
     }
   });
 
@@ -283,6 +307,54 @@ describe('offramp replay', () => {
     const path = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'bad.jsonl');
     await writeFile(path, '{"hello": 1}\n');
     expect((await run(['--trace', path])).error?.message).toMatch(/bad\.jsonl: not an offramp trace/);
+  });
+
+  it('starts the guarded tuner calibrated when the header has solo-exit curves, else at "never", and says which', async () => {
+    const path = await traceFile(1000);
+    const plain = await run(['--trace', path, '--no-hindsight']);
+    expect(plain.error).toBeUndefined();
+    expect(plain.out).toMatch(/start: never \(no solo-exit curves in the trace header; --model DIR gives them\)/);
+    const forced = await run(['--trace', path, '--no-hindsight', '--start', 'calibrated']);
+    expect(forced.error?.message).toMatch(/--start calibrated needs the ramps' solo-exit curves/);
+    const { header, records } = syntheticTrace({ rows: 1000, seed: 10 });
+    const curve = [
+      { budget: 0.001, exitFraction: 0.3, threshold: 0.99 },
+      { budget: 0.005, exitFraction: 0.5, threshold: 0.9 },
+    ];
+    const withCurves = { ...header, ramps: header.ramps.map((r) => ({ ...r, soloCurve: curve })) };
+    const curved = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'trace.jsonl');
+    await writeFile(curved, toJsonl(withCurves, records));
+    const { out, error } = await run(['--trace', curved, '--no-hindsight', '--ramps', '2,5']);
+    expect(error).toBeUndefined();
+    // The window-safe rate for 1 % per 1,000 rows (0.62 %) over two ramps: the 0.001 point each.
+    expect(out).toContain('start: calibrated: 2:0.990 5:0.990');
+    expect((await run(['--trace', curved, '--tuner', 'static', '--start', 'never'])).error?.message).toMatch(
+      /--start applies to --tuner guarded only/,
+    );
+  });
+
+  it("reads an older trace's solo-exit curves from --model, and refuses a prepared model that is not the trace's", async () => {
+    const { header, records } = await readTrace(
+      fileURLToPath(new URL('./fixtures/traces/fmnist-stationary.jsonl.gz', import.meta.url)),
+    );
+    const old = { ...header, ramps: header.ramps.map(({ id, computeBefore }) => ({ id, computeBefore })) };
+    const path = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'old.jsonl');
+    await writeFile(path, toJsonl(old, records.slice(0, 320)));
+    const args = ['--trace', path, '--no-hindsight', '--ramps', '0,3,5'];
+    expect((await run(args)).out).toContain('start: never (no solo-exit curves');
+    const { out, error } = await run([...args, '--model', BUNDLED_DIR]);
+    expect(error).toBeUndefined();
+    const fromHeader = calibratedThresholds(
+      header.ramps.filter((r) => [0, 3, 5].includes(r.id)).map((r) => ({ id: r.id, soloCurve: r.soloCurve! })),
+      calibratedStartRate({ budget: 0.01, confidence: 0.95, window: 1000 }),
+      'confidence',
+    );
+    expect(out).toContain(`start: calibrated: ${[...fromHeader].map(([id, t]) => `${id}:${t!.toFixed(3)}`).join(' ')}`);
+    const other = join(await mkdtemp(join(tmpdir(), 'offramp-replay-')), 'other.jsonl');
+    await writeFile(other, toJsonl({ ...old, model: 'something-else' }, records.slice(0, 32)));
+    expect((await run(['--trace', other, '--model', BUNDLED_DIR])).error?.message).toMatch(
+      /the trace is of model 'something-else'/,
+    );
   });
 
   it('rejects a budget outside (0, 0.5]', async () => {

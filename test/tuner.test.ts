@@ -2,6 +2,7 @@
 // guarded / hindsight / Apparate searches, ramp utility and the online tuner's triggers.
 import { describe, expect, it } from 'vitest';
 import { apparateThresholds } from '../tuner/apparate.js';
+import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../tuner/calibration.js';
 import {
   binomialCdf,
   clopperPearsonLower,
@@ -360,6 +361,46 @@ describe('ramp utility', () => {
   });
 });
 
+describe('offline calibration', () => {
+  const curve = [
+    { budget: 0.005, exitFraction: 0.5, threshold: 0.9 },
+    { budget: 0.001, exitFraction: 0.2, threshold: 0.99 },
+    { budget: 0.002, exitFraction: 0.3, threshold: 0.97 },
+  ];
+
+  it('reads the curve point with the largest budget not above the share, the strictest below all', () => {
+    expect(soloPointAt({ id: 0, soloCurve: curve }, 0.003)).toEqual({ threshold: 0.97, exitFraction: 0.3 });
+    expect(soloPointAt({ id: 0, soloCurve: curve }, 0.0001)).toEqual({ threshold: 0.99, exitFraction: 0.2 });
+    expect(soloPointAt({ id: 0, soloCurve: [] }, 0.01).exitFraction).toBe(0);
+  });
+
+  it('splits the rate evenly among the ramps, and leaves policies the curves do not calibrate at "never"', () => {
+    const ramps = [
+      { id: 1, soloCurve: curve },
+      { id: 4, soloCurve: curve },
+    ];
+    expect(calibratedThresholds(ramps, 0.01, 'confidence')).toEqual(
+      new Map([
+        [1, 0.9],
+        [4, 0.9],
+      ]),
+    );
+    expect(calibratedThresholds(ramps, 0.005, 'patience').get(4)).toBe(0.97);
+    expect(calibratedThresholds(ramps, 0.01, 'entropy')).toEqual(
+      new Map([
+        [1, null],
+        [4, null],
+      ]),
+    );
+  });
+
+  it('starts the guarded tuner at the window-safe rate, stricter than the budget', () => {
+    const accuracy = { budget: 0.01, confidence: 0.95, window: 1000 };
+    expect(calibratedStartRate(accuracy)).toBe(windowSafeRate(1000, 0.01, 0.95));
+    expect(calibratedStartRate(accuracy)).toBeLessThan(0.01);
+  });
+});
+
 describe('online tuner', () => {
   const { header, records } = syntheticTrace({ rows: 6000, seed: 51 });
   const base = {
@@ -435,6 +476,36 @@ describe('online tuner', () => {
     expect(history.length).toBe(10); // batch 3 is protected
     history.trim(4);
     expect(history.length).toBe(4);
+  });
+
+  it('guarded learns until a re-tune chose thresholds and settleRows rows came in; a tightening makes it learn again', () => {
+    const tuner = createTuner({ ...base, kind: 'guarded', settleRows: 2000 });
+    const learningAfter: boolean[] = [];
+    for (const batch of batches(records.slice(0, 3008))) {
+      tuner.observe(batch);
+      learningAfter.push(tuner.estimates.learning);
+    }
+    // The first thresholds come at ~1,000 rows; the tuner has settled once 2,000 rows are in.
+    expect(learningAfter[0]).toBe(true);
+    // Batch i ends after 16 (i + 1) rows: 1,984 rows after batch 123, 2,000 after batch 124.
+    expect(learningAfter[123]).toBe(true);
+    expect(learningAfter.indexOf(false)).toBe(124);
+    expect(learningAfter.at(-1)).toBe(false);
+    const bad = records.slice(3008, 3408).map((r) => ({ ...r, exit: r.ramps[0]!.argmax !== r.final?.argmax ? 0 : -1 }));
+    const events = batches(bad).flatMap((b) => tuner.observe(b));
+    expect(events.some((e) => e.type === 'tighten')).toBe(true);
+    expect(tuner.estimates.learning).toBe(true);
+    expect(createTuner({ ...base, kind: 'static' }).estimates.learning).toBe(false);
+  });
+
+  it('guarded keeps a given start until the bound allows a choice of its own', () => {
+    const start = new Map<number, number | null>(RAMPS.map((id) => [id, 0.999]));
+    const tuner = createTuner({ ...base, kind: 'guarded', thresholds: start });
+    for (const batch of batches(records.slice(0, 496))) tuner.observe(batch);
+    expect(tuner.thresholds).toEqual(start);
+    expect(tuner.estimates.learning).toBe(true);
+    for (const batch of batches(records.slice(496, 2000))) tuner.observe(batch);
+    expect(tuner.thresholds).not.toEqual(start);
   });
 
   it('rejects a budget outside (0, 1)', () => {

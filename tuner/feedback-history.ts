@@ -49,6 +49,7 @@ export function noEstimates(): TunerEstimates {
     tightenings: 0,
     rampChanges: 0,
     lastUtilities: [],
+    learning: true,
   };
 }
 

@@ -97,6 +97,7 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   private tighten(reason: 'violation' | 'drift', disagreement: number, rows: number): TunerEvent {
     this.closeAll();
     this.tuned = false;
+    this.relearn();
     this.history.clear();
     this.path = null;
     this.sinceRetune = 0;

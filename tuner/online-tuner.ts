@@ -15,6 +15,10 @@
  *
  * Re-tunes use only records that carry a reading of every active ramp: a ramp added later has no
  * readings in older rows, and exits judged without it would be guessed.
+ *
+ * Learning or settled (`estimates.learning`): a tuner learns from its start, a tightening or a
+ * ramp-set change (`relearn`) until a re-tune has chosen thresholds (`tuned`) and `settleRows`
+ * rows have come in since. A live server feeds a learning tuner a larger share of probes.
  */
 import type { FeedbackRecord } from './feedback-record.js';
 import { checkTunerOptions, FeedbackHistory, noEstimates, type HistoryRow } from './feedback-history.js';
@@ -38,6 +42,9 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   protected readonly options: O;
   protected readonly history: FeedbackHistory;
   private readonly retuneEvery: number;
+  private readonly settleRows: number;
+  /** `history.observed` at the start, the last tightening or the last ramp-set change. */
+  private learningFrom = 0;
   private active: number[];
   private current: Map<number, number | null>;
   protected sinceRetune = 0;
@@ -59,6 +66,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.options = options;
     this.history = new FeedbackHistory(options.window);
     this.retuneEvery = Math.max(1, options.retuneEvery ?? Math.floor(options.window / 4));
+    this.settleRows = Math.max(0, options.settleRows ?? 3 * options.window);
     this.active = [...options.activeRamps].sort((a, b) => a - b);
     this.current = new Map(this.active.map((id) => [id, options.thresholds?.get(id) ?? null]));
   }
@@ -71,8 +79,17 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     return this.active;
   }
 
+  get learning(): boolean {
+    return !this.tuned || this.history.observed - this.learningFrom < this.settleRows;
+  }
+
   get estimates(): TunerEstimates {
-    return { ...this.stats, ...this.history.windowFigures() };
+    return { ...this.stats, ...this.history.windowFigures(), learning: this.learning };
+  }
+
+  /** What the tuner learned no longer holds (a tightening, a ramp-set change): it learns again. */
+  protected relearn(): void {
+    this.learningFrom = this.history.observed;
   }
 
   observe(records: readonly FeedbackRecord[]): TunerEvent[] {
@@ -243,6 +260,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
       this.addedAt.set(add, observed);
     }
     this.rampSetChanged();
+    this.relearn();
     this.stats = { ...this.stats, rampChanges: this.stats.rampChanges + 1 };
     return {
       type: 'ramps',

@@ -21,16 +21,30 @@
  * supplies (the exit policy, the latency profile) and with replay's defaults for the budget,
  * confidence, window and active ramps.
  *
+ * Where an online tuner starts (`start`): every ramp at "never" (the default here), or, like a
+ * served guarded tuner with `tuner.start: calibrated`, at the thresholds calibrated from the
+ * ramps' solo-exit curves at the window-safe rate (calibration.ts) — which the trace's header
+ * carries when `offramp record` wrote it (older traces: the replay CLI's `--model DIR` reads them
+ * from the prepared model). Given `thresholds` win over `start`.
+ *
  * Static replays need thresholds: given ones, or — like `prepare` calibrating offline on a
  * bootstrap set — the guarded search run once on the first `calibrationRows` rows (default
  * 4 × window), then frozen; those first windows are then in-sample for it.
  */
+import { calibratedStartRate, calibratedThresholds, type SoloCurvePoint } from './calibration.js';
 import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from './exit-policy.js';
 import { realisedDisagreement, type FeedbackRecord } from './feedback-record.js';
 import { guardedThresholds } from './guarded.js';
 import { compliantHindsight, hindsightOptimal, type CompliantHindsight } from './hindsight.js';
 import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
-import { createTuner, type RampSetOptions, type TunerEvent, type TunerKind, type TunerOptions } from './tuner.js';
+import {
+  createTuner,
+  type RampSetOptions,
+  type TunerEvent,
+  type TunerKind,
+  type TunerOptions,
+  type TunerStart,
+} from './tuner.js';
 import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
 
 /** The first line of a trace file (src/engine/recorder.ts). */
@@ -41,8 +55,19 @@ export interface TraceHeader {
   batch_size: number;
   classes: number;
   labels?: string[];
-  ramps: { id: number; computeBefore: number }[];
+  /** `soloCurve`: the ramp's solo-exit curve from `prepare` (absent in traces recorded before it was written). */
+  ramps: { id: number; computeBefore: number; soloCurve?: SoloCurvePoint[] }[];
   profile: LatencyProfileData;
+}
+
+function isSoloCurve(x: unknown): x is SoloCurvePoint[] {
+  return (
+    Array.isArray(x) &&
+    x.every(
+      (p: Partial<SoloCurvePoint> | null) =>
+        typeof p?.budget === 'number' && typeof p.exitFraction === 'number' && typeof p.threshold === 'number',
+    )
+  );
 }
 
 function isNumberMatrix(x: unknown): x is number[][] {
@@ -60,6 +85,8 @@ export function parseTraceHeader(value: unknown): TraceHeader {
     throw new Error(`header.batch_size: expected a positive integer, got ${JSON.stringify(h.batch_size)}`);
   if (!Array.isArray(h.ramps) || !h.ramps.every((r) => Number.isInteger(r?.id)))
     throw new Error('header.ramps: expected a list of {id, computeBefore}');
+  if (!h.ramps.every((r) => r.soloCurve === undefined || isSoloCurve(r.soloCurve)))
+    throw new Error('header.ramps[].soloCurve: expected a list of {budget, exitFraction, threshold}');
   const p = h.profile;
   if (
     !p ||
@@ -107,6 +134,12 @@ export type ReplayOptions = ForReplay<TunerOptions> & {
    * on, before they are frozen (default 4 × window).
    */
   calibrationRows?: number;
+  /**
+   * Online tuners without `thresholds`: where they start (default never). calibrated: each active
+   * ramp at its solo-curve threshold for the window-safe rate (calibration.ts), as a served guarded
+   * tuner starts; the header must carry every active ramp's `soloCurve`.
+   */
+  start?: TunerStart;
   /** Share of windows the compliant hindsight reference keeps within budget (default 0.99). */
   compliance?: number;
   /**
@@ -142,6 +175,8 @@ export interface ReplayWindow {
 
 export interface ReplayReport {
   model: string;
+  /** Thresholds the tuner started from (null = never). */
+  startThresholds: Record<number, number | null>;
   policy: ExitPolicyKind;
   tuner: TunerKind;
   budget: number;
@@ -190,7 +225,7 @@ export function replayTrace(
   records: readonly FeedbackRecord[],
   options: ReplayOptions,
 ): ReplayReport {
-  const { patience, calibrationRows, compliance, population, hindsight, rampSet, ...tunerOptions } = options;
+  const { patience, calibrationRows, compliance, population, hindsight, rampSet, start, ...tunerOptions } = options;
   const budget = options.budget ?? 0.01;
   const confidence = options.confidence ?? 0.95;
   const window = options.window ?? 1000;
@@ -203,6 +238,15 @@ export function replayTrace(
     if (!allRamps.includes(id)) throw new RangeError(`ramp ${id} is not in the trace (ramps: ${allRamps.join(', ')})`);
 
   let initial: Thresholds | undefined = options.thresholds;
+  if (options.kind !== 'static' && !initial && start === 'calibrated') {
+    const ramps = activeRamps.map((id) => {
+      const soloCurve = header.ramps.find((r) => r.id === id)?.soloCurve;
+      if (!soloCurve)
+        throw new RangeError(`ramp ${id} has no solo-exit curve in the trace header: no calibrated start`);
+      return { id, soloCurve };
+    });
+    initial = calibratedThresholds(ramps, calibratedStartRate({ budget, confidence, window }), rule.policy);
+  }
   if (options.kind === 'static' && !initial) {
     const first = records.slice(0, calibrationRows ?? 4 * window);
     initial = guardedThresholds(
@@ -337,6 +381,7 @@ export function replayTrace(
         : 0;
   return {
     model: header.model,
+    startThresholds: asRecord(new Map(activeRamps.map((id) => [id, initial?.get(id) ?? null]))),
     policy: header.policy,
     tuner: options.kind,
     budget,

@@ -30,8 +30,11 @@ export class StaticTuner implements Tuner {
     return this.active;
   }
 
+  /** A static tuner learns nothing. */
+  readonly learning = false;
+
   get estimates(): TunerEstimates {
-    return { ...noEstimates(), ...this.history.windowFigures() };
+    return { ...noEstimates(), ...this.history.windowFigures(), learning: this.learning };
   }
 
   /** Keeps the rows for the estimates; changes nothing. */

@@ -31,6 +31,15 @@ import type { Thresholds } from './window-eval.js';
 export const TUNER_KINDS = ['guarded', 'apparate', 'static', 'off'] as const;
 export type TunerSetting = (typeof TUNER_KINDS)[number];
 
+/**
+ * Where the guarded tuner's thresholds start (the SLO file's `tuner.start`): calibrated — the
+ * thresholds `prepare` calibrated on the bootstrap set, at a stricter rate than the budget
+ * (src/engine/exit-plan.ts), watched by the guard from the first row; never — every ramp at
+ * "never" until the guard has rows enough to allow an exit.
+ */
+export const TUNER_STARTS = ['calibrated', 'never'] as const;
+export type TunerStart = (typeof TUNER_STARTS)[number];
+
 /** The kinds that are a Tuner (all but off): what `createTuner` builds and replay runs. */
 export type TunerKind = Exclude<TunerSetting, 'off'>;
 
@@ -91,6 +100,13 @@ export interface OnlineTunerBaseOptions extends TunerBaseOptions {
   hindsight?: boolean;
   /** Ramp-set changes (drop useless ramps, try new ones); absent: the ramp set is fixed. */
   rampSet?: RampSetOptions;
+  /**
+   * Rows the tuner must have observed since the start, its last tightening or its last ramp-set
+   * change, with a re-tune since then that chose thresholds, before it reports itself settled
+   * (`TunerEstimates.learning` false; default 3 × window): the probe share a live server draws
+   * in drop mode stays high until then (src/engine/live-tuning.ts).
+   */
+  settleRows?: number;
 }
 
 export interface GuardedTunerOptions extends OnlineTunerBaseOptions {
@@ -171,6 +187,12 @@ export interface TunerEstimates {
   rampChanges: number;
   /** Ramp utilities from the last ramp-set check, at the window's hindsight-optimal thresholds. */
   lastUtilities: RampUtility[];
+  /**
+   * The tuner is still learning: since the start, its last tightening or its last ramp-set
+   * change it has not yet both re-tuned with thresholds of its own choice and observed
+   * `settleRows` rows. Always false for the static kind (it learns nothing).
+   */
+  learning: boolean;
 }
 
 export interface Tuner {
@@ -180,6 +202,8 @@ export interface Tuner {
   /** Active ramps, in model order. */
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
+  /** `estimates.learning`, without computing the other estimates (read after every batch). */
+  readonly learning: boolean;
   /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
   observe(records: readonly FeedbackRecord[]): TunerEvent[];
 }

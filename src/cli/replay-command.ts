@@ -1,16 +1,28 @@
 /**
  * `offramp replay --trace TRACE.jsonl [--tuner guarded|apparate|static] [--budget 0.01]
- * [--confidence 0.95] [--window 1000] [--json]`: replays a recorded trace (`offramp record`)
+ * [--confidence 0.95] [--window 1000] [--start calibrated|never] [--model DIR] [--json]`: replays a recorded trace (`offramp record`)
  * through a tuner as if it arrived live and reports, per window and overall, the realised
  * disagreement, the savings the latency profile gives for the exits taken, and the
  * hindsight-optimal savings. The file is read here; the replay itself is tuner/replay.ts (pure).
+ *
+ * The guarded tuner starts where a served one starts by default (`tuner.start: calibrated`): at
+ * thresholds calibrated from the ramps' solo-exit curves, which the trace header carries when
+ * `offramp record` wrote them, or `--model DIR` reads from the prepared model the trace was
+ * recorded from (older traces). Without either, it starts at "never" and says so.
  */
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { parseTraceHeader, parseTraceRecord, replayTrace, type ReplayReport } from '../../tuner/replay.js';
-import { isTunerKind, REPLAYABLE_TUNER_KINDS, type TunerKind } from '../../tuner/tuner.js';
+import {
+  isTunerKind,
+  REPLAYABLE_TUNER_KINDS,
+  TUNER_STARTS,
+  type TunerKind,
+  type TunerStart,
+} from '../../tuner/tuner.js';
+import { readManifest } from '../model/manifest.js';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
 import { seededRandom } from '../model/numeric.js';
 import { CliError } from './errors.js';
@@ -25,6 +37,8 @@ interface ReplayCliOptions {
   patience: number;
   ramps?: number[];
   thresholds?: Map<number, number>;
+  start?: TunerStart;
+  model?: string;
   apparateBatches: number;
   hindsight: boolean;
   resample?: number;
@@ -36,6 +50,34 @@ function parseTuner(value: string): TunerKind {
   if (!isTunerKind(value))
     throw new InvalidArgumentError(`expected one of ${REPLAYABLE_TUNER_KINDS.join(', ')}, got '${value}'.`);
   return value;
+}
+
+function parseStart(value: string): TunerStart {
+  if (!(TUNER_STARTS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${TUNER_STARTS.join(', ')}, got '${value}'.`);
+  return value as TunerStart;
+}
+
+type TraceHeader = ReturnType<typeof parseTraceHeader>;
+
+/** The header with each ramp's solo-exit curve from the prepared model in `dir` (a trace recorded before headers carried them). */
+async function withManifestCurves(header: TraceHeader, dir: string): Promise<TraceHeader> {
+  const manifest = await readManifest(dir).catch((err: Error) => {
+    throw new CliError(`--model ${dir}: ${err.message}`);
+  });
+  if (manifest.name !== header.model)
+    throw new CliError(
+      `--model ${dir}: the trace is of model '${header.model}', the prepared model is '${manifest.name}'`,
+    );
+  return {
+    ...header,
+    ramps: header.ramps.map((r) => {
+      const entry = manifest.ramps.find((m) => m.id === r.id);
+      if (!entry || Math.abs(entry.computeBefore - r.computeBefore) > 1e-9)
+        throw new CliError(`--model ${dir}: its ramp ${r.id} is not the trace's (re-prepared since the recording?)`);
+      return { ...r, soloCurve: entry.soloCurve };
+    }),
+  };
 }
 
 function parseBudget(value: string): number {
@@ -141,7 +183,7 @@ function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-function summary(report: ReplayReport, resampled: boolean): string {
+function summary(report: ReplayReport, resampled: boolean, start: string): string {
   const rows = report.windows.map((w) => [
     String(w.index),
     String(w.startRow),
@@ -157,6 +199,7 @@ function summary(report: ReplayReport, resampled: boolean): string {
     `replayed ${report.rows} rows of ${report.model} (policy ${report.policy}) through the ${report.tuner} tuner: ` +
       `budget ${formatRate(report.budget)} per ${report.window}-row window, ` +
       `confidence ${formatPercent(report.confidence)}`,
+    `start: ${start}: ${formatThresholds(report.startThresholds)}`,
     '',
     formatTable(
       ['window', 'first row', 'disagreement', 'within', 'savings', 'hindsight', 'thresholds after (ramp:τ, - never)'],
@@ -217,6 +260,13 @@ export function registerReplayCommand(program: Command): void {
       'static tuner: fixed thresholds as id=τ pairs (default: calibrated on the first rows)',
       parseThresholds,
     )
+    .option(
+      '--start <where>',
+      `guarded tuner: where its thresholds start (${TUNER_STARTS.join(', ')}; default calibrated when the ` +
+        "trace header or --model gives the ramps' solo-exit curves, else never)",
+      parseStart,
+    )
+    .option('--model <dir>', "prepared model the trace was recorded from: its ramps' solo-exit curves, for --start")
     .option('--apparate-batches <n>', 'apparate tuner: its window in batches (Apparate uses 4)', parsePositiveInt, 4)
     .option(
       '--resample <rows>',
@@ -228,10 +278,26 @@ export function registerReplayCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (options: ReplayCliOptions) => {
       const trace = await readTrace(options.trace);
-      const { header } = trace;
+      const header = options.model ? await withManifestCurves(trace.header, options.model) : trace.header;
       const records = options.resample ? resampleRecords(trace.records, options.resample, options.seed) : trace.records;
       if (options.thresholds && options.tuner !== 'static')
         throw new CliError('--thresholds applies to --tuner static only');
+      if (options.start && options.tuner !== 'guarded') throw new CliError('--start applies to --tuner guarded only');
+      const active = options.ramps ?? header.ramps.map((r) => r.id);
+      const curves = active.every((id) => header.ramps.find((r) => r.id === id)?.soloCurve !== undefined);
+      if (options.start === 'calibrated' && !curves)
+        throw new CliError(
+          `${options.trace}: --start calibrated needs the ramps' solo-exit curves: the trace header has none; give --model DIR`,
+        );
+      const start: TunerStart = options.start ?? (curves ? 'calibrated' : 'never');
+      const startNote =
+        options.tuner !== 'guarded'
+          ? options.tuner === 'static'
+            ? 'static'
+            : 'never'
+          : start === 'never' && !options.start
+            ? 'never (no solo-exit curves in the trace header; --model DIR gives them)'
+            : start;
       const common = {
         budget: options.budget,
         confidence: options.confidence,
@@ -254,7 +320,9 @@ export function registerReplayCommand(program: Command): void {
           records,
           options.tuner === 'apparate'
             ? { kind: 'apparate', windowBatches: options.apparateBatches, ...common }
-            : { kind: options.tuner, ...common },
+            : options.tuner === 'guarded'
+              ? { kind: 'guarded', start, ...common }
+              : { kind: options.tuner, ...common },
         );
       } catch (err) {
         if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
@@ -264,6 +332,6 @@ export function registerReplayCommand(program: Command): void {
         writeJson(report);
         return;
       }
-      writeOut(summary(report, options.resample !== undefined));
+      writeOut(summary(report, options.resample !== undefined, startNote));
     });
 }

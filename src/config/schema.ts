@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { EXIT_MODES, EXIT_POLICIES } from '../../tuner/exit-policy.js';
-import { TUNER_KINDS } from '../../tuner/tuner.js';
+import { TUNER_KINDS, TUNER_STARTS } from '../../tuner/tuner.js';
 
 // ---------------------------------------------------------------------------------------------
 // Message helpers: zod calls these with the issue; `input` is the offending value.
@@ -95,7 +95,7 @@ function urlSafe(what: string, maxLength: number) {
 // ---------------------------------------------------------------------------------------------
 
 // The choices are the tuner's vocabulary, defined once in tuner/ (the lowest layer that needs them).
-export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS };
+export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, TUNER_STARTS };
 
 const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
@@ -227,7 +227,15 @@ const exitsSchema = section({
     0.1,
     'In drop mode: share of rows drawn as probes at the start of each batch; ' +
       'a probe runs to the end whatever its exits (it is still answered early), ' +
-      'and the online tuner learns only from probes, an unbiased sample of traffic.',
+      'and the online tuner learns only from probes, an unbiased sample of traffic. ' +
+      'With an online tuner this is the settled share, once the tuner has settled.',
+  ),
+  learning_feedback_fraction: real(
+    { min: 0, max: 1 },
+    0.5,
+    'In drop mode with an online tuner: share of rows drawn as probes while the tuner learns ' +
+      '(from the start, a tightening or a ramp-set change until it has tested a setting on enough rows); ' +
+      'never below drop_feedback_fraction.',
   ),
   thresholds: thresholdsSchema,
 });
@@ -244,6 +252,13 @@ const tunerSchema = section({
     { min: 1, max: 100000 },
     30,
     'Every this many batches, the ramp set is revisited: ramps that do not pay off are dropped, new positions tried.',
+  ),
+  start: oneOf(
+    TUNER_STARTS,
+    'calibrated',
+    "Guarded tuner's starting thresholds: calibrated — prepare's offline calibration at the window-safe rate " +
+      '(stricter than the budget), checked by the guard from the first row and replaced at its first tested re-tune; ' +
+      'never — every ramp at "never" until the guard has enough rows. Ignored by the other kinds.',
   ),
 });
 

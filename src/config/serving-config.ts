@@ -20,7 +20,7 @@ import type { z } from 'zod';
 import { OfframpError } from '../errors.js';
 import { packageRoot } from './package-root.js';
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
-import type { TunerSetting } from '../../tuner/tuner.js';
+import type { TunerSetting, TunerStart } from '../../tuner/tuner.js';
 import { modelSchema, sloConfigSchema, type BatchDelay, type ModelFile, type SloConfigFile } from './schema.js';
 
 export interface ServerConfig {
@@ -61,6 +61,8 @@ export interface ExitsConfig {
   readonly patience: number;
   /** Drop mode: share of rows drawn as probes at batch start; probes always run to the end (the tuner learns from them). */
   readonly dropFeedbackFraction: number;
+  /** Drop mode with an online tuner: the probe share while the tuner learns (src/engine/live-tuning.ts). */
+  readonly learningFeedbackFraction: number;
   /** Static thresholds by ramp id; a ramp not listed (or null: all) starts at "never". */
   readonly thresholds: Readonly<Record<number, number>> | null;
 }
@@ -68,6 +70,8 @@ export interface ExitsConfig {
 export interface TunerConfig {
   readonly kind: TunerSetting;
   readonly intervalBatches: number;
+  /** Where the guarded tuner's thresholds start (src/engine/exit-plan.ts). */
+  readonly start: TunerStart;
 }
 
 /**
@@ -350,9 +354,10 @@ function toModelConfig(m: ModelFile, baseDir: string): ModelConfig {
       rampBudget: m.exits.ramp_budget,
       patience: m.exits.patience,
       dropFeedbackFraction: m.exits.drop_feedback_fraction,
+      learningFeedbackFraction: m.exits.learning_feedback_fraction,
       thresholds,
     },
-    tuner: { kind: m.tuner.kind, intervalBatches: m.tuner.interval_batches },
+    tuner: { kind: m.tuner.kind, intervalBatches: m.tuner.interval_batches, start: m.tuner.start },
     batching: {
       maxBatchSize: m.batching.max_batch_size,
       delay: m.batching.delay,

@@ -323,6 +323,7 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
     paused: state.paused,
     pinned: asRecord(state.pinned),
     proposed: state.proposed ? asRecord(state.proposed) : null,
+    probeShare: state.probeShare,
     estimates: e
       ? {
           windowRows: e.windowRows,
@@ -337,6 +338,7 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
           retunes: e.retunes,
           tightenings: e.tightenings,
           rampChanges: e.rampChanges,
+          learning: e.learning,
           lastUtilities: e.lastUtilities.map((u) => ({
             rampId: u.rampId,
             exitRate: u.exitRate,

@@ -151,6 +151,12 @@ export interface TunerReport {
   proposed: Record<string, number | null> | null;
   /** null without an online tuner. */
   estimates: TunerEstimatesReport | null;
+  /**
+   * Share of rows drawn as probes (run to the end, fed to the tuner) in the plan in force: 1 in
+   * release mode; in drop mode with an online tuner, `exits.learning_feedback_fraction` while it
+   * learns (estimates.learning) and `exits.drop_feedback_fraction` once it has settled.
+   */
+  probeShare: number;
 }
 
 /** What `GET /v2/models/{m}/exits` shows: the live exit configuration and window statistics. */

@@ -3,30 +3,27 @@
  *
  *  - tuner `off`: no ramps (vanilla serving);
  *  - thresholds given in the SLO file: those ramps, those thresholds;
- *  - tuner `guarded` / `apparate`: the ramps chosen below, all at "never" — the online tuner
- *    loosens them as feedback comes in;
  *  - tuner `static`: thresholds calibrated offline by `prepare` on the bootstrap set
  *    (BranchyNet/SDN-style): pick up to `max_ramps` ramps by the compute they can save,
  *    and split the accuracy budget evenly among them, taking each ramp's threshold from its
  *    solo-exit curve at budget/k — the union bound keeps the total within budget on the
- *    bootstrap rows. Those curves are confidence thresholds, so this applies to the
- *    confidence and patience policies; entropy and margin start at "never".
+ *    bootstrap rows (tuner/calibration.ts). Those curves are confidence thresholds, so this
+ *    applies to the confidence and patience policies; entropy and margin start at "never";
+ *  - tuner `guarded` with `tuner.start: calibrated` (the default): the same ramps, calibrated the
+ *    same way but at the window-safe rate (`calibratedStartRate`) instead of the budget — a
+ *    stricter start that leaves the margin the guard itself keeps, because these thresholds were
+ *    calibrated on bootstrap rows, not on live traffic. The guard watches them from the first
+ *    row (a broken window or a drift sends every ramp to "never") and replaces them at its first
+ *    re-tune that has enough rows to test a setting;
+ *  - tuner `apparate`, or `guarded` with `tuner.start: never`: the same ramps, all at "never" —
+ *    the online tuner loosens them as feedback comes in.
  *
  * The online tuner (tuner/) replaces this plan as live feedback comes in.
  */
+import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../../tuner/calibration.js';
 import type { PreparedManifest, RampEntry } from '../model/manifest.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
-
-/** The solo-curve point with the largest budget not above `budget` (strictest if none). */
-function thresholdAt(ramp: RampEntry, budget: number): { threshold: number; exitFraction: number } {
-  const points = [...ramp.soloCurve].sort((a, b) => a.budget - b.budget);
-  let chosen = points[0];
-  for (const p of points) if (p.budget <= budget + 1e-12) chosen = p;
-  return chosen
-    ? { threshold: chosen.threshold, exitFraction: chosen.exitFraction }
-    : { threshold: 1.01, exitFraction: 0 };
-}
 
 /** Fraction of the full model's batch-1 latency a ramp's head costs. */
 function overheadShare(manifest: PreparedManifest, rampId: number): number {
@@ -49,16 +46,15 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
       .map((r) => ({ id: r.id, threshold: configured[r.id] as number }));
     return { ...base, ramps };
   }
-  const byConfidence = config.exits.policy === 'confidence' || config.exits.policy === 'patience';
   const max = Math.min(config.exits.maxRamps, manifest.ramps.length);
   // Try k = 1..max ramps; keep the set with the best estimated saving at budget/k each.
-  let best: { ramps: { id: number; threshold: number | null }[]; saving: number } = { ramps: [], saving: 0 };
+  let best: { ramps: RampEntry[]; saving: number } = { ramps: [], saving: 0 };
   for (let k = 1; k <= max; k++) {
     const share = config.accuracy.budget / k;
     const scored = manifest.ramps
       .map((r) => {
-        const point = thresholdAt(r, share);
-        return { r, point, value: point.exitFraction * (1 - r.computeBefore) - overheadShare(manifest, r.id) };
+        const point = soloPointAt(r, share);
+        return { r, value: point.exitFraction * (1 - r.computeBefore) - overheadShare(manifest, r.id) };
       })
       .filter((x) => x.value > 0)
       .sort((a, b) => b.value - a.value)
@@ -67,17 +63,18 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
     // Rows exit at the first ramp that fires; this adds up solo figures, an optimistic but
     // consistent way to compare sets of the same ramps.
     const saving = scored.reduce((s, x) => s + x.value, 0);
-    if (saving > best.saving) {
-      best = {
-        saving,
-        ramps: scored
-          .map((x) => ({
-            id: x.r.id,
-            threshold: byConfidence && config.tuner.kind === 'static' ? x.point.threshold : null,
-          }))
-          .sort((a, b) => a.id - b.id),
-      };
-    }
+    if (saving > best.saving) best = { saving, ramps: scored.map((x) => x.r).sort((a, b) => a.id - b.id) };
   }
-  return { ...base, ramps: best.ramps };
+  const rate = startRate(config);
+  const thresholds =
+    rate === null ? new Map<number, null>() : calibratedThresholds(best.ramps, rate, config.exits.policy);
+  return { ...base, ramps: best.ramps.map((r) => ({ id: r.id, threshold: thresholds.get(r.id) ?? null })) };
+}
+
+/** The rate the plan's thresholds are calibrated at; null: they start at "never". */
+function startRate(config: ModelConfig): number | null {
+  if (config.tuner.kind === 'static') return config.accuracy.budget;
+  if (config.tuner.kind === 'guarded' && config.tuner.start === 'calibrated')
+    return calibratedStartRate(config.accuracy);
+  return null;
 }

@@ -19,6 +19,13 @@
  *    "never": the tuner only learns from rows that carry every active ramp's reading.
  *
  * The tuner is fed only probe rows (FeedbackRecord.probe), drawn before their batch ran.
+ *
+ * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
+ * finished batch, from the tuner's own state: while the tuner learns (`estimates.learning`: from
+ * the start, a tightening or a ramp-set change until it has re-tuned on enough rows) the plan
+ * draws `learningFeedbackFraction` of rows as probes, so the guard gets its rows within the
+ * first windows; once it has settled, the plan's own share (`exits.drop_feedback_fraction`), so
+ * that most rows leave the batch when they exit. Never below the settled share.
  */
 import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
@@ -49,6 +56,11 @@ export interface LiveTuningOptions {
   /** Ramp-set changes (drop ramps that do not pay, try new positions); absent: the ramp set stays. */
   rampSet?: RampSetOptions;
   /**
+   * Drop mode with an online tuner: the probe share while the tuner learns (default: the plan's
+   * own share, i.e. no change while learning). The plan's `feedbackFraction` is the settled share.
+   */
+  learningFeedbackFraction?: number;
+  /**
    * Run the tuner in its own worker thread (default true). False runs it on the caller's
    * thread, synchronously: for tests that feed batches and look at the plan right after.
    */
@@ -60,6 +72,8 @@ interface TunerHandle {
   readonly thresholds: ReadonlyMap<number, number | null>;
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
+  /** Whether the tuner is learning (TunerEstimates.learning): sets drop mode's probe share. */
+  readonly learning: boolean;
   onChange: ((events: TunerEvent[]) => void) | undefined;
   observe(records: readonly FeedbackRecord[]): void;
   close(): Promise<void>;
@@ -80,6 +94,9 @@ class InlineTuner implements TunerHandle {
   }
   get estimates(): TunerEstimates {
     return this.tuner.estimates;
+  }
+  get learning(): boolean {
+    return this.tuner.learning;
   }
   observe(records: readonly FeedbackRecord[]): void {
     const events = this.tuner.observe(records);
@@ -104,6 +121,8 @@ export interface TunerState {
   /** What the online tuner wants (its active ramps, in model order); undefined without one. */
   proposed: ThresholdMap | undefined;
   estimates: TunerEstimates | undefined;
+  /** Share of rows drawn as probes in the plan in force (1 in release mode: every row is one). */
+  probeShare: number;
 }
 
 /**
@@ -139,6 +158,9 @@ export class LiveTuning {
   private base: ExitPlan;
   private readonly pins = new Map<number, number | null>();
   private pausedFlag = false;
+  /** Drop mode's probe share once the tuner has settled (the static plan's), and while it learns. */
+  private readonly settledShare: number;
+  private readonly learningShare: number;
 
   /** Takes over `host`'s exit plan as it stands (the static plan) and, for an online tuner, its feedback. */
   constructor(
@@ -148,6 +170,8 @@ export class LiveTuning {
   ) {
     this.kind = options.kind;
     this.base = host.exitPlan;
+    this.settledShare = this.base.feedbackFraction;
+    this.learningShare = Math.max(this.settledShare, options.learningFeedbackFraction ?? this.settledShare);
     const kind = this.kind;
     if (!isOnlineTunerKind(kind)) return;
     const plan = this.base;
@@ -180,7 +204,22 @@ export class LiveTuning {
     host.onFeedback = (records) => {
       const probes = records.filter(isProbe);
       if (probes.length > 0) tuner.observe(probes);
+      // The tuner's state as last heard (a worker's lags by a few batches): a change of share
+      // applies from the next batch.
+      if (this.probeShare() !== this.host.exitPlan.feedbackFraction) this.apply();
     };
+    if (this.probeShare() !== this.base.feedbackFraction) this.apply();
+  }
+
+  /**
+   * The probe share the plan should draw now: in drop mode with an online tuner, the learning
+   * share while the tuner learns, else the settled share. The plan's share, whatever it is, is
+   * ignored in release mode.
+   */
+  private probeShare(): number {
+    if (!this.tuner) return this.base.feedbackFraction;
+    if (this.base.mode !== 'drop') return this.settledShare;
+    return this.tuner.learning ? this.learningShare : this.settledShare;
   }
 
   get online(): boolean {
@@ -231,8 +270,18 @@ export class LiveTuning {
 
   state(): TunerState {
     const pinned = new Map([...this.pins].sort(([a], [b]) => a - b));
+    const plan = this.host.exitPlan;
+    const probeShare = plan.mode === 'drop' ? plan.feedbackFraction : 1;
     if (!this.tuner)
-      return { kind: this.kind, online: false, paused: false, pinned, proposed: undefined, estimates: undefined };
+      return {
+        kind: this.kind,
+        online: false,
+        paused: false,
+        pinned,
+        proposed: undefined,
+        estimates: undefined,
+        probeShare,
+      };
     const thresholds = this.tuner.thresholds;
     const proposed = new Map(this.tuner.activeRamps.map((id) => [id, thresholds.get(id) ?? null]));
     return {
@@ -242,6 +291,7 @@ export class LiveTuning {
       pinned,
       proposed,
       estimates: this.tuner.estimates,
+      probeShare,
     };
   }
 
@@ -256,7 +306,7 @@ export class LiveTuning {
   }
 
   private apply(): void {
-    this.host.setExitPlan(withPins(this.base, this.pins));
+    this.host.setExitPlan(withPins({ ...this.base, feedbackFraction: this.probeShare() }, this.pins));
   }
 }
 
@@ -286,6 +336,7 @@ export function attachTuner(
         rampBudget: config.exits.rampBudget,
         checkEveryBatches: config.tuner.intervalBatches,
       },
+      learningFeedbackFraction: config.exits.learningFeedbackFraction,
     },
     log,
   );

@@ -70,7 +70,8 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
         batch_size: options.batchSize,
         classes: manifest.model.classes,
         ...(manifest.model.labels ? { labels: manifest.model.labels } : {}),
-        ramps: manifest.ramps.map((r) => ({ id: r.id, computeBefore: r.computeBefore })),
+        // The solo-exit curves let replay start a tuner where a served one starts (tuner/calibration.ts).
+        ramps: manifest.ramps.map((r) => ({ id: r.id, computeBefore: r.computeBefore, soloCurve: r.soloCurve })),
         profile: manifest.profile,
       }),
     );

@@ -68,6 +68,11 @@ export class TunerThread {
     return this.currentEstimates;
   }
 
+  /** Whether the tuner is learning, as last heard (the worker reports a change at once). */
+  get learning(): boolean {
+    return this.currentEstimates.learning;
+  }
+
   observe(records: readonly FeedbackRecord[]): void {
     if (this.closed || records.length === 0) return;
     this.worker.postMessage({ type: 'observe', records: [...records] } satisfies ToTuner);

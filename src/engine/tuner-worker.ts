@@ -15,6 +15,8 @@ const tuner = createTuner(workerData as OnlineTunerOptions);
 /** Batches between state messages when nothing changed: keeps the estimates fresh at little cost. */
 const QUIET_EVERY = 8;
 let quiet = 0;
+/** Whether the tuner was learning when the last state went out: a change is sent at once (it sets the probe share). */
+let learning = true;
 
 function post(message: FromTuner): void {
   port.postMessage(message);
@@ -23,8 +25,9 @@ function post(message: FromTuner): void {
 port.on('message', (message: ToTuner) => {
   try {
     const events = tuner.observe(message.records);
-    if (events.length === 0 && ++quiet < QUIET_EVERY) return;
+    if (events.length === 0 && tuner.learning === learning && ++quiet < QUIET_EVERY) return;
     quiet = 0;
+    learning = tuner.learning;
     post({
       type: 'state',
       events,

@@ -30,9 +30,20 @@ describe('bench request bodies', () => {
     expect(plain.headers).toEqual({ 'content-type': 'application/json', 'content-length': json.length });
   });
 
+  it('encodes FP32 as four little-endian bytes per element', () => {
+    const fp32 = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.5, -2] }] });
+    const { body, headerLength } = encodeBinaryBody(fp32);
+    const header = JSON.parse(body.subarray(0, headerLength).toString('utf8')) as {
+      inputs: { parameters: { binary_data_size: number } }[];
+    };
+    expect(header.inputs[0]?.parameters.binary_data_size).toBe(8);
+    expect([body.readFloatLE(headerLength), body.readFloatLE(headerLength + 4)]).toEqual([0.5, -2]);
+    expect(body.length).toBe(headerLength + 8);
+  });
+
   it('refuses what it cannot encode byte for byte', () => {
-    const fp32 = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', data: [0.5, 1] }] });
-    expect(() => encodeBinaryBody(fp32)).toThrow(/not UINT8/);
+    const int64 = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'INT64', data: [5, 1] }] });
+    expect(() => encodeBinaryBody(int64)).toThrow(/not UINT8 or FP32/);
     const short = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'UINT8', data: [1, 2] }] });
     expect(() => encodeBinaryBody(short)).toThrow(/2 values/);
   });

@@ -142,8 +142,8 @@ async function measureHttp(s: Setup): Promise<{ client: ClosedLoopResult; lag: L
       bodiesPath,
       String(s.options.concurrency),
       String(s.options.seconds),
-      // FP32 rows: JSON (the binary encoder in bench/load/request-body.ts sends UINT8 only).
-      'json',
+      // KServe v2 binary tensor bodies, as the main bench sends by default.
+      'binary',
     ]);
     lag.disable();
     return { client: JSON.parse(out.trim()) as ClosedLoopResult, lag: lagSummary(lag) };
@@ -182,7 +182,7 @@ export async function measureServingOverhead(
   );
   const http = await measureHttp(s);
   say(
-    `HTTP (load from another process): ${http.client.rps.toFixed(0)} rows/s = ` +
+    `HTTP, binary bodies (load from another process): ${http.client.rps.toFixed(0)} rows/s = ` +
       `${((http.client.rps / rawRps) * 100).toFixed(1)} % of raw (${http.client.errors} errors); ` +
       `server event-loop lag p50 ${http.lag.p50Ms.toFixed(2)} ms, p99 ${http.lag.p99Ms.toFixed(2)} ms, ` +
       `max ${http.lag.maxMs.toFixed(1)} ms`,

@@ -8,8 +8,8 @@
  *   HTTP    Inference-Header-Content-Length: <byte length of the JSON header>
  *           Content-Type: application/octet-stream
  *
- * Only UINT8 inputs are encoded (the bench sends pixels 0..255): one byte per element, so the raw
- * bytes are the JSON `data` array as it is, and `binary_data_size` = element count.
+ * UINT8 inputs (the bench's pixels 0..255) are one byte per element; FP32 inputs (the
+ * serving-overhead bench's scaled rows) four, little-endian. `binary_data_size` is in bytes.
  */
 
 export type BodyFormat = 'binary' | 'json';
@@ -32,6 +32,16 @@ interface JsonInput {
   data: number[];
 }
 
+/** Raw little-endian, row-major bytes of a JSON `data` array, per datatype the bench sends. */
+const RAW_ENCODERS: Readonly<Record<string, (data: readonly number[]) => Buffer>> = {
+  UINT8: (data) => Buffer.from(Uint8Array.from(data)),
+  FP32: (data) => {
+    const out = Buffer.alloc(data.length * 4);
+    data.forEach((x, i) => out.writeFloatLE(x, i * 4));
+    return out;
+  },
+};
+
 /** One KServe v2 JSON body → the binary extension's body and its header length. */
 export function encodeBinaryBody(json: string): { body: Buffer; headerLength: number } {
   const request = JSON.parse(json) as { inputs?: JsonInput[] };
@@ -39,18 +49,20 @@ export function encodeBinaryBody(json: string): { body: Buffer; headerLength: nu
   if (inputs.length === 0) throw new Error('encodeBinaryBody: the request has no inputs');
   const raw: Buffer[] = [];
   const headerInputs = inputs.map((input) => {
-    if (input.datatype !== 'UINT8') throw new Error(`encodeBinaryBody: ${input.name} is ${input.datatype}, not UINT8`);
+    const encode = RAW_ENCODERS[input.datatype];
+    if (!encode) throw new Error(`encodeBinaryBody: ${input.name} is ${input.datatype}, not UINT8 or FP32`);
     const elements = input.shape.reduce((a, b) => a * b, 1);
     if (input.data.length !== elements)
       throw new Error(
         `encodeBinaryBody: ${input.name} has ${input.data.length} values for shape [${input.shape.join(', ')}]`,
       );
-    raw.push(Buffer.from(Uint8Array.from(input.data)));
+    const bytes = encode(input.data);
+    raw.push(bytes);
     return {
       name: input.name,
       shape: input.shape,
       datatype: input.datatype,
-      parameters: { binary_data_size: elements },
+      parameters: { binary_data_size: bytes.length },
     };
   });
   const header = Buffer.from(JSON.stringify({ inputs: headerInputs }), 'utf8');

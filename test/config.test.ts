@@ -43,8 +43,8 @@ describe('parseServingConfig', () => {
       grpcPort: 8081,
       host: '0.0.0.0',
       maxBodyBytes: 8388608,
-      workers: 1,
-      intraOpThreads: 2,
+      workers: 2,
+      intraOpThreads: 1,
       adminToken: null,
     });
     expect(config.models).toEqual([

@@ -126,12 +126,15 @@ const serverSchema = section({
   ),
   workers: int(
     { min: 1, max: 64 },
-    1,
-    'Executor worker threads; each holds its own onnxruntime sessions and runs one batch at a time.',
+    2,
+    'Executor worker threads; each holds its own onnxruntime sessions and runs one batch at a time. ' +
+      'Default 2 × 1 thread: on a CPU, two single-thread workers keep both cores busy with two batches in flight, ' +
+      'where one two-thread worker leaves a core idle between operators and batches (README, Measurements); ' +
+      'on more cores, raise workers towards the core count.',
   ),
   intra_op_threads: int(
     { min: 1, max: 256 },
-    2,
+    1,
     'onnxruntime intra-op threads per worker (workers × intra_op_threads should not exceed the cores).',
   ),
   admin_token: z

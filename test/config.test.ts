@@ -56,7 +56,7 @@ describe('parseServingConfig', () => {
         accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
         exits: {
           policy: 'confidence',
-          mode: 'release',
+          mode: 'drop',
           maxRamps: 3,
           rampBudget: 0.1,
           patience: 2,

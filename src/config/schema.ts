@@ -210,9 +210,11 @@ const exitsSchema = section({
   ),
   mode: oneOf(
     EXIT_MODES,
-    'release',
-    'release: an exited request is answered early but its row runs to the end (every request gives feedback); ' +
-      'drop: exited rows leave the batch and save compute.',
+    'drop',
+    'drop: exited rows leave the batch and save compute (probes still run to the end and feed the tuner); ' +
+      'release: an exited request is answered early but its row runs to the end (every request gives feedback). ' +
+      'Default drop: on a CPU the batch does not run for free, so only drop turns exits into capacity ' +
+      '(README, Measurements); choose release to get feedback from every request.',
   ),
   max_ramps: int({ min: 0, max: 16 }, 3, 'Most ramps active at once (0: no early exits).'),
   ramp_budget: real(

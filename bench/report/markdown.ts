@@ -40,7 +40,7 @@ export function overheadLines(results: BenchResults): string[] {
       `${o.options.workers} worker × ${o.options.threads} threads, ` +
       `${o.options.seconds} s each; bench/lib/serving-overhead.ts): ` +
       `raw **${f(o.rawRps, 0)} rows/s**; engine in-process ${f(o.engine.rps, 0)} rows/s = **${f(o.engine.ratio * 100)} %** of raw ` +
-      `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP (JSON bodies) ${f(o.http.client.rps, 0)} rows/s = ` +
+      `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP (binary bodies) ${f(o.http.client.rps, 0)} rows/s = ` +
       `**${f(o.http.ratio * 100)} %** of raw (event-loop lag p99 ${f(o.http.lag.p99Ms, 2)} ms, max ${f(o.http.lag.maxMs)} ms).`,
   ];
 }

@@ -5,7 +5,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseServingConfig } from '../src/config/index.js';
 import { decodeTensorBytes, encodeTensorBytes } from '../src/data-plane/tensor-bytes.js';
 import type { InferRequest, InferResponse, OutputTensor } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
@@ -13,7 +12,7 @@ import { splitBody } from '../src/http/binary-tensors.js';
 import { createHttpServer } from '../src/http/server.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { startServer, type RunningServer } from '../src/server.js';
-import { BUNDLED_DIR, testImages } from './helpers/bundled.js';
+import { bundledConfig, testImages } from './helpers/bundled.js';
 import { FakeDataPlane, type FakeModel } from './helpers/fake-data-plane.js';
 
 const MODEL = 'tiny';
@@ -465,17 +464,10 @@ describe('binary tensors end to end, on the bundled model', () => {
   let base: string;
 
   beforeAll(async () => {
-    const config = parseServingConfig(
-      [
-        'server: { http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: 1, intra_op_threads: 1 }',
-        'models:',
-        '  - name: fmnist',
-        `    path: ${JSON.stringify(BUNDLED_DIR)}`,
-        '    tuner: { kind: static }',
-        '    batching: { max_batch_size: 8, max_queue_delay_ms: 1 }',
-      ].join('\n'),
-      'http-binary.test.yaml',
-    );
+    const config = bundledConfig('http-binary.test.yaml', [
+      'tuner: { kind: static }',
+      'batching: { max_batch_size: 8, max_queue_delay_ms: 1 }',
+    ]);
     server = await startServer(config, { version: 'test' });
     base = `http://127.0.0.1:${server.httpPort}`;
   });

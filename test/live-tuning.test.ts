@@ -1,5 +1,4 @@
 import { describe, expect, it, vi } from 'vitest';
-import { parseServingConfig } from '../src/config/index.js';
 import { EngineDataPlane } from '../src/data-plane/engine-data-plane.js';
 import type { ExitPlan } from '../src/engine/backend.js';
 import { LiveTuning, thresholdProblem, withPins, type PlanHost } from '../src/engine/live-tuning.js';
@@ -7,7 +6,7 @@ import { createMetrics, INACTIVE_THRESHOLD, recordExitsReport } from '../src/met
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import { OnlineTuner } from '../tuner/online-tuner.js';
 import { RAMPS, syntheticTrace } from './fixtures/synthetic-trace.js';
-import { BUNDLED_DIR, testImages } from './helpers/bundled.js';
+import { bundledConfig, testImages } from './helpers/bundled.js';
 
 /** Stands in for a ModelRunner: holds the plan; the test feeds batches to `onFeedback`. */
 class Host implements PlanHost {
@@ -194,18 +193,15 @@ describe('LiveTuning on a synthetic trace', () => {
 
 describe('live tuning on the bundled model', () => {
   it('with tuner.start never, starts with every ramp at "never" and opens exits from live feedback within a few windows', async () => {
-    const config = parseServingConfig(
-      [
-        'server: { workers: 1, intra_op_threads: 1 }',
-        'models:',
-        '  - name: fmnist',
-        `    path: ${JSON.stringify(BUNDLED_DIR)}`,
-        '    accuracy: { budget: 0.02, window: 250 }',
-        '    tuner: { kind: guarded, start: never }',
-        '    batching: { max_batch_size: 16, max_queue_delay_ms: 2, max_queue_size: 4096 }',
-        '    slo: { latency_ms: 60000 }',
-      ].join('\n'),
+    const config = bundledConfig(
       'live-tuning.test.yaml',
+      [
+        'accuracy: { budget: 0.02, window: 250 }',
+        'tuner: { kind: guarded, start: never }',
+        'batching: { max_batch_size: 16, max_queue_delay_ms: 2, max_queue_size: 4096 }',
+        'slo: { latency_ms: 60000 }',
+      ],
+      'workers: 1, intra_op_threads: 1',
     );
     const plane = await EngineDataPlane.load(config, { version: 'test' });
     try {
@@ -271,15 +267,10 @@ describe('live tuning on the bundled model', () => {
   });
 
   it('by default serves the calibrated start from the first request, and reports the learning probe share in drop mode', async () => {
-    const config = parseServingConfig(
-      [
-        'server: { workers: 1, intra_op_threads: 1 }',
-        'models:',
-        '  - name: fmnist',
-        `    path: ${JSON.stringify(BUNDLED_DIR)}`,
-        '    exits: { mode: drop, drop_feedback_fraction: 0.1, learning_feedback_fraction: 0.6 }',
-      ].join('\n'),
+    const config = bundledConfig(
       'live-tuning.test.yaml',
+      ['exits: { mode: drop, drop_feedback_fraction: 0.1, learning_feedback_fraction: 0.6 }'],
+      'workers: 1, intra_op_threads: 1',
     );
     const plane = await EngineDataPlane.load(config, { version: 'test' });
     try {

@@ -4,10 +4,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseServingConfig } from '../src/config/index.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { loadInferenceService } from '../src/grpc/proto.js';
-import { BUNDLED_DIR, testImages } from './helpers/bundled.js';
+import { bundledConfig, testImages } from './helpers/bundled.js';
 
 let server: RunningServer;
 let base: string;
@@ -34,17 +33,10 @@ async function infer(body: unknown): Promise<{ status: number; json: Record<stri
 }
 
 beforeAll(async () => {
-  const config = parseServingConfig(
-    [
-      'server: { http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: 1, intra_op_threads: 1 }',
-      'models:',
-      '  - name: fmnist',
-      `    path: ${JSON.stringify(BUNDLED_DIR)}`,
-      '    tuner: { kind: static }',
-      '    batching: { max_batch_size: 8, max_queue_delay_ms: 20 }',
-    ].join('\n'),
-    'server.test.yaml',
-  );
+  const config = bundledConfig('server.test.yaml', [
+    'tuner: { kind: static }',
+    'batching: { max_batch_size: 8, max_queue_delay_ms: 20 }',
+  ]);
   server = await startServer(config, { version: 'test' });
   base = `http://127.0.0.1:${server.httpPort}`;
   client = new ServiceClient(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());

@@ -1,5 +1,6 @@
 /** The bundled, prepared Fashion-MNIST model and its committed test data (always in the repo). */
 import { fileURLToPath } from 'node:url';
+import { parseServingConfig, type ServingConfig } from '../../src/config/index.js';
 import { readNpy } from '../../src/model/npy.js';
 import { readManifest } from '../../src/model/manifest.js';
 import { InputRows } from '../../src/model/input-rows.js';
@@ -18,4 +19,16 @@ export async function testImages(count: number, offset = 0): Promise<HostTensor>
   const manifest = await readManifest(BUNDLED_DIR);
   const rows = new InputRows(await readNpy(TEST_IMAGES), manifest.model.inputs[0]!);
   return rows.gather(Array.from({ length: count }, (_, i) => offset + i));
+}
+
+/** Server fields for a test server on loopback with free ports and one single-thread worker. */
+export const TEST_SERVER = 'http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: 1, intra_op_threads: 1';
+
+/**
+ * A parsed SLO file serving the bundled model as `fmnist`: `server` holds the server mapping's
+ * fields, each of `modelLines` one field of the model (e.g. `tuner: { kind: static }`).
+ */
+export function bundledConfig(file: string, modelLines: readonly string[], server = TEST_SERVER): ServingConfig {
+  const lines = [`server: { ${server} }`, 'models:', '  - name: fmnist', `    path: ${JSON.stringify(BUNDLED_DIR)}`];
+  return parseServingConfig([...lines, ...modelLines.map((line) => `    ${line}`)].join('\n'), file);
 }

@@ -17,7 +17,7 @@ import { guardedThresholds } from '../tuner/guarded.js';
 import { hindsightOptimal } from '../tuner/hindsight.js';
 import type { LatencyProfileData } from '../tuner/latency-model.js';
 import { latestUsefulCut, rampSetDecision, rampUtilities } from '../tuner/ramp-utility.js';
-import { createTuner } from '../tuner/tuner.js';
+import { createTuner } from '../tuner/create-tuner.js';
 import { decideExit, WindowEvaluator } from '../tuner/window-eval.js';
 import { RAMPS, prng, syntheticProfile, syntheticTrace } from './fixtures/synthetic-trace.js';
 

@@ -37,14 +37,8 @@ import { realisedDisagreement, type FeedbackRecord } from './feedback-record.js'
 import { guardedThresholds } from './guarded.js';
 import { compliantHindsight, hindsightOptimal, type CompliantHindsight } from './hindsight.js';
 import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
-import {
-  createTuner,
-  type RampSetOptions,
-  type TunerEvent,
-  type TunerKind,
-  type TunerOptions,
-  type TunerStart,
-} from './tuner.js';
+import { createTuner } from './create-tuner.js';
+import { type RampSetOptions, type TunerEvent, type TunerKind, type TunerOptions, type TunerStart } from './tuner.js';
 import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
 
 /** The first line of a trace file (src/engine/recorder.ts). */

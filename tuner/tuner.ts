@@ -1,7 +1,8 @@
 /**
  * The tuner: what every kind of tuner offers its callers (the live server through
  * src/engine/live-tuning.ts and its worker thread, and replay), the one typed options object
- * that builds any of them (`createTuner`), and the names of the kinds.
+ * that builds any of them (`createTuner`, in create-tuner.ts, so that this interface imports no
+ * implementation), and the names of the kinds.
  *
  * A tuner is fed feedback records as batches finish (`observe`) and answers with what it changed
  * (events, in order); between batches it serves the thresholds and the active ramps it wants, and
@@ -15,13 +16,10 @@
  * The two online kinds share their loop (online-tuner.ts: re-tune triggers, ramp-set checks,
  * estimates); every kind keeps its rows in a FeedbackHistory (feedback-history.ts).
  */
-import { ApparateTuner } from './apparate-tuner.js';
 import type { ExitRule } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';
-import { GuardedTuner } from './guarded-tuner.js';
 import type { LatencyProfileData } from './latency-model.js';
 import type { RampUtility } from './ramp-utility.js';
-import { StaticTuner } from './static-tuner.js';
 import type { Thresholds } from './window-eval.js';
 
 /**
@@ -206,16 +204,4 @@ export interface Tuner {
   readonly learning: boolean;
   /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
   observe(records: readonly FeedbackRecord[]): TunerEvent[];
-}
-
-/** The tuner `options.kind` names. Throws a RangeError for a budget or confidence outside (0, 1) or a window that is not a positive integer. */
-export function createTuner(options: TunerOptions): Tuner {
-  switch (options.kind) {
-    case 'guarded':
-      return new GuardedTuner(options);
-    case 'apparate':
-      return new ApparateTuner(options);
-    case 'static':
-      return new StaticTuner(options);
-  }
 }

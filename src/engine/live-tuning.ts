@@ -31,8 +31,8 @@ import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
+import { createTuner } from '../../tuner/create-tuner.js';
 import {
-  createTuner,
   isOnlineTunerKind,
   type OnlineTunerOptions,
   type RampSetOptions,

@@ -5,7 +5,8 @@
  * Messages: tuner-thread.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createTuner, type OnlineTunerOptions } from '../../tuner/tuner.js';
+import { createTuner } from '../../tuner/create-tuner.js';
+import type { OnlineTunerOptions } from '../../tuner/tuner.js';
 import type { FromTuner, ToTuner } from './tuner-thread.js';
 
 if (!parentPort) throw new Error('the tuner worker must run in a worker thread');

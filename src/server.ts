@@ -55,6 +55,18 @@ function describePlan(m: ServedModel): string {
   );
 }
 
+/** Runs `listen`; a failure becomes one line naming the transport, the address and the cause. */
+async function listenOn(transport: string, host: string, port: number, listen: () => Promise<number>): Promise<number> {
+  try {
+    return await listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = (err as Error).message;
+    const cause = code === 'EADDRINUSE' || /address already in use/i.test(message) ? 'address already in use' : message;
+    throw new Error(`cannot listen for ${transport} on ${host}:${port}: ${cause}`, { cause: err });
+  }
+}
+
 export async function startServer(config: ServingConfig, options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => undefined);
   const metrics = createMetrics();
@@ -83,11 +95,24 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     logger: options.accessLog ?? false,
     admin: { plane: dataPlane, token: config.server.adminToken },
   });
-  await http.listen({ host: config.server.host, port: config.server.httpPort });
-  const address = http.server.address();
-  const httpPort = typeof address === 'object' && address ? address.port : config.server.httpPort;
   const grpc = createGrpcServer({ dataPlane, maxMessageBytes: config.server.maxBodyBytes });
-  const grpcPort = await grpc.start(config.server.host, config.server.grpcPort);
+  let httpPort: number;
+  let grpcPort: number;
+  try {
+    httpPort = await listenOn('HTTP', config.server.host, config.server.httpPort, async () => {
+      await http.listen({ host: config.server.host, port: config.server.httpPort });
+      const address = http.server.address();
+      return typeof address === 'object' && address ? address.port : config.server.httpPort;
+    });
+    grpcPort = await listenOn('gRPC', config.server.host, config.server.grpcPort, () =>
+      grpc.start(config.server.host, config.server.grpcPort),
+    );
+  } catch (err) {
+    // A server that cannot listen must not linger: its worker threads would keep the process
+    // alive, serving nothing, where a supervisor needs it to exit and say why.
+    await Promise.allSettled([http.close(), grpc.stop(0), dataPlane.close()]);
+    throw err;
+  }
   log(
     `KServe v2 HTTP on ${config.server.host}:${httpPort}, gRPC on ${config.server.host}:${grpcPort}; metrics at /metrics; ` +
       `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}`,

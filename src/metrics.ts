@@ -22,6 +22,13 @@ import type { ExitsReport, TunerEstimatesReport } from './data-plane/types.js';
 import { OUTCOMES, type Outcome } from './engine/model-runner.js';
 import type { ErrorCode } from './errors.js';
 
+/** prom-client default metrics that are gauges named like counters (removed, see createMetrics). */
+const NON_COUNTERS_NAMED_TOTAL = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 /** The `exit` label of a request answered by the full model (not by a ramp). */
 export const FINAL_EXIT = 'final';
 
@@ -41,9 +48,13 @@ export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
 /** Rows per executed batch (powers of two, as batch sizes usually are). */
 export const BATCH_SIZE_BUCKETS: readonly number[] = Object.freeze([1, 2, 4, 8, 16, 32, 64, 128]);
 
-/** Event-loop lag quantiles exported by `offramp_event_loop_lag_seconds{quantile}`. */
-export const EVENT_LOOP_QUANTILES = ['0.5', '0.99', 'max'] as const;
-export type EventLoopQuantile = (typeof EVENT_LOOP_QUANTILES)[number];
+/**
+ * Event-loop lag statistics exported by `offramp_event_loop_lag_seconds{stat}`. The label is not
+ * called `quantile`: Prometheus reserves that one for summaries, and this is a gauge set at
+ * each scrape (promtool's lint rejects a gauge with a `quantile` label).
+ */
+export const EVENT_LOOP_STATS = ['p50', 'p99', 'max'] as const;
+export type EventLoopStat = (typeof EVENT_LOOP_STATS)[number];
 
 /**
  * Every label a metric may carry, with the values it takes. Every label of a metric is required
@@ -58,7 +69,7 @@ export interface LabelValues {
   code: ErrorCode;
   /** Ramp id as a string. */
   ramp: string;
-  quantile: EventLoopQuantile;
+  stat: EventLoopStat;
 }
 export type LabelName = keyof LabelValues;
 
@@ -69,7 +80,7 @@ export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
   outcome: `How the request ended: ${OUTCOMES.map((o) => `\`${o}\``).join(', ')}.`,
   code: 'An offramp error code (docs/errors.md).',
   ramp: 'The ramp id.',
-  quantile: `${EVENT_LOOP_QUANTILES.map((q) => `\`${q}\``).join(', ')}.`,
+  stat: `${EVENT_LOOP_STATS.map((q) => `\`${q}\``).join(', ')}.`,
 };
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -246,8 +257,8 @@ export const METRIC_TABLE = {
   eventLoopLag: {
     name: 'offramp_event_loop_lag_seconds',
     type: 'gauge',
-    help: 'Main-thread event-loop delay since the previous scrape, in seconds (quantile 0.5, 0.99, max).',
-    labels: ['quantile'],
+    help: 'Main-thread event-loop delay since the previous scrape, in seconds (stat p50, p99, max).',
+    labels: ['stat'],
     doc: 'Set at each scrape; networking, batching and replies run on this loop (inference runs in workers), so lag here is added latency.',
   },
 } as const satisfies Record<string, MetricSpec>;
@@ -334,9 +345,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const collects: Partial<Record<MetricKey, GaugeCollect>> = {
     eventLoopLag() {
       if (loopDelay.count === 0) return; // no sample yet: keep the last values rather than export garbage
-      this.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
-      this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
-      this.set({ quantile: 'max' }, loopDelay.max / 1e9);
+      this.set({ stat: 'p50' }, loopDelay.percentile(50) / 1e9);
+      this.set({ stat: 'p99' }, loopDelay.percentile(99) / 1e9);
+      this.set({ stat: 'max' }, loopDelay.max / 1e9);
       loopDelay.reset();
     },
   };
@@ -349,7 +360,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }
   const instruments = built as unknown as MetricInstruments;
 
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+    // prom-client names three gauges with a counter's `_total` suffix, which Prometheus' lint
+    // (promtool check metrics) rejects; the per-type gauges beside them (nodejs_active_handles,
+    // nodejs_active_requests, nodejs_active_resources) carry the same counts.
+    for (const name of NON_COUNTERS_NAMED_TOTAL) registry.removeSingleMetric(name);
+  }
 
   let closed = false;
   const refreshers: (() => void)[] = [];

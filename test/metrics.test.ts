@@ -18,7 +18,7 @@ function metrics(): Metrics {
 
 /** A value for every label of a spec, e.g. `model="m",ramp="v-ramp"`. */
 function sampleLabels(spec: MetricSpec): Record<string, string> {
-  const values: Record<string, string> = { outcome: 'ok', code: 'OFFRAMP_INTERNAL', quantile: 'max' };
+  const values: Record<string, string> = { outcome: 'ok', code: 'OFFRAMP_INTERNAL', stat: 'max' };
   return Object.fromEntries(spec.labels.map((l) => [l, values[l] ?? `v-${l}`]));
 }
 

@@ -2,6 +2,7 @@
  * The whole server on the bundled model: real sockets, real HTTP and gRPC clients, the real
  * engine with worker threads. What must hold end to end, not per layer.
  */
+import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../src/server.js';
@@ -129,5 +130,16 @@ describe('offramp server on the bundled model', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/offramp_requests_total\{model="fmnist",outcome="ok"\} \d+/);
     expect(metrics).toMatch(/offramp_batch_size_count\{model="fmnist"\} \d+/);
+  });
+
+  // Prometheus' own lint on the live exposition, after traffic (so every labelled series exists).
+  // promtool comes from Debian's `prometheus` package, which .ci/run installs; a missing promtool
+  // fails this test rather than skipping it.
+  it('publishes /metrics that promtool check metrics accepts', async () => {
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    if (check.error) throw new Error(`promtool not runnable (apt-get install prometheus): ${check.error.message}`);
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
   });
 });

@@ -46,11 +46,11 @@ const INFER_PATH = `/v2/models/${MODEL_NAME}/infer`;
 
 /** The server's event-loop lag since its previous /metrics scrape. */
 export function loopLag(samples: Sample[]): LagMs {
-  const at = (quantile: string): number | null => {
-    const v = sampleValue(samples, 'offramp_event_loop_lag_seconds', { quantile });
+  const at = (stat: string): number | null => {
+    const v = sampleValue(samples, 'offramp_event_loop_lag_seconds', { stat });
     return v === null ? null : v * 1000;
   };
-  return { p50_ms: at('0.5'), p99_ms: at('0.99'), max_ms: at('max') };
+  return { p50_ms: at('p50'), p99_ms: at('p99'), max_ms: at('max') };
 }
 
 function activeRamps(exitsReport: unknown): { id: number; threshold: number | null }[] {

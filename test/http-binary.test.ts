@@ -9,11 +9,10 @@ import { decodeTensorBytes, encodeTensorBytes } from '../src/data-plane/tensor-b
 import type { InferRequest, InferResponse, OutputTensor } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
 import { splitBody } from '../src/http/binary-tensors.js';
-import { createHttpServer } from '../src/http/server.js';
-import { createMetrics, type Metrics } from '../src/metrics.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { bundledConfig, testImages } from './helpers/bundled.js';
 import { FakeDataPlane, type FakeModel } from './helpers/fake-data-plane.js';
+import { closeHttpHarnesses, httpHarness, type HttpHarness } from './helpers/http-harness.js';
 
 const MODEL = 'tiny';
 const TINY_MODEL: FakeModel = {
@@ -43,28 +42,12 @@ function answer(request: InferRequest): InferResponse {
   };
 }
 
-interface Harness {
-  app: FastifyInstance;
-  plane: FakeDataPlane;
-  metrics: Metrics;
-}
-const open: Harness[] = [];
-
-function harness(maxBodyBytes = 64 * 1024): Harness {
+function harness(maxBodyBytes = 64 * 1024): HttpHarness {
   const plane = new FakeDataPlane({ models: [TINY_MODEL], infer: (request) => Promise.resolve(answer(request)) });
-  const metrics = createMetrics({ processMetrics: false });
-  const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes });
-  const h = { app, plane, metrics };
-  open.push(h);
-  return h;
+  return httpHarness(plane, { maxBodyBytes });
 }
 
-afterEach(async () => {
-  for (const h of open.splice(0)) {
-    await h.app.close();
-    h.metrics.close();
-  }
-});
+afterEach(closeHttpHarnesses);
 
 const bytesOf = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 

@@ -10,9 +10,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AdminPlane, InferRequest, InferResponse, TunerAdminReport } from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
 import { tokenMatches } from '../src/http/admin-plugin.js';
-import { createHttpServer } from '../src/http/server.js';
-import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport, type Metrics } from '../src/metrics.js';
+import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport } from '../src/metrics.js';
 import { FakeDataPlane, type FakeModel } from './helpers/fake-data-plane.js';
+import { closeHttpHarnesses, httpHarness, type HttpHarness } from './helpers/http-harness.js';
 
 const MODEL = 'tiny';
 const VERSION = '1';
@@ -60,30 +60,12 @@ const VALID_BODY = {
   inputs: [{ name: 'x', shape: [1, 2, 2], datatype: 'FP32', data: [1, 2, 3, 4] }],
 };
 
-interface Harness {
-  app: FastifyInstance;
-  plane: FakeDataPlane;
-  metrics: Metrics;
-}
-
-const open: Harness[] = [];
-
-function harness(maxBodyBytes = 64 * 1024, admin?: { plane: AdminPlane; token: string | null }): Harness {
+function harness(maxBodyBytes = 64 * 1024, admin?: { plane: AdminPlane; token: string | null }): HttpHarness {
   const plane = new FakeDataPlane({ models: [TINY_MODEL], infer: (request) => Promise.resolve(answer(request)) });
-  // Process metrics off: their monitors outlive the registry and these tests build many.
-  const metrics = createMetrics({ processMetrics: false });
-  const app = createHttpServer({ dataPlane: plane, metrics, maxBodyBytes, ...(admin ? { admin } : {}) });
-  const h = { app, plane, metrics };
-  open.push(h);
-  return h;
+  return httpHarness(plane, { maxBodyBytes, admin });
 }
 
-afterEach(async () => {
-  for (const h of open.splice(0)) {
-    await h.app.close();
-    h.metrics.close();
-  }
-});
+afterEach(closeHttpHarnesses);
 
 function postInfer(app: FastifyInstance, body: unknown, path = `/v2/models/${MODEL}/infer`) {
   return app.inject({

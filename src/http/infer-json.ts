@@ -10,13 +10,14 @@
  */
 
 import { encodeTensorBytes } from '../data-plane/tensor-bytes.js';
-import type {
-  InferRequest,
-  InferResponse,
-  OutputTensor,
-  Parameters,
-  RequestedOutput,
-  TensorValues,
+import {
+  DATATYPES,
+  type InferRequest,
+  type InferResponse,
+  type OutputTensor,
+  type Parameters,
+  type RequestedOutput,
+  type TensorValues,
 } from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
 import {
@@ -31,17 +32,9 @@ import {
 /** Deeper nesting than any tensor has; bounds the work a hostile body can cause. */
 export const MAX_DATA_DEPTH = 64;
 
-const INTEGER_DATATYPES: ReadonlySet<string> = new Set([
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-]);
-const FLOAT_DATATYPES: ReadonlySet<string> = new Set(['FP16', 'FP32', 'FP64']);
+// Derived from the one datatype list: which JSON `data` values each datatype accepts.
+const INTEGER_DATATYPES: ReadonlySet<string> = new Set(DATATYPES.filter((d) => /^U?INT\d+$/.test(d)));
+const FLOAT_DATATYPES: ReadonlySet<string> = new Set(DATATYPES.filter((d) => d.startsWith('FP')));
 
 /** The part of an InferRequest the body carries (the URL gives the model, the connection the signal). */
 export type InferBody = Pick<InferRequest, 'id' | 'parameters' | 'inputs' | 'outputs'>;

@@ -233,22 +233,26 @@ export class BackboneRunner {
     const probe = new Uint8Array(rows).fill(1);
     if (plan.mode === 'drop' && plan.ramps.length > 0)
       for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
+    /** The batch's result, from the rows that reached the final layer and its output for them. */
+    const finish = (finalRows: Int32Array, output: Float32Array): BatchResult => ({
+      finalRows,
+      finalProbs: this.probabilities(output),
+      classes,
+      readings,
+      exitRamp,
+      probe,
+      timings: { segmentMs, headMs, totalMs: performance.now() - started },
+    });
 
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
       const t0 = performance.now();
       const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
       segmentMs.push(performance.now() - t0);
-      const finalProbs = this.probabilities(out.data as Float32Array);
-      return {
-        finalRows: Int32Array.from({ length: rows }, (_, i) => i),
-        finalProbs,
-        classes,
-        readings,
-        exitRamp,
-        probe,
-        timings: { segmentMs, headMs, totalMs: performance.now() - started },
-      };
+      return finish(
+        Int32Array.from({ length: rows }, (_, i) => i),
+        out.data as Float32Array,
+      );
     }
 
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
@@ -332,16 +336,7 @@ export class BackboneRunner {
     }
 
     const out = pool[m.model.output];
-    const finalProbs = this.probabilities(out ? (out.data as Float32Array) : new Float32Array(0));
-    return {
-      finalRows: Int32Array.from(alive),
-      finalProbs,
-      classes,
-      readings,
-      exitRamp,
-      probe,
-      timings: { segmentMs, headMs, totalMs: performance.now() - started },
-    };
+    return finish(Int32Array.from(alive), out ? (out.data as Float32Array) : new Float32Array(0));
   }
 
   /** The model's output as class probabilities (a copy: the result is transferred to the serving thread). */

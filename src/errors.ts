@@ -227,6 +227,14 @@ export const ERROR_TABLE = {
     grpcStatus: 13 /* INTERNAL */,
     doc: 'A bug or an unexpected failure in the server; the message carries the underlying error.',
   },
+  OFFRAMP_RAMP_DISABLED: {
+    message: "model '{model}' ramp {ramp} is disabled: {reason}",
+    httpStatus: 409,
+    grpcStatus: 9 /* FAILED_PRECONDITION */,
+    doc:
+      'A pin names a ramp the server disabled because its head failed (to load, to run, or with non-finite scores); ' +
+      'the model serves without it until restarted with a sound head. `GET /v2/models/{m}/exits` lists disabled ramps and why.',
+  },
 } as const satisfies Record<`OFFRAMP_${string}`, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -195,6 +195,15 @@ export const METRIC_TABLE = {
     help: "1 while an operator has pinned the ramp's threshold through the admin endpoint, else 0.",
     labels: ['model', 'ramp'],
   },
+  rampDisabled: {
+    name: 'offramp_ramp_disabled',
+    type: 'gauge',
+    help: '1 once the ramp is disabled because its head failed (to load, to run, or with non-finite scores), else 0.',
+    labels: ['model', 'ramp'],
+    doc:
+      'A disabled ramp is in no exit plan until the server restarts; `GET /v2/models/{m}/exits` gives the ' +
+      'reason per ramp (`ramps[].disabled`) and the server log has a line for it.',
+  },
   tunerPaused: {
     name: 'offramp_tuner_paused',
     type: 'gauge',
@@ -426,6 +435,7 @@ export function recordExitsReport(metrics: Metrics, report: ExitsReport): void {
     setRampThreshold(metrics, model, ramp.id, ramp.threshold, ramp.active);
     metrics.rampHeadActive.set({ model, ramp: String(ramp.id) }, ramp.active ? 1 : 0);
     metrics.rampPinned.set({ model, ramp: String(ramp.id) }, String(ramp.id) in report.tuner.pinned ? 1 : 0);
+    metrics.rampDisabled.set({ model, ramp: String(ramp.id) }, ramp.disabled === null ? 0 : 1);
   }
   setOrRemove(metrics.windowDisagreement, labels, report.window.disagreement);
   setOrRemove(metrics.windowEarlyExitFraction, labels, report.window.earlyFraction);

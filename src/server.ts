@@ -152,7 +152,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
               log(`config reload: ${m.name} tuner.kind changed; restart to apply it`);
             // A model under an online tuner keeps the tuner's plan; static ones take the new file's.
             // Pinned thresholds (admin endpoint) stay on top of either until unpinned.
-            const dropped = m.tuning.setStaticPlan(staticPlan(m.manifest, modelConfig));
+            const dropped = m.tuning.setStaticPlan(staticPlan(m.manifest, modelConfig, m.tuning.disabledRamps));
             if (dropped.length > 0)
               log(
                 `config reload: ${m.name} unpinned ramps ${dropped.join(', ')}: their pinned thresholds do not fit the new policy`,

@@ -292,3 +292,72 @@ describe('live tuning on the bundled model', () => {
     }
   });
 });
+
+describe('LiveTuning with disabled ramps', () => {
+  const { header, records } = syntheticTrace({ rows: 4000, seed: 52 });
+  const options = {
+    profile: header.profile,
+    accuracy: { budget: 0.01, confidence: 0.95, window: 1000 },
+    thread: false,
+  };
+  /** A Host that remembers every ramp any plan it was given named. */
+  class RecordingHost extends Host {
+    readonly named = new Set<number>();
+    override setExitPlan(plan: ExitPlan): void {
+      for (const r of plan.ramps) this.named.add(r.id);
+      super.setExitPlan(plan);
+    }
+  }
+
+  it('no plan names a ramp disabled at load or later: the tuner withdraws it, a pin on it is dropped', () => {
+    const [atLoad, later] = [RAMPS[1] as number, RAMPS[4] as number];
+    const host = new RecordingHost(NEVER_PLAN);
+    const log: string[] = [];
+    const tuning = new LiveTuning(
+      host,
+      {
+        ...options,
+        kind: 'guarded',
+        disabledRamps: new Map([[atLoad, 'head file heads/head-1.onnx is missing']]),
+        rampSet: { availableRamps: RAMPS, maxRamps: 8, rampBudget: 1, checkEveryBatches: 5 },
+      },
+      (line) => log.push(line),
+    );
+    expect(log).toEqual([
+      `ramp ${atLoad} disabled: head file heads/head-1.onnx is missing; the model serves without it`,
+    ]);
+    expect(host.exitPlan.ramps.map((r) => r.id)).not.toContain(atLoad);
+    expect(tuning.tuner?.activeRamps).not.toContain(atLoad);
+    host.feed(records.slice(0, 2000));
+    expect(host.exitPlan.ramps.map((r) => r.id)).toContain(later);
+
+    tuning.pin(new Map([[later, 0.5]]));
+    tuning.onExecutorFaults([{ kind: 'ramp-disabled', ramp: later, reason: 'its head failed on a batch of 8 row(s)' }]);
+    // Reported again by another worker: logged once.
+    tuning.onExecutorFaults([{ kind: 'ramp-disabled', ramp: later, reason: 'its head failed on a batch of 4 row(s)' }]);
+    expect(log.filter((l) => l.startsWith(`ramp ${later} disabled`))).toHaveLength(1);
+    expect(log).toContain(`ramp ${later} unpinned: it is disabled`);
+    expect(tuning.state().pinned.has(later)).toBe(false);
+    expect(tuning.tuner?.activeRamps).not.toContain(later);
+    expect(host.exitPlan.ramps.map((r) => r.id)).not.toContain(later);
+    expect([...tuning.disabledRamps.keys()]).toEqual([atLoad, later]);
+
+    host.named.clear();
+    host.feed(records.slice(2000));
+    expect(host.named.has(atLoad) || host.named.has(later)).toBe(false);
+  });
+
+  it('a static plan (or a reload) naming a disabled ramp runs without it', () => {
+    const host = new RecordingHost(NEVER_PLAN);
+    const disabled = RAMPS[2] as number;
+    const tuning = new LiveTuning(host, {
+      ...options,
+      kind: 'static',
+      disabledRamps: new Map([[disabled, 'head file heads/head-2.onnx is not a valid ONNX model (x)']]),
+    });
+    tuning.setStaticPlan(NEVER_PLAN);
+    tuning.pin(new Map([[disabled, 0.9]]));
+    expect(host.named.has(disabled)).toBe(false);
+    expect(host.exitPlan.ramps).toHaveLength(RAMPS.length - 1);
+  });
+});

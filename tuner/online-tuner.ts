@@ -58,6 +58,8 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   private readonly addedAt = new Map<number, number>();
   /** Ramp id → batch index when it was dropped (not proposed again for a while). */
   private readonly droppedAt = new Map<number, number>();
+  /** Ramps that can no longer run (withdrawRamp): never active again. */
+  private readonly withdrawn = new Set<number>();
   protected stats: TunerEstimates = noEstimates();
 
   constructor(options: O) {
@@ -117,6 +119,27 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
       const event = this.retune('periodic');
       if (event) events.push(event);
     }
+    return events;
+  }
+
+  withdrawRamp(id: number): TunerEvent[] {
+    if (this.withdrawn.has(id)) return [];
+    this.withdrawn.add(id);
+    if (!this.active.includes(id)) return [];
+    this.active = this.active.filter((x) => x !== id);
+    this.current.delete(id);
+    this.dropStreak.delete(id);
+    this.addedAt.delete(id);
+    // As after any ramp-set change: state indexed by the old set goes, and the tuner re-learns.
+    // Older rows stay usable (they carry every remaining ramp's reading), so it re-tunes at once.
+    this.rampSetChanged();
+    this.relearn();
+    this.stats = { ...this.stats, rampChanges: this.stats.rampChanges + 1 };
+    const events: TunerEvent[] = [
+      { type: 'ramps', dropped: [id], added: null, reasons: [`ramp ${id} withdrawn: it can no longer run`] },
+    ];
+    const event = this.retune('ramp-change');
+    if (event) events.push(event);
     return events;
   }
 
@@ -236,7 +259,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     const decision: RampSetDecision = rampSetDecision({
       utilities,
       activeRamps: this.active,
-      availableRamps: options.availableRamps,
+      availableRamps: options.availableRamps.filter((id) => !this.withdrawn.has(id)),
       profile: this.options.profile,
       batchSize,
       maxRamps: options.maxRamps,

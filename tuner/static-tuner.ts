@@ -11,8 +11,8 @@ export class StaticTuner implements Tuner {
   readonly kind = 'static';
   private readonly window: number;
   private readonly history: FeedbackHistory;
-  private readonly active: readonly number[];
-  private readonly current: ReadonlyMap<number, number | null>;
+  private active: readonly number[];
+  private readonly current: Map<number, number | null>;
 
   constructor(options: StaticTunerOptions) {
     checkTunerOptions(options);
@@ -35,6 +35,13 @@ export class StaticTuner implements Tuner {
 
   get estimates(): TunerEstimates {
     return { ...noEstimates(), ...this.history.windowFigures(), learning: this.learning };
+  }
+
+  /** The ramp leaves the active set; a static tuner reports no event (it never proposes a ramp set). */
+  withdrawRamp(id: number): TunerEvent[] {
+    this.active = this.active.filter((x) => x !== id);
+    this.current.delete(id);
+    return [];
   }
 
   /** Keeps the rows for the estimates; changes nothing. */

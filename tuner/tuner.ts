@@ -204,4 +204,9 @@ export interface Tuner {
   readonly learning: boolean;
   /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
   observe(records: readonly FeedbackRecord[]): TunerEvent[];
+  /**
+   * Ramp `id` can no longer run (the executor disabled it: its head failed). It leaves the active
+   * set and is never proposed again; returns what the tuner changed (nothing if it was not active).
+   */
+  withdrawRamp(id: number): TunerEvent[];
 }

@@ -6,6 +6,7 @@
  */
 import { ElemType, makeValueInfo, onnx, type Dim } from '../../src/model/onnx-model.js';
 import type { HeadKind } from '../../src/model/manifest.js';
+import { HEAD_PROBS_OUTPUT } from '../../src/model/ramp-head.js';
 import { hasHiddenLayer, hiddenActivation, quadrantWindow } from './head-kinds.js';
 
 export interface HeadWeights {
@@ -24,7 +25,8 @@ export interface HeadWeights {
   temperature: number;
 }
 
-export const HEAD_OUTPUT = 'probs';
+/** The head's one output; the serving side reads it by this name (src/model/ramp-head.ts). */
+export const HEAD_OUTPUT = HEAD_PROBS_OUTPUT;
 
 function floatTensor(name: string, dims: number[], values: Float32Array): onnx.ITensorProto {
   const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
+import { rampHeadProblems } from '../model/ramp-head.js';
 import type { ExecutionBackend } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import type { WindowStats } from '../engine/feedback.js';
@@ -66,6 +67,10 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     for (const modelConfig of config.models) {
       const dir = resolve(modelConfig.path);
       const manifest = await readManifest(dir);
+      // A head that fails costs its ramp, not the model: checked here, before any plan is made,
+      // so that no plan names it; the executor's workers check again as they load, and report
+      // any ramp they disable later (ModelRunner.onExecutorFaults).
+      const disabledRamps = await rampHeadProblems(dir, manifest);
       const backend = options.backendFor
         ? await options.backendFor(dir, manifest)
         : await WorkerPool.start(dir, { workers: config.server.workers, intraOpThreads: config.server.intraOpThreads });
@@ -74,14 +79,15 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         batching: modelConfig.batching,
         sloLatencyMs: modelConfig.slo.latencyMs,
         feedbackWindow: modelConfig.accuracy.window,
-        plan: staticPlan(manifest, modelConfig),
+        plan: staticPlan(manifest, modelConfig, disabledRamps),
         ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
       });
       const tuning = attachTuner(
         runner,
         manifest,
         modelConfig,
-        options.log && ((line) => options.log?.(`${modelConfig.name}: ${line}`)),
+        options.log && ((line) => options.log?.(`model ${modelConfig.name}: ${line}`)),
+        disabledRamps,
       );
       plane.models.set(modelConfig.name, {
         name: modelConfig.name,
@@ -153,7 +159,16 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
           m.manifest.model.inputs[0]?.type === 'int64'
             ? ['INT64', 'INT32']
             : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
-        ramps: m.manifest.ramps.map((r) => ({ id: r.id, compute_before: r.computeBefore, head: r.head.kind })),
+        ramps: m.manifest.ramps.map((r) => {
+          const disabled = m.tuning.disabledRamps.get(r.id);
+          return {
+            id: r.id,
+            compute_before: r.computeBefore,
+            head: r.head.kind,
+            disabled: disabled !== undefined,
+            ...(disabled !== undefined ? { disabled_reason: disabled } : {}),
+          };
+        }),
       },
     };
   }
@@ -164,6 +179,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     const plan = m.runner.exitPlan;
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
     const savings = windowSavings(m, stats);
+    const disabled = m.tuning.disabledRamps;
     return {
       model: m.name,
       version: m.version,
@@ -182,6 +198,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
           active: thresholdOf.has(r.id),
           threshold: thresholdOf.get(r.id) ?? null,
           computeBefore: r.computeBefore,
+          disabled: disabled.get(r.id) ?? null,
           exitRate: s && stats.size > 0 ? s.exits / stats.size : 0,
           agreement: s && s.compared > 0 ? s.agreeing / s.compared : null,
         };
@@ -223,6 +240,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', {
           reason: `model '${m.name}' has no ramp ${id} (its ramps: ${ids.join(', ') || 'none'})`,
         });
+      const disabled = m.tuning.disabledRamps.get(id);
+      if (disabled !== undefined)
+        throw new OfframpError('OFFRAMP_RAMP_DISABLED', { model: m.name, ramp: id, reason: disabled });
       const problem = thresholdProblem(policy, threshold);
       if (problem) throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason: `thresholds.${id}: ${problem}` });
     }

@@ -174,6 +174,8 @@ export interface ExitsReport {
     /** null = "never" (the ramp scores but never answers). */
     threshold: number | null;
     computeBefore: number;
+    /** Why the ramp is out of service (its head failed to load or to run); null while it can serve. A disabled ramp is never active. */
+    disabled: string | null;
     exitRate: number;
     agreement: number | null;
   }[];

@@ -55,6 +55,19 @@ export interface RampReadings {
   score: Float32Array;
 }
 
+/**
+ * Something the executor stopped doing because it failed, so that the serving thread logs it and
+ * plans around it. A fault is reported once, with the next batch result the executor returns
+ * (whichever batch that is):
+ *  - `ramp-disabled`: the ramp's head failed to load, failed a run or scored a non-finite
+ *    probability. The executor runs that ramp no more whatever a plan says: its rows go on to the
+ *    final layer, and no row was ever answered from the failed scores.
+ *  - `resplit-failed`: re-splitting the backbone at these ramps failed; batches with that ramp
+ *    set keep running on the prepared segments, and the re-split is not tried again.
+ */
+export type ExecutorFault =
+  { kind: 'ramp-disabled'; ramp: number; reason: string } | { kind: 'resplit-failed'; ramps: number[]; reason: string };
+
 export interface BatchResult {
   /** Rows that ran to the final layer (all rows in release mode) and their final probabilities. */
   finalRows: Int32Array;
@@ -69,6 +82,8 @@ export interface BatchResult {
    */
   probe: Uint8Array;
   timings: { segmentMs: number[]; headMs: number[]; totalMs: number };
+  /** Faults since the executor's last result (absent: none). */
+  faults?: ExecutorFault[];
 }
 
 export interface ExecutionBackend {

@@ -18,7 +18,9 @@
  *  - tuner `apparate`, or `guarded` with `tuner.start: never`: the same ramps, all at "never" —
  *    the online tuner loosens them as feedback comes in.
  *
- * The online tuner (tuner/) replaces this plan as live feedback comes in.
+ * The online tuner (tuner/) replaces this plan as live feedback comes in. A disabled ramp (its
+ * head failed to load, src/model/ramp-head.ts) is never chosen, nor kept from the SLO file's
+ * thresholds.
  */
 import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../../tuner/calibration.js';
 import type { PreparedManifest, RampEntry } from '../model/manifest.js';
@@ -31,7 +33,11 @@ function overheadShare(manifest: PreparedManifest, rampId: number): number {
   return (manifest.profile.headMs[rampId]?.[0] ?? 0) / full;
 }
 
-export function staticPlan(manifest: PreparedManifest, config: ModelConfig): ExitPlan {
+export function staticPlan(
+  manifest: PreparedManifest,
+  config: ModelConfig,
+  disabled: ReadonlyMap<number, string> = new Map(),
+): ExitPlan {
   const base = {
     policy: config.exits.policy,
     patience: config.exits.patience,
@@ -39,19 +45,20 @@ export function staticPlan(manifest: PreparedManifest, config: ModelConfig): Exi
     feedbackFraction: config.exits.dropFeedbackFraction,
   };
   if (config.tuner.kind === 'off' || config.exits.maxRamps === 0) return { ...base, ramps: [] };
+  const servable = manifest.ramps.filter((r) => !disabled.has(r.id));
   const configured = config.exits.thresholds;
   if (configured) {
-    const ramps = manifest.ramps
+    const ramps = servable
       .filter((r) => configured[r.id] !== undefined)
       .map((r) => ({ id: r.id, threshold: configured[r.id] as number }));
     return { ...base, ramps };
   }
-  const max = Math.min(config.exits.maxRamps, manifest.ramps.length);
+  const max = Math.min(config.exits.maxRamps, servable.length);
   // Try k = 1..max ramps; keep the set with the best estimated saving at budget/k each.
   let best: { ramps: RampEntry[]; saving: number } = { ramps: [], saving: 0 };
   for (let k = 1; k <= max; k++) {
     const share = config.accuracy.budget / k;
-    const scored = manifest.ramps
+    const scored = servable
       .map((r) => {
         const point = soloPointAt(r, share);
         return { r, value: point.exitFraction * (1 - r.computeBefore) - overheadShare(manifest, r.id) };

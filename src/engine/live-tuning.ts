@@ -20,6 +20,11 @@
  *
  * The tuner is fed only probe rows (FeedbackRecord.probe), drawn before their batch ran.
  *
+ * Disabled ramps: a ramp whose head failed (at load, or on a batch: the executor's faults,
+ * `ExecutorFault` in src/engine/backend.ts) is out of every plan applied from then on, whoever
+ * asks for it — the static plan, a config reload, the tuner (which is told to withdraw it) or a
+ * pin (dropped) — and one check, in `apply`, keeps that invariant.
+ *
  * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
  * finished batch, from the tuner's own state: while the tuner learns (`estimates.learning`: from
  * the start, a tightening or a ramp-set change until it has re-tuned on enough rows) the plan
@@ -42,7 +47,7 @@ import {
   type TunerSetting,
 } from '../../tuner/tuner.js';
 import type { ModelConfig } from '../config/index.js';
-import type { ExitPlan } from './backend.js';
+import type { ExecutorFault, ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import { TunerThread } from './tuner-thread.js';
 
@@ -60,6 +65,8 @@ export interface LiveTuningOptions {
    * own share, i.e. no change while learning). The plan's `feedbackFraction` is the settled share.
    */
   learningFeedbackFraction?: number;
+  /** Ramp id → why it is disabled, known at load (src/model/ramp-head.ts); never in a plan. */
+  disabledRamps?: ReadonlyMap<number, string>;
   /**
    * Run the tuner in its own worker thread (default true). False runs it on the caller's
    * thread, synchronously: for tests that feed batches and look at the plan right after.
@@ -76,6 +83,7 @@ interface TunerHandle {
   readonly learning: boolean;
   onChange: ((events: TunerEvent[]) => void) | undefined;
   observe(records: readonly FeedbackRecord[]): void;
+  withdrawRamp(id: number): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +108,10 @@ class InlineTuner implements TunerHandle {
   }
   observe(records: readonly FeedbackRecord[]): void {
     const events = this.tuner.observe(records);
+    if (events.length > 0) this.onChange?.(events);
+  }
+  withdrawRamp(id: number): void {
+    const events = this.tuner.withdrawRamp(id);
     if (events.length > 0) this.onChange?.(events);
   }
   close(): Promise<void> {
@@ -157,6 +169,10 @@ export class LiveTuning {
   /** The plan without pins: the tuner's (as last applied) or the static one. */
   private base: ExitPlan;
   private readonly pins = new Map<number, number | null>();
+  /** Ramp id → why its head cannot serve; no applied plan names these. */
+  private readonly disabled = new Map<number, string>();
+  /** Ramp sets whose re-split failed, already logged. */
+  private readonly failedResplits = new Set<string>();
   private pausedFlag = false;
   /** Drop mode's probe share once the tuner has settled (the static plan's), and while it learns. */
   private readonly settledShare: number;
@@ -169,7 +185,12 @@ export class LiveTuning {
     private readonly log: (line: string) => void = () => undefined,
   ) {
     this.kind = options.kind;
-    this.base = host.exitPlan;
+    for (const [id, reason] of options.disabledRamps ?? []) {
+      this.disabled.set(id, reason);
+      this.log(disabledLine(id, reason));
+    }
+    this.base = this.withoutDisabled(host.exitPlan);
+    if (this.base !== host.exitPlan) host.setExitPlan(this.base);
     this.settledShare = this.base.feedbackFraction;
     this.learningShare = Math.max(this.settledShare, options.learningFeedbackFraction ?? this.settledShare);
     const kind = this.kind;
@@ -184,7 +205,14 @@ export class LiveTuning {
       window: options.accuracy.window,
       activeRamps: plan.ramps.map((r) => r.id),
       thresholds: new Map(plan.ramps.map((r) => [r.id, r.threshold])),
-      ...(options.rampSet ? { rampSet: options.rampSet } : {}),
+      ...(options.rampSet
+        ? {
+            rampSet: {
+              ...options.rampSet,
+              availableRamps: options.rampSet.availableRamps.filter((id) => !this.disabled.has(id)),
+            },
+          }
+        : {}),
     };
     const tuner: TunerHandle = options.thread === false ? new InlineTuner(tunerOptions) : new TunerThread(tunerOptions);
     if (tuner instanceof TunerThread)
@@ -255,6 +283,41 @@ export class LiveTuning {
     this.apply();
   }
 
+  /** Ramp id → why it is disabled, in model order. */
+  get disabledRamps(): ReadonlyMap<number, string> {
+    return new Map([...this.disabled].sort(([a], [b]) => a - b));
+  }
+
+  /**
+   * Ramp `id`'s head failed: no plan applied from now on names it. A pin on it is dropped, the
+   * online tuner withdraws it, and the line is logged once.
+   */
+  disableRamp(id: number, reason: string): void {
+    if (this.disabled.has(id)) return;
+    this.disabled.set(id, reason);
+    this.log(disabledLine(id, reason));
+    if (this.pins.delete(id)) this.log(`ramp ${id} unpinned: it is disabled`);
+    this.base = this.withoutDisabled(this.base);
+    this.tuner?.withdrawRamp(id);
+    this.apply();
+  }
+
+  /** What the executor reports with a batch result: disabled ramps, and re-splits that failed (logged once per ramp set). */
+  onExecutorFaults(faults: readonly ExecutorFault[]): void {
+    for (const fault of faults) {
+      if (fault.kind === 'ramp-disabled') {
+        this.disableRamp(fault.ramp, fault.reason);
+        continue;
+      }
+      const key = fault.ramps.join(',');
+      if (this.failedResplits.has(key)) continue;
+      this.failedResplits.add(key);
+      this.log(
+        `re-splitting the backbone at ramps ${key} failed (${fault.reason}); that ramp set runs on the prepared segments`,
+      );
+    }
+  }
+
   /**
    * Config reload of a model without an online tuner: the new static plan, with the pins still
    * on top. Pins the new policy cannot take are dropped; their ramp ids are returned.
@@ -302,12 +365,29 @@ export class LiveTuning {
 
   private tunerPlan(tuner: TunerHandle): ExitPlan {
     const thresholds = tuner.thresholds;
-    return { ...this.base, ramps: tuner.activeRamps.map((id) => ({ id, threshold: thresholds.get(id) ?? null })) };
+    return this.withoutDisabled({
+      ...this.base,
+      ramps: tuner.activeRamps.map((id) => ({ id, threshold: thresholds.get(id) ?? null })),
+    });
   }
 
-  private apply(): void {
-    this.host.setExitPlan(withPins({ ...this.base, feedbackFraction: this.probeShare() }, this.pins));
+  /** `plan` without the disabled ramps (the same object when it names none). */
+  private withoutDisabled(plan: ExitPlan): ExitPlan {
+    return plan.ramps.some((r) => this.disabled.has(r.id))
+      ? { ...plan, ramps: plan.ramps.filter((r) => !this.disabled.has(r.id)) }
+      : plan;
   }
+
+  /** The one place a plan reaches the runner: whatever was asked, no disabled ramp is in it. */
+  private apply(): void {
+    this.host.setExitPlan(
+      this.withoutDisabled(withPins({ ...this.base, feedbackFraction: this.probeShare() }, this.pins)),
+    );
+  }
+}
+
+function disabledLine(id: number, reason: string): string {
+  return `ramp ${id} disabled: ${reason}; the model serves without it`;
 }
 
 /** Ramp-set changes, in words, for the server log. */
@@ -323,8 +403,9 @@ export function attachTuner(
   manifest: PreparedManifest,
   config: ModelConfig,
   log?: (line: string) => void,
+  disabledRamps?: ReadonlyMap<number, string>,
 ): LiveTuning {
-  return new LiveTuning(
+  const tuning = new LiveTuning(
     runner,
     {
       kind: config.tuner.kind,
@@ -337,7 +418,10 @@ export function attachTuner(
         checkEveryBatches: config.tuner.intervalBatches,
       },
       learningFeedbackFraction: config.exits.learningFeedbackFraction,
+      ...(disabledRamps ? { disabledRamps } : {}),
     },
     log,
   );
+  runner.onExecutorFaults = (faults) => tuning.onExecutorFaults(faults);
+  return tuning;
 }

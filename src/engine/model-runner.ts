@@ -9,7 +9,7 @@ import type { BatchingConfig } from '../config/index.js';
 import { OfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../model/manifest.js';
-import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from './backend.js';
+import type { BatchInput, BatchResult, ExecutionBackend, ExecutorFault, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
 import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.js';
@@ -95,6 +95,9 @@ export class ModelRunner {
 
   /** Called with every finished batch's feedback records (the online tuner listens here). */
   onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
+
+  /** Called with the faults a batch result reports (LiveTuning disables the ramps), before the next batch is dispatched. */
+  onExecutorFaults: ((faults: ExecutorFault[]) => void) | undefined;
 
   /** Applies new batching limits and SLO from the next scheduling step (config reload). */
   reconfigure(batching: BatchingConfig, sloLatencyMs: number): void {
@@ -288,6 +291,7 @@ export class ModelRunner {
   }
 
   private onBatchDone(result: BatchResult, owners: { request: EngineRequest; row: number }[]): void {
+    if (result.faults) this.onExecutorFaults?.(result.faults);
     const c = result.classes;
     const records = batchFeedback(result, Date.now());
     // Rows no ramp answered get the final layer's answer (the feedback record already holds its argmax).

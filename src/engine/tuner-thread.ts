@@ -10,7 +10,7 @@ import { noEstimates } from '../../tuner/feedback-history.js';
 import type { OnlineTunerKind, OnlineTunerOptions, TunerEstimates, TunerEvent } from '../../tuner/tuner.js';
 import { spawnWorker } from './spawn-worker.js';
 
-export type ToTuner = { type: 'observe'; records: FeedbackRecord[] };
+export type ToTuner = { type: 'observe'; records: FeedbackRecord[] } | { type: 'withdraw'; ramp: number };
 
 export type FromTuner =
   | {
@@ -76,6 +76,16 @@ export class TunerThread {
   observe(records: readonly FeedbackRecord[]): void {
     if (this.closed || records.length === 0) return;
     this.worker.postMessage({ type: 'observe', records: [...records] } satisfies ToTuner);
+  }
+
+  /**
+   * Ramp `id` can no longer run (Tuner.withdrawRamp). It leaves the state served here at once, so
+   * no plan built before the worker answers names it; the worker's answer brings the rest.
+   */
+  withdrawRamp(id: number): void {
+    this.currentRamps = this.currentRamps.filter((x) => x !== id);
+    this.currentThresholds.delete(id);
+    if (!this.closed) this.worker.postMessage({ type: 'withdraw', ramp: id } satisfies ToTuner);
   }
 
   async close(): Promise<void> {

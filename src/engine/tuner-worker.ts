@@ -25,8 +25,10 @@ function post(message: FromTuner): void {
 
 port.on('message', (message: ToTuner) => {
   try {
-    const events = tuner.observe(message.records);
-    if (events.length === 0 && tuner.learning === learning && ++quiet < QUIET_EVERY) return;
+    // A withdrawal is always answered: the re-tune it caused must reach the serving thread.
+    const events = message.type === 'withdraw' ? tuner.withdrawRamp(message.ramp) : tuner.observe(message.records);
+    if (message.type === 'observe' && events.length === 0 && tuner.learning === learning && ++quiet < QUIET_EVERY)
+      return;
     quiet = 0;
     learning = tuner.learning;
     post({

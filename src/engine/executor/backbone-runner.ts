@@ -14,6 +14,15 @@
  * it is being built, batches run on the prepared segments: a ramp-set change never waits or
  * fails a batch.
  *
+ * Faults cost a ramp, never an answer. A ramp whose head fails to load, fails its one-row test
+ * (src/model/ramp-head.ts), throws on a batch or scores a non-finite probability for any row is
+ * disabled: on that batch it answers no row (its rows go on, as if it were at "never" but
+ * without a reading), and from then on the runner leaves it out of every plan it is given. A
+ * re-split segment that throws sends its batch back to the prepared segments (the rows still in
+ * it restart from the input; ramps that already read them are not read again) and disables the
+ * ramp whose head was fused into it. Each fault is reported once, with the next batch result
+ * (`BatchResult.faults`), so the serving thread stops planning on it.
+ *
  * Drop mode and feedback: an exited row leaves the batch, except probes. Before a batch runs,
  * each row is drawn as a probe with probability `plan.feedbackFraction`; a probe runs to the end
  * whatever its exits, so it carries every active ramp's reading and the final answer. Drawing
@@ -25,6 +34,7 @@ import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeModel, encodeModel, type ModelProto } from '../../model/onnx-model.js';
+import { HEAD_PROBS_OUTPUT, headOutputProblem, loadRampHead } from '../../model/ramp-head.js';
 import { fuseHead, type FusedSegment } from '../../model/fuse-head.js';
 import { splitAtRamps } from '../../model/split-at-ramps.js';
 import type { Segment, SegmentIo } from '../../model/split.js';
@@ -33,7 +43,7 @@ import type { HostTensor, TensorData } from '../../model/tensor.js';
 import type { PreparedManifest } from '../../model/manifest.js';
 import { seededRandom, softmaxRows } from '../../model/numeric.js';
 import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
-import type { BatchInput, BatchResult, ExitPlan, RampReadings, RowExit } from '../backend.js';
+import type { BatchInput, BatchResult, ExecutorFault, ExitPlan, RampReadings, RowExit } from '../backend.js';
 
 /** Keeps the listed rows (by position) of a tensor whose first dimension is the batch. */
 export function selectRows(t: HostTensor, keep: number[]): HostTensor {
@@ -49,6 +59,8 @@ export function selectRows(t: HostTensor, keep: number[]): HostTensor {
 
 /** Segments to run, in order: their sessions, what each reads and writes, and where each ends. */
 interface Chain {
+  /** The ramp set it was re-split at ("0,3,5"); undefined for the prepared segments. */
+  rampSet?: string;
   sessions: OnnxSession[];
   inputs: string[][];
   outputs: string[][];
@@ -66,8 +78,10 @@ function chainOf(
   segments: readonly { inputs: SegmentIo[]; outputs: SegmentIo[] }[],
   endsAt: number[],
   fusedProbs: (string | undefined)[] = [],
+  rampSet?: string,
 ): Chain {
   return {
+    ...(rampSet === undefined ? {} : { rampSet }),
     sessions,
     inputs: segments.map((x) => x.inputs.map((io) => io.name)),
     outputs: segments.map((x, j) => [...x.outputs.map((io) => io.name), ...(fusedProbs[j] ? [fusedProbs[j]] : [])]),
@@ -84,14 +98,19 @@ const MAX_CHAINS = 4;
 export class BackboneRunner {
   /** Re-split chains by ramp set ("0,3,5"), most recently used last; a promise while being built. */
   private readonly chains = new Map<string, Chain | Promise<Chain | undefined>>();
+  /** Faults not yet reported: they go out with the next batch result. */
+  private faults: ExecutorFault[] = [];
 
   private constructor(
     private readonly manifest: PreparedManifest,
     /** The prepared segments, one per candidate cut. */
     private readonly fine: Chain,
-    private readonly heads: OnnxSession[],
+    /** Per ramp id, its head's session; undefined for a head that failed to load. */
+    private readonly heads: (OnnxSession | undefined)[],
     /** The heads' graphs, fused into the re-split segments. */
-    private readonly headModels: ModelProto[],
+    private readonly headModels: (ModelProto | undefined)[],
+    /** Ramp id → why it was disabled; such a ramp never runs again (see the file comment). */
+    private readonly disabled: Map<number, string>,
     private readonly full: OnnxSession,
     /** Names of tensors whose first dimension is the batch (so drop mode can subset them). */
     private readonly batchTensors: Set<string>,
@@ -111,9 +130,15 @@ export class BackboneRunner {
     // No spinning: between batches the serving thread needs the cores that idle onnxruntime
     // threads would otherwise busy-wait on (measured by bench/serving-overhead.ts).
     const opts = servingSessionOptions(intraOpThreads);
+    // A segment that fails to load fails the load: the model cannot be served without it. A head
+    // that fails costs only its ramp.
     const segments = await Promise.all(manifest.segments.map((s) => OnnxSession.create(join(dir, s.file), opts)));
-    const headBytes = await Promise.all(manifest.ramps.map((r) => readFile(join(dir, r.head.file))));
-    const heads = await Promise.all(headBytes.map((b) => OnnxSession.create(b, opts)));
+    const headLoads = await Promise.all(manifest.ramps.map((r) => loadRampHead(dir, manifest, r, opts)));
+    const disabled = new Map<number, string>();
+    manifest.ramps.forEach((ramp, i) => {
+      const problem = headLoads[i]?.problem;
+      if (problem !== undefined) disabled.set(ramp.id, problem);
+    });
     const modelBytes = await readFile(join(dir, manifest.model.file));
     const full = await OnnxSession.create(modelBytes, opts);
     const batchTensors = new Set<string>();
@@ -127,18 +152,39 @@ export class BackboneRunner {
       manifest.segments.map((_, k) => k),
     );
     const random = seededRandom(options.seed ?? randomInt(2 ** 32));
-    const headModels = headBytes.map((b) => decodeModel(b));
-    return new BackboneRunner(
+    const runner = new BackboneRunner(
       manifest,
       fine,
-      heads,
-      headModels,
+      headLoads.map((load) => load.head?.session),
+      headLoads.map((load) => load.head?.model),
+      disabled,
       full,
       batchTensors,
       decodeModel(modelBytes),
       opts,
       random,
     );
+    runner.faults = [...disabled].map(([ramp, reason]) => ({ kind: 'ramp-disabled', ramp, reason }));
+    return runner;
+  }
+
+  /** Ramp id → why the runner disabled it (at load or on a batch). */
+  get disabledRamps(): ReadonlyMap<number, string> {
+    return this.disabled;
+  }
+
+  /** Stops running ramp `id` for good and queues the fault for the next result; a second fault of the same ramp is not reported. */
+  private disable(id: number, reason: string): void {
+    if (this.disabled.has(id)) return;
+    this.disabled.set(id, reason);
+    this.faults.push({ kind: 'ramp-disabled', ramp: id, reason });
+  }
+
+  /** `plan` without the disabled ramps. */
+  private servable(plan: ExitPlan): ExitPlan {
+    return plan.ramps.some((r) => this.disabled.has(r.id))
+      ? { ...plan, ramps: plan.ramps.filter((r) => !this.disabled.has(r.id)) }
+      : plan;
   }
 
   /**
@@ -175,23 +221,34 @@ export class BackboneRunner {
         segments,
         segments.map((_, j) => (j < ids.length ? (ids[j] as number) : this.manifest.segments.length - 1)),
         fusedProbs,
+        key,
       );
       this.chains.delete(key);
       this.chains.set(key, chain);
       await this.evict();
       return chain;
-    } catch {
-      // Keep serving on the prepared segments; an entry that is not a chain is never retried.
+    } catch (err) {
+      // Keep serving on the prepared segments; an entry that is not a chain is never retried, so
+      // the fault is reported once.
       for (const x of sessions) await x.release();
       this.chains.set(key, Promise.resolve(undefined));
+      this.faults.push({ kind: 'resplit-failed', ramps: ids, reason: errorMessage(err) });
       return undefined;
     }
+  }
+
+  /** Gives up a re-split chain that failed a batch: its ramp set runs on the prepared segments from now on. */
+  private async dropChain(chain: Chain): Promise<void> {
+    if (chain.rampSet === undefined) return;
+    this.chains.set(chain.rampSet, Promise.resolve(undefined));
+    for (const x of chain.sessions) await x.release();
   }
 
   /** The segment ending at ramp `id` with that ramp's head fused in; undefined (run apart) if it cannot be fused. */
   private fuse(segment: SegmentModel, id: number): FusedSegment | undefined {
     const ramp = this.manifest.ramps[id];
     const head = this.headModels[id];
+    if (this.disabled.has(id)) return undefined;
     if (!ramp || !head) return undefined;
     try {
       return fuseHead(segment, head, ramp.tensor, `offramp.head${id}/`);
@@ -215,7 +272,7 @@ export class BackboneRunner {
    */
   async run(
     input: BatchInput,
-    plan: ExitPlan,
+    requested: ExitPlan,
     onExit: (exits: RowExit[]) => void,
     onSegmentDone?: (segment: number) => void,
   ): Promise<BatchResult> {
@@ -224,6 +281,7 @@ export class BackboneRunner {
     const classes = m.model.classes;
     const rows = input.dims[0] as number;
     const inputName = m.model.inputs[0]?.name as string;
+    const plan = this.servable(requested);
     const exitRamp = new Int32Array(rows).fill(-1);
     const segmentMs: number[] = [];
     const headMs: number[] = [];
@@ -234,15 +292,20 @@ export class BackboneRunner {
     if (plan.mode === 'drop' && plan.ramps.length > 0)
       for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
     /** The batch's result, from the rows that reached the final layer and its output for them. */
-    const finish = (finalRows: Int32Array, output: Float32Array): BatchResult => ({
-      finalRows,
-      finalProbs: this.probabilities(output),
-      classes,
-      readings,
-      exitRamp,
-      probe,
-      timings: { segmentMs, headMs, totalMs: performance.now() - started },
-    });
+    const finish = (finalRows: Int32Array, output: Float32Array): BatchResult => {
+      const faults = this.faults;
+      this.faults = [];
+      return {
+        finalRows,
+        finalProbs: this.probabilities(output),
+        classes,
+        readings,
+        exitRamp,
+        probe,
+        timings: { segmentMs, headMs, totalMs: performance.now() - started },
+        ...(faults.length > 0 ? { faults } : {}),
+      };
+    };
 
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
@@ -260,13 +323,41 @@ export class BackboneRunner {
     /** alive[i] = original row index of the i-th row still in the batch. */
     let alive = Array.from({ length: rows }, (_, i) => i);
     const streaks = new Array<Streak | undefined>(rows);
+    /** Ramps that have read this batch: a batch restarted on the prepared segments does not read them again. */
+    const read = new Set<number>();
 
-    const chain = this.chainFor(plan);
+    let chain = this.chainFor(plan);
     for (let j = 0; j < chain.sessions.length; j++) {
       const feeds: Record<string, HostTensor> = {};
       for (const name of chain.inputs[j] as string[]) feeds[name] = pool[name] as HostTensor;
       const t0 = performance.now();
-      Object.assign(pool, await (chain.sessions[j] as OnnxSession).run(feeds, chain.outputs[j]));
+      let outputs: Record<string, HostTensor>;
+      try {
+        outputs = await (chain.sessions[j] as OnnxSession).run(feeds, chain.outputs[j]);
+      } catch (err) {
+        // The prepared segments are the model itself: if they fail, the batch fails.
+        if (chain === this.fine) throw err;
+        // A re-split segment failed: suspect the head fused into it, give up the chain, and
+        // restart the rows still in the batch from the input on the prepared segments.
+        const fusedRamp = chain.fusedProbs[j] === undefined ? undefined : chain.endsAt[j];
+        if (fusedRamp !== undefined)
+          this.disable(
+            fusedRamp,
+            `the re-split segment its head is fused into failed on a batch of ${alive.length} row(s) (${errorMessage(err)})`,
+          );
+        else
+          this.faults.push({
+            kind: 'resplit-failed',
+            ramps: plan.ramps.map((r) => r.id),
+            reason: `a re-split segment failed on a batch of ${alive.length} row(s) (${errorMessage(err)})`,
+          });
+        await this.dropChain(chain);
+        chain = this.fine;
+        pool = { [inputName]: alive.length === rows ? input : selectRows(input, alive) };
+        j = -1;
+        continue;
+      }
+      Object.assign(pool, outputs);
       segmentMs.push(performance.now() - t0);
       // A fused head's probabilities are not a tensor later segments read: take them out of the pool.
       const fused = chain.fusedProbs[j];
@@ -276,7 +367,8 @@ export class BackboneRunner {
       onSegmentDone?.(k);
 
       const ramp = m.ramps[k];
-      if (!ramp || !thresholdOf.has(ramp.id) || alive.length === 0) continue;
+      if (!ramp || !thresholdOf.has(ramp.id) || read.has(ramp.id) || alive.length === 0) continue;
+      read.add(ramp.id);
       const threshold = thresholdOf.get(ramp.id) ?? null;
       let probs: Float32Array;
       if (fusedProbs) {
@@ -284,10 +376,23 @@ export class BackboneRunner {
         probs = fusedProbs.data as Float32Array;
         headMs.push(0);
       } else {
+        const head = this.heads[k];
+        if (!head || this.disabled.has(ramp.id)) continue;
         const h0 = performance.now();
-        probs = (await (this.heads[k] as OnnxSession).run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }))['probs']
-          ?.data as Float32Array;
+        try {
+          const out = await head.run({ [ramp.tensor]: pool[ramp.tensor] as HostTensor }, [HEAD_PROBS_OUTPUT]);
+          probs = out[HEAD_PROBS_OUTPUT]?.data as Float32Array;
+        } catch (err) {
+          this.disable(ramp.id, `its head failed on a batch of ${alive.length} row(s) (${errorMessage(err)})`);
+          continue;
+        }
         headMs.push(performance.now() - h0);
+      }
+      // Scores that cannot be read answer no row: the ramp sits this batch out and is disabled.
+      const problem = headOutputProblem(probs, alive.length, classes);
+      if (problem !== undefined) {
+        this.disable(ramp.id, `its head on a batch of ${alive.length} row(s): ${problem}`);
+        continue;
       }
       const reading: RampReadings = {
         ramp: ramp.id,
@@ -353,6 +458,10 @@ export class BackboneRunner {
       if (chain) chains.push(chain);
     }
     this.chains.clear();
-    for (const s of [...chains.flatMap((c) => c.sessions), ...this.heads, this.full]) await s.release();
+    for (const s of [...chains.flatMap((c) => c.sessions), ...this.heads, this.full]) await s?.release();
   }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -171,6 +171,15 @@ export const ERROR_TABLE = {
     grpcStatus: 4 /* DEADLINE_EXCEEDED */,
     doc: 'The request deadline (its `timeout` parameter, or the SLO) passed before a batch took it; it was not run.',
   },
+  OFFRAMP_OVERLOADED: {
+    message:
+      "model '{model}' is overloaded: the queued work would answer this request in ~{predictedMs} ms, past its {deadlineMs} ms deadline",
+    httpStatus: 429,
+    grpcStatus: 8 /* RESOURCE_EXHAUSTED */,
+    doc:
+      'The work already queued would keep the request past its deadline (its `timeout` parameter, or the SLO), so it ' +
+      'was refused at once instead of timing out in the queue (see docs/architecture.md, Admission). Back off and retry.',
+  },
   OFFRAMP_CANCELLED: {
     message: 'request was cancelled by the client',
     httpStatus: 499,

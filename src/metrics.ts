@@ -57,6 +57,13 @@ export const EVENT_LOOP_STATS = ['p50', 'p99', 'max'] as const;
 export type EventLoopStat = (typeof EVENT_LOOP_STATS)[number];
 
 /**
+ * Why an admin request was refused, the `reason` of `offramp_admin_auth_failures_total`: no bearer
+ * token, a wrong one, or admin endpoints disabled (no `server.admin_token`).
+ */
+export const ADMIN_AUTH_FAILURES = ['missing', 'wrong', 'disabled'] as const;
+export type AdminAuthFailure = (typeof ADMIN_AUTH_FAILURES)[number];
+
+/**
  * Every label a metric may carry, with the values it takes. Every label of a metric is required
  * at each update: prom-client would accept a missing one and export a series with an empty value,
  * which silently splits dashboards.
@@ -70,6 +77,7 @@ export interface LabelValues {
   /** Ramp id as a string. */
   ramp: string;
   stat: EventLoopStat;
+  reason: AdminAuthFailure;
 }
 export type LabelName = keyof LabelValues;
 
@@ -81,6 +89,7 @@ export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
   code: 'An offramp error code (docs/errors.md).',
   ramp: 'The ramp id.',
   stat: `${EVENT_LOOP_STATS.map((q) => `\`${q}\``).join(', ')}.`,
+  reason: `Why an admin request was refused: ${ADMIN_AUTH_FAILURES.map((r) => `\`${r}\``).join(', ')}.`,
 };
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -269,6 +278,13 @@ export const METRIC_TABLE = {
     help: 'Main-thread event-loop delay since the previous scrape, in seconds (stat p50, p99, max).',
     labels: ['stat'],
     doc: 'Set at each scrape; networking, batching and replies run on this loop (inference runs in workers), so lag here is added latency.',
+  },
+  adminAuthFailures: {
+    name: 'offramp_admin_auth_failures_total',
+    type: 'counter',
+    help: 'Admin requests refused before running, by reason: missing (no bearer token), wrong (a wrong token), disabled (no server.admin_token).',
+    labels: ['reason'],
+    doc: 'A burst of `wrong` is someone guessing the token; the token itself is never logged.',
   },
 } as const satisfies Record<string, MetricSpec>;
 

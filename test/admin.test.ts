@@ -2,6 +2,11 @@
  * The admin endpoints end to end: a real server on the bundled model, real HTTP. Pins change the
  * exit plan the next inference runs under; pause and resume switch the online tuner's hold on it.
  */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServingConfig } from '../src/config/index.js';
 import type { ExitsReport, TunerAdminReport } from '../src/data-plane/types.js';
@@ -235,4 +240,105 @@ describe('/metrics', () => {
       await call('DELETE', '/v2/models/fmnist/admin/thresholds');
     }
   });
+});
+
+/** The value of `offramp_admin_auth_failures_total{reason}` on a server's /metrics. */
+async function authFailures(root: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${root}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^offramp_admin_auth_failures_total\{reason="(\w+)"\} (\d+)$/gm))
+    counts[m[1]!] = Number(m[2]);
+  return counts;
+}
+
+describe('refused admin requests', () => {
+  it('are counted in offramp_admin_auth_failures_total by reason: missing, wrong, disabled', async () => {
+    const disabledRoot = `http://127.0.0.1:${disabled.httpPort}`;
+    const before = await authFailures(base);
+    const disabledBefore = await authFailures(disabledRoot);
+    // Every reason is exported before its first failure.
+    expect(Object.keys(before).sort()).toEqual(['disabled', 'missing', 'wrong']);
+    await call('GET', '/v2/models/fmnist/admin/tuner', { token: null });
+    await call('GET', '/v2/models/fmnist/admin/tuner', { token: 'wrong-token-of-the-same-len' });
+    await call('PUT', '/v2/models/fmnist/admin/thresholds', { token: 'x', body: '{}' });
+    await call('GET', '/v2/models/fmnist/admin/tuner'); // the right token: not a failure
+    await call('GET', '/v2/models/fmnist/admin/tuner', { root: disabledRoot });
+    const after = await authFailures(base);
+    const disabledAfter = await authFailures(disabledRoot);
+    expect({
+      missing: after['missing']! - before['missing']!,
+      wrong: after['wrong']! - before['wrong']!,
+      disabled: after['disabled']! - before['disabled']!,
+    }).toEqual({ missing: 1, wrong: 2, disabled: 0 });
+    expect(disabledAfter['disabled']! - disabledBefore['disabled']!).toBe(1);
+  });
+});
+
+describe('the access log', () => {
+  it('never shows an admin token, right or wrong, while it logs the requests and the refusals', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'offramp-admin-log-'));
+    const rightToken = 'the-right-token-0123456789';
+    const wrongToken = 'a-wrong-token-9876543210';
+    try {
+      const configPath = join(dir, 'slo.yaml');
+      await writeFile(
+        configPath,
+        [
+          `server: { http_port: 0, grpc_port: 0, host: 127.0.0.1, workers: 1, intra_op_threads: 1, admin_token: ${rightToken} }`,
+          'models:',
+          ...model('fmnist', 'static').map((line, i) => (i === 0 ? `  - ${line}` : `    ${line}`)),
+        ].join('\n'),
+      );
+      // `offramp serve --access-log`, as an operator runs it: fastify's logger writes to stdout.
+      const mainModule = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          `import { main } from ${JSON.stringify(mainModule)}; process.exitCode = await main(process.argv.slice(1));`,
+          'serve',
+          '--config',
+          configPath,
+          '--access-log',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          const look = () => {
+            const m = /HTTP on 127\.0\.0\.1:(\d+)/.exec(output);
+            if (m) resolve(Number(m[1]));
+          };
+          child.stdout.on('data', look);
+          child.stderr.on('data', look);
+          void exited.then(() => reject(new Error(`the server exited: ${output}`)));
+        });
+        const root = `http://127.0.0.1:${port}`;
+        for (const token of [rightToken, wrongToken, null]) {
+          await call('GET', '/v2/models/fmnist/admin/tuner', { root, token });
+          await call('PUT', '/v2/models/fmnist/admin/thresholds', { root, token, body: '{"thresholds": {}}' });
+        }
+        await fetch(`${root}/v2/models/fmnist/admin/tuner`, { headers: { authorization: wrongToken } }); // no "Bearer"
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      // The log has the requests and the refusals…
+      expect(output).toContain('/v2/models/fmnist/admin/tuner');
+      expect(output.match(/admin request refused/g)?.length).toBe(5);
+      // …and no token, nor a piece of one.
+      for (const secret of [rightToken, wrongToken, rightToken.slice(0, 12), wrongToken.slice(-12)])
+        expect(output, secret).not.toContain(secret);
+      expect(output.toLowerCase()).not.toContain('bearer');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -311,6 +311,25 @@ describe('gRPC ModelInfer', () => {
     expect((await finished.promise)?.code).toBe(grpc.status.CANCELLED);
   });
 
+  it('answers a refusal of the data plane (RESOURCE_EXHAUSTED) before converting the tensors', async () => {
+    plane.admissionImpl = () => new OfframpError('OFFRAMP_QUEUE_FULL', { model: 'echo', limit: 1 });
+    try {
+      // Mixed typed and raw contents would be INVALID_ARGUMENT once converted: admission comes first.
+      const err = await rpcError('ModelInfer', {
+        model_name: 'echo',
+        inputs: [fp32Input([1, 2, 3, 4])],
+        raw_input_contents: [Buffer.alloc(16)],
+      });
+      expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(offrampCode(err)).toBe('OFFRAMP_QUEUE_FULL');
+      expect(plane.requests).toHaveLength(0);
+    } finally {
+      plane.admissionImpl = () => null;
+    }
+    const reply = await rpc<InferReply>('ModelInfer', { model_name: 'echo', inputs: [fp32Input([1, 2, 3, 4])] });
+    expect(reply.outputs[0]!.contents!.fp32_contents).toEqual([2, 4, 6, 8]);
+  });
+
   it('answers garbage bytes with INVALID_ARGUMENT / OFFRAMP_MALFORMED_PROTOBUF and keeps serving', async () => {
     // Field 7 (raw_input_contents, length-delimited) claims 100 bytes; one follows. (A truncated
     // *string* field would not do: protobufjs clamps it to the bytes that are there.)

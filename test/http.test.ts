@@ -792,3 +792,60 @@ describe('closing', () => {
     expect(received).toContain('"code":"OFFRAMP_SHUTTING_DOWN"');
   });
 });
+
+describe('admission before the body is read', () => {
+  const queueFull = () => new OfframpError('OFFRAMP_QUEUE_FULL', { model: MODEL, limit: 1 });
+
+  it('answers the data plane refusal (429) without parsing the body or calling infer', async () => {
+    const { app, plane } = harness();
+    const asked: string[] = [];
+    plane.admissionImpl = (name) => {
+      asked.push(name);
+      return queueFull();
+    };
+    // A body that would be a 400 if it were parsed: the refusal comes first.
+    for (const path of [`/v2/models/${MODEL}/infer`, `/v2/models/${MODEL}/versions/${VERSION}/infer`]) {
+      const res = await postInfer(app, '{"inputs": [not json', path);
+      expect(res.statusCode, path).toBe(429);
+      expect(res.json()).toMatchObject({ code: 'OFFRAMP_QUEUE_FULL' });
+    }
+    expect(asked).toEqual([MODEL, MODEL]);
+    expect(plane.requests).toHaveLength(0);
+    // Admitted again: the same body is parsed and refused for what it is.
+    plane.admissionImpl = () => null;
+    expect((await postInfer(app, '{"inputs": [not json')).json()).toMatchObject({ code: 'OFFRAMP_MALFORMED_JSON' });
+    expect((await postInfer(app, VALID_BODY)).statusCode).toBe(200);
+  });
+
+  it('keeps the keep-alive connection: a refused request with an unread body, then an admitted one on the same socket', async () => {
+    const { app, plane } = harness(4 * 1024 * 1024);
+    let refusals = 1;
+    plane.admissionImpl = () => (refusals-- > 0 ? queueFull() : null);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const post = (body: string) =>
+      `POST /v2/models/${MODEL}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // 2 MB of valid JSON: far more than the socket buffers hold, so most of it arrives after the
+    // refusal was sent, and must be read off the wire and dropped before the next request.
+    const big = JSON.stringify({ ...VALID_BODY, pad: 'x'.repeat(2 * 1024 * 1024) });
+    socket.write(post(big));
+    socket.write(post(JSON.stringify(VALID_BODY)));
+    const statuses = () => [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', () => {
+        if (statuses().length === 2 && received.trimEnd().endsWith('}')) resolve();
+      });
+      socket.on('close', () => reject(new Error(`the connection closed; received: ${received.slice(0, 500)}`)));
+    });
+    expect(statuses()).toEqual([429, 200]);
+    expect(received).not.toMatch(/connection: close/i);
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+    expect(plane.requests.map((r) => r.id)).toEqual(['req-1']);
+  });
+});

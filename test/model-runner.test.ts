@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ModelRunner } from '../src/engine/model-runner.js';
+import { ModelRunner, planLatencyMs, type EngineObserver } from '../src/engine/model-runner.js';
 import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } from '../src/engine/backend.js';
 import type { PreparedManifest } from '../src/model/manifest.js';
 import { OfframpError } from '../src/errors.js';
@@ -46,6 +46,8 @@ class GatedBackend implements ExecutionBackend {
   /** Batches held, as in one worker: it is idle when it holds none. */
   private held = 0;
   failNext = false;
+  /** The compute time each batch reports (`timings.totalMs`); 0 = not timed. */
+  reportedMs = 0;
 
   /** One worker; `slots` 2 gives it a waiting place beside the running batch, as the worker pool does. */
   constructor(readonly slots = 1) {}
@@ -99,7 +101,7 @@ class GatedBackend implements ExecutionBackend {
       ],
       exitRamp,
       probe: new Uint8Array(rows).fill(1),
-      timings: { segmentMs: [], headMs: [], totalMs: 0 },
+      timings: { segmentMs: [], headMs: [], totalMs: this.reportedMs },
     };
   }
 
@@ -115,7 +117,14 @@ class GatedBackend implements ExecutionBackend {
 
 function runner(
   backend: ExecutionBackend,
-  overrides: { maxQueueSize?: number; maxBatchSize?: number; maxQueueDelayMs?: number; delay?: BatchDelay } = {},
+  overrides: {
+    maxQueueSize?: number;
+    maxBatchSize?: number;
+    maxQueueDelayMs?: number;
+    delay?: BatchDelay;
+    sloLatencyMs?: number;
+    observer?: EngineObserver;
+  } = {},
 ): ModelRunner {
   return new ModelRunner(manifest, backend, {
     modelName: 'fake',
@@ -126,9 +135,10 @@ function runner(
       maxQueueSize: overrides.maxQueueSize ?? 16,
       preferredBatchSizes: [],
     },
-    sloLatencyMs: 10_000,
+    sloLatencyMs: overrides.sloLatencyMs ?? 10_000,
     feedbackWindow: 100,
     plan,
+    ...(overrides.observer ? { observer: overrides.observer } : {}),
   });
 }
 
@@ -262,6 +272,81 @@ describe('model runner', () => {
     await tick();
     backend.release();
     await expect(queued).resolves.toHaveLength(1);
+  });
+
+  it('refuses at once (OFFRAMP_OVERLOADED) a request the queued work would answer past its deadline', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1 });
+    const batchMs = planLatencyMs(manifest, plan, 1);
+    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }); // dispatched at once
+    await tick();
+    // Nothing queued ahead: admitted however short its deadline (the batcher times it out if need be).
+    const next = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: batchMs / 2 });
+    // One batch queued ahead: answered in about two batch times.
+    expect(r.predictedWait(1, 0)).toEqual({ answerMs: 2 * batchMs, behindOthers: true });
+    const refused = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 1.5 * batchMs });
+    await expect(refused).rejects.toSatisfy((e) => OfframpError.is(e, 'OFFRAMP_OVERLOADED'));
+    // A deadline the prediction meets is admitted; a lower priority (a larger value) queues behind more work.
+    const admitted = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 2.5 * batchMs });
+    expect(r.predictedWait(1, 5).answerMs).toBe(3 * batchMs);
+    expect(r.queuedRequests).toBe(2);
+    for (const p of [running, next, admitted]) {
+      backend.release();
+      await tick();
+      await p.catch(() => undefined);
+    }
+    await expect(running).resolves.toHaveLength(1);
+    await expect(admitted).resolves.toHaveLength(1);
+  });
+
+  it('admits a request with nothing ahead of it whatever its own rows take', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1, sloLatencyMs: 1 });
+    expect(r.predictedWait(50, 0)).toMatchObject({ behindOthers: false });
+    expect(r.predictedWait(50, 0).answerMs).toBeGreaterThan(1);
+    const big = r.submit(new Float32Array(50).fill(0.1), 50, [1], { priority: 0 });
+    while (backend.batches.length < 50) {
+      backend.release();
+      await tick();
+    }
+    backend.release();
+    await expect(big).resolves.toHaveLength(50);
+  });
+
+  it('scales the predicted wait by how long batches really took against their profile', async () => {
+    const backend = new GatedBackend();
+    const r = runner(backend, { maxBatchSize: 1 });
+    const batchMs = planLatencyMs(manifest, plan, 1);
+    expect(r.predictedWait(2, 0).answerMs).toBe(2 * batchMs);
+    backend.reportedMs = 10 * batchMs; // this machine runs batches ten times slower than profiled
+    const p = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await tick();
+    backend.release();
+    await p;
+    // The running mean moved a tenth of the way from 1 to 10.
+    expect(r.predictedWait(2, 0).answerMs).toBeCloseTo(2 * batchMs * 1.9, 6);
+  });
+
+  it('admission() before a body is read refuses a full queue and counts it as rejected', async () => {
+    const outcomes: string[] = [];
+    const backend = new GatedBackend();
+    const r = runner(backend, {
+      maxQueueSize: 1,
+      maxBatchSize: 1,
+      observer: { outcome: (o, code) => outcomes.push(`${o} ${code ?? ''}`.trim()) },
+    });
+    expect(r.admission()).toBeNull();
+    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    await tick();
+    const queued = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    expect(r.admission()?.code).toBe('OFFRAMP_QUEUE_FULL');
+    expect(outcomes).toEqual(['rejected OFFRAMP_QUEUE_FULL']);
+    backend.release();
+    await running;
+    await tick();
+    backend.release();
+    await queued;
+    expect(r.admission()).toBeNull();
   });
 
   it('a request whose timeout passes in the queue is rejected and never run', async () => {

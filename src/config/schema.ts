@@ -294,7 +294,8 @@ const batchingSchema = section({
   max_queue_size: int(
     { min: 1, max: 1000000 },
     256,
-    'Most requests waiting; more are rejected with OFFRAMP_QUEUE_FULL.',
+    'Most requests waiting; more are rejected with OFFRAMP_QUEUE_FULL. Before that bound, a request the queued work ' +
+      'would answer past its deadline is refused at once with OFFRAMP_OVERLOADED.',
   ),
   preferred_batch_sizes: z
     .array(bounded({ min: 1, max: 1024 }, true), { error: notA('a list of batch sizes') })

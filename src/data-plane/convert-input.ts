@@ -106,6 +106,9 @@ export function convertInput(modelName: string, manifest: PreparedManifest, inpu
       if (input.datatype === 'UINT8' && (!Number.isInteger(n) || n < 0 || n > 255))
         bad(i, `${n} (UINT8 pixels are 0..255)`);
       out[i] = n * scale;
+      // A finite FP64 (or JSON) value beyond FP32's range (±3.4e38) becomes ±Infinity in the
+      // model's input, and the model answers NaN: refuse it like a non-finite value.
+      if (!Number.isFinite(out[i])) bad(i, `the value ${n}, beyond the FP32 range of the model's input`);
     }
     data = out;
   }

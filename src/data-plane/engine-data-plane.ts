@@ -80,6 +80,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         sloLatencyMs: modelConfig.slo.latencyMs,
         feedbackWindow: modelConfig.accuracy.window,
         plan: staticPlan(manifest, modelConfig, disabledRamps),
+        parallelism: config.server.workers,
         ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
       });
       const tuning = attachTuner(
@@ -261,6 +262,13 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     if (!m.tuning.online)
       throw new OfframpError('OFFRAMP_TUNER_NOT_ONLINE', { model: m.name, action, kind: m.tuning.kind });
     return m;
+  }
+
+  admission(name: string, version?: string): OfframpError | null {
+    if (!this.readyFlag) return null;
+    const m = this.models.get(name);
+    if (!m || (version !== undefined && version !== '' && version !== m.version)) return null;
+    return m.runner.admission();
   }
 
   async infer(request: InferRequest): Promise<InferResponse> {

@@ -6,6 +6,7 @@
  */
 import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
+import type { OfframpError } from '../errors.js';
 
 /** KServe v2 tensor datatypes. */
 export const DATATYPES = [
@@ -232,5 +233,11 @@ export interface DataPlane {
   modelMetadata(name: string, version?: string): ModelMetadata;
   exits(name: string, version?: string): ExitsReport;
   /** Rejects with an OfframpError (src/errors.ts) for every expected failure. */
-  infer(request: InferRequest): Promise<InferResponse>;
+  infer(request: InferRequest): Promise<InferResponse>; /**
+   * Whether the model can take a request now, asked by the transports before they read and parse
+   * its body, so a server under overload spends nothing on requests it would refuse: the refusal
+   * (OFFRAMP_QUEUE_FULL, OFFRAMP_OVERLOADED, …) to answer at once, or null to go on. Null too for
+   * what `infer` reports itself (an unknown model, a server not ready). See ModelRunner.admission.
+   */
+  admission(name: string, version?: string): OfframpError | null;
 }

@@ -47,7 +47,17 @@ export interface RunnerOptions {
   plan: ExitPlan;
   observer?: EngineObserver;
   now?: () => number;
+  /** Batches the backend runs side by side (its workers); divides the queued work in the wait prediction. Default 1. */
+  parallelism?: number;
 }
+
+/**
+ * How far the observed compute time of a batch may stray from its profiled latency in the wait
+ * prediction: the profile was measured on some machine, the server may run on a slower or busier one.
+ */
+const LATENCY_SCALE_BOUNDS = { min: 0.25, max: 50 } as const;
+/** Weight of the newest batch in the running mean of observed / profiled batch time. */
+const LATENCY_SCALE_WEIGHT = 0.1;
 
 /** Profiled latency of a batch under a plan: the unsplit model, or every segment plus the heads that run. */
 export function planLatencyMs(manifest: PreparedManifest, plan: ExitPlan, batchSize: number): number {
@@ -71,6 +81,8 @@ export class ModelRunner {
   private closing = false;
   private readonly now: () => number;
   private readonly depthOf: Map<number, number>;
+  /** Running mean of a batch's observed compute time over its profiled latency (1 until a batch ran). */
+  private latencyScale = 1;
 
   constructor(
     readonly manifest: PreparedManifest,
@@ -109,6 +121,67 @@ export class ModelRunner {
     return this.scheduler.queuedRequests;
   }
 
+  /**
+   * Predicted time from now until a request of `rows` rows at `priority` would be answered, from
+   * the work ahead of it — the batches already waiting behind a running one on a worker, and the
+   * queued rows of its priority level and more urgent ones — and its own rows, formed into full
+   * batches and spread over the workers, its last batch taking its own size's latency. Each batch
+   * costs its profiled latency under the plan in force, scaled by how much slower (or faster)
+   * batches actually ran here (`latencyScale`). `behindOthers`: some other request's work is ahead.
+   */
+  predictedWait(rows: number, priority: number): { answerMs: number; behindOthers: boolean } {
+    const batch = this.options.batching.maxBatchSize;
+    const parallelism = this.options.parallelism ?? 1;
+    const latency = (size: number): number => planLatencyMs(this.manifest, this.plan, size) * this.latencyScale;
+    const waitingBatches = Math.max(0, this.inFlight - parallelism);
+    const rowsAhead = this.scheduler.rowsAhead(priority);
+    const total = rowsAhead + rows;
+    const batches = Math.ceil(total / batch);
+    const lastSize = total - (batches - 1) * batch;
+    const answerMs = ((waitingBatches + batches - 1) * latency(batch)) / parallelism + latency(lastSize);
+    return { answerMs, behindOthers: waitingBatches > 0 || rowsAhead > 0 };
+  }
+
+  /**
+   * The admission rule, asked before a request is accepted (the transports ask it before reading
+   * the body, with what they know then; `submit` asks again with the request itself):
+   *
+   *  1. a queue holding `max_queue_size` requests takes no more: OFFRAMP_QUEUE_FULL;
+   *  2. when work is queued or waiting ahead of it and the predicted time to answer
+   *     (`predictedWait`) is already past the request's deadline, it is refused at once with
+   *     OFFRAMP_OVERLOADED — it would only wait to be timed out (OFFRAMP_TIMED_OUT_IN_QUEUE), or be
+   *     answered late, and meanwhile delay every request behind it. A fast 429 beats a slow 504.
+   *     With nothing ahead a request is always admitted, however long it runs.
+   *
+   * Before the body is read the transports know neither the rows, the priority nor a `timeout`
+   * parameter: they ask for one row at the default (most urgent) level with the SLO's deadline, the
+   * most favourable request that can arrive, so this never refuses a request `submit` would take
+   * — except one whose `timeout` is longer than the SLO: under a load that already misses the
+   * SLO, a longer timeout does not buy a place in the queue. A refusal counts as outcome
+   * `rejected`.
+   */
+  admission(rows = 1, priority = 0, timeoutMs = this.options.sloLatencyMs): OfframpError | null {
+    const refusal = this.refusal(rows, priority, timeoutMs);
+    if (refusal) this.options.observer?.outcome?.('rejected', refusal.code);
+    return refusal;
+  }
+
+  private refusal(rows: number, priority: number, timeoutMs: number): OfframpError | null {
+    const model = this.options.modelName;
+    if (this.closing) return new OfframpError('OFFRAMP_SHUTTING_DOWN');
+    const limit = this.options.batching.maxQueueSize;
+    if (this.scheduler.queuedRequests >= limit) return new OfframpError('OFFRAMP_QUEUE_FULL', { model, limit });
+    const { answerMs, behindOthers } = this.predictedWait(rows, priority);
+    if (behindOthers && answerMs > timeoutMs) {
+      return new OfframpError('OFFRAMP_OVERLOADED', {
+        model,
+        predictedMs: Math.round(answerMs),
+        deadlineMs: Math.round(timeoutMs),
+      });
+    }
+    return null;
+  }
+
   submit(
     data: Float32Array | BigInt64Array,
     rows: number,
@@ -116,6 +189,9 @@ export class ModelRunner {
     options: SubmitOptions,
   ): Promise<RowAnswer[]> {
     if (this.closing) return Promise.reject(new OfframpError('OFFRAMP_SHUTTING_DOWN'));
+    const timeoutMs = options.timeoutMs ?? this.options.sloLatencyMs;
+    const refusal = this.admission(rows, options.priority, timeoutMs);
+    if (refusal) return Promise.reject(refusal);
     const arrival = this.now();
     return new Promise<RowAnswer[]>((resolve, reject) => {
       const request: EngineRequest = {
@@ -125,7 +201,7 @@ export class ModelRunner {
         rowShape,
         priority: options.priority,
         arrivalMs: arrival,
-        deadlineMs: arrival + (options.timeoutMs ?? this.options.sloLatencyMs),
+        deadlineMs: arrival + timeoutMs,
         state: 'queued',
         dispatchedRows: 0,
         answers: new Array<RowAnswer | undefined>(rows),
@@ -138,17 +214,8 @@ export class ModelRunner {
         return;
       }
       options.signal?.addEventListener('abort', () => this.cancel(request), { once: true });
-      if (!this.scheduler.add(request)) {
-        this.fail(
-          request,
-          'rejected',
-          new OfframpError('OFFRAMP_QUEUE_FULL', {
-            model: this.options.modelName,
-            limit: this.options.batching.maxQueueSize,
-          }),
-        );
-        return;
-      }
+      // admission() checked the bound just above, on the same tick: there is room.
+      this.scheduler.add(request);
       this.pump();
     });
   }
@@ -245,7 +312,10 @@ export class ModelRunner {
     this.options.observer?.batch?.(rows);
     this.backend
       .run(input, plan, (exits) => this.onExits(exits, owners))
-      .then((result) => this.onBatchDone(result, owners))
+      .then((result) => {
+        this.observeBatchTime(result.timings.totalMs, planLatencyMs(this.manifest, plan, rows));
+        this.onBatchDone(result, owners);
+      })
       .catch((err: unknown) => {
         const failure = new OfframpError(
           'OFFRAMP_INFERENCE_FAILED',
@@ -258,6 +328,12 @@ export class ModelRunner {
         this.inFlight--;
         this.pump();
       });
+  }
+
+  private observeBatchTime(observedMs: number, profiledMs: number): void {
+    if (!(observedMs > 0 && profiledMs > 0)) return; // a backend that does not time its batches
+    const ratio = Math.min(LATENCY_SCALE_BOUNDS.max, Math.max(LATENCY_SCALE_BOUNDS.min, observedMs / profiledMs));
+    this.latencyScale += LATENCY_SCALE_WEIGHT * (ratio - this.latencyScale);
   }
 
   private answer(request: EngineRequest, row: number, answer: RowAnswer): void {

@@ -53,12 +53,18 @@ export interface BatchScheduler {
   reconfigure(config: BatchingConfig): void;
   readonly queuedRequests: number;
   readonly queuedRows: number;
+  /** Undispatched rows a request of this priority would queue behind (its level and more urgent ones). */
+  rowsAhead(priority: number): number;
 }
 
 const DEFAULT_PRIORITY_LEVEL = 1;
 
+function priorityLevel(priority: number): number {
+  return priority === 0 ? DEFAULT_PRIORITY_LEVEL : priority;
+}
+
 function level(request: EngineRequest): number {
-  return request.priority === 0 ? DEFAULT_PRIORITY_LEVEL : request.priority;
+  return priorityLevel(request.priority);
 }
 
 export class DynamicBatcher implements BatchScheduler {
@@ -83,6 +89,11 @@ export class DynamicBatcher implements BatchScheduler {
 
   get queuedRows(): number {
     return this.queue.reduce((sum, r) => sum + r.rows - r.dispatchedRows, 0);
+  }
+
+  rowsAhead(priority: number): number {
+    const l = priorityLevel(priority);
+    return this.queue.reduce((sum, r) => (level(r) <= l ? sum + r.rows - r.dispatchedRows : sum), 0);
   }
 
   add(request: EngineRequest): boolean {

@@ -77,6 +77,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       };
     }),
     ModelInfer: unary<WireModelInferRequest, OutModelInferResponse>(async (wire, call) => {
+      // grpc-js hands a unary handler the decoded message, so admission comes as early as it can:
+      // before the tensors are converted and validated (see DataPlane.admission).
+      const refusal = dataPlane.admission(wire.model_name, optional(wire.model_version));
+      if (refusal) throw refusal;
       const controller = new AbortController();
       const abort = () => controller.abort(new OfframpError('OFFRAMP_CANCELLED'));
       // 'cancelled' also fires when the client's deadline passes or forceShutdown ends the call.

@@ -11,12 +11,15 @@
  * Every answer is the state after the call (`TunerAdminReport`). Access needs
  * `Authorization: Bearer <server.admin_token>`, checked before the body is read: no token
  * configured → OFFRAMP_ADMIN_DISABLED (403), a missing or wrong one → OFFRAMP_UNAUTHORIZED (401).
+ * Each refusal counts in `offramp_admin_auth_failures_total{reason}` and logs one warning line
+ * with its reason; neither the token given nor the configured one is ever logged or echoed.
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginCallback, onRequestAsyncHookHandler } from 'fastify';
+import type { FastifyPluginCallback, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { AdminPlane, TunerAdminReport } from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
+import { ADMIN_AUTH_FAILURES, type AdminAuthFailure, type Metrics } from '../metrics.js';
 import { useJsonBodies } from './json-body.js';
 import { MODEL_PREFIXES } from './model-plugin.js';
 
@@ -25,6 +28,8 @@ export interface AdminPluginOptions {
   plane?: AdminPlane;
   /** Bearer token (config `server.admin_token`); null disables the endpoints. */
   token: string | null;
+  /** Where refused attempts are counted (`offramp_admin_auth_failures_total`); absent: not counted. */
+  metrics?: Metrics;
 }
 
 interface ModelParams {
@@ -92,18 +97,26 @@ const ROUTES: readonly AdminRoute[] = [
   { method: 'DELETE', path: 'thresholds', run: (plane, { model, version }) => plane.unpinThresholds(model, version) },
 ];
 
-export const adminPlugin: FastifyPluginCallback<AdminPluginOptions> = (app, { plane, token }, done) => {
+export const adminPlugin: FastifyPluginCallback<AdminPluginOptions> = (app, { plane, token, metrics }, done) => {
   // Only PUT takes a body; a client that sends `content-type: application/json` and nothing else
   // to pause or resume should not get a parse error. (This plugin is encapsulated: the KServe
   // routes keep refusing empty bodies.)
   useJsonBodies(app, { allowEmpty: true });
+  // Every reason exported from the start (at 0), so a rate or an alert has a series before the first failure.
+  for (const reason of ADMIN_AUTH_FAILURES) metrics?.adminAuthFailures.inc({ reason }, 0);
+  const refuse = (request: FastifyRequest, reason: AdminAuthFailure, err: OfframpError): OfframpError => {
+    metrics?.adminAuthFailures.inc({ reason });
+    // The reason and the route only: never the Authorization header or any part of a token.
+    request.log.warn({ reason, url: request.url }, 'admin request refused');
+    return err;
+  };
   // onRequest runs before the body is parsed: an unauthorised caller learns nothing from parse errors.
   const authorise: onRequestAsyncHookHandler = async (request, reply) => {
-    if (!plane || token === null) throw new OfframpError('OFFRAMP_ADMIN_DISABLED');
+    if (!plane || token === null) throw refuse(request, 'disabled', new OfframpError('OFFRAMP_ADMIN_DISABLED'));
     const given = bearerToken(request.headers.authorization);
     if (given === undefined || !tokenMatches(given, token)) {
       void reply.header('www-authenticate', 'Bearer realm="offramp-admin"');
-      throw new OfframpError('OFFRAMP_UNAUTHORIZED');
+      throw refuse(request, given === undefined ? 'missing' : 'wrong', new OfframpError('OFFRAMP_UNAUTHORIZED'));
     }
   };
 

@@ -56,7 +56,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   void app.register(modelPlugin, { dataPlane });
   void app.register(inferPlugin, { dataPlane });
   void app.register(metricsPlugin, { metrics });
-  void app.register(adminPlugin, admin ?? { token: null });
+  void app.register(adminPlugin, { ...(admin ?? { token: null }), metrics });
 
   return app;
 }

@@ -75,6 +75,13 @@ export class FakeDataPlane implements DataPlane {
     // A fresh copy each call, as the real data plane builds one: a test may change what it got.
     return structuredClone(report);
   }
+  /** What `admission` answers for a served model (null: admitted); replace per test to refuse. */
+  admissionImpl: (name: string) => OfframpError | null = () => null;
+  admission(name: string, version?: string): OfframpError | null {
+    if (!this.models.has(name) || (version !== undefined && !this.model(name).metadata.versions.includes(version)))
+      return null;
+    return this.admissionImpl(name);
+  }
   infer(request: InferRequest): Promise<InferResponse> {
     try {
       this.model(request.modelName, request.modelVersion);

@@ -106,6 +106,11 @@ export class ModelRunner {
     return this.scheduler.queuedRequests;
   }
 
+  /** Batches handed to the executor and not yet finished. */
+  get runningBatches(): number {
+    return this.inFlight;
+  }
+
   submit(
     data: Float32Array | BigInt64Array,
     rows: number,

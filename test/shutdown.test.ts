@@ -74,6 +74,8 @@ interface HttpRecord {
   /** The client handed the whole request to the kernel before the signal was sent. */
   sentBeforeSignal: boolean;
   answer?: HttpAnswer;
+  /** The answer came after the signal was sent. */
+  answeredAfterSignal?: boolean;
   /** The connection failed instead (ECONNRESET, ECONNREFUSED, socket hang up …). */
   error?: string;
 }
@@ -118,6 +120,7 @@ function httpRequest(
             code = undefined;
           }
           record.answer = { status: res.statusCode ?? 0, code, headers: res.headers };
+          record.answeredAfterSignal = signal.sent;
           resolve(record);
         });
       },
@@ -254,6 +257,8 @@ describe('SIGTERM under load', () => {
       `${wrong.length} answered neither 200 nor 503 OFFRAMP_SHUTTING_DOWN [${[...new Set(wrong.map(show))].join(', ')}]`;
     expect(unanswered.length, summary).toBe(0);
     expect(wrong.length, summary).toBe(0);
+    // The drain ran what the engine held: requests queued at the signal were answered with their result.
+    expect(inFlight.filter((r) => r.answer?.status === 200 && r.answeredAfterSignal).length).toBeGreaterThan(0);
     // Answers during the drain tell keep-alive clients to go: the connection closes after them.
     for (const r of httpRecords.filter((x) => isShuttingDown(x.answer)))
       expect(r.answer?.headers.connection).toBe('close');

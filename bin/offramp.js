@@ -2,4 +2,10 @@
 // Thin launcher: the CLI is TypeScript compiled to dist/ by `npm run build` (run by `npm ci` via `prepare`).
 import { main } from '../dist/src/cli/main.js';
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// A failed command ends the process at once: whatever it leaves running (a worker thread inside
+// a batch when `serve` stops a drain short, the models a failed start had loaded) must not keep
+// alive a process that has already said why it failed. A command that succeeded ends when it has
+// nothing left running, so a leak there shows as a process that does not exit.
+if (code !== 0) process.exit(code);

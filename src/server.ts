@@ -7,11 +7,13 @@ import type { ServingConfig } from './config/index.js';
 import { watchServingConfig } from './config/index.js';
 import { EngineDataPlane, type ServedModel } from './data-plane/engine-data-plane.js';
 import { createGrpcServer } from './grpc/server.js';
+import { HttpDrain } from './http/drain.js';
 import { createHttpServer } from './http/server.js';
 import { createMetrics, FINAL_EXIT, recordExitsReport, type Metrics } from './metrics.js';
 import type { EngineObserver } from './engine/model-runner.js';
 import { staticPlan } from './engine/exit-plan.js';
 import { asOfframpError, type ErrorCode } from './errors.js';
+import { acceptQueueLength } from './accept-queue.js';
 
 export interface RunningServer {
   dataPlane: EngineDataPlane;
@@ -19,7 +21,14 @@ export interface RunningServer {
   http: FastifyInstance;
   httpPort: number;
   grpcPort: number;
+  /**
+   * Graceful shutdown: readiness turns false at once, every request already accepted (HTTP and
+   * gRPC) is answered, new ones get OFFRAMP_SHUTTING_DOWN, then the listeners, executors and
+   * tuners stop. Resolves when nothing of the server is left running.
+   */
   close(): Promise<void>;
+  /** What is still being served, for the log when a drain is cut short: "3 HTTP requests, 0 gRPC calls; fmnist: 12 queued, 1 batch running". */
+  inFlight(): string;
 }
 
 export interface ServerOptions {
@@ -88,7 +97,9 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   });
 
   // The admin token is read once: a reload that changes it is reported, not applied (like the ports).
+  const httpDrain = new HttpDrain();
   const http = createHttpServer({
+    drain: httpDrain,
     dataPlane,
     metrics,
     maxBodyBytes: config.server.maxBodyBytes,
@@ -132,6 +143,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             'intraOpThreads',
             'maxBodyBytes',
             'adminToken',
+            'drainTimeoutMs',
           ] as const;
           for (const key of restart)
             if (next.server[key] !== config.server[key])
@@ -174,10 +186,87 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     grpcPort,
     async close() {
       stopWatching();
-      await http.close();
-      await grpc.stop(2000);
+      // Readiness false and new inference refused, on both transports at once; the listeners stay
+      // open meanwhile, so that what arrives is answered (503) instead of reset (see below).
+      dataPlane.beginDrain();
+      httpDrain.begin();
+      // Every request the engine holds is answered, then the executors and tuners stop.
       await dataPlane.close();
+      // Every answer is handed to its transport (requests still reading their body are refused
+      // by the data plane when they reach it), and no connection waits to be accepted or read:
+      // only then may the listeners close (see `untilQuiet`).
+      await untilQuiet({
+        idle: () => httpDrain.requestsInFlight + grpc.callsInFlight === 0,
+        accepted: () => httpDrain.connectionsAccepted,
+        unread: () => httpDrain.connectionsUnread,
+        backlog: () => acceptQueueLength(httpPort),
+      });
+      await Promise.all([http.close(), grpc.stop(GRPC_CLOSE_GRACE_MS)]);
       metrics.close?.();
     },
+    inFlight() {
+      const models = dataPlane.servedModels.map(
+        (m) =>
+          `${m.name}: ${m.runner.queuedRequests} queued, ${count(m.runner.runningBatches, 'batch', 'batches')} running`,
+      );
+      return [
+        `${count(httpDrain.requestsInFlight, 'HTTP request')}, ${count(grpc.callsInFlight, 'gRPC call')}`,
+        ...models,
+      ].join('; ');
+    },
   };
+}
+
+/**
+ * grpc-js's graceful shutdown is given this long to end its sessions once no call is in flight;
+ * then the remaining sessions (a call that came in the last moment) are cancelled.
+ */
+const GRPC_CLOSE_GRACE_MS = 2000;
+
+/** Polls between I/O: each timer callback runs in a new turn of the event loop, after its poll phase. */
+const QUIET_POLL_MS = 5;
+/** Turns a connection that sends nothing (a TCP health check, a pre-opened connection) may hold the close back. */
+const UNREAD_PATIENCE_TURNS = 20;
+
+interface QuietProbes {
+  /** No request or call in flight. */
+  idle: () => boolean;
+  /** Connections the HTTP server has accepted so far. */
+  accepted: () => number;
+  /** Open connections nothing has been read from yet. */
+  unread: () => number;
+  /** Connections waiting in the kernel's accept queue; undefined where that cannot be known. */
+  backlog: () => Promise<number | undefined>;
+}
+
+/**
+ * Resolves when the listeners can close without resetting a request sent before the drain began.
+ *
+ * Closing a listening socket resets the connections the kernel accepted that node has not taken
+ * yet, and node's HTTP close drops the connections it took but has not read from. Node takes
+ * only a few waiting connections per turn of the event loop, so under load a backlog lasts many
+ * turns. So this waits for a turn that ends with nothing in flight, no connection taken during
+ * it, none waiting in the kernel's queue (where the kernel tells) and none unread: every
+ * connection sent before the signal has by then been taken and read, so its request has begun,
+ * and node's close waits for it. A connection that stays unread is given UNREAD_PATIENCE_TURNS.
+ */
+async function untilQuiet(probes: QuietProbes): Promise<void> {
+  const turn = () => new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+  let before = probes.accepted();
+  let unreadTurns = 0;
+  for (;;) {
+    await turn();
+    const now = probes.accepted();
+    const settled = probes.idle() && now === before && ((await probes.backlog()) ?? 0) === 0;
+    before = now;
+    if (!settled) {
+      unreadTurns = 0;
+      continue;
+    }
+    if (probes.unread() === 0 || ++unreadTurns >= UNREAD_PATIENCE_TURNS) return;
+  }
+}
+
+function count(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n} ${n === 1 ? singular : plural}`;
 }

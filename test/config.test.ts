@@ -46,6 +46,7 @@ describe('parseServingConfig', () => {
       workers: 2,
       intraOpThreads: 1,
       adminToken: null,
+      drainTimeoutMs: 30000,
     });
     expect(config.models).toEqual([
       {

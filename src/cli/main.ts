@@ -5,6 +5,7 @@
  * Each subcommand lives in its own `*-command.ts` file exporting `register…Command(program)`.
  */
 import { Command, CommanderError } from 'commander';
+import { isOfframpError } from '../errors.js';
 import { CliError } from './errors.js';
 import { registerInspectCommand } from './inspect-command.js';
 import { registerVerifyCommand } from './verify-command.js';
@@ -71,9 +72,10 @@ function reportError(err: unknown): number {
   }
   if (err instanceof Error) {
     process.stderr.write(`offramp: ${err.message}\n`);
-    // Plain Errors are how ramps/ and onnxruntime report bad input; anything else (TypeError,
+    // Plain Errors are how ramps/, the model layer and onnxruntime report bad input, and coded
+    // OfframpErrors (an invalid config) are documented answers; anything else (TypeError,
     // RangeError, …) is a bug in offramp, and the stack is what a bug report needs.
-    if (err.constructor !== Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (err.constructor !== Error && !isOfframpError(err) && err.stack) process.stderr.write(`${err.stack}\n`);
     return 1;
   }
   process.stderr.write(`offramp: ${String(err)}\n`);

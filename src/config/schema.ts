@@ -157,6 +157,12 @@ const serverSchema = section({
       `Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); ` +
         'null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.',
     ),
+  drain_timeout_ms: int(
+    { min: 1, max: 3600000 },
+    30000,
+    'On SIGTERM or SIGINT, longest wait for the requests already accepted to be answered, in milliseconds; ' +
+      'when it passes, the process logs what was still in flight and exits with code 1.',
+  ),
 });
 
 const sloSchema = section({

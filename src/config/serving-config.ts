@@ -34,6 +34,8 @@ export interface ServerConfig {
   readonly intraOpThreads: number;
   /** null: admin endpoints are disabled. */
   readonly adminToken: string | null;
+  /** Longest graceful drain on SIGTERM/SIGINT before the process gives up and exits 1. */
+  readonly drainTimeoutMs: number;
 }
 
 export interface SloConfig {
@@ -164,13 +166,14 @@ const ENV_OVERRIDES = [
 export function parseServingConfig(text: string, source: string, options: ParseOptions = {}): ServingConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw configInvalid(
-      doc.errors.map((e) => {
-        const { line, col } = lineCounter.linePos(e.pos[0]);
-        return { source: `${source}:${line}:${col}`, path: '', message: `malformed YAML: ${e.message}` };
-      }),
-    );
+  // Only the first syntax error: the parser's later ones follow from it (an unclosed bracket is
+  // also reported as a bad indent and a flow map that never ends), so they would bury the cause.
+  const syntaxError = doc.errors[0];
+  if (syntaxError) {
+    const { line, col } = lineCounter.linePos(syntaxError.pos[0]);
+    throw configInvalid([
+      { source: `${source}:${line}:${col}`, path: '', message: `malformed YAML: ${syntaxError.message}` },
+    ]);
   }
   let data: unknown;
   try {
@@ -331,6 +334,7 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
       workers: s.workers,
       intraOpThreads: s.intra_op_threads,
       adminToken: s.admin_token,
+      drainTimeoutMs: s.drain_timeout_ms,
     },
     models,
   };

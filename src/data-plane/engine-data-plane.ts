@@ -58,12 +58,27 @@ const OUTPUT_NAMES = ['probabilities', 'class', 'label', 'exit_ramp', 'confidenc
 
 export class EngineDataPlane implements DataPlane, AdminPlane {
   private readyFlag = false;
+  private draining = false;
   private readonly models = new Map<string, ServedModel>();
 
   private constructor(private readonly options: DataPlaneOptions) {}
 
   static async load(config: ServingConfig, options: DataPlaneOptions): Promise<EngineDataPlane> {
     const plane = new EngineDataPlane(options);
+    try {
+      await plane.loadModels(config);
+    } catch (err) {
+      // The models loaded before the failing one hold worker and tuner threads, which would keep
+      // a process that cannot serve alive.
+      await plane.close();
+      throw err;
+    }
+    plane.readyFlag = true;
+    return plane;
+  }
+
+  private async loadModels(config: ServingConfig): Promise<void> {
+    const options = this.options;
     for (const modelConfig of config.models) {
       const dir = resolve(modelConfig.path);
       const manifest = await readManifest(dir);
@@ -90,7 +105,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         options.log && ((line) => options.log?.(`model ${modelConfig.name}: ${line}`)),
         disabledRamps,
       );
-      plane.models.set(modelConfig.name, {
+      this.models.set(modelConfig.name, {
         name: modelConfig.name,
         version: modelConfig.version,
         dir,
@@ -100,8 +115,6 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         tuning,
       });
     }
-    plane.readyFlag = true;
-    return plane;
   }
 
   get servedModels(): ServedModel[] {
@@ -113,7 +126,15 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   ready(): boolean {
-    return this.readyFlag;
+    return this.readyFlag && !this.draining;
+  }
+
+  /**
+   * Shutdown begins: readiness turns false and new inference requests are refused with
+   * OFFRAMP_SHUTTING_DOWN, while those already submitted run on (`close` waits for them).
+   */
+  beginDrain(): void {
+    this.draining = true;
   }
 
   serverMetadata(): ServerMetadata {
@@ -134,7 +155,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
 
   modelReady(name: string, version?: string): boolean {
     this.model(name, version);
-    return this.readyFlag;
+    return this.ready();
   }
 
   modelMetadata(name: string, version?: string): ModelMetadata {
@@ -272,6 +293,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   async infer(request: InferRequest): Promise<InferResponse> {
+    if (this.draining) throw new OfframpError('OFFRAMP_SHUTTING_DOWN');
     if (!this.readyFlag)
       throw new OfframpError('OFFRAMP_MODEL_NOT_READY', {
         model: request.modelName,
@@ -328,8 +350,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return wanted ? all.filter((o) => wanted.includes(o.name)) : all;
   }
 
+  /** Drains: waits for every submitted request to be answered, then stops the executors and tuners. */
   async close(): Promise<void> {
-    this.readyFlag = false;
+    this.beginDrain();
     for (const m of this.models.values()) {
       await m.runner.drain();
       await m.tuning.close();

@@ -182,6 +182,11 @@ export class ModelRunner {
     return null;
   }
 
+  /** Batches handed to the executor and not yet finished. */
+  get runningBatches(): number {
+    return this.inFlight;
+  }
+
   submit(
     data: Float32Array | BigInt64Array,
     rows: number,

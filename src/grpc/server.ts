@@ -34,6 +34,8 @@ export interface GrpcServer {
    * whatever is left (forceShutdown), which aborts those requests' signals.
    */
   stop(graceMs?: number): Promise<void>;
+  /** Calls received whose answer has not been handed to grpc-js yet (the shutdown waits for none to be left). */
+  readonly callsInFlight: number;
 }
 
 /** Trailer that carries the stable error code (docs/errors.md) next to the gRPC status. */
@@ -49,6 +51,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     );
   }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxMessageBytes });
+  const calls = { inFlight: 0 };
+  const unary = <Req, Res>(handler: Handler<Req, Res>) => answered(handler, calls);
 
   const implementation: grpc.UntypedServiceImplementation = {
     ServerLive: unary<object, { live: boolean }>(() => ({ live: dataPlane.live() })),
@@ -102,6 +106,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
 
   return {
     server,
+    get callsInFlight() {
+      return calls.inFlight;
+    },
     start(host, port) {
       const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
       return new Promise<number>((resolve, reject) => {
@@ -164,9 +171,16 @@ function guardDeserializers(service: protoLoader.ServiceDefinition): grpc.Servic
 
 type Handler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req | MalformedRequest, Res>) => Res | Promise<Res>;
 
-/** A unary handler that answers `handler`'s result, or its error as a coded gRPC status. */
-function unary<Req, Res>(handler: Handler<Req, Res>): grpc.handleUnaryCall<Req | MalformedRequest, Res> {
+/**
+ * A unary handler that answers `handler`'s result, or its error as a coded gRPC status, and
+ * counts the call in `calls.inFlight` until then.
+ */
+function answered<Req, Res>(
+  handler: Handler<Req, Res>,
+  calls: { inFlight: number },
+): grpc.handleUnaryCall<Req | MalformedRequest, Res> {
   return (call, callback) => {
+    calls.inFlight++;
     const request = call.request;
     const result = new Promise<Res>((resolve) => {
       if (request instanceof MalformedRequest) {
@@ -174,10 +188,12 @@ function unary<Req, Res>(handler: Handler<Req, Res>): grpc.handleUnaryCall<Req |
       }
       resolve(handler(request, call));
     });
-    void result.then(
-      (response) => callback(null, response),
-      (err: unknown) => callback(toStatus(err)),
-    );
+    void result
+      .then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(toStatus(err)),
+      )
+      .finally(() => calls.inFlight--);
   };
 }
 

@@ -3,8 +3,7 @@
  * status from the error table, body `{"error", "code"}` (src/errors.ts, docs/errors.md).
  *
  * Covers thrown errors (route handlers, the body parser, fastify's own checks), unknown routes,
- * fastify's pre-routing "framework errors", connection-level parse errors and requests that
- * arrive while the server is closing.
+ * fastify's pre-routing "framework errors" and connection-level parse errors.
  */
 
 import type { Socket } from 'node:net';
@@ -68,8 +67,7 @@ export function sendError(
 
 /**
  * Sets the error and not-found handlers on the root instance (route plugins registered after
- * this inherit them), and answers OFFRAMP_SHUTTING_DOWN to requests that arrive after `close()`
- * began (fastify's own 503 for that has its own body shape, so it is turned off in the options).
+ * this inherit them). Requests that arrive while the server closes are answered by drain.ts.
  */
 export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
   app.setErrorHandler<FastifyError>((error, request, reply) => sendError(request, reply, error, maxBodyBytes));
@@ -83,21 +81,6 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
       new OfframpError('OFFRAMP_ROUTE_NOT_FOUND', { method: request.method, url }),
       maxBodyBytes,
     );
-  });
-
-  let closing = false;
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
-  app.addHook('onRequest', (request, reply, done) => {
-    if (!closing) {
-      done();
-      return;
-    }
-    reply.header('connection', 'close');
-    // Sending from a callback hook ends the request here; `done` must not be called then.
-    void sendError(request, reply, new OfframpError('OFFRAMP_SHUTTING_DOWN'), maxBodyBytes);
   });
 }
 

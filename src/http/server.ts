@@ -12,6 +12,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { DataPlane } from '../data-plane/types.js';
 import type { Metrics } from '../metrics.js';
 import { adminPlugin, type AdminPluginOptions } from './admin-plugin.js';
+import { HttpDrain } from './drain.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './error-handling.js';
 import { healthPlugin } from './health-plugin.js';
 import { useJsonBodies } from './json-body.js';
@@ -28,13 +29,15 @@ export interface HttpServerOptions {
   logger?: FastifyBaseLogger | boolean;
   /** Admin endpoints' controls and token; absent: they answer OFFRAMP_ADMIN_DISABLED. */
   admin?: AdminPluginOptions;
+  /** The server's shutdown state (drain.ts); default: one of its own, which only `close()` sets. */
+  drain?: HttpDrain;
 }
 
 /** Longer than any model name or version the config allows (128), so long unknown names get a 404. */
 const MAX_PARAM_LENGTH = 256;
 
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { dataPlane, metrics, maxBodyBytes, logger = false, admin } = options;
+  const { dataPlane, metrics, maxBodyBytes, logger = false, admin, drain = new HttpDrain() } = options;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
     throw new RangeError(`createHttpServer: maxBodyBytes must be a positive integer, got ${String(maxBodyBytes)}`);
   }
@@ -43,12 +46,14 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ...(typeof logger === 'boolean' ? { logger } : { loggerInstance: logger }),
     bodyLimit: maxBodyBytes,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // fastify's own 503 while closing has its own body shape; drain.ts answers OFFRAMP_SHUTTING_DOWN.
     return503OnClosing: false,
     frameworkErrors: frameworkErrorHandler(maxBodyBytes),
     clientErrorHandler,
   });
 
   installErrorHandling(app, maxBodyBytes);
+  drain.install(app, maxBodyBytes);
 
   useJsonBodies(app, { allowEmpty: false });
 

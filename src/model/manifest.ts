@@ -4,7 +4,7 @@
  * layer both import. One ramp sits after each segment but the last; ramp k reads the tensor
  * that segment k ends at.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentIo } from './split.js';
 import type { SideTensor } from './split.js';
@@ -100,12 +100,47 @@ export interface PreparedManifest {
   };
 }
 
+/**
+ * Reads a prepared model directory's manifest. A directory that cannot serve fails with one line
+ * naming the path and the cause (missing, not a directory, no manifest, unreadable, not JSON, an
+ * unknown format): at startup that line is all an operator sees.
+ */
 export async function readManifest(dir: string): Promise<PreparedManifest> {
   const path = join(dir, MANIFEST_FILE);
-  const manifest = JSON.parse(await readFile(path, 'utf8')) as PreparedManifest;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(await unreadableManifest(dir, path, err as NodeJS.ErrnoException), { cause: err });
+  }
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path} is not valid JSON (${(err as Error).message})`, { cause: err });
+  }
   // Typed as the one known format, but read from a file: it may hold anything.
-  const format: unknown = manifest.format;
+  const format: unknown =
+    typeof manifest === 'object' && manifest !== null ? (manifest as { format?: unknown }).format : undefined;
   if (format !== MANIFEST_FORMAT)
     throw new Error(`${path}: unknown format ${JSON.stringify(format)} (expected ${MANIFEST_FORMAT})`);
-  return manifest;
+  return manifest as PreparedManifest;
+}
+
+/** Why `path` (the manifest in `dir`) could not be read, told from the directory's side when that is the problem. */
+async function unreadableManifest(dir: string, path: string, err: NodeJS.ErrnoException): Promise<string> {
+  const notPrepared = 'a prepared model directory (made by `offramp prepare`)';
+  if (err.code === 'ENOENT') {
+    const dirExists = await stat(dir).then(
+      () => true,
+      () => false,
+    );
+    return dirExists
+      ? `${dir} holds no ${MANIFEST_FILE}: not ${notPrepared}`
+      : `${dir} does not exist: expected ${notPrepared}`;
+  }
+  if (err.code === 'ENOTDIR') return `${dir} is not a directory: expected ${notPrepared}`;
+  if (err.code === 'EACCES' || err.code === 'EPERM') return `cannot read ${path}: permission denied`;
+  if (err.code === 'EISDIR') return `${path} is a directory, not a file`;
+  return `cannot read ${path}: ${err.code ?? err.message}`;
 }

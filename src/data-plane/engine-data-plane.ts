@@ -286,7 +286,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   admission(name: string, version?: string): OfframpError | null {
-    if (!this.readyFlag) return null;
+    // While draining, refusals wait for the body (infer answers OFFRAMP_SHUTTING_DOWN then): a
+    // connection closed with unread bytes in it is reset, and its 503 would be lost with it.
+    if (!this.readyFlag || this.draining) return null;
     const m = this.models.get(name);
     if (!m || (version !== undefined && version !== '' && version !== m.version)) return null;
     return m.runner.admission();

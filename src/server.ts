@@ -190,16 +190,31 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
       // open meanwhile, so that what arrives is answered (503) instead of reset (see below).
       dataPlane.beginDrain();
       httpDrain.begin();
+      // What was sent before the signal: the connections taken so far and those the kernel holds.
+      const before = { accepted: httpDrain.connectionsAccepted, waiting: acceptQueueLength(httpPort) };
       // Every request the engine holds is answered, then the executors and tuners stop.
       await dataPlane.close();
       // Every answer is handed to its transport (requests still reading their body are refused
       // by the data plane when they reach it), and no connection waits to be accepted or read:
       // only then may the listeners close (see `untilQuiet`).
+      const waitingAtSignal = await before.waiting;
       await untilQuiet({
         idle: () => httpDrain.requestsInFlight + grpc.callsInFlight === 0,
         accepted: () => httpDrain.connectionsAccepted,
-        unread: () => httpDrain.connectionsUnread,
+        unread: () => httpDrain.connectionsUnread(),
         backlog: () => acceptQueueLength(httpPort),
+        sentBeforeSignal:
+          waitingAtSignal === undefined
+            ? undefined
+            : () => {
+                // The kernel hands connections over in the order it completed them, so once as many
+                // as waited at the signal have been taken since, every one sent before it has been.
+                const last = before.accepted + waitingAtSignal;
+                return {
+                  waiting: Math.max(0, last - httpDrain.connectionsAccepted),
+                  unread: httpDrain.connectionsUnread(last),
+                };
+              },
       });
       await Promise.all([http.close(), grpc.stop(GRPC_CLOSE_GRACE_MS)]);
       metrics.close?.();
@@ -237,6 +252,11 @@ interface QuietProbes {
   unread: () => number;
   /** Connections waiting in the kernel's accept queue; undefined where that cannot be known. */
   backlog: () => Promise<number | undefined>;
+  /**
+   * Of the connections made before the drain began, how many are still not taken from the kernel
+   * and how many are taken but unread; undefined where the accept queue cannot be read.
+   */
+  sentBeforeSignal: (() => { waiting: number; unread: number }) | undefined;
 }
 
 /**
@@ -254,8 +274,16 @@ async function untilQuiet(probes: QuietProbes): Promise<void> {
   const turn = () => new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
   let before = probes.accepted();
   let unreadTurns = 0;
+  let earlierUnreadTurns = 0;
   for (;;) {
     await turn();
+    // Clients that keep connecting after readiness turned false (a balancer slow to notice, a
+    // client that ignores it) would keep the server from ever being quiet: once every connection
+    // made before the signal has been taken and read, the rest may be reset.
+    const earlier = probes.sentBeforeSignal?.();
+    if (earlier && earlier.waiting === 0) {
+      if (earlier.unread === 0 || ++earlierUnreadTurns >= UNREAD_PATIENCE_TURNS) return;
+    }
     const now = probes.accepted();
     const settled = probes.idle() && now === before && ((await probes.backlog()) ?? 0) === 0;
     before = now;

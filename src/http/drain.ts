@@ -24,6 +24,8 @@ export class HttpDrain {
   private inFlight = 0;
   private accepted = 0;
   private readonly open = new Set<Socket>();
+  /** Each open connection's place in the order of acceptance (1 = the first accepted). */
+  private readonly acceptedAs = new WeakMap<Socket, number>();
 
   /** Whether `begin` was called (or the server is closing). */
   get draining(): boolean {
@@ -40,10 +42,13 @@ export class HttpDrain {
     return this.accepted;
   }
 
-  /** Open connections from which nothing has been read yet: their request, if any, has not begun. */
-  get connectionsUnread(): number {
+  /**
+   * Open connections from which nothing has been read yet (their request, if any, has not begun),
+   * counting only the first `upTo` accepted when given.
+   */
+  connectionsUnread(upTo = Number.POSITIVE_INFINITY): number {
     let unread = 0;
-    for (const socket of this.open) if (socket.bytesRead === 0) unread++;
+    for (const socket of this.open) if (socket.bytesRead === 0 && (this.acceptedAs.get(socket) ?? 0) <= upTo) unread++;
     return unread;
   }
 
@@ -57,6 +62,7 @@ export class HttpDrain {
     // call to the moment its response is done or its socket is gone, whatever happened between.
     app.server.on('connection', (socket: Socket) => {
       this.accepted++;
+      this.acceptedAs.set(socket, this.accepted);
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
     });

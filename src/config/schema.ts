@@ -157,6 +157,20 @@ const serverSchema = section({
       `Bearer token for admin endpoints (${ADMIN_TOKEN_LENGTH.min}..${ADMIN_TOKEN_LENGTH.max} characters); ` +
         'null disables them. Overridden by OFFRAMP_ADMIN_TOKEN.',
     ),
+  worker_timeout_ms: int(
+    { min: 100, max: 3600000 },
+    30000,
+    'A batch that runs on an executor worker longer than this, in milliseconds, means the worker stopped answering: ' +
+      'it is terminated and replaced like a crashed one. Keep it far above any real batch (the manifest profile ' +
+      'gives milliseconds per batch; a worker also builds re-split chains between batches).',
+  ),
+  fault_injection: z
+    .boolean({ error: notA('true or false') })
+    .default(false)
+    .describe(
+      'Enables POST /v2/models/{m}/admin/faults (admin token required), which crashes or hangs an executor worker ' +
+        'for tests and chaos runs. Never in production; the server logs a warning at start when it is on.',
+    ),
 });
 
 const sloSchema = section({

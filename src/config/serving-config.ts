@@ -34,6 +34,10 @@ export interface ServerConfig {
   readonly intraOpThreads: number;
   /** null: admin endpoints are disabled. */
   readonly adminToken: string | null;
+  /** A batch running longer on an executor worker means the worker hangs (src/engine/executor/worker-pool.ts). */
+  readonly workerTimeoutMs: number;
+  /** The admin fault-injection endpoint is enabled. */
+  readonly faultInjection: boolean;
 }
 
 export interface SloConfig {
@@ -331,6 +335,8 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
       workers: s.workers,
       intraOpThreads: s.intra_op_threads,
       adminToken: s.admin_token,
+      workerTimeoutMs: s.worker_timeout_ms,
+      faultInjection: s.fault_injection,
     },
     models,
   };

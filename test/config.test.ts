@@ -46,6 +46,8 @@ describe('parseServingConfig', () => {
       workers: 2,
       intraOpThreads: 1,
       adminToken: null,
+      workerTimeoutMs: 30000,
+      faultInjection: false,
     });
     expect(config.models).toEqual([
       {

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
-import type { ExecutionBackend } from '../engine/backend.js';
+import type { ExecutionBackend, FaultKind } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import type { WindowStats } from '../engine/feedback.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
@@ -21,6 +21,7 @@ import type {
   AdminPlane,
   DataPlane,
   ExitsReport,
+  FaultInjectionReport,
   InferRequest,
   InferResponse,
   ModelMetadata,
@@ -40,6 +41,8 @@ export interface ServedModel {
   config: ModelConfig;
   manifest: PreparedManifest;
   runner: ModelRunner;
+  /** Runs its batches: the worker pool, whose health is the model's readiness. */
+  backend: ExecutionBackend;
   /** Owns the exit plan: the online tuner (guarded, apparate) if any, pause and pinned thresholds. */
   tuning: LiveTuning;
 }
@@ -57,6 +60,8 @@ const OUTPUT_NAMES = ['probabilities', 'class', 'label', 'exit_ramp', 'confidenc
 
 export class EngineDataPlane implements DataPlane, AdminPlane {
   private readyFlag = false;
+  /** server.fault_injection, read once at start. */
+  private faultInjection = false;
   private readonly models = new Map<string, ServedModel>();
 
   private constructor(private readonly options: DataPlaneOptions) {}
@@ -66,16 +71,24 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     for (const modelConfig of config.models) {
       const dir = resolve(modelConfig.path);
       const manifest = await readManifest(dir);
+      const observer = options.observerFor?.(modelConfig.name);
       const backend = options.backendFor
         ? await options.backendFor(dir, manifest)
-        : await WorkerPool.start(dir, { workers: config.server.workers, intraOpThreads: config.server.intraOpThreads });
+        : await WorkerPool.start(dir, {
+            workers: config.server.workers,
+            intraOpThreads: config.server.intraOpThreads,
+            workerTimeoutMs: config.server.workerTimeoutMs,
+            modelName: modelConfig.name,
+            ...(observer ? { observer } : {}),
+            ...(options.log ? { log: (line: string) => options.log?.(`${modelConfig.name}: ${line}`) } : {}),
+          });
       const runner = new ModelRunner(manifest, backend, {
         modelName: modelConfig.name,
         batching: modelConfig.batching,
         sloLatencyMs: modelConfig.slo.latencyMs,
         feedbackWindow: modelConfig.accuracy.window,
         plan: staticPlan(manifest, modelConfig),
-        ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
+        ...(observer ? { observer } : {}),
       });
       const tuning = attachTuner(
         runner,
@@ -90,9 +103,11 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         config: modelConfig,
         manifest,
         runner,
+        backend,
         tuning,
       });
     }
+    plane.faultInjection = config.server.faultInjection;
     plane.readyFlag = true;
     return plane;
   }
@@ -105,8 +120,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return true;
   }
 
+  /** Server readiness: every model ready (KServe's "ready to receive inference requests"). */
   ready(): boolean {
-    return this.readyFlag;
+    return this.readyFlag && this.servedModels.every((m) => notReadyReason(m) === null);
   }
 
   serverMetadata(): ServerMetadata {
@@ -126,14 +142,19 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   modelReady(name: string, version?: string): boolean {
-    this.model(name, version);
-    return this.readyFlag;
+    return this.modelNotReadyReason(name, version) === null;
+  }
+
+  modelNotReadyReason(name: string, version?: string): string | null {
+    const m = this.model(name, version);
+    return this.readyFlag ? notReadyReason(m) : 'the server is starting or stopping';
   }
 
   modelMetadata(name: string, version?: string): ModelMetadata {
     const m = this.model(name, version);
     const n = -1;
     const c = m.manifest.model.classes;
+    const notReady = this.modelNotReadyReason(name, version);
     const outputs: TensorMetadata[] = [
       { name: 'probabilities', datatype: 'FP32', shape: [n, c] },
       { name: 'class', datatype: 'INT64', shape: [n] },
@@ -154,6 +175,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
             ? ['INT64', 'INT32']
             : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
         ramps: m.manifest.ramps.map((r) => ({ id: r.id, compute_before: r.computeBefore, head: r.head.kind })),
+        ...(notReady === null ? {} : { not_ready_reason: notReady }),
       },
     };
   }
@@ -236,6 +258,23 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return adminReport(m);
   }
 
+  async injectFault(
+    name: string,
+    version: string | undefined,
+    fault: FaultKind,
+    worker: number | undefined,
+  ): Promise<FaultInjectionReport> {
+    const m = this.model(name, version);
+    if (!this.faultInjection) throw new OfframpError('OFFRAMP_FAULT_INJECTION_DISABLED');
+    if (!m.backend.injectFault)
+      throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', {
+        reason: `the executor of model '${m.name}' takes no injected faults`,
+      });
+    const done = await m.backend.injectFault(fault, worker);
+    this.options.log?.(`${m.name}: injected fault ${fault} into executor worker ${done.worker}`);
+    return { model: m.name, version: m.version, fault, worker: done.worker, failed: done.failed };
+  }
+
   private onlineModel(name: string, version: string | undefined, action: string): ServedModel {
     const m = this.model(name, version);
     if (!m.tuning.online)
@@ -307,6 +346,16 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       await m.tuning.close();
     }
   }
+}
+
+/**
+ * Why a loaded model cannot run a batch now: its executor gave up on every worker (for good), or
+ * every worker is restarting (it comes back by itself); null when a worker takes its batches.
+ */
+function notReadyReason(m: ServedModel): string | null {
+  if (m.backend.failure !== null) return m.backend.failure;
+  if (m.backend.readyWorkers === 0) return 'every executor worker is restarting';
+  return null;
 }
 
 function asRecord(thresholds: ThresholdMap): Record<string, number | null> {

@@ -43,7 +43,9 @@ export const ERROR_TABLE = {
     message: "model '{model}' is not ready: {reason}",
     httpStatus: 503,
     grpcStatus: 14 /* UNAVAILABLE */,
-    doc: 'The model is still loading (or failed to load); retry after `/v2/models/{m}/ready` says true.',
+    doc:
+      'The model is still loading, failed to load, or its executor workers failed too often to be restarted ' +
+      '(the reason says which); retry after `/v2/models/{m}/ready` says true.',
   },
   OFFRAMP_ROUTE_NOT_FOUND: {
     message: '{method} {url} is not an endpoint of this server',
@@ -192,6 +194,14 @@ export const ERROR_TABLE = {
     grpcStatus: 13 /* INTERNAL */,
     doc: 'The executor backend (onnxruntime) raised an error while running the batch.',
   },
+  OFFRAMP_EXECUTOR_FAILED: {
+    message: "an executor worker of model '{model}' failed while running this request ({reason}); retry it",
+    httpStatus: 503,
+    grpcStatus: 14 /* UNAVAILABLE */,
+    doc:
+      'The worker thread running the batch crashed, exited or stopped answering (`server.worker_timeout_ms`) after ' +
+      "part of the batch was answered, or on the batch's second try; the worker is replaced. Safe to retry.",
+  },
   OFFRAMP_SHUTTING_DOWN: {
     message: 'the server is shutting down and accepts no new requests',
     httpStatus: 503,
@@ -215,6 +225,14 @@ export const ERROR_TABLE = {
     httpStatus: 403,
     grpcStatus: 7 /* PERMISSION_DENIED */,
     doc: 'Admin endpoints only work when `server.admin_token` (or `OFFRAMP_ADMIN_TOKEN`) is set.',
+  },
+  OFFRAMP_FAULT_INJECTION_DISABLED: {
+    message: 'fault injection is disabled (server.fault_injection is false)',
+    httpStatus: 403,
+    grpcStatus: 7 /* PERMISSION_DENIED */,
+    doc:
+      '`POST /v2/models/{m}/admin/faults` crashes or hangs executor workers only when `server.fault_injection` is ' +
+      'true (tests, chaos runs; never in production).',
   },
   OFFRAMP_INVALID_ADMIN_REQUEST: {
     message: 'invalid admin request: {reason}',

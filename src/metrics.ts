@@ -20,6 +20,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ExitsReport, TunerEstimatesReport } from './data-plane/types.js';
 import { OUTCOMES, type Outcome } from './engine/model-runner.js';
+import { WORKER_FAILURE_CAUSES, type WorkerFailureCause } from './engine/backend.js';
 import type { ErrorCode } from './errors.js';
 
 /** prom-client default metrics that are gauges named like counters (removed, see createMetrics). */
@@ -78,6 +79,7 @@ export interface LabelValues {
   ramp: string;
   stat: EventLoopStat;
   reason: AdminAuthFailure;
+  cause: WorkerFailureCause;
 }
 export type LabelName = keyof LabelValues;
 
@@ -90,6 +92,9 @@ export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
   ramp: 'The ramp id.',
   stat: `${EVENT_LOOP_STATS.map((q) => `\`${q}\``).join(', ')}.`,
   reason: `Why an admin request was refused: ${ADMIN_AUTH_FAILURES.map((r) => `\`${r}\``).join(', ')}.`,
+  cause:
+    `Why an executor worker was replaced: ${WORKER_FAILURE_CAUSES.map((c) => `\`${c}\``).join(', ')} ` +
+    '(an uncaught error; a batch past `server.worker_timeout_ms`; the thread ended unasked; the model failed to load).',
 };
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -270,6 +275,19 @@ export const METRIC_TABLE = {
     name: 'offramp_tuner_ramp_changes_total',
     type: 'counter',
     help: 'Ramp-set changes (ramps dropped or tried) by the online tuner.',
+    labels: ['model'],
+  },
+  workerRestarts: {
+    name: 'offramp_worker_restarts_total',
+    type: 'counter',
+    help: 'Executor worker restarts, by the cause of the failure that led to each (crash, hang, exit, load).',
+    labels: ['model', 'cause'],
+    doc: 'A worker that fails 5 times within 60 s is not restarted again (nothing is counted then); see offramp_ready_workers.',
+  },
+  readyWorkers: {
+    name: 'offramp_ready_workers',
+    type: 'gauge',
+    help: 'Executor workers loaded and taking batches; 0 means the model is not ready.',
     labels: ['model'],
   },
   eventLoopLag: {

@@ -53,6 +53,8 @@ function observerFor(metrics: Metrics, model: string): EngineObserver {
       metrics.requestsTotal.inc({ model, outcome });
       if (outcome === 'failed' && code) metrics.inferenceFailures.inc({ model, code: code as ErrorCode });
     },
+    workerRestarted: (cause) => metrics.workerRestarts.inc({ model, cause }),
+    readyWorkers: (count) => metrics.readyWorkers.set({ model }, count),
   };
 }
 
@@ -78,6 +80,11 @@ async function listenOn(transport: string, host: string, port: number, listen: (
 
 export async function startServer(config: ServingConfig, options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => undefined);
+  if (config.server.faultInjection)
+    log(
+      'WARNING: server.fault_injection is on: POST /v2/models/{m}/admin/faults crashes and hangs executor workers ' +
+        'on request (admin token required); never run it in production',
+    );
   const metrics = createMetrics();
   const dataPlane = await EngineDataPlane.load(config, {
     version: options.version,
@@ -144,6 +151,8 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             'maxBodyBytes',
             'adminToken',
             'drainTimeoutMs',
+            'workerTimeoutMs',
+            'faultInjection',
           ] as const;
           for (const key of restart)
             if (next.server[key] !== config.server[key])

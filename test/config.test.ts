@@ -47,6 +47,8 @@ describe('parseServingConfig', () => {
       intraOpThreads: 1,
       adminToken: null,
       drainTimeoutMs: 30000,
+      workerTimeoutMs: 30000,
+      faultInjection: false,
     });
     expect(config.models).toEqual([
       {

@@ -201,7 +201,7 @@ describe('executor on the bundled model', () => {
 
 describe('worker pool', () => {
   it('delivers exits from the worker thread before the batch result', async () => {
-    const pool = await WorkerPool.start(BUNDLED_DIR, { workers: 1, intraOpThreads: 1 });
+    const pool = await WorkerPool.start(BUNDLED_DIR, { workers: 1, intraOpThreads: 1, workerTimeoutMs: 30_000 });
     try {
       const order: string[] = [];
       const exits: RowExit[] = [];

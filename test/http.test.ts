@@ -7,7 +7,14 @@ import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AdminPlane, InferRequest, InferResponse, TunerAdminReport } from '../src/data-plane/types.js';
+import type {
+  AdminPlane,
+  FaultInjectionReport,
+  FaultKind,
+  InferRequest,
+  InferResponse,
+  TunerAdminReport,
+} from '../src/data-plane/types.js';
 import { OfframpError } from '../src/errors.js';
 import { tokenMatches } from '../src/http/admin-plugin.js';
 import { INACTIVE_THRESHOLD, createMetrics, exitLabel, recordExitsReport } from '../src/metrics.js';
@@ -132,7 +139,7 @@ describe('metadata routes', () => {
     expect(wrong.json()).toMatchObject({ code: 'OFFRAMP_MODEL_VERSION_NOT_FOUND' });
   });
 
-  it('answers model ready 200 {name, ready:true} when ready and 400 {ready:false} when not (KServe: 4xx = false)', async () => {
+  it('answers model ready 200 {name, ready:true} when ready and 400 {ready:false, reason} when not (KServe: 4xx = false)', async () => {
     const { app, plane } = harness();
     let res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/ready` });
     expect(res.statusCode).toBe(200);
@@ -144,7 +151,7 @@ describe('metadata routes', () => {
     plane.modelIsReady = false;
     res = await app.inject({ method: 'GET', url: `/v2/models/${MODEL}/ready` });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toEqual({ name: MODEL, ready: false });
+    expect(res.json()).toEqual({ name: MODEL, ready: false, reason: 'the fake model is not ready' });
   });
 
   it('answers 404 OFFRAMP_MODEL_NOT_FOUND for an unknown model on every model route', async () => {
@@ -569,6 +576,16 @@ class FakeAdmin implements AdminPlane {
   unpinThresholds(name: string, version?: string): TunerAdminReport {
     this.calls.push(['unpin', name, version]);
     return this.report(name);
+  }
+  injectFault(
+    name: string,
+    version: string | undefined,
+    fault: FaultKind,
+    worker: number | undefined,
+  ): Promise<FaultInjectionReport> {
+    this.calls.push(['fault', name, version, fault, worker]);
+    this.report(name);
+    return Promise.resolve({ model: name, version: VERSION, fault, worker: worker ?? 0, failed: true });
   }
 }
 

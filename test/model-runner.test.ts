@@ -56,6 +56,10 @@ class GatedBackend implements ExecutionBackend {
     return this.held === 0 ? 1 : 0;
   }
 
+  readonly readyWorkers = 1;
+  readonly failure = null;
+  onCapacityChange(): void {}
+
   async run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
     // Counted from the call, released before the promise settles: the contract the runner relies on.
     this.held++;

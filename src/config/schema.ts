@@ -163,6 +163,20 @@ const serverSchema = section({
     'On SIGTERM or SIGINT, longest wait for the requests already accepted to be answered, in milliseconds; ' +
       'when it passes, the process logs what was still in flight and exits with code 1.',
   ),
+  worker_timeout_ms: int(
+    { min: 100, max: 3600000 },
+    30000,
+    'A batch that runs on an executor worker longer than this, in milliseconds, means the worker stopped answering: ' +
+      'it is terminated and replaced like a crashed one. Keep it far above any real batch (the manifest profile ' +
+      'gives milliseconds per batch; a worker also builds re-split chains between batches).',
+  ),
+  fault_injection: z
+    .boolean({ error: notA('true or false') })
+    .default(false)
+    .describe(
+      'Enables POST /v2/models/{m}/admin/faults (admin token required), which crashes or hangs an executor worker ' +
+        'for tests and chaos runs. Never in production; the server logs a warning at start when it is on.',
+    ),
 });
 
 const sloSchema = section({

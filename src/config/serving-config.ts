@@ -36,6 +36,10 @@ export interface ServerConfig {
   readonly adminToken: string | null;
   /** Longest graceful drain on SIGTERM/SIGINT before the process gives up and exits 1. */
   readonly drainTimeoutMs: number;
+  /** A batch running longer on an executor worker means the worker hangs (src/engine/executor/worker-pool.ts). */
+  readonly workerTimeoutMs: number;
+  /** The admin fault-injection endpoint is enabled. */
+  readonly faultInjection: boolean;
 }
 
 export interface SloConfig {
@@ -335,6 +339,8 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
       intraOpThreads: s.intra_op_threads,
       adminToken: s.admin_token,
       drainTimeoutMs: s.drain_timeout_ms,
+      workerTimeoutMs: s.worker_timeout_ms,
+      faultInjection: s.fault_injection,
     },
     models,
   };

@@ -9,7 +9,7 @@ import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
 import { rampHeadProblems } from '../model/ramp-head.js';
-import type { ExecutionBackend } from '../engine/backend.js';
+import type { ExecutionBackend, FaultKind } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import type { WindowStats } from '../engine/feedback.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
@@ -22,6 +22,7 @@ import type {
   AdminPlane,
   DataPlane,
   ExitsReport,
+  FaultInjectionReport,
   InferRequest,
   InferResponse,
   ModelMetadata,
@@ -41,6 +42,8 @@ export interface ServedModel {
   config: ModelConfig;
   manifest: PreparedManifest;
   runner: ModelRunner;
+  /** Runs its batches: the worker pool, whose health is the model's readiness. */
+  backend: ExecutionBackend;
   /** Owns the exit plan: the online tuner (guarded, apparate) if any, pause and pinned thresholds. */
   tuning: LiveTuning;
 }
@@ -59,6 +62,8 @@ const OUTPUT_NAMES = ['probabilities', 'class', 'label', 'exit_ramp', 'confidenc
 export class EngineDataPlane implements DataPlane, AdminPlane {
   private readyFlag = false;
   private draining = false;
+  /** server.fault_injection, read once at start. */
+  private faultInjection = false;
   private readonly models = new Map<string, ServedModel>();
 
   private constructor(private readonly options: DataPlaneOptions) {}
@@ -73,6 +78,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       await plane.close();
       throw err;
     }
+    plane.faultInjection = config.server.faultInjection;
     plane.readyFlag = true;
     return plane;
   }
@@ -86,9 +92,17 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       // so that no plan names it; the executor's workers check again as they load, and report
       // any ramp they disable later (ModelRunner.onExecutorFaults).
       const disabledRamps = await rampHeadProblems(dir, manifest);
+      const observer = options.observerFor?.(modelConfig.name);
       const backend = options.backendFor
         ? await options.backendFor(dir, manifest)
-        : await WorkerPool.start(dir, { workers: config.server.workers, intraOpThreads: config.server.intraOpThreads });
+        : await WorkerPool.start(dir, {
+            workers: config.server.workers,
+            intraOpThreads: config.server.intraOpThreads,
+            workerTimeoutMs: config.server.workerTimeoutMs,
+            modelName: modelConfig.name,
+            ...(observer ? { observer } : {}),
+            ...(options.log ? { log: (line: string) => options.log?.(`model ${modelConfig.name}: ${line}`) } : {}),
+          });
       const runner = new ModelRunner(manifest, backend, {
         modelName: modelConfig.name,
         batching: modelConfig.batching,
@@ -96,7 +110,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         feedbackWindow: modelConfig.accuracy.window,
         plan: staticPlan(manifest, modelConfig, disabledRamps),
         parallelism: config.server.workers,
-        ...(options.observerFor ? { observer: options.observerFor(modelConfig.name) } : {}),
+        ...(observer ? { observer } : {}),
       });
       const tuning = attachTuner(
         runner,
@@ -112,6 +126,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         config: modelConfig,
         manifest,
         runner,
+        backend,
         tuning,
       });
     }
@@ -125,8 +140,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return true;
   }
 
+  /** Server readiness: every model ready (KServe's "ready to receive inference requests"). */
   ready(): boolean {
-    return this.readyFlag && !this.draining;
+    return this.readyFlag && !this.draining && this.servedModels.every((m) => notReadyReason(m) === null);
   }
 
   /**
@@ -154,14 +170,20 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
   }
 
   modelReady(name: string, version?: string): boolean {
-    this.model(name, version);
-    return this.ready();
+    return this.modelNotReadyReason(name, version) === null;
+  }
+
+  modelNotReadyReason(name: string, version?: string): string | null {
+    const m = this.model(name, version);
+    if (this.draining) return 'the server is shutting down';
+    return this.readyFlag ? notReadyReason(m) : 'the server is starting or stopping';
   }
 
   modelMetadata(name: string, version?: string): ModelMetadata {
     const m = this.model(name, version);
     const n = -1;
     const c = m.manifest.model.classes;
+    const notReady = this.modelNotReadyReason(name, version);
     const outputs: TensorMetadata[] = [
       { name: 'probabilities', datatype: 'FP32', shape: [n, c] },
       { name: 'class', datatype: 'INT64', shape: [n] },
@@ -191,6 +213,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
             ...(disabled !== undefined ? { disabled_reason: disabled } : {}),
           };
         }),
+        ...(notReady === null ? {} : { not_ready_reason: notReady }),
       },
     };
   }
@@ -278,6 +301,23 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return adminReport(m);
   }
 
+  async injectFault(
+    name: string,
+    version: string | undefined,
+    fault: FaultKind,
+    worker: number | undefined,
+  ): Promise<FaultInjectionReport> {
+    const m = this.model(name, version);
+    if (!this.faultInjection) throw new OfframpError('OFFRAMP_FAULT_INJECTION_DISABLED');
+    if (!m.backend.injectFault)
+      throw new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', {
+        reason: `the executor of model '${m.name}' takes no injected faults`,
+      });
+    const done = await m.backend.injectFault(fault, worker);
+    this.options.log?.(`${m.name}: injected fault ${fault} into executor worker ${done.worker}`);
+    return { model: m.name, version: m.version, fault, worker: done.worker, failed: done.failed };
+  }
+
   private onlineModel(name: string, version: string | undefined, action: string): ServedModel {
     const m = this.model(name, version);
     if (!m.tuning.online)
@@ -360,6 +400,16 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       await m.tuning.close();
     }
   }
+}
+
+/**
+ * Why a loaded model cannot run a batch now: its executor gave up on every worker (for good), or
+ * every worker is restarting (it comes back by itself); null when a worker takes its batches.
+ */
+function notReadyReason(m: ServedModel): string | null {
+  if (m.backend.failure !== null) return m.backend.failure;
+  if (m.backend.readyWorkers === 0) return 'every executor worker is restarting';
+  return null;
 }
 
 function asRecord(thresholds: ThresholdMap): Record<string, number | null> {

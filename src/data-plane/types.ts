@@ -7,6 +7,10 @@
 import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
 import type { OfframpError } from '../errors.js';
+import type { FaultKind } from '../engine/backend.js';
+
+// The fault vocabulary is the executor's; the transports take it from here.
+export { FAULT_KINDS, type FaultKind } from '../engine/backend.js';
 
 /** KServe v2 tensor datatypes. */
 export const DATATYPES = [
@@ -202,6 +206,17 @@ export interface TunerAdminReport {
   thresholds: Record<string, number | null>;
 }
 
+/** What `POST /v2/models/{m}/admin/faults` answers: the fault injected and where. */
+export interface FaultInjectionReport {
+  model: string;
+  version: string;
+  fault: FaultKind;
+  /** Index of the worker it went to. */
+  worker: number;
+  /** The pool saw the worker fail before answering (a crash); false for a hang, seen only by a batch. */
+  failed: boolean;
+}
+
 /**
  * Operator controls over a model's exit plan (`/v2/models/{m}/admin/...`, token-checked by the
  * transport). Each answers the state after the change; unknown models throw as `exits` does.
@@ -220,16 +235,29 @@ export interface AdminPlane {
   ): TunerAdminReport;
   /** Drops every pin. */
   unpinThresholds(name: string, version?: string): TunerAdminReport;
+  /**
+   * Crashes or hangs one executor worker of the model (`server.fault_injection` only; throws
+   * OFFRAMP_FAULT_INJECTION_DISABLED otherwise, OFFRAMP_INVALID_ADMIN_REQUEST for a worker that is
+   * not there or not running).
+   */
+  injectFault(
+    name: string,
+    version: string | undefined,
+    fault: FaultKind,
+    worker: number | undefined,
+  ): Promise<FaultInjectionReport>;
 }
 
 export interface DataPlane {
   /** The process is up (liveness). */
   live(): boolean;
-  /** Every model is loaded and the server takes requests (readiness). */
+  /** Every model is loaded and ready (a worker takes its batches), and the server takes requests (readiness). */
   ready(): boolean;
   serverMetadata(): ServerMetadata;
   /** Throws OfframpError OFFRAMP_MODEL_NOT_FOUND / OFFRAMP_MODEL_VERSION_NOT_FOUND for unknown ones. */
   modelReady(name: string, version?: string): boolean;
+  /** Why `modelReady` is false (e.g. its executor workers restart, or failed for good); null when ready. */
+  modelNotReadyReason(name: string, version?: string): string | null;
   modelMetadata(name: string, version?: string): ModelMetadata;
   exits(name: string, version?: string): ExitsReport;
   /** Rejects with an OfframpError (src/errors.ts) for every expected failure. */

@@ -86,8 +86,37 @@ export interface BatchResult {
   faults?: ExecutorFault[];
 }
 
+/**
+ * Why an executor worker was replaced: it threw an uncaught error (`crash`), held a batch longer
+ * than `server.worker_timeout_ms` (`hang`), ended without being asked (`exit`), or, being
+ * (re)started, could not load the model (`load`). The metrics label `cause` takes these values.
+ */
+export const WORKER_FAILURE_CAUSES = ['crash', 'hang', 'exit', 'load'] as const;
+export type WorkerFailureCause = (typeof WORKER_FAILURE_CAUSES)[number];
+
+/**
+ * Faults an operator (or a chaos test) can inject into an executor worker through the admin
+ * endpoint `POST /v2/models/{m}/admin/faults`, when `server.fault_injection` is on. Each really
+ * happens on the worker's thread: `crash-worker` throws an uncaught exception there at once,
+ * `hang-worker` spins there until the pool's hang detection terminates it. A new kind is added
+ * here, then handled in the worker (executor/worker.ts); the endpoint accepts every kind listed.
+ */
+export const FAULT_KINDS = ['crash-worker', 'hang-worker'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Hooks for metrics on the executor's workers; the engine itself does not know Prometheus. */
+export interface ExecutorObserver {
+  /** A failed worker is being replaced (counted when the restart is scheduled). */
+  workerRestarted?(cause: WorkerFailureCause): void;
+  /** Workers ready to take a batch, after every change. */
+  readyWorkers?(count: number): void;
+}
+
 export interface ExecutionBackend {
-  /** How many batches it holds at once, running or waiting for their worker; the engine never sends more. */
+  /**
+   * How many batches it holds at once, running or waiting for their worker; the engine never sends
+   * more. Counts only workers that can take a batch now: it drops while a worker restarts.
+   */
   readonly slots: number;
   /**
    * Workers with no batch running or waiting: a batch sent now starts at once. Read before each
@@ -95,6 +124,24 @@ export interface ExecutionBackend {
    * promise settles, so the engine never sees a busy worker as idle.
    */
   readonly idleWorkers: number;
+  /** Workers loaded and taking batches; 0 while every worker restarts (the model is then not ready). */
+  readonly readyWorkers: number;
+  /**
+   * Null while the backend takes work or will again (a worker restarting); once it has given up on
+   * every worker (each failed too often), why, for the model's not-ready answers. It never clears.
+   */
+  readonly failure: string | null;
+  /**
+   * Registers the one function called when `slots`, `readyWorkers` or `failure` change other than
+   * by a batch settling (a worker lost, back, or given up on), so the engine schedules again then.
+   */
+  onCapacityChange(listener: () => void): void;
   run(input: BatchInput, plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult>;
+  /**
+   * Injects a fault into one worker (index into the workers, default 0). Resolves once the fault
+   * has taken hold as far as can be seen: for a crash, once the worker was seen to fail (`failed`);
+   * a hang is only seen by the next batch, so it resolves once the worker was told.
+   */
+  injectFault?(fault: FaultKind, worker?: number): Promise<{ worker: number; failed: boolean }>;
   close(): Promise<void>;
 }

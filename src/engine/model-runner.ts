@@ -6,10 +6,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { BatchingConfig } from '../config/index.js';
-import { OfframpError } from '../errors.js';
+import { OfframpError, isOfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../model/manifest.js';
-import type { BatchInput, BatchResult, ExecutionBackend, ExecutorFault, ExitPlan, RowExit } from './backend.js';
+import type {
+  BatchInput,
+  BatchResult,
+  ExecutionBackend,
+  ExecutorFault,
+  ExecutorObserver,
+  ExitPlan,
+  RowExit,
+} from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
 import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
 import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.js';
@@ -22,8 +30,8 @@ import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.
 export const OUTCOMES = ['ok', 'rejected', 'timed_out', 'failed', 'cancelled'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
-/** Hooks for metrics; the engine itself does not know Prometheus. */
-export interface EngineObserver {
+/** Hooks for metrics (the executor's too: one observer per model); the engine itself does not know Prometheus. */
+export interface EngineObserver extends ExecutorObserver {
   answered?(exit: number, latencyMs: number): void;
   queueWait?(ms: number): void;
   batch?(rows: number): void;
@@ -94,6 +102,8 @@ export class ModelRunner {
     this.feedback = new FeedbackWindow(options.feedbackWindow);
     this.scheduler = new DynamicBatcher(options.batching, (size) => planLatencyMs(manifest, this.plan, size));
     this.depthOf = new Map(manifest.ramps.map((r) => [r.id, r.computeBefore]));
+    // A worker back from a restart (or given up on) changes what can run without a batch settling.
+    backend.onCapacityChange(() => this.pump());
   }
 
   get exitPlan(): ExitPlan {
@@ -169,6 +179,8 @@ export class ModelRunner {
   private refusal(rows: number, priority: number, timeoutMs: number): OfframpError | null {
     const model = this.options.modelName;
     if (this.closing) return new OfframpError('OFFRAMP_SHUTTING_DOWN');
+    const unavailable = this.unavailable();
+    if (unavailable) return unavailable;
     const limit = this.options.batching.maxQueueSize;
     if (this.scheduler.queuedRequests >= limit) return new OfframpError('OFFRAMP_QUEUE_FULL', { model, limit });
     const { answerMs, behindOthers } = this.predictedWait(rows, priority);
@@ -250,6 +262,13 @@ export class ModelRunner {
    * place (which under work-conserving batching takes only a batch that cannot grow).
    */
   private pump(): void {
+    const unavailable = this.unavailable();
+    if (unavailable) {
+      for (const r of this.scheduler.removeAll()) this.fail(r, 'failed', unavailable);
+      return;
+    }
+    // While workers restart `slots` is lower (0 with none ready): queued requests wait for them,
+    // and the backend calls this again when one is back.
     while (this.inFlight < this.backend.slots) {
       const now = this.now();
       const step = this.scheduler.step(now, { idleWorkers: this.backend.idleWorkers });
@@ -270,6 +289,13 @@ export class ModelRunner {
       if (step.kind === 'wait') this.armTimer(step.untilMs);
       return;
     }
+  }
+
+  /** The error for every request once the backend has given up on its workers; undefined before. */
+  private unavailable(): OfframpError | undefined {
+    const reason = this.backend.failure;
+    if (reason === null) return undefined;
+    return new OfframpError('OFFRAMP_MODEL_NOT_READY', { model: this.options.modelName, reason });
   }
 
   private armTimer(atMs: number): void {
@@ -322,11 +348,15 @@ export class ModelRunner {
         this.onBatchDone(result, owners);
       })
       .catch((err: unknown) => {
-        const failure = new OfframpError(
-          'OFFRAMP_INFERENCE_FAILED',
-          { model: this.options.modelName, reason: (err as Error).message ?? String(err) },
-          { cause: err },
-        );
+        // A coded error from the backend (a worker failed: OFFRAMP_EXECUTOR_FAILED, retryable)
+        // reaches the client as it is; anything else is onnxruntime failing on the batch.
+        const failure = isOfframpError(err)
+          ? err
+          : new OfframpError(
+              'OFFRAMP_INFERENCE_FAILED',
+              { model: this.options.modelName, reason: (err as Error).message ?? String(err) },
+              { cause: err },
+            );
         for (const o of owners) this.fail(o.request, 'failed', failure);
       })
       .finally(() => {

@@ -44,6 +44,8 @@ export interface BatchScheduler {
   add(request: EngineRequest): boolean;
   /** Removes a request's undispatched rows (cancellation); true when it was still queued. */
   remove(request: EngineRequest): boolean;
+  /** Empties the queue (the executor can take no more work), answering the requests it held. */
+  removeAll(): EngineRequest[];
   /**
    * Decides what to do now: form a batch, wait until a time, or nothing to do. The engine calls
    * it only when the executor has room for a batch (an idle worker, or a busy worker's waiting
@@ -111,6 +113,12 @@ export class DynamicBatcher implements BatchScheduler {
     if (i < 0) return false;
     this.queue.splice(i, 1);
     return true;
+  }
+
+  removeAll(): EngineRequest[] {
+    const all = this.queue;
+    this.queue = [];
+    return all;
   }
 
   step(nowMs: number, workers: WorkerState): Step {

@@ -7,8 +7,13 @@
  * - `PUT    /v2/models/{m}[/versions/{v}]/admin/thresholds` — body `{"thresholds": {"0": 0.99, "3": null}}`:
  *   pin those ramps' thresholds (null = never); ramps pinned earlier and not listed stay pinned
  * - `DELETE /v2/models/{m}[/versions/{v}]/admin/thresholds` — unpin every ramp
+ * - `POST   /v2/models/{m}[/versions/{v}]/admin/faults` — body `{"fault": "crash-worker" | "hang-worker",
+ *   "worker"?: <index, default 0>}`: that executor worker really crashes (at once; answered once the
+ *   pool has seen it fail) or really hangs (at once; seen when a batch it holds passes
+ *   `server.worker_timeout_ms`). Only with `server.fault_injection: true`, else
+ *   OFFRAMP_FAULT_INJECTION_DISABLED (403); answers a `FaultInjectionReport`
  *
- * Every answer is the state after the call (`TunerAdminReport`). Access needs
+ * The tuner endpoints answer the state after the call (`TunerAdminReport`). Access needs
  * `Authorization: Bearer <server.admin_token>`, checked before the body is read: no token
  * configured → OFFRAMP_ADMIN_DISABLED (403), a missing or wrong one → OFFRAMP_UNAUTHORIZED (401).
  * Each refusal counts in `offramp_admin_auth_failures_total{reason}` and logs one warning line
@@ -17,7 +22,13 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginCallback, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
-import type { AdminPlane, TunerAdminReport } from '../data-plane/types.js';
+import {
+  FAULT_KINDS,
+  type AdminPlane,
+  type FaultInjectionReport,
+  type FaultKind,
+  type TunerAdminReport,
+} from '../data-plane/types.js';
 import { OfframpError } from '../errors.js';
 import { ADMIN_AUTH_FAILURES, type AdminAuthFailure, type Metrics } from '../metrics.js';
 import { useJsonBodies } from './json-body.js';
@@ -78,11 +89,27 @@ export function parseThresholdsBody(body: unknown): Map<number, number | null> {
   return out;
 }
 
+/** The body of a faults POST, checked against FAULT_KINDS; whether the worker exists is the data plane's to check. */
+export function parseFaultBody(body: unknown): { fault: FaultKind; worker: number | undefined } {
+  const invalid = (reason: string) => new OfframpError('OFFRAMP_INVALID_ADMIN_REQUEST', { reason });
+  const shape = `{"fault": ${FAULT_KINDS.map((k) => `"${k}"`).join(' | ')}, "worker"?: <index>}`;
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalid(`the body must be a JSON object ${shape}`);
+  const extra = Object.keys(body).filter((k) => k !== 'fault' && k !== 'worker');
+  if (extra.length > 0) throw invalid(`unknown field ${JSON.stringify(extra[0])}; the body is ${shape}`);
+  const { fault, worker } = body as { fault?: unknown; worker?: unknown };
+  if (!(FAULT_KINDS as readonly unknown[]).includes(fault))
+    throw invalid(`"fault" is ${JSON.stringify(fault) ?? 'missing'}; expected one of ${FAULT_KINDS.join(', ')}`);
+  if (worker !== undefined && !(typeof worker === 'number' && Number.isSafeInteger(worker) && worker >= 0))
+    throw invalid(`"worker" is ${JSON.stringify(worker)}; expected a worker index (an integer ≥ 0)`);
+  return { fault: fault as FaultKind, worker };
+}
+
 interface AdminRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Under `/v2/models/{m}[/versions/{v}]/admin/`. */
   path: string;
-  run(plane: AdminPlane, params: ModelParams, body: unknown): TunerAdminReport;
+  run(plane: AdminPlane, params: ModelParams, body: unknown): TunerAdminReport | Promise<FaultInjectionReport>;
 }
 
 const ROUTES: readonly AdminRoute[] = [
@@ -95,12 +122,20 @@ const ROUTES: readonly AdminRoute[] = [
     run: (plane, { model, version }, body) => plane.pinThresholds(model, version, parseThresholdsBody(body)),
   },
   { method: 'DELETE', path: 'thresholds', run: (plane, { model, version }) => plane.unpinThresholds(model, version) },
+  {
+    method: 'POST',
+    path: 'faults',
+    run: (plane, { model, version }, body) => {
+      const { fault, worker } = parseFaultBody(body);
+      return plane.injectFault(model, version, fault, worker);
+    },
+  },
 ];
 
 export const adminPlugin: FastifyPluginCallback<AdminPluginOptions> = (app, { plane, token, metrics }, done) => {
-  // Only PUT takes a body; a client that sends `content-type: application/json` and nothing else
-  // to pause or resume should not get a parse error. (This plugin is encapsulated: the KServe
-  // routes keep refusing empty bodies.)
+  // Only PUT and the faults POST take a body; a client that sends `content-type: application/json`
+  // and nothing else to pause or resume should not get a parse error. (This plugin is
+  // encapsulated: the KServe routes keep refusing empty bodies.)
   useJsonBodies(app, { allowEmpty: true });
   // Every reason exported from the start (at 0), so a rate or an alert has a series before the first failure.
   for (const reason of ADMIN_AUTH_FAILURES) metrics?.adminAuthFailures.inc({ reason }, 0);

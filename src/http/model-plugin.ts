@@ -9,7 +9,8 @@
  *
  * Model readiness follows KServe's required_api.md: "A 200 status code indicates true and a 4xx
  * status code indicates false"; the 4xx is 400, as NVIDIA Triton answers. The body is the Open
- * Inference Protocol's `{"name", "ready"}`. An unknown model or version is a 404 with its code.
+ * Inference Protocol's `{"name", "ready"}`, plus offramp's `reason` when false (e.g. its executor
+ * workers restart, or failed too often to be restarted). An unknown model or version is a 404 with its code.
  */
 
 import type { FastifyPluginCallback } from 'fastify';
@@ -44,8 +45,9 @@ export const modelPlugin: FastifyPluginCallback<ModelPluginOptions> = (app, { da
 
     app.get<{ Params: ModelParams }>(`${prefix}/ready`, (request, reply) => {
       const { model, version } = request.params;
-      const ready = dataPlane.modelReady(model, version);
-      return reply.code(ready ? 200 : MODEL_NOT_READY_STATUS).send({ name: model, ready });
+      const reason = dataPlane.modelNotReadyReason(model, version);
+      if (reason === null) return reply.code(200).send({ name: model, ready: true });
+      return reply.code(MODEL_NOT_READY_STATUS).send({ name: model, ready: false, reason });
     });
 
     app.get<{ Params: ModelParams }>(`${prefix}/exits`, (request) =>

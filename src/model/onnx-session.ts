@@ -33,6 +33,33 @@ export function servingSessionOptions(intraOpThreads: number): SessionOptions {
   return { intraOpThreads, spinning: false };
 }
 
+/**
+ * Brackets every call into onnxruntime's native code (creating a session, running one). The
+ * serving runtime's executor worker installs one (src/engine/executor/thread-stop.ts says why);
+ * elsewhere there is none.
+ */
+export interface NativeCallGate {
+  enter(): void;
+  leave(): void;
+}
+
+let nativeCallGate: NativeCallGate | undefined;
+
+/** Installs the gate for this thread's sessions (one per thread: modules are per thread). */
+export function setNativeCallGate(gate: NativeCallGate | undefined): void {
+  nativeCallGate = gate;
+}
+
+async function gated<T>(call: () => Promise<T>): Promise<T> {
+  const gate = nativeCallGate;
+  gate?.enter();
+  try {
+    return await call();
+  } finally {
+    gate?.leave();
+  }
+}
+
 export class OnnxSession {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -48,10 +75,11 @@ export class OnnxSession {
       interOpNumThreads: 1,
       ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
-    const session =
+    const session = await gated(() =>
       typeof model === 'string'
-        ? await ort.InferenceSession.create(model, sessionOptions)
-        : await ort.InferenceSession.create(model, sessionOptions);
+        ? ort.InferenceSession.create(model, sessionOptions)
+        : ort.InferenceSession.create(model, sessionOptions),
+    );
     return new OnnxSession(session, options.outputs);
   }
 
@@ -69,7 +97,7 @@ export class OnnxSession {
       ortFeeds[name] = new ort.Tensor(t.type as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.dims);
     }
     const wanted = outputs ?? this.outputNames;
-    const results = await this.session.run(ortFeeds, [...wanted]);
+    const results = await gated(() => this.session.run(ortFeeds, [...wanted]));
     const out: Record<string, HostTensor> = {};
     for (const name of wanted) {
       const t = results[name];
@@ -80,6 +108,6 @@ export class OnnxSession {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await gated(() => this.session.release());
   }
 }

@@ -63,8 +63,11 @@ export class FakeDataPlane implements DataPlane {
     return m;
   }
   modelReady(name: string, version?: string): boolean {
+    return this.modelNotReadyReason(name, version) === null;
+  }
+  modelNotReadyReason(name: string, version?: string): string | null {
     this.model(name, version);
-    return this.modelIsReady;
+    return this.modelIsReady ? null : 'the fake model is not ready';
   }
   modelMetadata(name: string, version?: string): ModelMetadata {
     return this.model(name, version).metadata;

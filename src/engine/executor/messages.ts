@@ -1,12 +1,17 @@
 /** Messages between the serving thread and an executor worker (structured-clone safe). */
-import type { BatchInput, BatchResult, ExitPlan, RowExit } from '../backend.js';
+import type { BatchInput, BatchResult, ExitPlan, FaultKind, RowExit } from '../backend.js';
 
 export interface WorkerInit {
   modelDir: string;
   intraOpThreads: number;
+  /** The word the pool and this worker share to stop the thread safely (thread-stop.ts). */
+  stopWord: SharedArrayBuffer;
 }
 
-export type ToWorker = { type: 'run'; batchId: number; input: BatchInput; plan: ExitPlan } | { type: 'close' };
+export type ToWorker =
+  | { type: 'run'; batchId: number; input: BatchInput; plan: ExitPlan }
+  | { type: 'fault'; fault: FaultKind }
+  | { type: 'close' };
 
 export type FromWorker =
   | { type: 'ready' }

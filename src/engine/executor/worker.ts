@@ -5,13 +5,18 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readManifest } from '../../model/manifest.js';
+import { setNativeCallGate } from '../../model/onnx-session.js';
+import { enterNative, leaveNative } from './thread-stop.js';
 import { BackboneRunner } from './backbone-runner.js';
+import type { FaultKind } from '../backend.js';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
 
 if (!parentPort) throw new Error('executor worker must run in a worker thread');
 const port = parentPort;
 const init = workerData as WorkerInit;
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+const stopWord = new Int32Array(init.stopWord);
+setNativeCallGate({ enter: () => enterNative(stopWord), leave: () => leaveNative(stopWord) });
 
 async function start(): Promise<void> {
   let runner: BackboneRunner;
@@ -25,6 +30,10 @@ async function start(): Promise<void> {
   // thread); runs are chained so they never overlap.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
+    if (message.type === 'fault') {
+      injectFault(message.fault);
+      return;
+    }
     if (message.type === 'close') {
       queue = queue.then(() => runner.release()).finally(() => send({ type: 'closed' }));
       return;
@@ -38,6 +47,24 @@ async function start(): Promise<void> {
     );
   });
   send({ type: 'ready' });
+}
+
+/**
+ * Makes a fault real on this thread, at once (between two batches, or between two segments of a
+ * running batch: the point where this message is read). Thrown from the message listener, the
+ * error is uncaught, so the thread dies and the pool sees its 'error' event, as with any crash.
+ */
+function injectFault(fault: FaultKind): void {
+  switch (fault) {
+    case 'crash-worker':
+      throw new Error('injected fault: crash-worker');
+    case 'hang-worker':
+      // Spins without yielding: no message is read again, no batch answered, until the pool's
+      // hang detection (server.worker_timeout_ms) terminates the thread.
+      for (;;) {
+        // spin
+      }
+  }
 }
 
 void start();

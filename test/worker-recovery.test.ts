@@ -294,7 +294,7 @@ describe('executor worker recovery', () => {
     expect(await restarts(s)).toEqual({ crash: 1, load: 3 });
     expect(await readyWorkersGauge(s)).toBe(0);
     expect(s.logs.filter((l) => l.includes('model not ready:'))).toEqual([
-      `fmnist: executor: model not ready: ${reason}`,
+      `model fmnist: executor: model not ready: ${reason}`,
     ]);
   });
 

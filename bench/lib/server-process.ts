@@ -32,7 +32,16 @@ export async function freePort(): Promise<number> {
 export interface ServerProcess {
   /** http://127.0.0.1:PORT */
   baseUrl: string;
+  httpPort: number;
+  grpcPort: number;
   logPath: string;
+  pid: number;
+  /** Resolves with the exit code (null: killed by a signal) whenever the process ends. */
+  exited: Promise<number | null>;
+  /** The exit code once the process has ended (-1 when a signal ended it), null while it runs. */
+  exitCodeNow(): number | null;
+  /** Sends a signal without waiting (the chaos suite's SIGTERM-under-load case). */
+  signal(name: NodeJS.Signals): void;
   getJson(path: string): Promise<unknown>;
   getText(path: string): Promise<string>;
   stop(): Promise<void>;
@@ -50,7 +59,7 @@ export async function startServerProcess(configPath: string, logPath: string): P
   running.add(child);
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
-  const exited = once(child, 'exit');
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
   const baseUrl = `http://127.0.0.1:${httpPort}`;
 
   const logTail = async (): Promise<string> => (await readFile(logPath, 'utf8').catch(() => '')).slice(-2000);
@@ -77,7 +86,13 @@ export async function startServerProcess(configPath: string, logPath: string): P
   };
   return {
     baseUrl,
+    httpPort,
+    grpcPort,
     logPath,
+    pid: child.pid as number,
+    exited,
+    signal: (name) => child.kill(name),
+    exitCodeNow: () => child.exitCode ?? (child.signalCode === null ? null : -1),
     getJson: async (path) => (await get(path)).json(),
     getText: async (path) => (await get(path)).text(),
     async stop() {

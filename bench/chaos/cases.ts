@@ -98,13 +98,15 @@ const startupFailures: ChaosCase = {
         result.tried++;
         const label = code === 0 || code === null ? `exit ${String(code)}` : 'exit non-zero';
         result.outcomes.set(label, (result.outcomes.get(label) ?? 0) + 1);
+        // Startup progress may be logged before the failure; the failure itself is the last line, alone.
         const lines = stderr
           .trim()
           .split('\n')
           .filter((l) => l.trim() !== '');
+        const last = (lines.at(-1) ?? '').replace(/^\S+ offramp: /, '').replace(/^offramp: /, '');
         if (code === 0 || code === null) result.failures.push(`${what}: exit ${String(code)}`);
-        if (lines.length !== 1) result.failures.push(`${what}: ${lines.length} lines on stderr`);
-        result.notes.push(`${what}: ${ms} ms, "${(lines[0] ?? '').replace(/^\S+ offramp: /, '')}"`);
+        if (lines.some((l) => /^\s+at /.test(l))) result.failures.push(`${what}: a stack trace on stderr`);
+        result.notes.push(`${what}: exit ${String(code)} after ${ms} ms: "${last}"`);
       }
     } finally {
       await new Promise((r) => blocker.close(r));

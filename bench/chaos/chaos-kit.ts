@@ -194,3 +194,29 @@ export async function adminPost(port: number, path: string, body: unknown): Prom
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The server's own view of answered requests' latency (`offramp_request_latency_seconds`, from
+ * arrival at the engine to the answer, every exit summed): the share within `sloMs` and the
+ * smallest bucket bound holding 95 % of them. Beside the client's view it separates time in the
+ * server's engine from time in sockets and in the clients' own event loop.
+ */
+export async function serverLatency(
+  baseUrl: string,
+  sloMs: number,
+): Promise<{ withinSlo: number; p95AtMostMs: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const byBound = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const m = /^offramp_request_latency_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)/.exec(line);
+    if (!m) continue;
+    const bound = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
+    byBound.set(bound, (byBound.get(bound) ?? 0) + Number(m[2]));
+  }
+  const bounds = [...byBound.keys()].sort((a, b) => a - b);
+  const total = byBound.get(Number.POSITIVE_INFINITY) ?? 0;
+  if (total === 0) return { withinSlo: Number.NaN, p95AtMostMs: Number.NaN };
+  const within = bounds.filter((b) => b <= sloMs / 1000).map((b) => byBound.get(b) ?? 0);
+  const p95 = bounds.find((b) => (byBound.get(b) ?? 0) >= 0.95 * total) ?? Number.POSITIVE_INFINITY;
+  return { withinSlo: (within.at(-1) ?? 0) / total, p95AtMostMs: p95 * 1000 };
+}

@@ -36,7 +36,13 @@ function judgeAnswers(result: CaseResult, sent: readonly Sent[], allowed: readon
   result.lost += sent.filter((s) => s.outcome.kind === 'lost').length;
   const unexpected = [...countOutcomes(sent)].filter(([label]) => label !== 'lost' && !allowed.includes(label));
   for (const [label, n] of unexpected) result.failures.push(`${n} × ${label}`);
-  if (result.lost > 0) result.failures.push(`${result.lost} requests lost`);
+  if (result.lost > 0) {
+    result.failures.push(`${result.lost} requests lost`);
+    const reasons = new Map<string, number>();
+    for (const s of sent)
+      if (s.outcome.kind === 'lost') reasons.set(s.outcome.reason, (reasons.get(s.outcome.reason) ?? 0) + 1);
+    result.notes.push(`lost: ${[...reasons].map(([r, n]) => `${n} × ${r}`).join(', ')}`);
+  }
 }
 
 /** Good answers must equal the full model's (exits are off in these cases); closed loops send body index % n. */

@@ -118,7 +118,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   let grpcPort: number;
   try {
     httpPort = await listenOn('HTTP', config.server.host, config.server.httpPort, async () => {
-      await http.listen({ host: config.server.host, port: config.server.httpPort });
+      await http.listen({ host: config.server.host, port: config.server.httpPort, backlog: LISTEN_BACKLOG });
       const address = http.server.address();
       return typeof address === 'object' && address ? address.port : config.server.httpPort;
     });
@@ -240,6 +240,14 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     },
   };
 }
+
+/**
+ * Connections the kernel may hold for the HTTP listener before node takes them (capped by the
+ * kernel's net.core.somaxconn). Node's default, 511, overflows under a burst of a few thousand
+ * clients; an overflowing queue drops handshakes, and clients wait out SYN retransmissions (1 s,
+ * 3 s, 7 s…) before they are even read: a refusal from the admission rule is far cheaper.
+ */
+const LISTEN_BACKLOG = 4096;
 
 /**
  * grpc-js's graceful shutdown is given this long to end its sessions once no call is in flight;

@@ -5,7 +5,7 @@
  * server process ends only when asked), every error answer coded. Durations shrink with --quick.
  */
 import { spawn } from 'node:child_process';
-import { cp, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { seededRandom } from '../../src/model/numeric.js';
 import { percentile } from '../lib/stats.js';
@@ -17,17 +17,19 @@ import {
   classOf,
   emptyResult,
   exitRampOf,
+  imageLoad,
   serve,
   serverLatency,
   sleep,
   timeToRecover,
   watchMemory,
+  withServer,
   writeConfig,
   type CaseContext,
   type CaseResult,
   type ChaosCase,
 } from './chaos-kit.js';
-import { closedLoop, countOutcomes, send, type Sent } from './traffic.js';
+import { countOutcomes, send, type Sent } from './traffic.js';
 
 /** Every answer that is not a 200 must carry an offramp code; lost requests are counted. */
 function judgeAnswers(result: CaseResult, sent: readonly Sent[], allowed: readonly string[]): void {
@@ -129,15 +131,11 @@ function workerFault(name: string, fault: 'crash-worker' | 'hang-worker', worker
     about: `${fault} on a server with ${workers} worker(s) under load: nothing lost, every error coded, serving again`,
     async run(ctx) {
       const result = emptyResult(this.name);
-      const server = await serve(ctx, name.replaceAll(' ', '-'), {
+      const options = {
         server: { workers, fault_injection: true, ...(fault === 'hang-worker' ? { worker_timeout_ms: 1000 } : {}) },
-      });
-      const memory = watchMemory(server.pid);
-      const n = ctx.images.bodies.length;
-      try {
-        const load = closedLoop({ port: server.httpPort, fresh: false }, 16, INFER_PATH, (i) => ({
-          body: ctx.images.bodies[i % n] as Buffer,
-        }));
+      };
+      await withServer(ctx, result, name.replaceAll(' ', '-'), options, async (server) => {
+        const load = imageLoad(ctx, { port: server.httpPort, fresh: false }, 16);
         await sleep(ctx.quick ? 500 : 1500);
         const faultAt = performance.now();
         const injected = await adminPost(server.httpPort, `/v2/models/${MODEL_NAME}/admin/faults`, { fault });
@@ -149,11 +147,7 @@ function workerFault(name: string, fault: 'crash-worker' | 'hang-worker', worker
         judgeClasses(result, ctx, load.sent);
         result.recoverMs = firstOkAfter(load.sent, faultAt);
         if (result.recoverMs === null) result.failures.push('no request answered 200 after the fault');
-      } finally {
-        result.worstRssMb = memory.stop();
-        if (server.exitCodeNow() !== null) result.crashes++;
-        await server.stop();
-      }
+      });
       return result;
     },
   };
@@ -168,30 +162,22 @@ const corruptHead: ChaosCase = {
     await cp(MODEL_DIR, dir, { recursive: true });
     const broken = 1;
     await writeFile(join(dir, 'heads', `head-${broken}.onnx`), Buffer.from('not an onnx model at all'));
-    const server = await serve(ctx, 'corrupt-head', {
+    const options = {
       modelDir: dir,
       model: { tuner: { kind: 'static' }, exits: { thresholds: { [String(broken)]: 0.5 } } },
-    });
-    const memory = watchMemory(server.pid);
-    const n = ctx.images.bodies.length;
-    try {
-      const load = closedLoop({ port: server.httpPort, fresh: false }, 8, INFER_PATH, (i) => ({
-        body: ctx.images.bodies[i % n] as Buffer,
-      }));
+    };
+    await withServer(ctx, result, 'corrupt-head', options, async (server) => {
+      const load = imageLoad(ctx, { port: server.httpPort, fresh: false }, 8);
       await sleep(ctx.quick ? 1500 : 4000);
       await load.stop();
       judgeAnswers(result, load.sent, ['200']);
       const fromBroken = load.sent.filter((s) => exitRampOf(s) === broken).length;
       if (fromBroken > 0) result.failures.push(`${fromBroken} answers from the broken ramp`);
-      const log = await import('node:fs/promises').then((fs) => fs.readFile(server.logPath, 'utf8'));
+      const log = await readFile(server.logPath, 'utf8');
       const line = log.split('\n').find((l) => l.includes(`ramp ${broken}`) && /disabled/i.test(l));
       if (!line) result.failures.push(`no log line says ramp ${broken} is disabled`);
       else result.notes.push(line.replace(/^\S+ offramp: /, ''));
-    } finally {
-      result.worstRssMb = memory.stop();
-      if (server.exitCodeNow() !== null) result.crashes++;
-      await server.stop();
-    }
+    });
     return result;
   },
 };
@@ -203,10 +189,7 @@ const sigtermUnderLoad: ChaosCase = {
     const result = emptyResult(this.name);
     const server = await serve(ctx, 'sigterm');
     const memory = watchMemory(server.pid);
-    const n = ctx.images.bodies.length;
-    const load = closedLoop({ port: server.httpPort, fresh: true, timeoutMs: 60_000 }, 64, INFER_PATH, (i) => ({
-      body: ctx.images.bodies[i % n] as Buffer,
-    }));
+    const load = imageLoad(ctx, { port: server.httpPort, fresh: true, timeoutMs: 60_000 }, 64);
     await sleep(ctx.quick ? 1000 : 2000);
     const signalAt = performance.now();
     server.signal('SIGTERM');
@@ -245,8 +228,10 @@ function mutate(body: Buffer, random: () => number): Buffer {
     const kind = Math.floor(random() * 4);
     if (kind === 0) bytes[at] = Math.floor(random() * 256);
     else if (kind === 1) bytes.length = at;
-    else if (kind === 2) bytes.splice(at, 0, ...Buffer.from(['[', '{', '"', '-1e999', 'NaN', '\u0000'][kind] ?? ''));
-    else bytes.splice(at, Math.floor(random() * 64));
+    else if (kind === 2) {
+      const token = ['[', '{', '"', '-1e999', 'NaN', '\u0000'][Math.floor(random() * 6)] ?? '';
+      bytes.splice(at, 0, ...Buffer.from(token));
+    } else bytes.splice(at, Math.floor(random() * 64));
   }
   return Buffer.from(bytes);
 }
@@ -276,36 +261,27 @@ const fuzzedHttp: ChaosCase = {
   about: 'seeded damaged JSON bodies beside good requests: coded 4xx only, good answers all right',
   async run(ctx) {
     const result = emptyResult(this.name);
-    const server = await serve(ctx, 'fuzz-http');
-    const memory = watchMemory(server.pid);
-    const n = ctx.images.bodies.length;
     const random = seededRandom(ctx.seed);
-    try {
-      const good = closedLoop({ port: server.httpPort, fresh: false }, 4, INFER_PATH, (i) => ({
-        body: ctx.images.bodies[i % n] as Buffer,
-      }));
-      const valid = ctx.images.bodies[0] as Buffer;
-      const bad = [...craftedBodies(valid)];
+    await withServer(ctx, result, 'fuzz-http', {}, async (server) => {
+      const good = imageLoad(ctx, { port: server.httpPort, fresh: false }, 4);
+      const bad = craftedBodies(ctx.images.bodies[0] as Buffer);
       const count = ctx.quick ? 400 : 2000;
-      for (let i = 0; i < count; i++) bad.push(mutate(ctx.images.bodies[i % n] as Buffer, random));
+      for (let i = 0; i < count; i++)
+        bad.push(mutate(ctx.images.bodies[i % ctx.images.bodies.length] as Buffer, random));
       const badSent: Sent[] = [];
       const port = server.httpPort;
-      const workers = Array.from({ length: 8 }, async (_, w) => {
+      const senders = Array.from({ length: 8 }, async (_, w) => {
         for (let i = w; i < bad.length; i += 8)
           badSent.push(await send({ port, fresh: false, timeoutMs: 30_000 }, false, INFER_PATH, bad[i] as Buffer));
       });
-      await Promise.all(workers);
+      await Promise.all(senders);
       await good.stop();
       // A mutation may leave a valid request (200); anything else must be a coded client error.
       const allowedBad = [...countOutcomes(badSent).keys()].filter((l) => l === '200' || /^4\d\d OFFRAMP_/.test(l));
       judgeAnswers(result, badSent, allowedBad);
       judgeAnswers(result, good.sent, ['200']);
       judgeClasses(result, ctx, good.sent);
-    } finally {
-      result.worstRssMb = memory.stop();
-      if (server.exitCodeNow() !== null) result.crashes++;
-      await server.stop();
-    }
+    });
     return result;
   },
 };
@@ -316,18 +292,9 @@ const overload: ChaosCase = {
   async run(ctx) {
     const result = emptyResult(this.name);
     const queueBound = 256;
-    const server = await serve(ctx, 'overload', { model: { batching: { max_queue_size: queueBound } } });
-    const memory = watchMemory(server.pid);
-    const n = ctx.images.bodies.length;
-    try {
-      const load = closedLoop(
-        { port: server.httpPort, fresh: false, timeoutMs: 30_000 },
-        10 * queueBound,
-        INFER_PATH,
-        (i) => ({
-          body: ctx.images.bodies[i % n] as Buffer,
-        }),
-      );
+    const options = { model: { batching: { max_queue_size: queueBound } } };
+    await withServer(ctx, result, 'overload', options, async (server) => {
+      const load = imageLoad(ctx, { port: server.httpPort, fresh: false, timeoutMs: 30_000 }, 10 * queueBound);
       await sleep(ctx.quick ? 3000 : 8000);
       const stopAt = performance.now();
       await load.stop();
@@ -353,11 +320,7 @@ const overload: ChaosCase = {
           `(p95 ≤ ${engine.p95AtMostMs} ms, histogram bucket); the rest of the clients' wait is sockets and event loops`,
       );
       result.recoverMs = await timeToRecover(server.httpPort, ctx.images.bodies[0] as Buffer, stopAt);
-    } finally {
-      result.worstRssMb = memory.stop();
-      if (server.exitCodeNow() !== null) result.crashes++;
-      await server.stop();
-    }
+    });
     return result;
   },
 };

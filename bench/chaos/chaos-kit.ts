@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readNpy } from '../../src/model/npy.js';
 import { startServerProcess, type ServerProcess } from '../lib/server-process.js';
-import { send, type Sent } from './traffic.js';
+import { closedLoop, send, type ClosedLoop, type Sent, type Target } from './traffic.js';
 
 export const MODEL_DIR = resolve('models/fmnist-resnet');
 export const MODEL_NAME = 'fmnist';
@@ -126,6 +126,34 @@ export async function writeConfig(path: string, options: ServeOptions = {}): Pro
 export async function serve(ctx: CaseContext, label: string, options: ServeOptions = {}): Promise<ServerProcess> {
   const config = await writeConfig(join(ctx.workDir, `${label}.json`), options);
   return startServerProcess(config, join(ctx.workDir, `${label}.log`));
+}
+
+/**
+ * Serves for one case: starts the server, watches its memory, runs `body`, and whatever happens
+ * records the worst memory and whether the server died unasked (a crash), then stops it.
+ */
+export async function withServer(
+  ctx: CaseContext,
+  result: CaseResult,
+  label: string,
+  options: ServeOptions,
+  body: (server: ServerProcess) => Promise<void>,
+): Promise<void> {
+  const server = await serve(ctx, label, options);
+  const memory = watchMemory(server.pid);
+  try {
+    await body(server);
+  } finally {
+    result.worstRssMb = memory.stop();
+    if (server.exitCodeNow() !== null) result.crashes++;
+    await server.stop();
+  }
+}
+
+/** `clients` closed-loop clients sending the test images in turn (request i sends image i mod n). */
+export function imageLoad(ctx: CaseContext, target: Target, clients: number): ClosedLoop {
+  const n = ctx.images.bodies.length;
+  return closedLoop(target, clients, INFER_PATH, (i) => ({ body: ctx.images.bodies[i % n] as Buffer }));
 }
 
 /** Fills `images.classes` from a server with exits off: the answers every case compares with. */

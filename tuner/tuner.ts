@@ -57,9 +57,6 @@ export function isOnlineTunerKind(kind: string): kind is OnlineTunerKind {
 /** The kinds replay can run, in TUNER_KINDS order. */
 export const REPLAYABLE_TUNER_KINDS: readonly TunerKind[] = TUNER_KINDS.filter(isTunerKind);
 
-/** The kinds that tune online, in TUNER_KINDS order. */
-export const ONLINE_TUNER_KINDS: readonly OnlineTunerKind[] = TUNER_KINDS.filter(isOnlineTunerKind);
-
 export interface RampSetOptions {
   /** Every position with a trained head, in model order. */
   availableRamps: readonly number[];

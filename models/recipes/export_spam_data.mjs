@@ -14,7 +14,7 @@
 //                                                 script to regenerate it, byte for byte)
 // One JSON object a line: {"id": "<group>/<id>", "text": ..., "label": "spam"|"ham", "group": ...}
 //
-// What "text" is: the Subject line, a blank line, then the readable body. Headers are
+// What "text" is: the Subject line, then the readable body. Headers are
 // stripped because they carry the corpus's collection artefacts (the collector's
 // spamassassin.taint.org addresses, 2002 Received chains, list headers present only on
 // ham) — a model would learn those instead of the message, and a serving client sends

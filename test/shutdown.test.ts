@@ -378,6 +378,44 @@ describe('while draining', () => {
   });
 });
 
+describe('clients that keep connecting after the signal', () => {
+  it('do not hold the drain open until its timeout: the server exits 0 while they still send', async () => {
+    // A drain timeout well beyond what the drain needs: reaching it (exit 1) means the drain waited
+    // for the newcomers. Before the fix the listener closed only on a quiet turn, which never came.
+    const config = await configFile('newcomers.yaml', ', drain_timeout_ms: 20000', 'max_batch_size: 8');
+    const server = spawnServe(config);
+    const { httpPort } = await server.listening;
+    const signal: SignalState = { sent: false };
+    let exited = false;
+    const exit = server.exited.then((e) => {
+      exited = true;
+      return e;
+    });
+    const records: HttpRecord[] = [];
+    let sent = 0;
+    const client = async (): Promise<void> => {
+      while (!exited) {
+        const r = await httpRequest(httpPort, 'POST', '/v2/models/fmnist/infer', inferBody(1, sent++), signal);
+        records.push(r);
+        // Refused: the listener is closed; wait for the exit instead of spinning.
+        if (r.error === 'ECONNREFUSED') await exit;
+      }
+    };
+    const clients = Array.from({ length: 64 }, () => client());
+    while (records.filter((r) => r.answer?.status === 200).length < 50) await new Promise((r) => setTimeout(r, 20));
+    signal.sent = true;
+    await signalAndWaitForDrain(server, 'SIGTERM');
+    const { code } = await exit;
+    await Promise.all(clients);
+
+    expect(code).toBe(0);
+    // Some arrived during the drain and were refused with the coded 503 (the server kept reading).
+    expect(records.some((r) => r.answeredAfterSignal === true && isShuttingDown(r.answer))).toBe(true);
+    // Nothing sent before the signal went unanswered.
+    expect(records.filter((r) => r.sentBeforeSignal && !r.answer).map((r) => r.error)).toEqual([]);
+  });
+});
+
 describe('a signal during startup', () => {
   it('is not lost: the server starts, drains at once and exits 0', async () => {
     const config = await configFile('startup-signal.yaml', '', 'max_batch_size: 4');

@@ -408,15 +408,11 @@ describe('unknown routes', () => {
     const { app } = harness();
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const socket = connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (received += chunk));
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const { socket, received, ended } = rawConnection(port);
     socket.write('NOT HTTP AT ALL\r\n\r\n');
     await ended;
-    expect(received).toMatch(/^HTTP\/1\.1 400 /);
-    const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { code: string };
+    expect(received()).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(received().slice(received().indexOf('\r\n\r\n') + 4)) as { code: string };
     expect(body.code).toBe('OFFRAMP_INVALID_REQUEST');
   });
 });
@@ -854,10 +850,7 @@ describe('admission before the body is read', () => {
     plane.admissionImpl = () => (refusals-- > 0 ? queueFull() : null);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const socket = connect(port, '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (received += chunk));
+    const { socket, received } = rawConnection(port);
     const post = (body: string) =>
       `POST /v2/models/${MODEL}/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
@@ -866,15 +859,15 @@ describe('admission before the body is read', () => {
     const big = JSON.stringify({ ...VALID_BODY, pad: 'x'.repeat(2 * 1024 * 1024) });
     socket.write(post(big));
     socket.write(post(JSON.stringify(VALID_BODY)));
-    const statuses = () => [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    const statuses = () => [...received().matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
     await new Promise<void>((resolve, reject) => {
       socket.on('data', () => {
-        if (statuses().length === 2 && received.trimEnd().endsWith('}')) resolve();
+        if (statuses().length === 2 && received().trimEnd().endsWith('}')) resolve();
       });
-      socket.on('close', () => reject(new Error(`the connection closed; received: ${received.slice(0, 500)}`)));
+      socket.on('close', () => reject(new Error(`the connection closed; received: ${received().slice(0, 500)}`)));
     });
     expect(statuses()).toEqual([429, 200]);
-    expect(received).not.toMatch(/connection: close/i);
+    expect(received()).not.toMatch(/connection: close/i);
     expect(socket.destroyed).toBe(false);
     socket.destroy();
     expect(plane.requests.map((r) => r.id)).toEqual(['req-1']);

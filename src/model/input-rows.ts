@@ -7,8 +7,17 @@ import type { NpyArray } from './npy.js';
 import type { SegmentIo } from './split.js';
 import type { HostTensor, TensorData } from './tensor.js';
 
+/**
+ * Rows a model reads, gathered into one batch's feeds (a tensor per model input). Image data has
+ * one input (`InputRows`); text has ids and an attention mask padded per batch (`TextRows`).
+ */
+export interface RowSource {
+  readonly rows: number;
+  feeds(indices: ArrayLike<number>): Record<string, HostTensor>;
+}
+
 /** Model input rows from a .npy array: uint8 pixels become [0,1] floats, integer ids become int64. */
-export class InputRows {
+export class InputRows implements RowSource {
   readonly rows: number;
   private readonly rowSize: number;
 
@@ -28,6 +37,10 @@ export class InputRows {
     }
     this.rows = Math.min(array.shape[0] ?? 0, limit ?? Number.POSITIVE_INFINITY);
     this.rowSize = rowShape.reduce((a, b) => a * b, 1);
+  }
+
+  feeds(indices: ArrayLike<number>): Record<string, HostTensor> {
+    return { [this.spec.name]: this.gather(indices) };
   }
 
   /** A batch of the given rows as a model input tensor. */

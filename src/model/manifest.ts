@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentIo } from './split.js';
 import type { SideTensor } from './split.js';
+import type { TextSpec } from './text-tokenizer.js';
 
 /** The ramp head kinds a manifest may name (ramps/heads/head-kinds.ts trains them; serving only runs their ONNX files). */
 export type HeadKind = 'gap-linear' | 'gap-mlp' | 'quad-mlp' | 'pooler' | 'mlp';
@@ -77,6 +78,11 @@ export interface PreparedManifest {
     labels?: string[];
     /** Multiply-adds ×2 and elementwise ops, per row. */
     flopsPerRow: number;
+    /**
+     * Present for a text model (token ids + attention mask): its tokenizer and input names. The
+     * server then also takes raw text (a BYTES input) and pads each batch to its longest row.
+     */
+    text?: TextSpec;
   };
   segments: {
     index: number;

@@ -1,0 +1,122 @@
+/**
+ * Text in, token ids out: a Hugging Face `tokenizer.json` (the file users export beside their
+ * model) read by @huggingface/tokenizers, a pure-JS implementation, so serving needs no native
+ * code and no download. Used by the server (BYTES inputs), by `offramp prepare` (text bootstrap
+ * data) and by the bench; all three must turn a text into the same ids.
+ *
+ * Truncation is done here, not by the library: @huggingface/tokenizers ignores the file's
+ * `truncation` block. A text whose ids (with the template's special tokens) exceed `maxLength`
+ * keeps its first `maxLength − specials` content ids between the template's own prefix and suffix
+ * ([CLS] … [SEP] for BERT), which is what the Python tokenizers library does with strategy
+ * LongestFirst on a single sequence.
+ */
+import { readFile } from 'node:fs/promises';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+
+/** Where a text model's inputs and tokenizer are: the prepared manifest's `model.text`. */
+export interface TextSpec {
+  /** The tokenizer.json file, relative to the prepared model directory. */
+  tokenizer: string;
+  /** Longest row, in ids including the special tokens; longer texts are truncated. */
+  maxLength: number;
+  /** Id written into padding positions (their attention mask is 0, so the value only has to be a valid id). */
+  padId: number;
+  /** Names of the model's inputs. */
+  inputs: { ids: string; mask: string; typeIds?: string };
+  /** The BYTES input a client sends text to (offered in the model's metadata beside the id inputs). */
+  textInput: string;
+}
+
+/** The name of the BYTES input of every text model: what clients send raw text to. */
+export const TEXT_INPUT_NAME = 'text';
+
+/** BERT's usual limit when neither the tokenizer file nor the caller names one. */
+export const DEFAULT_MAX_LENGTH = 512;
+
+export interface TokenizedText {
+  ids: BigInt64Array;
+  /** True when the text had more ids than `maxLength` and was cut. */
+  truncated: boolean;
+  /** Ids the whole text would have had (with special tokens). */
+  fullLength: number;
+}
+
+// The package's .d.ts files import each other without file extensions, which NodeNext module
+// resolution cannot follow, so its types arrive unresolved: name the part used here.
+interface HfEncoder {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  token_to_id(token: string): number | undefined;
+}
+const Tokenizer = HfTokenizer as unknown as new (tokenizerJson: object, config: object) => HfEncoder;
+
+interface TokenizerFile {
+  truncation?: { max_length?: number } | null;
+  padding?: { pad_id?: number } | null;
+  model?: { type?: string };
+}
+
+export class TextTokenizer {
+  private constructor(
+    private readonly encoder: HfEncoder,
+    /** Special ids the template puts after the text's own ids (kept when a text is cut). */
+    private readonly suffix: number,
+    readonly maxLength: number,
+    readonly padId: number,
+  ) {}
+
+  /**
+   * @param maxLength longest row in ids; default: the file's `truncation.max_length`, else 512.
+   * @throws Error naming the file when it is unreadable, not JSON, or not a tokenizer the library reads.
+   */
+  static async load(path: string, maxLength?: number): Promise<TextTokenizer> {
+    let json: TokenizerFile;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8')) as TokenizerFile;
+    } catch (err) {
+      throw new Error(`cannot read tokenizer ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    return TextTokenizer.fromJson(json, path, maxLength);
+  }
+
+  static fromJson(json: object, source: string, maxLength?: number): TextTokenizer {
+    const file = json as TokenizerFile;
+    let encoder: HfEncoder;
+    try {
+      encoder = new Tokenizer(json, {});
+      encoder.encode('a');
+    } catch (err) {
+      throw new Error(`${source} is not a tokenizer.json @huggingface/tokenizers can read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const limit = maxLength ?? file.truncation?.max_length ?? DEFAULT_MAX_LENGTH;
+    // The template's special tokens, found by encoding one text with and without them.
+    const probe = 'a b';
+    const withSpecials = encoder.encode(probe).ids;
+    const content = encoder.encode(probe, { add_special_tokens: false }).ids;
+    let prefix = 0;
+    while (prefix <= withSpecials.length - content.length) {
+      if (content.every((id, i) => withSpecials[prefix + i] === id)) break;
+      prefix++;
+    }
+    if (prefix > withSpecials.length - content.length)
+      throw new Error(`${source}: its post-processor does not keep the text's ids in one run; cannot truncate it`);
+    const suffix = withSpecials.length - content.length - prefix;
+    if (!Number.isInteger(limit) || limit <= prefix + suffix)
+      throw new Error(`${source}: maximum length ${limit} leaves no room for text between the special tokens`);
+    const padId = file.padding?.pad_id ?? encoder.token_to_id('[PAD]') ?? encoder.token_to_id('<pad>') ?? 0;
+    return new TextTokenizer(encoder, suffix, limit, padId);
+  }
+
+  /** The ids of one text, special tokens included, cut to `maxLength`. */
+  encode(text: string): TokenizedText {
+    const ids = this.encoder.encode(text).ids;
+    const fullLength = ids.length;
+    if (fullLength <= this.maxLength) return { ids: BigInt64Array.from(ids, BigInt), truncated: false, fullLength };
+    const out = new BigInt64Array(this.maxLength);
+    const keep = this.maxLength - this.suffix;
+    for (let i = 0; i < keep; i++) out[i] = BigInt(ids[i] as number);
+    for (let i = 0; i < this.suffix; i++) out[keep + i] = BigInt(ids[fullLength - this.suffix + i] as number);
+    return { ids: out, truncated: true, fullLength };
+  }
+}

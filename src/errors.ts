@@ -107,6 +107,23 @@ export const ERROR_TABLE = {
     grpcStatus: 3 /* INVALID_ARGUMENT */,
     doc: 'The input shape does not match the model input (-1 in the expected shape matches any size).',
   },
+  OFFRAMP_INVALID_TEXT: {
+    message: "input '{input}' element {element}: {reason}",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      'A text model got a BYTES element it cannot classify: not valid UTF-8, or empty (nothing but white space). ' +
+      'The request is refused before batching; other requests are not affected.',
+  },
+  OFFRAMP_INVALID_TOKENS: {
+    message: "inputs '{ids}' + '{mask}': {reason}",
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      'Pre-tokenized input to a text model does not fit it: ids and mask of different shapes, a token id outside ' +
+      "the tokenizer's vocabulary, a mask value other than 0/1, a row with no attended token, more ids than the " +
+      "model's maximum length, or non-zero token type ids (single texts only).",
+  },
   OFFRAMP_ELEMENT_COUNT_MISMATCH: {
     message: "input '{input}' has {got} elements but its shape {shape} needs {expected}",
     httpStatus: 400,

@@ -31,7 +31,7 @@ describe('executor on the bundled model', () => {
   it('segmented execution with every ramp scoring reproduces the unsplit model', async () => {
     const input = await testImages(24);
     const result = await runner.run(
-      input,
+      { pixels: input },
       plan(manifest.ramps.map((r) => ({ id: r.id, threshold: null }))),
       () => undefined,
     );
@@ -63,7 +63,7 @@ describe('executor on the bundled model', () => {
       const ends: number[] = [];
       const exits: RowExit[] = [];
       const result = await runner.run(
-        input,
+        { pixels: input },
         ramps,
         (e) => exits.push(...e),
         (k) => ends.push(k),
@@ -95,7 +95,7 @@ describe('executor on the bundled model', () => {
     const events: string[] = [];
     const first = manifest.ramps[0]!.id;
     const result = await runner.run(
-      await testImages(8),
+      { pixels: await testImages(8) },
       plan([{ id: first, threshold: 0 }]), // threshold 0: every row exits at the first ramp
       (exits) => events.push(`exit ${exits.length} rows at ramp ${exits[0]?.ramp}`),
       (k) => events.push(`segment ${k}`),
@@ -110,7 +110,7 @@ describe('executor on the bundled model', () => {
     const first = manifest.ramps[0]!.id;
     const segments: number[] = [];
     const result = await runner.run(
-      await testImages(8),
+      { pixels: await testImages(8) },
       plan([{ id: first, threshold: 0 }], 'drop'),
       () => undefined,
       (k) => segments.push(k),
@@ -123,8 +123,8 @@ describe('executor on the bundled model', () => {
     const input = await testImages(16);
     const ramp = manifest.ramps[1]!;
     const threshold = ramp.soloExit.threshold;
-    const dropped = await runner.run(input, plan([{ id: ramp.id, threshold }], 'drop'), () => undefined);
-    const full = await runner.run(input, plan([]), () => undefined);
+    const dropped = await runner.run({ pixels: input }, plan([{ id: ramp.id, threshold }], 'drop'), () => undefined);
+    const full = await runner.run({ pixels: input }, plan([]), () => undefined);
     dropped.finalRows.forEach((row, i) => {
       for (let c = 0; c < 10; c++)
         expect(
@@ -140,7 +140,7 @@ describe('executor on the bundled model', () => {
       [0, 3, 5].map((k) => ({ id: k, threshold: manifest.ramps[k]!.soloExit.threshold }));
     const earlyAnswers = async (input: Awaited<ReturnType<typeof testImages>>, p: ExitPlan) => {
       const exits: RowExit[] = [];
-      const result = await runner.run(input, p, (e) => exits.push(...e));
+      const result = await runner.run({ pixels: input }, p, (e) => exits.push(...e));
       return {
         result,
         exits: exits.map((e) => ({ row: e.row, ramp: e.ramp, argmax: e.argmax })).sort((a, b) => a.row - b.row),
@@ -175,16 +175,16 @@ describe('executor on the bundled model', () => {
 
     it('draws no probe at fraction 0 and every row at 1; release mode and recording make every row a probe', async () => {
       const input = await testImages(32);
-      const none = await runner.run(input, plan(ramps(), 'drop', 0), () => undefined);
+      const none = await runner.run({ pixels: input }, plan(ramps(), 'drop', 0), () => undefined);
       expect([...none.probe].every((p) => p === 0)).toBe(true);
-      const all = await runner.run(input, plan(ramps(), 'drop', 1), () => undefined);
+      const all = await runner.run({ pixels: input }, plan(ramps(), 'drop', 1), () => undefined);
       expect([...all.probe].every((p) => p === 1)).toBe(true);
       expect(batchFeedback(all, 0).every((r) => r.probe && r.final !== null && r.ramps.length === 3)).toBe(true);
-      const release = await runner.run(input, plan(ramps(), 'release', 0), () => undefined);
+      const release = await runner.run({ pixels: input }, plan(ramps(), 'release', 0), () => undefined);
       expect(batchFeedback(release, 0).every((r) => r.probe === true)).toBe(true);
       // What `offramp record` runs: release mode, every ramp scoring, fraction 1.
       const recording = await runner.run(
-        input,
+        { pixels: input },
         {
           ...plan(
             manifest.ramps.map((r) => ({ id: r.id, threshold: null })),
@@ -208,7 +208,7 @@ describe('worker pool', () => {
       let idleAtDone = -1;
       expect(pool.idleWorkers).toBe(1);
       const done = pool
-        .run(await testImages(4), plan([{ id: manifest.ramps[0]!.id, threshold: 0 }]), (e) => {
+        .run({ pixels: await testImages(4) }, plan([{ id: manifest.ramps[0]!.id, threshold: 0 }]), (e) => {
           order.push('exit');
           exits.push(...e);
         })

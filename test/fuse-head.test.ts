@@ -96,13 +96,13 @@ describe('the runner fuses the active heads once it has re-split', () => {
         ramps: ids.map((id) => ({ id, threshold: manifest.ramps[id]!.soloExit.threshold })),
       };
       // The first batch with a new ramp set runs on the prepared segments, heads apart.
-      const apart = await runner.run(input, plan, () => undefined);
+      const apart = await runner.run({ pixels: input }, plan, () => undefined);
       expect(apart.timings.headMs.length).toBeGreaterThan(0);
       expect(apart.timings.headMs.every((ms) => ms > 0)).toBe(true);
       let fused: BatchResult = apart;
       for (let i = 0; i < 200 && fused.timings.headMs.some((ms) => ms > 0); i++) {
         await new Promise((r) => setTimeout(r, 20));
-        fused = await runner.run(input, plan, () => undefined);
+        fused = await runner.run({ pixels: input }, plan, () => undefined);
       }
       // Fused heads report no time of their own: it is inside their segment's.
       expect(fused.timings.headMs.every((ms) => ms === 0)).toBe(true);

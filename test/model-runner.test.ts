@@ -4,11 +4,13 @@ import type { BatchInput, BatchResult, ExecutionBackend, ExitPlan, RowExit } fro
 import type { PreparedManifest } from '../src/model/manifest.js';
 import { OfframpError } from '../src/errors.js';
 import type { BatchDelay } from '../src/config/index.js';
+import type { HostTensor } from '../src/model/tensor.js';
+import type { RequestRows } from '../src/engine/request.js';
 
 /** A manifest with just what the runner reads: two ramps, a 3-class output, a latency profile. */
 const manifest = {
   name: 'fake',
-  model: { classes: 3 },
+  model: { classes: 3, inputs: [{ name: 'x', type: 'float32', dims: ['batch', 1] }] },
   ramps: [
     { id: 0, computeBefore: 0.3 },
     { id: 1, computeBefore: 0.6 },
@@ -27,6 +29,9 @@ const manifest = {
     fullModelMs: [3, 3, 3],
   },
 } as unknown as PreparedManifest;
+
+/** Rows of one number each: ≥ 0.5 exits at ramp 0 in the fake backend. */
+const dense = (data: Float32Array, rows: number): RequestRows => ({ kind: 'dense', rows, data, rowShape: [1] });
 
 const plan: ExitPlan = {
   policy: 'confidence',
@@ -71,13 +76,14 @@ class GatedBackend implements ExecutionBackend {
   }
 
   private async gatedRun(input: BatchInput, _plan: ExitPlan, onExit: (exits: RowExit[]) => void): Promise<BatchResult> {
-    const rows = input.dims[0] as number;
+    const x = input['x'] as HostTensor;
+    const rows = x.dims[0] as number;
     this.batches.push(rows);
     if (this.failNext) {
       this.failNext = false;
       throw new Error('segment 1 exploded');
     }
-    const data = input.data as Float32Array;
+    const data = x.data as Float32Array;
     const exitRamp = new Int32Array(rows).fill(-1);
     const exits: RowExit[] = [];
     for (let r = 0; r < rows; r++) {
@@ -175,10 +181,10 @@ describe('model runner', () => {
     const r = runner(backend, { delay: 'fixed', maxQueueDelayMs: DELAY_MS });
     const events: string[] = [];
     const early = r
-      .submit(Float32Array.from([0.9]), 1, [1], { priority: 0 })
+      .submit(dense(Float32Array.from([0.9]), 1), { priority: 0 })
       .then((a) => events.push(`early ramp=${a[0]?.ramp}`));
     const late = r
-      .submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })
+      .submit(dense(Float32Array.from([0.1]), 1), { priority: 0 })
       .then((a) => events.push(`late ramp=${a[0]?.ramp}`));
     // Two rows of a possible four: the batcher waits for more until the delay has passed.
     await vi.advanceTimersByTimeAsync(DELAY_MS - 1);
@@ -196,8 +202,8 @@ describe('model runner', () => {
     const backend = new GatedBackend();
     const r = runner(backend, { delay: 'fixed', maxQueueDelayMs: DELAY_MS });
     const done = Promise.all([
-      r.submit(Float32Array.from([0.9]), 1, [1], { priority: 0 }),
-      r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }),
+      r.submit(dense(Float32Array.from([0.9]), 1), { priority: 0 }),
+      r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 }),
     ]);
     await until(() => backend.batches.length === 1);
     expect(backend.batches).toEqual([2]);
@@ -213,7 +219,7 @@ describe('model runner', () => {
   it('work-conserving: a lone request goes to an idle backend without the clock moving', async () => {
     const backend = new GatedBackend(2);
     const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
-    const answer = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const answer = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     expect(backend.batches).toEqual([1]);
     backend.release();
     await expect(answer).resolves.toHaveLength(1);
@@ -222,8 +228,8 @@ describe('model runner', () => {
   it('work-conserving: requests arriving while the backend is busy accumulate into one batch', async () => {
     const backend = new GatedBackend(2);
     const r = runner(backend, { maxQueueDelayMs: DELAY_MS });
-    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
-    const later = [0.1, 0.2, 0.3].map((x) => r.submit(Float32Array.from([x]), 1, [1], { priority: 0 }));
+    const first = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
+    const later = [0.1, 0.2, 0.3].map((x) => r.submit(dense(Float32Array.from([x]), 1), { priority: 0 }));
     // Far past the fixed delay, and the worker's waiting place is free, yet the three wait to grow.
     await vi.advanceTimersByTimeAsync(5 * DELAY_MS);
     expect(backend.batches).toEqual([1]);
@@ -239,7 +245,7 @@ describe('model runner', () => {
     const backend = new GatedBackend();
     const r = runner(backend);
     let settled = false;
-    const p = r.submit(Float32Array.from([0.9, 0.1]), 2, [1], { priority: 0 }).then((a) => {
+    const p = r.submit(dense(Float32Array.from([0.9, 0.1]), 2), { priority: 0 }).then((a) => {
       settled = true;
       return a;
     });
@@ -254,8 +260,8 @@ describe('model runner', () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxBatchSize: 1 });
     backend.failNext = true;
-    const failed = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
-    const ok = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const failed = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
+    const ok = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     await expect(failed).rejects.toMatchObject({ code: 'OFFRAMP_INFERENCE_FAILED' });
     await tick();
     backend.release();
@@ -265,10 +271,10 @@ describe('model runner', () => {
   it('rejects with QUEUE_FULL beyond max_queue_size without disturbing queued requests', async () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxQueueSize: 1, maxBatchSize: 1 });
-    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }); // dispatched at once
+    const running = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 }); // dispatched at once
     await tick();
-    const queued = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
-    await expect(r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 })).rejects.toSatisfy((e) =>
+    const queued = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
+    await expect(r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 })).rejects.toSatisfy((e) =>
       OfframpError.is(e, 'OFFRAMP_QUEUE_FULL'),
     );
     backend.release();
@@ -282,16 +288,16 @@ describe('model runner', () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxBatchSize: 1 });
     const batchMs = planLatencyMs(manifest, plan, 1);
-    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 }); // dispatched at once
+    const running = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 }); // dispatched at once
     await tick();
     // Nothing queued ahead: admitted however short its deadline (the batcher times it out if need be).
-    const next = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: batchMs / 2 });
+    const next = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0, timeoutMs: batchMs / 2 });
     // One batch queued ahead: answered in about two batch times.
     expect(r.predictedWait(1, 0)).toEqual({ answerMs: 2 * batchMs, behindOthers: true });
-    const refused = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 1.5 * batchMs });
+    const refused = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0, timeoutMs: 1.5 * batchMs });
     await expect(refused).rejects.toSatisfy((e) => OfframpError.is(e, 'OFFRAMP_OVERLOADED'));
     // A deadline the prediction meets is admitted; a lower priority (a larger value) queues behind more work.
-    const admitted = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 2.5 * batchMs });
+    const admitted = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0, timeoutMs: 2.5 * batchMs });
     expect(r.predictedWait(1, 5).answerMs).toBe(3 * batchMs);
     expect(r.queuedRequests).toBe(2);
     for (const p of [running, next, admitted]) {
@@ -308,7 +314,7 @@ describe('model runner', () => {
     const r = runner(backend, { maxBatchSize: 1, sloLatencyMs: 1 });
     expect(r.predictedWait(50, 0)).toMatchObject({ behindOthers: false });
     expect(r.predictedWait(50, 0).answerMs).toBeGreaterThan(1);
-    const big = r.submit(new Float32Array(50).fill(0.1), 50, [1], { priority: 0 });
+    const big = r.submit(dense(new Float32Array(50).fill(0.1), 50), { priority: 0 });
     while (backend.batches.length < 50) {
       backend.release();
       await tick();
@@ -323,7 +329,7 @@ describe('model runner', () => {
     const batchMs = planLatencyMs(manifest, plan, 1);
     expect(r.predictedWait(2, 0).answerMs).toBe(2 * batchMs);
     backend.reportedMs = 10 * batchMs; // this machine runs batches ten times slower than profiled
-    const p = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const p = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     await tick();
     backend.release();
     await p;
@@ -340,9 +346,9 @@ describe('model runner', () => {
       observer: { outcome: (o, code) => outcomes.push(`${o} ${code ?? ''}`.trim()) },
     });
     expect(r.admission()).toBeNull();
-    const running = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const running = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     await tick();
-    const queued = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const queued = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     expect(r.admission()?.code).toBe('OFFRAMP_QUEUE_FULL');
     expect(outcomes).toEqual(['rejected OFFRAMP_QUEUE_FULL']);
     backend.release();
@@ -356,9 +362,9 @@ describe('model runner', () => {
   it('a request whose timeout passes in the queue is rejected and never run', async () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxBatchSize: 1 });
-    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const first = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     await tick();
-    const doomed = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, timeoutMs: 1 });
+    const doomed = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0, timeoutMs: 1 });
     await tick();
     backend.release();
     await first;
@@ -369,11 +375,11 @@ describe('model runner', () => {
   it('a cancelled queued request is dropped and the others still run', async () => {
     const backend = new GatedBackend();
     const r = runner(backend, { maxBatchSize: 1 });
-    const first = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const first = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     await tick();
     const controller = new AbortController();
-    const cancelled = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0, signal: controller.signal });
-    const kept = r.submit(Float32Array.from([0.1]), 1, [1], { priority: 0 });
+    const cancelled = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0, signal: controller.signal });
+    const kept = r.submit(dense(Float32Array.from([0.1]), 1), { priority: 0 });
     controller.abort();
     await expect(cancelled).rejects.toMatchObject({ code: 'OFFRAMP_CANCELLED' });
     backend.release();

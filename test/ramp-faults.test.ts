@@ -268,7 +268,7 @@ describe('BackboneRunner on re-split segments that fail', () => {
       for (let i = 0; i < 200 && ends.length !== 2; i++) {
         ends = [];
         await runner.run(
-          one,
+          { pixels: one },
           plan,
           () => undefined,
           (k) => ends.push(k),
@@ -280,7 +280,7 @@ describe('BackboneRunner on re-split segments that fail', () => {
       const exits: number[] = [];
       ends = [];
       const result = await runner.run(
-        images,
+        { pixels: images },
         plan,
         (e) => exits.push(...e.map((x) => x.row)),
         (k) => ends.push(k),
@@ -301,7 +301,7 @@ describe('BackboneRunner on re-split segments that fail', () => {
       expect(runner.disabledRamps.has(RAMP)).toBe(true);
 
       // From then on the plan runs without it: with no other ramp, the unsplit model.
-      const later = await runner.run(images, plan, () => undefined);
+      const later = await runner.run({ pixels: images }, plan, () => undefined);
       expect(later.readings).toEqual([]);
       expect(later.faults).toBeUndefined();
       expect(classesOf(later.finalProbs)).toEqual(expected);
@@ -332,7 +332,7 @@ describe('BackboneRunner on re-split segments that fail', () => {
       for (let i = 0; i < 20; i++) {
         const ends: number[] = [];
         const result = await runner.run(
-          images,
+          { pixels: images },
           never,
           () => undefined,
           (k) => ends.push(k),

@@ -20,8 +20,7 @@ function request(id: string, arrivalMs: number, options: Partial<EngineRequest> 
   return {
     id,
     rows: 1,
-    data: new Float32Array(1),
-    rowShape: [1],
+    input: { kind: 'dense', rows: 1, data: new Float32Array(1), rowShape: [1] },
     priority: 0,
     arrivalMs,
     deadlineMs: arrivalMs + 100,

@@ -5,6 +5,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readNpy } from '../model/npy.js';
+import { InputRows } from '../model/input-rows.js';
+import { readManifest } from '../model/manifest.js';
 import { recordTrace } from '../engine/recorder.js';
 import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from '../../tuner/exit-policy.js';
 import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';
@@ -53,19 +55,23 @@ export function registerRecordCommand(program: Command): void {
       await requireFile(`${options.model}/manifest.json`, 'prepared model (manifest.json)');
       await requireFile(options.data, 'data');
       if (options.labels) await requireFile(options.labels, 'labels');
-      const data = await readNpy(options.data);
-      const labels = options.labels ? await readNpy(options.labels) : undefined;
-      const total = Math.min(data.shape[0] ?? 0, options.limit ?? Number.POSITIVE_INFINITY);
+      const manifest = await readManifest(options.model);
+      const spec = manifest.model.inputs[0];
+      if (!spec) throw new Error(`${options.model}: manifest declares no input`);
+      const rows = new InputRows(await readNpy(options.data), spec, options.limit);
+      const labels = options.labels
+        ? Int32Array.from((await readNpy(options.labels)).data as ArrayLike<number | bigint>, Number)
+        : undefined;
+      const total = rows.rows;
       const progress = createProgress('recording', total, process.stderr, { quiet: options.json === true });
       let last = 0;
       const summary = await recordTrace({
         modelDir: options.model,
-        data,
+        rows,
         ...(labels ? { labels } : {}),
         out: options.out,
         batchSize: options.batch,
         policy: options.policy,
-        ...(options.limit ? { limit: options.limit } : {}),
         intraOpThreads: options.threads,
         onProgress: (done) => {
           progress.tick(done - last);

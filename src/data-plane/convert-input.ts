@@ -9,18 +9,15 @@
  */
 import { OfframpError } from '../errors.js';
 import type { PreparedManifest } from '../model/manifest.js';
+import type { RequestRows } from '../engine/request.js';
 import type { InputTensor, Parameters, TensorMetadata } from './types.js';
-
-export interface ModelInput {
-  data: Float32Array | BigInt64Array;
-  rows: number;
-  rowShape: number[];
-}
+import { textInputMetadata } from './convert-text-input.js';
 
 const FLOAT_SOURCES = ['FP32', 'FP64', 'UINT8'];
 const INT_SOURCES = ['INT64', 'INT32'];
 
 export function inputMetadata(manifest: PreparedManifest): TensorMetadata[] {
+  if (manifest.model.text) return textInputMetadata(manifest.model.text);
   return manifest.model.inputs.map((io) => ({
     name: io.name,
     datatype: io.type === 'int64' ? 'INT64' : 'FP32',
@@ -32,7 +29,12 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
 
-export function convertInput(modelName: string, manifest: PreparedManifest, inputs: InputTensor[]): ModelInput {
+/** An image model's (single, fixed-shape) input; text models go through convert-text-input.ts. */
+export function convertInput(
+  modelName: string,
+  manifest: PreparedManifest,
+  inputs: InputTensor[],
+): Extract<RequestRows, { kind: 'dense' }> {
   const spec = manifest.model.inputs[0];
   if (!spec) throw new OfframpError('OFFRAMP_INTERNAL', { reason: `model '${modelName}' declares no input` });
   const expectedShape = inputMetadata(manifest)[0]?.shape ?? [];
@@ -112,7 +114,7 @@ export function convertInput(modelName: string, manifest: PreparedManifest, inpu
     }
     data = out;
   }
-  return { data, rows: shape[0] as number, rowShape: shape.slice(1) };
+  return { kind: 'dense', data, rows: shape[0] as number, rowShape: shape.slice(1) };
 }
 
 export interface RequestOptions {

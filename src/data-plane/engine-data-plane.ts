@@ -4,7 +4,7 @@
  * the internal response type. Also the AdminPlane: pause/resume of the online tuner and pinned
  * thresholds (src/engine/live-tuning.ts), validated here against the model's ramps and policy.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
@@ -18,6 +18,8 @@ import { attachTuner, thresholdProblem, type LiveTuning, type ThresholdMap } fro
 import { deepestAnswer, type RowAnswer } from '../engine/request.js';
 import { estimatedSavings, rampOverheadShare } from '../../tuner/latency-model.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
+import { convertTextInput } from './convert-text-input.js';
+import { TextTokenizer } from '../model/text-tokenizer.js';
 import type {
   AdminPlane,
   DataPlane,
@@ -41,6 +43,8 @@ export interface ServedModel {
   dir: string;
   config: ModelConfig;
   manifest: PreparedManifest;
+  /** A text model's tokenizer (manifest `model.text`); undefined for image models. */
+  tokenizer?: TextTokenizer;
   runner: ModelRunner;
   /** Runs its batches: the worker pool, whose health is the model's readiness. */
   backend: ExecutionBackend;
@@ -92,6 +96,8 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       // so that no plan names it; the executor's workers check again as they load, and report
       // any ramp they disable later (ModelRunner.onExecutorFaults).
       const disabledRamps = await rampHeadProblems(dir, manifest);
+      const text = manifest.model.text;
+      const tokenizer = text ? await TextTokenizer.load(join(dir, text.tokenizer), text.maxLength) : undefined;
       const observer = options.observerFor?.(modelConfig.name);
       const backend = options.backendFor
         ? await options.backendFor(dir, manifest)
@@ -125,6 +131,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         dir,
         config: modelConfig,
         manifest,
+        ...(tokenizer ? { tokenizer } : {}),
         runner,
         backend,
         tuning,
@@ -199,8 +206,9 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       outputs,
       parameters: {
         ...(m.manifest.model.labels ? { labels: m.manifest.model.labels } : {}),
-        accepted_input_datatypes:
-          m.manifest.model.inputs[0]?.type === 'int64'
+        accepted_input_datatypes: m.manifest.model.text
+          ? ['BYTES (UTF-8 text)', 'INT64', 'INT32 (token ids and attention mask)']
+          : m.manifest.model.inputs[0]?.type === 'int64'
             ? ['INT64', 'INT32']
             : ['FP32', 'FP64', 'UINT8 (pixels 0..255, scaled to [0,1])'],
         ramps: m.manifest.ramps.map((r) => {
@@ -350,9 +358,10 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       if (!known.includes(name))
         throw new OfframpError('OFFRAMP_UNKNOWN_OUTPUT', { model: m.name, output: name, expected: known.join(', ') });
     }
-    const input = convertInput(m.name, m.manifest, request.inputs);
+    const text = m.tokenizer ? convertTextInput(m.name, m.manifest, m.tokenizer, request.inputs) : undefined;
+    const input = text ? text.input : convertInput(m.name, m.manifest, request.inputs);
     const options = requestOptions(request.parameters);
-    const answers = await m.runner.submit(input.data, input.rows, input.rowShape, {
+    const answers = await m.runner.submit(input, {
       priority: options.priority,
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
@@ -362,7 +371,11 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       id: request.id ?? '',
       modelName: m.name,
       modelVersion: m.version,
-      parameters: exitParameters(answers),
+      parameters: {
+        ...exitParameters(answers),
+        // A text model says whether it read every row whole: a cut text was classified on its start.
+        ...(text ? { truncated_rows: text.truncatedRows, max_tokens: m.tokenizer?.maxLength ?? 0 } : {}),
+      },
       outputs: this.outputs(m, answers, wanted),
     };
   }

@@ -128,6 +128,20 @@ function countMismatch(input: string, got: number, shape: readonly number[], exp
   return new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', { input, got, shape: shapeText(shape), expected });
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * One BYTES element as text. The models served read BYTES as UTF-8 text; bytes that are not UTF-8
+ * are refused here rather than turned into replacement characters the model would classify.
+ */
+export function decodeTextElement(input: string, element: number, bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new OfframpError('OFFRAMP_INVALID_TEXT', { input, element, reason: 'the bytes are not valid UTF-8' });
+  }
+}
+
 /** BYTES elements: each a 4-byte little-endian length, then its bytes (read as UTF-8 text). */
 function decodeBytesElements(input: string, bytes: Uint8Array): string[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -142,7 +156,7 @@ function decodeBytesElements(input: string, bytes: Uint8Array): string[] {
         input,
         `BYTES element ${out.length} claims ${length} bytes but only ${bytes.byteLength - at} remain`,
       );
-    out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, length).toString('utf8'));
+    out.push(decodeTextElement(input, out.length, bytes.subarray(at, at + length)));
     at += length;
   }
   return out;

@@ -13,7 +13,7 @@
  * numbered exits and a final answer, which a cascade's stages can fill.
  */
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
-import type { TensorData } from '../model/tensor.js';
+import type { HostTensor } from '../model/tensor.js';
 
 export interface ExitPlan {
   policy: ExitPolicyKind;
@@ -30,10 +30,17 @@ export interface ExitPlan {
   feedbackFraction: number;
 }
 
-export interface BatchInput {
-  type: string;
-  dims: number[];
-  data: TensorData;
+/**
+ * One batch's feeds: a tensor per model input, each with the batch as its first dimension (an
+ * image model's pixels; a text model's `input_ids` and `attention_mask`, padded to the batch's
+ * longest row).
+ */
+export type BatchInput = Record<string, HostTensor>;
+
+/** Rows in a batch: the first dimension of its tensors (they all agree). */
+export function batchRows(input: BatchInput): number {
+  const first = Object.values(input)[0];
+  return first ? (first.dims[0] as number) : 0;
 }
 
 /** A row answered by a ramp, sent while the rest of its batch still runs. */

@@ -9,17 +9,10 @@ import type { BatchingConfig } from '../config/index.js';
 import { OfframpError, isOfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../model/manifest.js';
-import type {
-  BatchInput,
-  BatchResult,
-  ExecutionBackend,
-  ExecutorFault,
-  ExecutorObserver,
-  ExitPlan,
-  RowExit,
-} from './backend.js';
+import type { BatchResult, ExecutionBackend, ExecutorFault, ExecutorObserver, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
-import { deepestAnswer, isFinished, type EngineRequest, type RowAnswer } from './request.js';
+import { deepestAnswer, isFinished, type EngineRequest, type RequestRows, type RowAnswer } from './request.js';
+import { batchFeeds } from './batch-feeds.js';
 import { DynamicBatcher, type BatchScheduler, type RowSlice } from './scheduler.js';
 
 /**
@@ -199,12 +192,8 @@ export class ModelRunner {
     return this.inFlight;
   }
 
-  submit(
-    data: Float32Array | BigInt64Array,
-    rows: number,
-    rowShape: number[],
-    options: SubmitOptions,
-  ): Promise<RowAnswer[]> {
+  submit(input: RequestRows, options: SubmitOptions): Promise<RowAnswer[]> {
+    const rows = input.rows;
     if (this.closing) return Promise.reject(new OfframpError('OFFRAMP_SHUTTING_DOWN'));
     const timeoutMs = options.timeoutMs ?? this.options.sloLatencyMs;
     const refusal = this.admission(rows, options.priority, timeoutMs);
@@ -214,8 +203,7 @@ export class ModelRunner {
       const request: EngineRequest = {
         id: options.id ?? randomUUID(),
         rows,
-        data,
-        rowShape,
+        input,
         priority: options.priority,
         arrivalMs: arrival,
         deadlineMs: arrival + timeoutMs,
@@ -313,19 +301,12 @@ export class ModelRunner {
   }
 
   private dispatch(slices: RowSlice[], rows: number): void {
-    const first = slices[0]?.request as EngineRequest;
-    const rowSize = first.rowShape.reduce((a, b) => a * b, 1);
-    const data =
-      first.data instanceof BigInt64Array ? new BigInt64Array(rows * rowSize) : new Float32Array(rows * rowSize);
+    const input = batchFeeds(this.manifest, slices, rows);
     /** Batch row → (request, row within the request). */
     const owners: { request: EngineRequest; row: number }[] = [];
     const now = this.now();
     for (const slice of slices) {
       const r = slice.request;
-      (data as Float32Array).set(
-        (r.data as Float32Array).subarray(slice.firstRow * rowSize, (slice.firstRow + slice.rows) * rowSize),
-        owners.length * rowSize,
-      );
       for (let i = 0; i < slice.rows; i++) owners.push({ request: r, row: slice.firstRow + i });
       if (r.state === 'queued') {
         r.state = 'running';
@@ -333,11 +314,6 @@ export class ModelRunner {
         this.options.observer?.queueWait?.(now - r.arrivalMs);
       }
     }
-    const input: BatchInput = {
-      type: data instanceof BigInt64Array ? 'int64' : 'float32',
-      dims: [rows, ...first.rowShape],
-      data,
-    };
     const plan = this.plan;
     this.inFlight++;
     this.options.observer?.batch?.(rows);

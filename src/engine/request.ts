@@ -9,6 +9,16 @@
  * A request may carry several rows; it is answered when the last of them is decided.
  */
 import type { OfframpError } from '../errors.js';
+import type { TokenRow } from '../model/token-batch.js';
+
+/**
+ * A request's rows, converted to what the model reads, in one of two forms the batcher knows how to
+ * join: `dense` rows all have one shape and are concatenated (images, fixed-length ids); `tokens`
+ * rows each have their own length and a batch is padded to its longest (text models).
+ */
+export type RequestRows =
+  | { kind: 'dense'; rows: number; data: Float32Array | BigInt64Array; rowShape: number[] }
+  | { kind: 'tokens'; rows: number; tokens: TokenRow[] };
 
 export type RequestState =
   'queued' | 'running' | 'exited' | 'finished' | 'rejected' | 'timed_out' | 'cancelled' | 'failed';
@@ -45,9 +55,8 @@ export function deepestAnswer(answers: readonly RowAnswer[]): RowAnswer {
 export interface EngineRequest {
   id: string;
   rows: number;
-  /** Row-major input data for all rows, already converted to the model's input type. */
-  data: Float32Array | BigInt64Array;
-  rowShape: number[];
+  /** Input for all rows, already converted to the model's input type. */
+  input: RequestRows;
   /** Lower value = more urgent; 0 means the default level (1). */
   priority: number;
   arrivalMs: number;

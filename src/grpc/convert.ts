@@ -9,6 +9,7 @@
 import {
   checkOutputData,
   decodeTensorBytes,
+  decodeTextElement,
   encodeTensorBytes,
   isDatatype,
   unknownDatatype,
@@ -178,7 +179,7 @@ function decodeContents(tensor: WireInferInputTensor): TensorValues {
       return Float64Array.from(c.fp64_contents);
     // TensorValues carries BYTES elements as strings: UTF-8 text is what the models served take.
     case 'BYTES':
-      return c.bytes_contents.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
+      return c.bytes_contents.map((b, i) => decodeTextElement(name, i, b));
   }
 }
 

@@ -52,7 +52,18 @@ const Tokenizer = HfTokenizer as unknown as new (tokenizerJson: object, config: 
 interface TokenizerFile {
   truncation?: { max_length?: number } | null;
   padding?: { pad_id?: number } | null;
-  model?: { type?: string };
+  added_tokens?: { id?: number }[];
+  /** WordPiece and BPE: token → id; Unigram: [token, score] pairs, the id being the position. */
+  model?: { type?: string; vocab?: Record<string, number> | [string, number][] };
+}
+
+/** One more than the largest id the file can produce: ids at or above it are not tokens of this vocabulary. */
+function vocabularySize(file: TokenizerFile): number {
+  const vocab = file.model?.vocab;
+  let size = Array.isArray(vocab) ? vocab.length : 0;
+  if (vocab && !Array.isArray(vocab)) for (const id of Object.values(vocab)) size = Math.max(size, id + 1);
+  for (const t of file.added_tokens ?? []) if (typeof t.id === 'number') size = Math.max(size, t.id + 1);
+  return size;
 }
 
 export class TextTokenizer {
@@ -62,6 +73,8 @@ export class TextTokenizer {
     private readonly suffix: number,
     readonly maxLength: number,
     readonly padId: number,
+    /** Ids are 0 … vocabSize − 1 (pre-tokenized requests are checked against it). */
+    readonly vocabSize: number,
   ) {}
 
   /**
@@ -105,7 +118,7 @@ export class TextTokenizer {
     if (!Number.isInteger(limit) || limit <= prefix + suffix)
       throw new Error(`${source}: maximum length ${limit} leaves no room for text between the special tokens`);
     const padId = file.padding?.pad_id ?? encoder.token_to_id('[PAD]') ?? encoder.token_to_id('<pad>') ?? 0;
-    return new TextTokenizer(encoder, suffix, limit, padId);
+    return new TextTokenizer(encoder, suffix, limit, padId, vocabularySize(file));
   }
 
   /** The ids of one text, special tokens included, cut to `maxLength`. */

@@ -43,7 +43,15 @@ import type { HostTensor, TensorData } from '../../model/tensor.js';
 import type { PreparedManifest } from '../../model/manifest.js';
 import { seededRandom, softmaxRows } from '../../model/numeric.js';
 import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
-import type { BatchInput, BatchResult, ExecutorFault, ExitPlan, RampReadings, RowExit } from '../backend.js';
+import {
+  batchRows,
+  type BatchInput,
+  type BatchResult,
+  type ExecutorFault,
+  type ExitPlan,
+  type RampReadings,
+  type RowExit,
+} from '../backend.js';
 
 /** Keeps the listed rows (by position) of a tensor whose first dimension is the batch. */
 export function selectRows(t: HostTensor, keep: number[]): HostTensor {
@@ -55,6 +63,11 @@ export function selectRows(t: HostTensor, keep: number[]): HostTensor {
     (out as Float32Array).set((t.data as Float32Array).subarray(r * rowSize, (r + 1) * rowSize), i * rowSize),
   );
   return { type: t.type, data: out, dims: [keep.length, ...t.dims.slice(1)] };
+}
+
+/** Keeps the listed rows of every tensor of a batch's feeds. */
+function selectFeeds(input: BatchInput, keep: number[]): Record<string, HostTensor> {
+  return Object.fromEntries(Object.entries(input).map(([name, t]) => [name, selectRows(t, keep)]));
 }
 
 /** Segments to run, in order: their sessions, what each reads and writes, and where each ends. */
@@ -279,8 +292,7 @@ export class BackboneRunner {
     const started = performance.now();
     const m = this.manifest;
     const classes = m.model.classes;
-    const rows = input.dims[0] as number;
-    const inputName = m.model.inputs[0]?.name as string;
+    const rows = batchRows(input);
     const plan = this.servable(requested);
     const exitRamp = new Int32Array(rows).fill(-1);
     const segmentMs: number[] = [];
@@ -310,7 +322,7 @@ export class BackboneRunner {
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
       const t0 = performance.now();
-      const out = (await this.full.run({ [inputName]: input }, [m.model.output]))[m.model.output] as HostTensor;
+      const out = (await this.full.run(input, [m.model.output]))[m.model.output] as HostTensor;
       segmentMs.push(performance.now() - t0);
       return finish(
         Int32Array.from({ length: rows }, (_, i) => i),
@@ -319,7 +331,7 @@ export class BackboneRunner {
     }
 
     const thresholdOf = new Map(plan.ramps.map((r) => [r.id, r.threshold]));
-    let pool: Record<string, HostTensor> = { [inputName]: input };
+    let pool: Record<string, HostTensor> = { ...input };
     /** alive[i] = original row index of the i-th row still in the batch. */
     let alive = Array.from({ length: rows }, (_, i) => i);
     const streaks = new Array<Streak | undefined>(rows);
@@ -353,7 +365,7 @@ export class BackboneRunner {
           });
         await this.dropChain(chain);
         chain = this.fine;
-        pool = { [inputName]: alive.length === rows ? input : selectRows(input, alive) };
+        pool = alive.length === rows ? { ...input } : selectFeeds(input, alive);
         j = -1;
         continue;
       }

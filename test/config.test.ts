@@ -96,11 +96,12 @@ describe('parseServingConfig', () => {
     expect(model.path).toBe('/srv/m/a');
   });
 
-  it('serves the bundled model when the file leaves models out (and for an empty file)', () => {
+  it('serves the bundled models when the file leaves models out (and for an empty file)', () => {
     for (const text of ['', 'server: { http_port: 9000 }\n']) {
       const config = parseServingConfig(text, '/etc/slo.yaml', { env: noEnv });
       expect(config.models.map((m) => [m.name, m.path])).toEqual([
         ['fmnist-resnet', join(packageRoot(), 'models/fmnist-resnet')],
+        ['spam-bert', join(packageRoot(), 'models/spam-bert')],
       ]);
     }
   });
@@ -108,9 +109,15 @@ describe('parseServingConfig', () => {
   it('parses the commented example, which shows every default', async () => {
     const path = join(packageRoot(), 'src/config/slo.example.yaml');
     const example = await loadServingConfig(path, { env: noEnv });
-    const minimal = parseServingConfig('models: [{ name: fmnist-resnet, path: ../../models/fmnist-resnet }]', path, {
-      env: noEnv,
-    });
+    const minimal = parseServingConfig(
+      [
+        'models:',
+        '  - { name: fmnist-resnet, path: ../../models/fmnist-resnet }',
+        '  - { name: spam-bert, path: ../../models/spam-bert, slo: { latency_ms: 250 } }',
+      ].join('\n'),
+      path,
+      { env: noEnv },
+    );
     expect(example).toEqual(minimal);
     expect(example.models[0]!.path).toBe(join(packageRoot(), 'models/fmnist-resnet'));
   });

@@ -37,7 +37,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description(
-      'serve prepared models over KServe v2 HTTP and gRPC (default: the bundled fmnist-resnet model on :8080 and :8081)',
+      'serve prepared models over KServe v2 HTTP and gRPC (default: the bundled fmnist-resnet and spam-bert models on :8080 and :8081)',
     )
     .option(
       '--config <file>',

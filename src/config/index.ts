@@ -1,9 +1,8 @@
 /** The serving config: the one module that reads the SLO file (slo.example.yaml) and `process.env`. */
 export {
-  BUNDLED_MODEL,
+  BUNDLED_MODELS,
   DEFAULT_CONFIG_SOURCE,
   ENV_SOURCE,
-  bundledModelPath,
   configPathFromEnv,
   defaultServingConfig,
   formatConfigProblem,

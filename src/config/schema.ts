@@ -390,10 +390,10 @@ export const sloConfigSchema = section({
   server: serverSchema.prefault({}).describe('Network endpoints and worker threads.'),
   models: z
     .array(modelSchema, { error: notA('a list of models') })
-    .min(1, { error: 'is empty: list at least one model (or leave models out to serve the bundled model)' })
+    .min(1, { error: 'is empty: list at least one model (or leave models out to serve the bundled models)' })
     .max(256, { error: 'has more than 256 models' })
     .optional()
-    .describe('Models served. Left out: the bundled fmnist-resnet model (models/fmnist-resnet in the package).'),
+    .describe('Models served. Left out: the bundled models, fmnist-resnet and spam-bert (models/ in the package).'),
 })
   .superRefine((c, ctx) => {
     const seen = new Map<string, number>();

@@ -14,7 +14,7 @@
  * in one OFFRAMP_CONFIG_INVALID error.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { OfframpError } from '../errors.js';
@@ -146,14 +146,24 @@ export interface ParseOptions {
 export const DEFAULT_CONFIG_SOURCE = '<built-in default>';
 export const ENV_SOURCE = 'environment';
 /**
- * What `offramp serve` with no config serves. It uses static thresholds calibrated offline by
- * `prepare`, so early exits happen from the first request; the online tuner is opt-in per file.
+ * What `offramp serve` with no config serves: the bundled image and text models. They use static
+ * thresholds calibrated offline by `prepare`, so early exits happen from the first request; the
+ * online tuner is opt-in per file. The text model's SLO is wider: one email is ~30 ms of compute
+ * at batch 1 on a laptop core, where an image is ~1 ms.
  */
-export const BUNDLED_MODEL = Object.freeze({
-  name: 'fmnist-resnet',
-  path: 'models/fmnist-resnet',
-  tuner: Object.freeze({ kind: 'static' as const }),
-});
+export const BUNDLED_MODELS = Object.freeze([
+  Object.freeze({
+    name: 'fmnist-resnet',
+    path: 'models/fmnist-resnet',
+    tuner: Object.freeze({ kind: 'static' as const }),
+  }),
+  Object.freeze({
+    name: 'spam-bert',
+    path: 'models/spam-bert',
+    slo: Object.freeze({ latency_ms: 250 }),
+    tuner: Object.freeze({ kind: 'static' as const }),
+  }),
+]);
 
 /** Environment overrides, by the `server` key they replace. */
 const ENV_OVERRIDES = [
@@ -208,8 +218,8 @@ export async function loadServingConfig(path: string, options: { env?: Env | und
 }
 
 /**
- * The embedded default: every field at its default, serving the bundled model
- * (models/fmnist-resnet in the package), with environment overrides applied.
+ * The embedded default: every field at its default, serving the bundled models
+ * (models/fmnist-resnet and models/spam-bert in the package), with environment overrides applied.
  */
 export function defaultServingConfig(env: Env = process.env): ServingConfig {
   return validate({}, DEFAULT_CONFIG_SOURCE, packageRoot(), env);
@@ -325,9 +335,10 @@ function lineOf(doc: Document, lineCounter: LineCounter, path: readonly Property
 
 function toServingConfig(file: SloConfigFile, source: string, baseDir: string): ServingConfig {
   const s = file.server;
-  const models = file.models?.map((m) => toModelConfig(m, baseDir)) ??
-    // Left out: the bundled model, which lives in the package, not next to the config file.
-    [toModelConfig(modelSchema.parse(BUNDLED_MODEL), packageRoot())];
+  const models =
+    file.models?.map((m) => toModelConfig(m, baseDir)) ??
+    // Left out: the bundled models, which live in the package, not next to the config file.
+    BUNDLED_MODELS.map((m) => toModelConfig(modelSchema.parse(m), packageRoot()));
   return {
     source,
     server: {
@@ -384,9 +395,4 @@ function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
-}
-
-/** Where the bundled model lives (for tools that want to check it exists). */
-export function bundledModelPath(): string {
-  return join(packageRoot(), BUNDLED_MODEL.path);
 }

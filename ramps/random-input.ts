@@ -1,7 +1,8 @@
 /**
  * Random but valid inputs for a model: what `verify`, the shape probe and latency profiling feed.
  * Float inputs get values in [0, 1) (pixel intensities); integer inputs get token ids below the
- * vocabulary size read from the embedding table they index.
+ * vocabulary size read from the embedding table they index, and an attention mask gets 1 where the
+ * ids hold a token and 0 where they are padding.
  */
 import type { HostTensor, TensorData } from '../src/model/tensor.js';
 import { describeValueInfo, ElemType, int64ToNumber, ortTypeOfElem, type Dim } from '../src/model/onnx-model.js';
@@ -94,6 +95,14 @@ function allocate(type: string, size: number): TensorData {
   }
 }
 
+/**
+ * An integer input that indexes no embedding table and is named like a mask (Hugging Face exports
+ * call it `attention_mask`) is an attention mask, whose values must be 0 or 1: BERT turns it into
+ * `(1 - mask) * most-negative-float`, which overflows to +∞ for any larger value and makes the
+ * whole model's outputs NaN.
+ */
+const MASK_NAME = /mask/i;
+
 export function randomInputs(index: GraphIndex, choice: DimChoice, seed = 1): Record<string, HostTensor> {
   const random = seededRandom(seed);
   const feeds: Record<string, HostTensor> = {};
@@ -107,14 +116,17 @@ export function randomInputs(index: GraphIndex, choice: DimChoice, seed = 1): Re
     } else if (type === 'bool') {
       for (let i = 0; i < size; i++) data[i] = random() < 0.5 ? 1 : 0;
     } else {
-      const vocab = vocabularySize(index, spec.name) ?? 100;
+      const tableRows = vocabularySize(index, spec.name);
+      const isMask = tableRows === undefined && MASK_NAME.test(spec.name);
+      const vocab = tableRows ?? 100;
       const rowLength = dims.length > 1 ? size / (dims[0] as number) : size;
       for (let i = 0; i < size; i++) {
         // Token id 0 is padding in most vocabularies; pad the tail of every other row so masks matter.
+        // The mask marks the same positions as padding, so ids and mask describe one batch.
         const row = Math.floor(i / rowLength);
         const position = i % rowLength;
         const padded = row % 2 === 1 && position >= Math.ceil(rowLength * 0.75);
-        const id = padded ? 0 : 1 + Math.floor(random() * Math.max(1, vocab - 1));
+        const id = padded ? 0 : isMask ? 1 : 1 + Math.floor(random() * Math.max(1, vocab - 1));
         if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = BigInt(id);
         else data[i] = id;
       }

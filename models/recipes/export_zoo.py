@@ -14,9 +14,14 @@ ONNX-level size after BatchNorm folding):
     efficientnet_b0.onnx  ~21 MB   input  [N,3,224,224] f32 -> logits [N,1000]
     text_encoder.onnx     ~3 MB    input_ids [N,S] i64 (S <= 64, 0 = padding)
                                    -> logits [N,2]
+    hf_bert.onnx          ~1 MB    input_ids, attention_mask, token_type_ids
+                                   [N,S] i64 (S <= 128) -> logits [N,3]
+      hf_bert.tokenizer.json       its WordPiece tokenizer (368 tokens)
+      hf_bert.labels.txt           negative, neutral, positive
+      hf_bert.texts.jsonl          60 generated {"id","text","label"} records
 
 These files are generated, not sources: they are gitignored (rule
-``models/zoo/*.onnx``) and can be rebuilt at any time with this script.
+``/models/zoo``) and can be rebuilt at any time with this script.
 Seeds are fixed per model, so ``--only`` produces the same files as a full run.
 
 Usage (Debian's torch 1.13 / torchvision 0.14):
@@ -24,21 +29,29 @@ Usage (Debian's torch 1.13 / torchvision 0.14):
     /usr/bin/python3 models/recipes/export_zoo.py [--out DIR] [--only NAME[,NAME]]
                                                   [--force] [--verify]
 
-``--verify`` additionally runs each exported file with onnxruntime (if it is
-importable) and compares it with the PyTorch model.
+``--verify`` additionally runs each exported file with onnxruntime (Python's if
+importable, else onnxruntime-node through ort_run.mjs) and compares it with the
+PyTorch model; the script exits 1 if any differs.
 """
 
 import argparse
 import collections
+import json
+import math
 import os
 import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
+
+# The WordPiece encoder and tokenizer.json writer of the spam backbone's recipe.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 OPSET = 17
 SEED = 20240101
@@ -123,6 +136,323 @@ class TextEncoderClassifier(nn.Module):
 
 
 # --------------------------------------------------------------------------
+# hf_bert: what a Hugging Face BERT sequence classifier exports to
+# --------------------------------------------------------------------------
+#
+# `transformers` is not installed here, so BertForSequenceClassification is
+# written out below with the same module tree (bert.embeddings.word_embeddings,
+# bert.encoder.layer.N.attention.self.query, ..., classifier), the same
+# forward computation as its eager attention path, and the same ONNX signature
+# as `optimum-cli export onnx --task text-classification` (opset 14): inputs
+# input_ids, attention_mask, token_type_ids (int64 [batch, sequence]), output
+# logits [batch, num_labels]. What offramp's tests then see is the graph a user
+# who brings their own fine-tuned BERT hands it, at toy size.
+#
+# Beside the model the recipe writes what such a user also has: the
+# tokenizer.json exported with it (a WordPiece vocabulary generated from fixed
+# word lists, not trained: no data needed), the label names, and a small JSONL
+# of generated texts to bootstrap the ramps with.
+
+HF_BERT_MAX_LENGTH = 128
+HF_BERT_LABELS = ["negative", "neutral", "positive"]
+HF_BERT_TEXTS = 60
+HF_BERT_LOGIT_STD = 2.0
+
+_COMMON_WORDS = """
+the a an and or but of to in on at by for with from about as into over after
+before is are was were be been being has have had do does did will would can
+could should may might must not no yes very really quite too so just only also
+still again never always often sometimes this that these those it its they them
+their we our you your he she his her i me my what which who when where why how
+all some any each every more most much many few less other new old first last
+one two three four five ten time day week month year today yesterday order
+orders delivery package box item items product products service staff support
+team price money refund store shop website app phone call email food meal
+dinner coffee room hotel flight trip movie film book song game show place
+quality size color battery screen camera sound taste smell good great nice fine
+ok okay best better excellent amazing perfect happy glad love like enjoy
+recommend helpful friendly fast quick easy clean fresh cheap bad worse worst
+poor terrible awful broken late slow rude dirty cold hard expensive wrong
+problem problems issue issues disappointed hate waste return returned never
+average normal usual standard expected arrived came went got get make made take
+took work works worked use used buy bought pay paid wait waited say said think
+thought feel felt look looked
+""".split()
+
+# Word endings a trained vocabulary would hold as continuation pieces.
+_SUFFIXES = ["s", "es", "ed", "ing", "ly", "er", "est", "ness", "ful", "less",
+             "able", "tion", "ment", "ity", "ous", "ive", "al", "ish", "y"]
+
+_SENTIMENT_WORDS = {
+    "negative": ["bad", "terrible", "awful", "broken", "late", "slow", "rude",
+                 "dirty", "disappointing", "worst", "useless", "overpriced"],
+    "neutral": ["average", "normal", "usual", "standard", "expected", "okay",
+                "fine", "ordinary", "typical", "acceptable"],
+    "positive": ["great", "excellent", "amazing", "perfect", "friendly", "fast",
+                 "helpful", "wonderful", "delicious", "recommended", "lovely"],
+}
+_SUBJECTS = ["the delivery", "the food", "our room", "the staff", "this phone",
+             "the movie", "my order", "the support team", "the coffee",
+             "the hotel", "the battery", "the app", "the package", "the flight"]
+_TAILS = ["", "today", "again", "this time", "as always", "to be honest",
+          "for the price", "last week", "on my second visit", "overall"]
+# Words outside the vocabulary's word list, as real text has: split into
+# ## pieces, accents stripped by the normaliser, or [UNK] (the emoji).
+_RARE = ["unbelievably", "café", "refurbished", "thirty-two", "5/10", "!!",
+         "(seriously)", "x-ray", "🙂", "zyzzyva"]
+
+
+def hf_bert_vocab() -> dict:
+    """WordPiece vocabulary (token -> id): special tokens at ids 0..4, then
+    every ASCII character as a word start and (letters, digits) as a ##
+    continuation, so any ASCII text has a full cover, then common words and
+    ## suffixes."""
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    digits = [str(d) for d in range(10)]
+    punct = [chr(c) for c in range(0x21, 0x7F)
+             if not chr(c).isalnum()]  # BertPreTokenizer's ASCII punctuation
+    tokens = (special + letters + digits + punct
+              + ["##" + c for c in letters + digits]
+              + [w for w in _COMMON_WORDS if len(w) > 1]
+              + ["##" + s for s in _SUFFIXES if len(s) > 1])
+    vocab = {}
+    for t in tokens:
+        vocab.setdefault(t, len(vocab))
+    return vocab
+
+
+def hf_bert_texts(count: int = HF_BERT_TEXTS):
+    """Seeded, generated review-like texts with the label their sentiment word
+    suggests (the random-weight model does not know it: labels are only
+    there so the file looks like what a user has)."""
+    import random
+    rng = random.Random(SEED)
+    records = []
+    for i in range(count):
+        label = HF_BERT_LABELS[i % len(HF_BERT_LABELS)]
+        words = rng.sample(_SENTIMENT_WORDS[label], 2)
+        subject = rng.choice(_SUBJECTS)
+        text = f"{subject.capitalize()} was {words[0]} and {words[1]} {rng.choice(_TAILS)}".strip() + "."
+        if rng.random() < 0.4:
+            text += f" {rng.choice(_RARE).capitalize()}, {rng.choice(_SUBJECTS)} {rng.choice(['came', 'arrived', 'worked', 'looked'])} {rng.choice(_SENTIMENT_WORDS[label])}."
+        if i % 20 == 7:                         # a few long texts, cut at 128 ids
+            text += " " + " ".join(rng.choice(_COMMON_WORDS) for _ in range(140))
+        records.append({"id": f"hf-bert-{i:03d}", "text": text, "label": label})
+    return records
+
+
+class BertConfig:
+    def __init__(self, vocab_size, hidden_size=64, num_hidden_layers=4,
+                 num_attention_heads=4, intermediate_size=256,
+                 max_position_embeddings=HF_BERT_MAX_LENGTH, type_vocab_size=2,
+                 num_labels=len(HF_BERT_LABELS), layer_norm_eps=1e-12,
+                 hidden_dropout_prob=0.1, pad_token_id=0):
+        self.__dict__.update(locals())
+        del self.__dict__["self"]
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.register_buffer("position_ids", torch.arange(c.max_position_embeddings).unsqueeze(0))
+
+    def forward(self, input_ids, token_type_ids):
+        position_ids = self.position_ids[:, :input_ids.shape[1]]
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.num_attention_heads = c.num_attention_heads
+        self.attention_head_size = c.hidden_size // c.num_attention_heads
+        self.all_head_size = c.hidden_size
+        self.query = nn.Linear(c.hidden_size, c.hidden_size)
+        self.key = nn.Linear(c.hidden_size, c.hidden_size)
+        self.value = nn.Linear(c.hidden_size, c.hidden_size)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+
+    def transpose_for_scores(self, x):
+        x = x.view(x.size()[:-1] + (self.num_attention_heads, self.attention_head_size))
+        return x.permute(0, 2, 1, 3)
+
+    def forward(self, hidden_states, extended_attention_mask):
+        q = self.transpose_for_scores(self.query(hidden_states))
+        k = self.transpose_for_scores(self.key(hidden_states))
+        v = self.transpose_for_scores(self.value(hidden_states))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.attention_head_size)
+        probs = self.dropout(F.softmax(scores + extended_attention_mask, dim=-1))
+        context = torch.matmul(probs, v).permute(0, 2, 1, 3).contiguous()
+        return context.view(context.size()[:-2] + (self.all_head_size,))
+
+
+class BertSelfOutput(nn.Module):
+    """Post-LN: LayerNorm(input + dropout(dense(x)))."""
+
+    def __init__(self, c: BertConfig, in_size: int):
+        super().__init__()
+        self.dense = nn.Linear(in_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+
+    def forward(self, x, input_tensor):
+        return self.LayerNorm(self.dropout(self.dense(x)) + input_tensor)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(c)
+        self.output = BertSelfOutput(c, c.hidden_size)
+
+    def forward(self, hidden_states, extended_attention_mask):
+        return self.output(self.self(hidden_states, extended_attention_mask), hidden_states)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))           # BERT's "gelu": the exact, erf form
+
+
+class BertLayer(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(c)
+        self.intermediate = BertIntermediate(c)
+        self.output = BertSelfOutput(c, c.intermediate_size)   # BertOutput: same shape of computation
+
+    def forward(self, hidden_states, extended_attention_mask):
+        attention_output = self.attention(hidden_states, extended_attention_mask)
+        return self.output(self.intermediate(attention_output), attention_output)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(c) for _ in range(c.num_hidden_layers))
+
+    def forward(self, hidden_states, extended_attention_mask):
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, extended_attention_mask)
+        return hidden_states
+
+
+class BertPooler(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states):
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class BertModel(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.embeddings = BertEmbeddings(c)
+        self.encoder = BertEncoder(c)
+        self.pooler = BertPooler(c)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        # get_extended_attention_mask: [batch, 1, 1, sequence], 0 where a key is
+        # attended to and the dtype's most negative value where it is padding.
+        extended = attention_mask[:, None, None, :].to(torch.float32)
+        extended = (1.0 - extended) * torch.finfo(torch.float32).min
+        hidden = self.encoder(self.embeddings(input_ids, token_type_ids), extended)
+        return self.pooler(hidden)
+
+
+class BertForSequenceClassification(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.bert = BertModel(c)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.classifier = nn.Linear(c.hidden_size, c.num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.classifier(self.dropout(self.bert(input_ids, attention_mask, token_type_ids)))
+
+
+def _hf_bert():
+    model = BertForSequenceClassification(BertConfig(vocab_size=len(hf_bert_vocab())))
+    # Not BERT's N(0, 0.02) initialisation: at that scale an untrained post-LN
+    # encoder's [CLS] state hardly depends on the text, so every input would
+    # get the same class. Unit-variance embeddings and 1/sqrt(fan_in) matrices
+    # make the logits depend on the words, as a fine-tuned model's do.
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.Embedding):
+                mod.weight.normal_(0.0, 1.0)
+            elif isinstance(mod, nn.Linear):
+                mod.weight.normal_(0.0, mod.in_features ** -0.5)
+    randomize_norms_and_biases_(model)
+    # Still, the pooled states of different texts lie close together, so the
+    # raw classifier gives nearly flat probabilities and one class to most
+    # texts. A fine-tuned head spreads them: standardise each logit over the
+    # recipe's own texts (mean 0, standard deviation HF_BERT_LOGIT_STD).
+    model.eval()
+    with torch.no_grad():
+        pooled = model.bert(*_hf_bert_text_input([r["text"] for r in hf_bert_texts()]))
+        head = model.classifier
+        head.weight.mul_((HF_BERT_LOGIT_STD / head(pooled).std(0))[:, None])
+        head.bias.copy_(-(pooled @ head.weight.T).mean(0))
+    return model
+
+
+def _hf_bert_input(batch, seq=24):
+    ids = torch.randint(5, len(hf_bert_vocab()), (batch, seq), dtype=torch.int64)
+    ids[:, 0], ids[:, -1] = 2, 3                # [CLS] ... [SEP]
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    types = torch.zeros(batch, seq, dtype=torch.int64)
+    if batch > 1:                               # one padded row, one text pair
+        ids[1, seq // 2:], mask[1, seq // 2:] = 0, 0
+        ids[1, seq // 2 - 1] = 3
+        types[-1, seq // 2:] = 1
+    return ids, mask, types
+
+
+def _hf_bert_text_input(texts):
+    """Ids of real texts as the tokenizer.json gives them, padded like a batch."""
+    from train_spam_tokenizer import WordPiece, truncate_ids
+    wordpiece = WordPiece(hf_bert_vocab())
+    rows = [truncate_ids(wordpiece.encode(t), HF_BERT_MAX_LENGTH) for t in texts]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.int64)
+    mask = torch.zeros(len(rows), width, dtype=torch.int64)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(r), 1
+    return ids, mask, torch.zeros_like(ids)
+
+
+def _hf_bert_companions(onnx_path: Path) -> dict:
+    """What a user has beside an exported BERT: its tokenizer.json, label names
+    and a few texts (here the bootstrap data offramp prepare needs)."""
+    from train_spam_tokenizer import tokenizer_json
+    stem = onnx_path.with_suffix("")
+    return {
+        Path(f"{stem}.tokenizer.json"): json.dumps(
+            tokenizer_json(hf_bert_vocab(), HF_BERT_MAX_LENGTH),
+            ensure_ascii=False, separators=(",", ":")) + "\n",
+        Path(f"{stem}.labels.txt"): "\n".join(HF_BERT_LABELS) + "\n",
+        Path(f"{stem}.texts.jsonl"): "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in hf_bert_texts()),
+    }
+
+
+# --------------------------------------------------------------------------
 # Zoo definition
 # --------------------------------------------------------------------------
 
@@ -141,14 +471,14 @@ def _text():
 
 
 def _image_input(batch):
-    return torch.randn(batch, 3, 224, 224)
+    return (torch.randn(batch, 3, 224, 224),)
 
 
 def _text_input(batch, seq=24):
     ids = torch.randint(1, 1000, (batch, seq), dtype=torch.int64)
     if batch > 1:
         ids[1, seq // 2:] = 0                   # one padded row
-    return ids
+    return (ids,)
 
 
 IMAGE_IO = dict(input_names=["input"], output_names=["logits"],
@@ -156,14 +486,32 @@ IMAGE_IO = dict(input_names=["input"], output_names=["logits"],
 TEXT_IO = dict(input_names=["input_ids"], output_names=["logits"],
                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
                              "logits": {0: "batch"}})
+_TOKENS = {0: "batch", 1: "sequence"}
+HF_BERT_IO = dict(input_names=["input_ids", "attention_mask", "token_type_ids"],
+                  output_names=["logits"],
+                  dynamic_axes={"input_ids": _TOKENS, "attention_mask": _TOKENS,
+                                "token_type_ids": _TOKENS, "logits": {0: "batch"}})
 
-# name -> (model factory, example-input factory(batch), export names/axes)
+
+class ZooEntry(NamedTuple):
+    build: Callable[[], nn.Module]
+    # batch -> the model's inputs, a tuple in io["input_names"] order
+    make_input: Callable[[int], tuple]
+    io: dict
+    opset: int = OPSET
+    # onnx path -> {companion file: its text}, written beside the model
+    companions: Optional[Callable[[Path], dict]] = None
+
+
 ZOO = {
-    "resnet18": (_vision(torchvision.models.resnet18), _image_input, IMAGE_IO),
-    "resnet50": (_vision(torchvision.models.resnet50), _image_input, IMAGE_IO),
-    "mobilenet_v2": (_vision(torchvision.models.mobilenet_v2), _image_input, IMAGE_IO),
-    "efficientnet_b0": (_vision(torchvision.models.efficientnet_b0), _image_input, IMAGE_IO),
-    "text_encoder": (_text, _text_input, TEXT_IO),
+    "resnet18": ZooEntry(_vision(torchvision.models.resnet18), _image_input, IMAGE_IO),
+    "resnet50": ZooEntry(_vision(torchvision.models.resnet50), _image_input, IMAGE_IO),
+    "mobilenet_v2": ZooEntry(_vision(torchvision.models.mobilenet_v2), _image_input, IMAGE_IO),
+    "efficientnet_b0": ZooEntry(_vision(torchvision.models.efficientnet_b0), _image_input, IMAGE_IO),
+    "text_encoder": ZooEntry(_text, _text_input, TEXT_IO),
+    # opset 14: what optimum exports BERT with by default (LayerNorm decomposed).
+    "hf_bert": ZooEntry(_hf_bert, _hf_bert_input, HF_BERT_IO, opset=14,
+                        companions=_hf_bert_companions),
 }
 
 
@@ -177,19 +525,28 @@ def seed_for(name: str) -> None:
 # --------------------------------------------------------------------------
 
 def export(name: str, path: Path) -> nn.Module:
-    build, make_input, io = ZOO[name]
+    entry = ZOO[name]
     seed_for(name)
-    model = build().eval()
-    example = make_input(2)
+    model = entry.build().eval()
+    example = entry.make_input(2)
     tmp = path.with_suffix(".onnx.tmp")
     # Export with autograd enabled: under no_grad/inference_mode, torch 1.13
     # routes nn.TransformerEncoderLayer through its fused native "fast path"
     # (aten::_transformer_encoder_layer_fwd), which has no ONNX symbolic.
     with torch.enable_grad():
-        torch.onnx.export(model, (example,), str(tmp), opset_version=OPSET,
-                          do_constant_folding=True, export_params=True, **io)
+        torch.onnx.export(model, example, str(tmp), opset_version=entry.opset,
+                          do_constant_folding=True, export_params=True, **entry.io)
     os.replace(tmp, path)                       # no half-written file on failure
+    for companion, text in companions_of(name, path).items():
+        tmp = companion.with_name(companion.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, companion)
     return model
+
+
+def companions_of(name: str, path: Path) -> dict:
+    companions = ZOO[name].companions
+    return companions(path) if companions else {}
 
 
 def describe(path: Path) -> None:
@@ -219,27 +576,72 @@ def describe(path: Path) -> None:
     print("  ops     " + ", ".join(f"{op}:{n}" for op, n in hist.most_common()))
 
 
-def verify(name: str, path: Path, model: nn.Module) -> None:
+VERIFY_TOLERANCE = 1e-4                         # relative to the largest |logit|
+
+
+def _ort_python(path: Path):
+    """A run(feeds) -> first output with Python's onnxruntime, or None."""
     try:
         import onnxruntime as ort
     except ImportError:
-        print("  verify: onnxruntime not importable, skipped")
-        return
+        return None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    _, make_input, io = ZOO[name]
-    cases = [make_input(1), make_input(3)]
+    return lambda cases: [sess.run(None, {k: v.numpy() for k, v in feeds.items()})[0] for feeds in cases]
+
+
+def _ort_node(path: Path):
+    """The same with onnxruntime-node through ort_run.mjs (the repository's
+    node_modules), or None when that is not installed."""
+    import shutil
+    import subprocess
+    import numpy as np
+    script = Path(__file__).with_name("ort_run.mjs")
+    if shutil.which("node") is None or not (REPO_ROOT / "node_modules" / "onnxruntime-node").exists():
+        return None
+
+    def run(cases):
+        request = {"model": str(path.resolve()), "cases": [
+            {k: {"type": "int64" if v.dtype == torch.int64 else "float32",
+                 "dims": list(v.shape), "data": v.flatten().tolist()} for k, v in feeds.items()}
+            for feeds in cases]}
+        done = subprocess.run(["node", str(script)], input=json.dumps(request).encode(),
+                              capture_output=True, cwd=REPO_ROOT, check=True)
+        return [np.array(next(iter(out.values()))["data"], dtype=np.float32).reshape(next(iter(out.values()))["dims"])
+                for out in json.loads(done.stdout)]
+    return run
+
+
+def verify(name: str, path: Path, model: nn.Module) -> bool:
+    """Compares onnxruntime's outputs with PyTorch's; False when they differ."""
+    run, runtime = _ort_python(path), "onnxruntime"
+    if run is None:
+        run, runtime = _ort_node(path), "onnxruntime-node"
+    if run is None:
+        print("  verify: neither onnxruntime (Python) nor onnxruntime-node (npm ci) found, skipped")
+        return True
+    entry = ZOO[name]
+    cases = [entry.make_input(1), entry.make_input(3)]
     if name == "text_encoder":                  # other sequence lengths too
         cases += [_text_input(2, seq=5), _text_input(3, seq=64)]
-    worst = 0.0
-    for x in cases:
-        with torch.no_grad():
-            ref = model(x).numpy()
-        got = sess.run(None, {io["input_names"][0]: x.numpy()})[0]
-        worst = max(worst, float(abs(ref - got).max()))
-    print(f"  verify: onnxruntime vs torch on {len(cases)} inputs, max |diff| {worst:.2e}")
+    if name == "hf_bert":                       # other lengths, and its own texts tokenized
+        texts = [r["text"] for r in hf_bert_texts()]
+        cases += [_hf_bert_input(2, seq=5), _hf_bert_input(3, seq=HF_BERT_MAX_LENGTH),
+                  _hf_bert_text_input(texts[:30]), _hf_bert_text_input(texts[30:])]
+    with torch.no_grad():
+        refs = [model(*x).numpy() for x in cases]
+    got = run([dict(zip(entry.io["input_names"], x)) for x in cases])
+    worst = max(float(abs(r - g).max()) for r, g in zip(refs, got))
+    scale = max(1.0, max(float(abs(r).max()) for r in refs))
+    ok = worst <= VERIFY_TOLERANCE * scale
+    print(f"  verify: {runtime} vs torch on {len(cases)} inputs ({sum(len(r) for r in refs)} rows), "
+          f"max |diff| {worst:.2e}, max |logit| {scale:.2f}: {'OK' if ok else 'FAIL'}")
+    if name == "hf_bert":                       # the classes its own texts get: all three, or prepare learns little
+        print(f"  classes of its {len(texts)} texts: "
+              f"{collections.Counter(int(c) for r in refs[-2:] for c in r.argmax(1))}")
+    return ok
 
 
 def main(argv=None) -> int:
@@ -262,19 +664,24 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)                    # be gentle with shared machines
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-          f"opset {OPSET}, out {args.out}")
+          f"opset {OPSET} (hf_bert 14), out {args.out}")
+    failed = []
     for name in names:
         path = args.out / f"{name}.onnx"
-        if path.exists() and not args.force:
+        if all(p.exists() for p in [path, *companions_of(name, path)]) and not args.force:
             print(f"{name}: {path} exists, skipped (use --force)")
             continue
         start = time.perf_counter()
         model = export(name, path)
         print(f"{name}: exported in {time.perf_counter() - start:.1f} s -> {path}")
+        for companion in companions_of(name, path):
+            print(f"  wrote {companion}")
         describe(path)
-        if args.verify:
-            verify(name, path, model)
-    return 0
+        if args.verify and not verify(name, path, model):
+            failed.append(name)
+    if failed:
+        print(f"verify failed: {failed}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -296,12 +296,13 @@ def train_vocab(texts, vocab_size=VOCAB_SIZE, min_char_count=MIN_CHAR_COUNT):
     return {tok: i for i, tok in enumerate(vocab)}, stats
 
 
-def tokenizer_json(vocab):
+def tokenizer_json(vocab, max_length=MAX_LENGTH):
+    """A Hugging Face BERT tokenizer.json around a WordPiece vocabulary (token -> id)."""
     special = [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
                 "rstrip": False, "normalized": False, "special": True} for t in SPECIAL_TOKENS]
     return {
         "version": "1.0",
-        "truncation": {"direction": "Right", "max_length": MAX_LENGTH,
+        "truncation": {"direction": "Right", "max_length": max_length,
                        "strategy": "LongestFirst", "stride": 0},
         "padding": None,
         "added_tokens": special,

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
+import { TextTokenizer } from '../src/model/text-tokenizer.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DATA = join(ROOT, 'models', 'data', 'spam-assassin');
@@ -79,5 +80,39 @@ describe('spam-bert tokenizer.json under @huggingface/tokenizers', () => {
     expect(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map((t) => tokenizer.token_to_id(t))).toEqual([
       0, 1, 2, 3, 4,
     ]);
+  });
+});
+
+describe('TextTokenizer: what the server and prepare feed the model', () => {
+  const json = JSON.parse(readFileSync(join(ROOT, 'models', 'spam-bert.tokenizer.json'), 'utf8')) as object;
+  const whole = new Tokenizer(json, {});
+  const texts = readJsonlGz<TextRecord>(join(DATA, 'test.jsonl.gz')).map((r) => r.text);
+
+  it("cuts every test text to the file's 256 ids as the whole text's ids cut there would be: [CLS], the first 254, [SEP]", () => {
+    const tokenizer = TextTokenizer.fromJson(json, 'spam-bert.tokenizer.json');
+    expect(tokenizer.maxLength).toBe(256);
+    let cut = 0;
+    const wrong: number[] = [];
+    texts.forEach((text, i) => {
+      const ids = whole.encode(text).ids;
+      const want = ids.length <= 256 ? ids : [...ids.slice(0, 255), ids.at(-1)!];
+      const got = tokenizer.encode(text);
+      if (got.truncated) cut++;
+      if (got.truncated !== ids.length > 256 || Array.from(got.ids, Number).join() !== want.join()) wrong.push(i);
+    });
+    expect(wrong).toEqual([]);
+    // Long texts are most of the split: the prefix shortcut (src/model/text-tokenizer.ts) was exercised.
+    expect(cut).toBeGreaterThan(500);
+  });
+
+  it('takes a shorter maximum, reads the vocabulary size and the padding id', () => {
+    const tokenizer = TextTokenizer.fromJson(json, 'spam-bert.tokenizer.json', 16);
+    const { ids, truncated } = tokenizer.encode(texts[0]!);
+    expect(truncated).toBe(true);
+    expect(ids).toHaveLength(16);
+    expect([ids[0], ids[15]]).toEqual([2n, 3n]);
+    expect(tokenizer.vocabSize).toBe(8192);
+    expect(tokenizer.padId).toBe(0);
+    expect(() => TextTokenizer.fromJson(json, 'x.json', 2)).toThrow(/leaves no room/);
   });
 });

@@ -9,6 +9,13 @@
  * keeps its first `maxLength − specials` content ids between the template's own prefix and suffix
  * ([CLS] … [SEP] for BERT), which is what the Python tokenizers library does with strategy
  * LongestFirst on a single sequence.
+ *
+ * Long texts are not tokenized whole. Tokenizing is linear in the text's length and runs on the
+ * serving thread; an email is often thousands of characters of which the model reads the first
+ * 256 ids. When the file's pre-tokenizer splits at white space, the ids of a prefix of the text cut
+ * at white space are a prefix of the whole text's ids (every word before the cut is tokenized the
+ * same), so a prefix with enough ids gives exactly the truncated row; a prefix with too few falls
+ * back to the whole text.
  */
 import { readFile } from 'node:fs/promises';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
@@ -37,9 +44,13 @@ export interface TokenizedText {
   ids: BigInt64Array;
   /** True when the text had more ids than `maxLength` and was cut. */
   truncated: boolean;
-  /** Ids the whole text would have had (with special tokens). */
-  fullLength: number;
 }
+
+/** Pre-tokenizers that split at white space (and maybe punctuation) first: cutting a text at white space cuts its ids. */
+const SPLITS_AT_WHITESPACE = new Set(['BertPreTokenizer', 'Whitespace', 'WhitespaceSplit']);
+
+/** Characters per id allowed for a prefix before tokenizing it: above what English text needs (~4–5). */
+const PREFIX_CHARS_PER_ID = 8;
 
 // The package's .d.ts files import each other without file extensions, which NodeNext module
 // resolution cannot follow, so its types arrive unresolved: name the part used here.
@@ -52,6 +63,7 @@ const Tokenizer = HfTokenizer as unknown as new (tokenizerJson: object, config: 
 interface TokenizerFile {
   truncation?: { max_length?: number } | null;
   padding?: { pad_id?: number } | null;
+  pre_tokenizer?: { type?: string; pretokenizers?: { type?: string }[] } | null;
   added_tokens?: { id?: number }[];
   /** WordPiece and BPE: token → id; Unigram: [token, score] pairs, the id being the position. */
   model?: { type?: string; vocab?: Record<string, number> | [string, number][] };
@@ -75,6 +87,8 @@ export class TextTokenizer {
     readonly padId: number,
     /** Ids are 0 … vocabSize − 1 (pre-tokenized requests are checked against it). */
     readonly vocabSize: number,
+    /** Whether a long text may be tokenized from a prefix (see the file comment). */
+    private readonly prefixCut: boolean,
   ) {}
 
   /**
@@ -118,18 +132,37 @@ export class TextTokenizer {
     if (!Number.isInteger(limit) || limit <= prefix + suffix)
       throw new Error(`${source}: maximum length ${limit} leaves no room for text between the special tokens`);
     const padId = file.padding?.pad_id ?? encoder.token_to_id('[PAD]') ?? encoder.token_to_id('<pad>') ?? 0;
-    return new TextTokenizer(encoder, suffix, limit, padId, vocabularySize(file));
+    const pre = file.pre_tokenizer;
+    const splitsAtWhitespace =
+      SPLITS_AT_WHITESPACE.has(pre?.type ?? '') ||
+      (pre?.type === 'Sequence' && (pre.pretokenizers ?? []).some((p) => SPLITS_AT_WHITESPACE.has(p.type ?? '')));
+    return new TextTokenizer(encoder, suffix, limit, padId, vocabularySize(file), splitsAtWhitespace);
   }
 
   /** The ids of one text, special tokens included, cut to `maxLength`. */
   encode(text: string): TokenizedText {
+    const budget = this.maxLength * PREFIX_CHARS_PER_ID;
+    if (this.prefixCut && text.length > budget) {
+      // Cut at the last white space within the budget, so that no word is split.
+      const cut = text.slice(0, budget).search(/\s\S*$/);
+      if (cut > 0) {
+        const ids = this.encoder.encode(text.slice(0, cut)).ids;
+        // More ids than fit, counting a spare one for the word the cut may end on: the whole text's
+        // first maxLength − suffix ids are these.
+        if (ids.length > this.maxLength) return { ids: this.cut(ids), truncated: true };
+      }
+    }
     const ids = this.encoder.encode(text).ids;
-    const fullLength = ids.length;
-    if (fullLength <= this.maxLength) return { ids: BigInt64Array.from(ids, BigInt), truncated: false, fullLength };
+    if (ids.length <= this.maxLength) return { ids: BigInt64Array.from(ids, BigInt), truncated: false };
+    return { ids: this.cut(ids), truncated: true };
+  }
+
+  /** The first `maxLength − suffix` ids, then the template's suffix (the last `suffix` ids). */
+  private cut(ids: number[]): BigInt64Array {
     const out = new BigInt64Array(this.maxLength);
     const keep = this.maxLength - this.suffix;
     for (let i = 0; i < keep; i++) out[i] = BigInt(ids[i] as number);
-    for (let i = 0; i < this.suffix; i++) out[keep + i] = BigInt(ids[fullLength - this.suffix + i] as number);
-    return { ids: out, truncated: true, fullLength };
+    for (let i = 0; i < this.suffix; i++) out[keep + i] = BigInt(ids[ids.length - this.suffix + i] as number);
+    return out;
   }
 }

@@ -99,7 +99,7 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-const planned = Math.round(plannedSeconds(plan, variants.length));
+const planned = Math.round(plannedSeconds(plan, variants.length, workload.roughRps));
 const m = origin.machine;
 say(
   `${plan.quick ? 'quick' : 'full'} bench of ${manifest.name} (${workload.description}, SLO ${plan.sloMs} ms: ${sloRule}) ` +

@@ -5,7 +5,8 @@ import { TEST_TEXTS, textLabels, textRequest, textSloMs, workloadFor } from '../
 import { phaseFigures } from '../bench/lib/stats.js';
 import type { OpenLoopResult } from '../bench/load/load-types.js';
 import { encodeBinaryBody, requestBody } from '../bench/load/request-body.js';
-import { oracleFraction, spread } from '../bench/report/table.js';
+import type { BenchResults, RunRow } from '../bench/lib/results.js';
+import { oracleFraction, readmeTable, spread } from '../bench/report/table.js';
 import { splitBody } from '../src/http/binary-tensors.js';
 import { parseInferBody } from '../src/http/infer-json.js';
 import { readManifest } from '../src/model/manifest.js';
@@ -223,5 +224,46 @@ describe('bench report arithmetic', () => {
     expect(spread([1, Number.POSITIVE_INFINITY], ms)).toBe('1.0–miss');
     expect(spread([4, 4], ms)).toBe('4.0');
     expect(spread([Number.NaN], ms)).toBe('–');
+  });
+});
+
+describe('bench README table', () => {
+  it('names the model on every row and gives ratios against vanilla of the same round', () => {
+    const row = (label: string, round: number, p50: number, accuracy: number): Partial<RunRow> => ({
+      label,
+      round,
+      computed: false,
+      pattern: 'poisson',
+      load_fraction: 0.6,
+      p50_ms: p50,
+      p99_ms: p50 * 2,
+      disagreement: label === 'vanilla' ? 0 : 0.004,
+      accuracy,
+      early_fraction: label === 'vanilla' ? 0 : 0.7,
+    });
+    const capacity = (rps: number) => ({ capacity: { rps } });
+    const results = {
+      model: { name: 'spam-bert' },
+      plan: { phases: [{ pattern: 'poisson', loadFraction: 0.6, seconds: 15 }] },
+      policies: [{ label: 'vanilla' }, { label: 'guarded-drop' }],
+      runs: [
+        row('vanilla', 1, 40, 0.98),
+        row('vanilla', 2, 50, 0.98),
+        row('guarded-drop', 1, 20, 0.975),
+        row('guarded-drop', 2, 20, 0.977),
+      ],
+      served: [
+        { label: 'vanilla', round: 1, ...capacity(40) },
+        { label: 'vanilla', round: 2, ...capacity(50) },
+        { label: 'guarded-drop', round: 1, ...capacity(80) },
+        { label: 'guarded-drop', round: 2, ...capacity(125) },
+      ],
+    } as unknown as BenchResults;
+    const table = readmeTable(results);
+    expect(table.header.slice(0, 3)).toEqual(['model', 'policy', 'p50 ×vanilla at 60 %']);
+    expect(table.rows).toEqual([
+      ['spam-bert', 'vanilla (ms)', '40.0–50.0', '80.0–100.0', '40–50/s', '0.00 %', '98.00 %', '0 %'],
+      ['spam-bert', 'guarded-drop', '0.40–0.50', '0.40–0.50', '2.00–2.50', '0.40 %', '97.50 %–97.70 %', '70 %'],
+    ]);
   });
 });

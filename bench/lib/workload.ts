@@ -63,6 +63,8 @@ export interface Workload {
    * window (1000 rows) before anything is measured, at the rate this model is served at.
    */
   warmupMaxSeconds: number;
+  /** Roughly how many requests a second the model is served at here, for the run's time forecast only. */
+  roughRps: number;
   /** `offramp record` arguments after `--model DIR`: the data, and for images the labels file. */
   recordArgs: string[];
   testItems(): Promise<TestItems>;
@@ -108,6 +110,7 @@ function imageWorkload(manifest: PreparedManifest): Workload {
     data: TEST_IMAGES,
     slo: { ms: IMAGE_SLO_MS, rule: `fixed at ${IMAGE_SLO_MS} ms for the image model` },
     warmupMaxSeconds: 10,
+    roughRps: 600,
     recordArgs: ['--data', TEST_IMAGES, '--labels', TEST_LABELS],
     /**
      * Pixels go as UINT8 0..255, which the server scales to [0,1] (src/data-plane/convert-input.ts)
@@ -165,6 +168,7 @@ function textWorkload(manifest: PreparedManifest, modelDir: string, text: TextSp
     },
     // A text model answers tens of requests a second, not hundreds: a 1000-row window takes ~20 s.
     warmupMaxSeconds: 45,
+    roughRps: 50,
     recordArgs: ['--data', TEST_TEXTS],
     async testItems() {
       if (!names) throw new Error(`${manifest.name}: the manifest has no label names to map ${TEST_TEXTS}'s labels to`);

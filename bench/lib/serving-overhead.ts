@@ -168,7 +168,7 @@ async function measurePerRequest(s: Setup): Promise<PerRequestCost> {
     ? await meanPerItemMs(sample, Math.min(seconds, 1), (i) => text.tokenizer.encode(text.texts[i] as string))
     : null;
   // One in flight: every request is a batch of 1, and the client waits for each answer.
-  const { client } = await measureHttp(s, sample, 1);
+  const { client } = await measureHttp(s, sample, 1, Math.min(seconds, 2));
   const httpMs = client.requests > 0 ? (client.seconds * 1000) / client.requests : Number.NaN;
   const fixedMs = httpMs - computeMs;
   return {
@@ -206,28 +206,30 @@ async function measureEngine(s: Setup): Promise<{ rps: number; lag: LoopLag }> {
   return { rps, lag: lagSummary(lag) };
 }
 
-/** Closed-loop HTTP load on the given rows' requests, `concurrency` in flight (binary bodies). */
+/**
+ * Closed-loop HTTP load on the given rows' requests, `concurrency` in flight (binary bodies),
+ * after `warmSeconds` of the same load uncounted (the per-request figures compare with a raw loop
+ * that had a warm-up pass).
+ */
 async function measureHttp(
   s: Setup,
   rows: readonly number[],
   concurrency: number,
+  warmSeconds = 0,
 ): Promise<{ client: ClosedLoopResult; lag: LoopLag }> {
   const server = await startServer(parseServingConfig(vanillaConfig(s), 'bench'), { version: 'bench' });
   const dir = await mkdtemp(join(tmpdir(), 'offramp-bench-'));
   try {
     const bodiesPath = join(dir, 'bodies.jsonl');
     await writeFile(bodiesPath, rows.map((i) => JSON.stringify({ inputs: [s.items.request(i)] })).join('\n') + '\n');
+    const url = `http://127.0.0.1:${server.httpPort}/v2/models/bench/infer`;
+    // KServe v2 binary tensor bodies, as the main bench sends by default.
+    const load = (seconds: number): Promise<string> =>
+      runTsChild('bench/load/closed-loop-client.ts', [url, bodiesPath, String(concurrency), String(seconds), 'binary']);
+    if (warmSeconds > 0) await load(warmSeconds);
     const lag = monitorEventLoopDelay({ resolution: 1 });
     lag.enable();
-    const url = `http://127.0.0.1:${server.httpPort}/v2/models/bench/infer`;
-    const out = await runTsChild('bench/load/closed-loop-client.ts', [
-      url,
-      bodiesPath,
-      String(concurrency),
-      String(s.options.seconds),
-      // KServe v2 binary tensor bodies, as the main bench sends by default.
-      'binary',
-    ]);
+    const out = await load(s.options.seconds);
     lag.disable();
     return { client: JSON.parse(out.trim()) as ClosedLoopResult, lag: lagSummary(lag) };
   } finally {

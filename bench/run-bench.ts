@@ -4,8 +4,13 @@
  *   npm run bench                    full: 2 interleaved rounds, 4 loads + SLO capacity per policy, ≈ 25 min on 2 cores
  *   npm run bench:quick              smoke test for CI: one round, one load, short probes, ≈ 3 min
  *   … -- --body json                 send JSON bodies instead of KServe v2 binary tensor bodies
+ *   … -- --model models/spam-bert    the text model (default models/fmnist-resnet, the image model)
+ *   … -- --slo-ms N                  another latency objective than the workload's (bench/lib/workload.ts)
  *
- * Steps: record every ramp's prediction per test image (`offramp record`, cached in tmp/bench/);
+ * The model decides the workload (bench/lib/workload.ts): Fashion-MNIST test images for an image
+ * model, the SpamAssassin test emails for a text model, each with its own SLO.
+ *
+ * Steps: record every ramp's prediction per test item (`offramp record`, cached in tmp/bench/);
  * measure the serving path against a raw onnxruntime loop (bench/lib/serving-overhead.ts);
  * measure vanilla's SLO capacity (highest Poisson rate whose p95 over every offered request meets
  * the SLO, bench/lib/capacity.ts); then, round after round, for each served policy start a fresh
@@ -26,7 +31,7 @@ import { readManifest } from '../src/model/manifest.js';
 import { isBodyFormat } from './load/request-body.js';
 import { FULL_PLAN, QUICK_PLAN, plannedSeconds, type BenchPlan } from './lib/bench-plan.js';
 import { calibrateVanilla, loadBasis, type CapacityContext } from './lib/capacity.js';
-import { prepareDataset, TEST_IMAGES } from './lib/dataset.js';
+import { prepareDataset } from './lib/dataset.js';
 import { finishProvenance, provenance } from './lib/machine.js';
 import { oracleResult } from './lib/oracle.js';
 import { ORACLE_ABOUT, SERVED_POLICIES, servedVariants } from './lib/policies.js';
@@ -36,26 +41,40 @@ import { missingFiles, resultProblems } from './lib/sanity.js';
 import { phaseSchedule, probeSchedule, warmupSchedule, type Schedule } from './lib/schedules.js';
 import { measureServingOverhead } from './lib/serving-overhead.js';
 import { phaseFigures, type PhaseFigures } from './lib/stats.js';
-import { imageTraces } from './lib/trace.js';
+import { itemTraces } from './lib/trace.js';
+import { workloadFor } from './lib/workload.js';
 import type { OpenLoopResult } from './load/load-types.js';
 import { capacityLines, capacityTable, markdownReport, overheadLines } from './report/markdown.js';
 import { cdfSvg, loadSvg } from './report/svg.js';
-import { comparisonTable, textTable } from './report/table.js';
+import { comparisonTable, readmeTable, textTable } from './report/table.js';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     model: { type: 'string', default: 'models/fmnist-resnet' },
     body: { type: 'string', default: 'binary' },
+    'slo-ms': { type: 'string' },
   },
 });
 if (!isBodyFormat(args.body)) throw new Error(`--body must be binary or json, not ${args.body}`);
+const sloOverride = args['slo-ms'] === undefined ? undefined : Number(args['slo-ms']);
+if (sloOverride !== undefined && !(sloOverride > 0)) throw new Error(`--slo-ms must be a positive number of ms`);
 // Ctrl-C: exit through process.exit so server-process.ts can kill the servers still running.
 process.on('SIGINT', () => process.exit(130));
 
-const plan: BenchPlan = { ...(args.quick ? QUICK_PLAN : FULL_PLAN), body: args.body };
-const variants = servedVariants(plan.body);
 const modelDir = resolve(args.model);
+const manifest = await readManifest(modelDir);
+const workload = workloadFor(manifest, modelDir);
+const basePlan = args.quick ? QUICK_PLAN : FULL_PLAN;
+const plan: BenchPlan = {
+  ...basePlan,
+  body: args.body,
+  sloMs: sloOverride ?? workload.slo.ms,
+  // Quick runs keep their short warm-up: they are smoke tests, the tuners need not settle.
+  warmup: args.quick ? basePlan.warmup : { ...basePlan.warmup, maxSeconds: workload.warmupMaxSeconds },
+};
+const sloRule = sloOverride === undefined ? workload.slo.rule : `--slo-ms ${sloOverride}`;
+const variants = servedVariants(plan.body);
 const started = new Date();
 const origin = provenance();
 const stem = started
@@ -80,28 +99,30 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-const planned = Math.round(plannedSeconds(plan, variants.length));
+const planned = Math.round(plannedSeconds(plan, variants.length, workload.roughRps));
 const m = origin.machine;
 say(
-  `${plan.quick ? 'quick' : 'full'} bench on ${m.cpu_model}, ${m.cores} cores, ${plan.body} bodies; ` +
+  `${plan.quick ? 'quick' : 'full'} bench of ${manifest.name} (${workload.description}, SLO ${plan.sloMs} ms: ${sloRule}) ` +
+    `on ${m.cpu_model}, ${m.cores} cores, ${plan.body} bodies; ` +
     `${plan.rounds} round(s) × ${variants.length} served policies; planned ≈ ${(planned / 60).toFixed(0)} min; ` +
     `work files in ${workDir}`,
 );
 if (origin.clean === false) say('the tree has local changes: these results cannot back a README figure');
-const manifest = await readManifest(modelDir);
 const bodiesPath = join(workDir, 'bodies.jsonl');
-const dataset = await prepareDataset(manifest, bodiesPath, plan.seed);
+const dataset = await prepareDataset(workload, bodiesPath, plan.seed);
 
-const trace = await timed('record_trace', () => imageTraces(modelDir, join('tmp', 'bench')));
+const trace = await timed('record_trace', () => itemTraces(modelDir, workload, join('tmp', 'bench')));
+if (trace.traces.length !== dataset.items)
+  throw new Error(`${trace.path} holds ${trace.traces.length} records but ${workload.data} ${dataset.items} items`);
 const fullModelAccuracy = trace.traces.filter((t, i) => t.final === dataset.labels[i]).length / trace.traces.length;
 say(
   `${trace.recorded ? 'recorded' : 'reused'} trace ${trace.path}: full-model accuracy ${(fullModelAccuracy * 100).toFixed(2)} %`,
 );
 
-say('serving-path overhead (raw onnxruntime loop, engine in-process, HTTP)');
+say('serving-path overhead (raw onnxruntime loop, engine in-process, HTTP; then one request at batch 1)');
 const overhead = await timed('serving_overhead', () =>
   measureServingOverhead(
-    { modelDir, data: TEST_IMAGES, seconds: plan.overheadSeconds, batch: 16, concurrency: 64, workers: 1, threads: 2 },
+    { modelDir, seconds: plan.overheadSeconds, batch: 16, concurrency: 64, workers: 1, threads: 2 },
     (l) => say(`  ${l}`),
   ),
 );
@@ -112,6 +133,7 @@ const calibration = (name: string): Promise<Awaited<ReturnType<typeof calibrateV
   timed(name, () =>
     calibrateVanilla(vanillaPolicy, {
       modelDir,
+      modelName: manifest.name,
       name,
       bodiesPath,
       body: plan.body,
@@ -145,7 +167,7 @@ const phases: ScheduledPhase[] = plan.phases.map((phase) => {
   };
 });
 const figuresOf = (result: OpenLoopResult, schedule: Schedule): PhaseFigures =>
-  phaseFigures(result, schedule.images, trace.traces, dataset.labels, manifest.ramps.length, plan.sloMs);
+  phaseFigures(result, schedule.items, trace.traces, dataset.labels, manifest.ramps.length, plan.sloMs);
 
 const runs: RunRow[] = [];
 const served: PolicyRun[] = [];
@@ -159,7 +181,7 @@ for (let round = 1; round <= plan.rounds; round++) {
       runPolicy(
         variant,
         round,
-        { modelDir, workDir, bodiesPath, warmup, phases, plan, probeSchedule: probeFor },
+        { modelDir, modelName: manifest.name, workDir, bodiesPath, warmup, phases, plan, probeSchedule: probeFor },
         figuresOf,
         say,
       ),
@@ -177,7 +199,7 @@ say(`vanilla SLO capacity ${startCapacity.rps.toFixed(0)}/s at the start, ${endC
 // The oracle, per round, from that round's vanilla runs on the same schedules (bench/lib/oracle.ts says how).
 for (const run of served.filter((r) => r.label === 'vanilla')) {
   for (const p of run.phases) {
-    const result = oracleResult(p.result, p.schedule.images, trace.traces, manifest, p.meanBatch);
+    const result = oracleResult(p.result, p.schedule.items, trace.traces, manifest, p.meanBatch);
     runs.push(
       runRow(
         {
@@ -210,6 +232,14 @@ const results: BenchResults = {
     manifest_created_at: manifest.createdAt,
     classes: manifest.model.classes,
     ramps: manifest.ramps.length,
+  },
+  workload: {
+    kind: workload.kind,
+    description: workload.description,
+    item: workload.item,
+    data: workload.data,
+    items: dataset.items,
+    slo_rule: sloRule,
   },
   plan,
   policies: [
@@ -256,7 +286,8 @@ await writeFile(`${base}.json`, JSON.stringify(results, null, 1) + '\n');
 process.stdout.write(
   [
     '',
-    `offramp serving comparison${plan.quick ? ' (quick)' : ''}, ${plan.body} bodies, ${plan.rounds} round(s): ` +
+    `offramp serving comparison of ${manifest.name}${plan.quick ? ' (quick)' : ''}, ${workload.description}, ` +
+      `SLO ${plan.sloMs} ms, ${plan.body} bodies, ${plan.rounds} round(s): ` +
       `percentiles over every offered request (miss = not answered 200); ` +
       `ranges are min–max over rounds; ratios against vanilla of the same round`,
     '',
@@ -267,11 +298,14 @@ process.stdout.write(
     '',
     ...overheadLines(results).map((l) => l.replace(/\*\*/g, '')),
     '',
+    `README table (${manifest.name}):`,
+    textTable(readmeTable(results)),
+    '',
     `results: ${base}.json, ${reports.join(', ')} (${(results.duration_s / 60).toFixed(1)} min, planned ${(planned / 60).toFixed(1)})`,
     problems.length === 0 ? 'sanity: passed' : `sanity: FAILED\n  ${problems.join('\n  ')}`,
     '',
   ].join('\n'),
 );
-// The bodies file is 20+ MB and rebuilt every run; server logs and SLO files stay for inspection.
+// The bodies file is 20+ MB (images) and rebuilt every run; server logs and SLO files stay for inspection.
 await rm(bodiesPath, { force: true });
 process.exitCode = problems.length === 0 ? 0 : 1;

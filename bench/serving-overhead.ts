@@ -1,10 +1,13 @@
 /**
  * How much does offramp's serving path cost? A plain onnxruntime loop against offramp's vanilla
- * path in-process and over HTTP, with the serving thread's event-loop lag (bench/lib/serving-overhead.ts
- * says how). Prints throughput as ratios against the raw loop measured in the same run. Nothing
- * here is asserted; it reports. `npm run bench` includes it.
+ * path in-process and over HTTP, with the serving thread's event-loop lag, then one request's costs
+ * at batch 1: the backbone's compute, the serving path's fixed cost and (text models) tokenizing
+ * (bench/lib/serving-overhead.ts says how). Prints throughput as ratios against the raw loop
+ * measured in the same run. Nothing here is asserted; it reports. `npm run bench` includes it.
+ * The test data follows the model (bench/lib/workload.ts): images for an image model, the test
+ * emails for a text model such as models/spam-bert; `--data` names other rows of the same kind.
  *
- *   npx tsx bench/serving-overhead.ts [--model models/fmnist-resnet] [--seconds 8] [--batch 16] [--concurrency 64]
+ *   npx tsx bench/serving-overhead.ts [--model models/fmnist-resnet] [--data FILE] [--seconds 8] [--batch 16] [--concurrency 64]
  *                                     [--workers 1] [--threads 2] [--raw-threads workers×threads] [--json]
  *                                     [--out bench/results]
  *
@@ -21,7 +24,7 @@ import { measureServingOverhead, type OverheadResult } from './lib/serving-overh
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'models/fmnist-resnet' },
-    data: { type: 'string', default: 'models/data/fashion-mnist/test-images.npy.gz' },
+    data: { type: 'string' },
     seconds: { type: 'string', default: '8' },
     batch: { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '64' },
@@ -39,7 +42,7 @@ const lines: string[] = [];
 const result: OverheadResult = await measureServingOverhead(
   {
     modelDir: resolve(args.model),
-    data: args.data,
+    ...(args.data !== undefined ? { data: args.data } : {}),
     seconds: Number(args.seconds),
     batch: Number(args.batch),
     concurrency: Number(args.concurrency),
@@ -70,7 +73,7 @@ await writeFile(`${base}.json`, JSON.stringify(record, null, 1) + '\n');
 await writeFile(
   `${base}.md`,
   [
-    `# offramp serving-path overhead — ${record.started_at}`,
+    `# offramp serving-path overhead — ${args.model} — ${record.started_at}`,
     '',
     provenanceLine(record.provenance),
     '',

@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { probeFigures, searchCapacity } from '../bench/lib/capacity.js';
+import { spreadSample } from '../bench/lib/serving-overhead.js';
+import { TEST_TEXTS, textLabels, textRequest, textSloMs, workloadFor } from '../bench/lib/workload.js';
 import { phaseFigures } from '../bench/lib/stats.js';
 import type { OpenLoopResult } from '../bench/load/load-types.js';
 import { encodeBinaryBody, requestBody } from '../bench/load/request-body.js';
-import { oracleFraction, spread } from '../bench/report/table.js';
+import type { BenchResults, RunRow } from '../bench/lib/results.js';
+import { oracleFraction, readmeTable, spread } from '../bench/report/table.js';
+import { splitBody } from '../src/http/binary-tensors.js';
+import { parseInferBody } from '../src/http/infer-json.js';
+import { readManifest } from '../src/model/manifest.js';
+import { readTextRecords } from '../src/model/text-rows.js';
+import { BUNDLED_DIR } from './helpers/bundled.js';
 
 describe('bench request bodies', () => {
   const pixels = Array.from({ length: 784 }, (_, i) => (i * 7) % 256);
@@ -43,9 +51,101 @@ describe('bench request bodies', () => {
 
   it('refuses what it cannot encode byte for byte', () => {
     const int64 = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'INT64', data: [5, 1] }] });
-    expect(() => encodeBinaryBody(int64)).toThrow(/not UINT8 or FP32/);
+    expect(() => encodeBinaryBody(int64)).toThrow(/not UINT8, FP32 or BYTES/);
     const short = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'UINT8', data: [1, 2] }] });
     expect(() => encodeBinaryBody(short)).toThrow(/2 values/);
+  });
+});
+
+describe('bench text workload', () => {
+  /** The server's own reading of a body as the load generator sends it (src/http: split, parse, decode). */
+  function serverReads(line: string, format: 'json' | 'binary') {
+    const { body, headers } = requestBody(line, format);
+    const header = headers['inference-header-content-length'];
+    const { json, binary } = splitBody(body, header === undefined ? undefined : String(header));
+    return parseInferBody(JSON.parse(json.toString('utf8')), binary).inputs;
+  }
+
+  it('sends each email so that the server decodes the same text, in JSON and in binary framing', async () => {
+    const records = await readTextRecords(TEST_TEXTS);
+    // Real emails, among them one with characters beyond ASCII (multi-byte UTF-8 in the binary framing).
+    const wide = records.find((r) => [...r.text].some((c) => c.charCodeAt(0) > 127));
+    expect(wide).toBeDefined();
+    for (const { text } of [records[0]!, records[1]!, wide!]) {
+      const line = JSON.stringify({ inputs: [textRequest({ textInput: 'text' }, text)] });
+      for (const format of ['json', 'binary'] as const) {
+        const inputs = serverReads(line, format);
+        expect(inputs).toHaveLength(1);
+        expect(inputs[0]).toMatchObject({ name: 'text', datatype: 'BYTES', shape: [1] });
+        expect(inputs[0]?.data).toEqual([text]);
+      }
+      const { body, headerLength } = encodeBinaryBody(line);
+      const head = JSON.parse(body.subarray(0, headerLength).toString('utf8')) as {
+        inputs: { parameters: { binary_data_size: number } }[];
+      };
+      expect(head.inputs[0]?.parameters.binary_data_size).toBe(4 + Buffer.byteLength(text, 'utf8'));
+    }
+  });
+
+  it("maps the records' labels through the model's label names and refuses one it does not have", async () => {
+    const records = await readTextRecords(TEST_TEXTS);
+    const labels = textLabels(records, ['ham', 'spam'], TEST_TEXTS);
+    expect(labels).toHaveLength(1182);
+    records.forEach((r, i) => expect(labels[i]).toBe(r.label === 'spam' ? 1 : 0));
+    expect(labels.filter((l) => l === 1)).toHaveLength(records.filter((r) => r.label === 'spam').length);
+    expect(() => textLabels([{ text: 'x', label: 'phish' }], ['ham', 'spam'], 'f.jsonl')).toThrow(
+      /f\.jsonl record 1: label "phish" is not one of the model's labels \(ham, spam\)/,
+    );
+    expect(() => textLabels([{ text: 'x' }], ['ham', 'spam'], 'f.jsonl')).toThrow(/record 1: label null/);
+  });
+
+  it('picks the workload from the manifest: images for the image model, the test emails for a text model', async () => {
+    const image = await readManifest(BUNDLED_DIR);
+    const images = workloadFor(image, BUNDLED_DIR);
+    expect(images.kind).toBe('image');
+    expect(images.slo.ms).toBe(50);
+    expect(images.recordArgs).toEqual([
+      '--data',
+      'models/data/fashion-mnist/test-images.npy.gz',
+      '--labels',
+      'models/data/fashion-mnist/test-labels.npy.gz',
+    ]);
+    // The image manifest given the bundled text backbone's tokenizer and labels: what a prepared text model has.
+    const text = {
+      ...image,
+      name: 'spam-bert',
+      model: {
+        ...image.model,
+        labels: ['ham', 'spam'],
+        text: {
+          tokenizer: 'spam-bert.tokenizer.json',
+          maxLength: 256,
+          padId: 0,
+          inputs: { ids: 'input_ids', mask: 'attention_mask' },
+          textInput: 'text',
+        },
+      },
+      profile: { ...image.profile, fullModelMs: [23.4, ...image.profile.fullModelMs.slice(1)] },
+    };
+    const emails = workloadFor(text, 'models');
+    expect(emails.kind).toBe('text');
+    expect(emails.recordArgs).toEqual(['--data', TEST_TEXTS]);
+    expect(emails.slo.ms).toBe(120); // 5 × 23.4 ms, rounded up to 10 ms
+    expect(textSloMs(text)).toBe(120);
+    const { inputs, labels } = await emails.testItems();
+    expect(inputs).toHaveLength(1182);
+    expect(labels).toHaveLength(1182);
+    expect(inputs[0]).toMatchObject({ name: 'text', datatype: 'BYTES', shape: [1] });
+    const rows = await emails.overheadRows(8);
+    expect(rows.rows.rows).toBe(8);
+    expect(rows.request(9)).toEqual(inputs[1]);
+    const feeds = rows.rows.feeds([0, 1]);
+    expect(Object.keys(feeds).sort()).toEqual(['attention_mask', 'input_ids']);
+  });
+
+  it('spreads the per-request sample evenly over the data', () => {
+    expect(spreadSample(1182, 4)).toEqual([0, 295, 591, 886]);
+    expect(spreadSample(3, 64)).toEqual([0, 1, 2]);
   });
 });
 
@@ -124,5 +224,46 @@ describe('bench report arithmetic', () => {
     expect(spread([1, Number.POSITIVE_INFINITY], ms)).toBe('1.0–miss');
     expect(spread([4, 4], ms)).toBe('4.0');
     expect(spread([Number.NaN], ms)).toBe('–');
+  });
+});
+
+describe('bench README table', () => {
+  it('names the model on every row and gives ratios against vanilla of the same round', () => {
+    const row = (label: string, round: number, p50: number, accuracy: number): Partial<RunRow> => ({
+      label,
+      round,
+      computed: false,
+      pattern: 'poisson',
+      load_fraction: 0.6,
+      p50_ms: p50,
+      p99_ms: p50 * 2,
+      disagreement: label === 'vanilla' ? 0 : 0.004,
+      accuracy,
+      early_fraction: label === 'vanilla' ? 0 : 0.7,
+    });
+    const capacity = (rps: number) => ({ capacity: { rps } });
+    const results = {
+      model: { name: 'spam-bert' },
+      plan: { phases: [{ pattern: 'poisson', loadFraction: 0.6, seconds: 15 }] },
+      policies: [{ label: 'vanilla' }, { label: 'guarded-drop' }],
+      runs: [
+        row('vanilla', 1, 40, 0.98),
+        row('vanilla', 2, 50, 0.98),
+        row('guarded-drop', 1, 20, 0.975),
+        row('guarded-drop', 2, 20, 0.977),
+      ],
+      served: [
+        { label: 'vanilla', round: 1, ...capacity(40) },
+        { label: 'vanilla', round: 2, ...capacity(50) },
+        { label: 'guarded-drop', round: 1, ...capacity(80) },
+        { label: 'guarded-drop', round: 2, ...capacity(125) },
+      ],
+    } as unknown as BenchResults;
+    const table = readmeTable(results);
+    expect(table.header.slice(0, 3)).toEqual(['model', 'policy', 'p50 ×vanilla at 60 %']);
+    expect(table.rows).toEqual([
+      ['spam-bert', 'vanilla (ms)', '40.0–50.0', '80.0–100.0', '40–50/s', '0.00 %', '98.00 %', '0 %'],
+      ['spam-bert', 'guarded-drop', '0.40–0.50', '0.40–0.50', '2.00–2.50', '0.40 %', '97.50 %–97.70 %', '70 %'],
+    ]);
   });
 });

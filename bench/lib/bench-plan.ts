@@ -86,13 +86,16 @@ export const QUICK_PLAN: BenchPlan = {
   overheadSeconds: 2,
 };
 
-/** A rough forecast of the run's wall time, printed at the start: per-step overheads measured on 2 cores. */
-export function plannedSeconds(plan: BenchPlan, variants: number): number {
+/**
+ * A rough forecast of the run's wall time, printed at the start: per-step overheads measured on 2
+ * cores; `servedRps` is roughly how fast the model is served (the warm-up is capped by count or time).
+ */
+export function plannedSeconds(plan: BenchPlan, variants: number, servedRps = 600): number {
   const SERVER_START = 5;
   const CHILD = 1; // spawning a load-generator process
   const c = plan.capacity;
   const search = c.seconds + CHILD + c.steps * (c.probeSeconds + CHILD + 0.5);
-  const warmup = Math.min(plan.warmup.maxSeconds, plan.warmup.requests / 600) + CHILD;
+  const warmup = Math.min(plan.warmup.maxSeconds, plan.warmup.requests / servedRps) + CHILD;
   const phases = plan.phases.reduce((sum, p) => sum + p.seconds + CHILD + 0.5, 0);
   const perRun = SERVER_START + warmup + phases + search;
   const calibration = SERVER_START + c.warmSeconds + CHILD + search;

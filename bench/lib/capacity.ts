@@ -15,7 +15,7 @@ import type { BodyFormat } from '../load/request-body.js';
 import type { ClosedLoopResult, OpenLoopResult } from '../load/load-types.js';
 import type { BenchPlan } from './bench-plan.js';
 import { runClosedLoop, runOpenLoop } from './load-runner.js';
-import { MODEL_NAME, servingConfig, type ServedPolicy } from './policies.js';
+import { servingConfig, type ServedPolicy } from './policies.js';
 import type { Schedule } from './schedules.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 import { latencyOrMiss, percentile } from './stats.js';
@@ -95,6 +95,8 @@ export function probeFigures(result: OpenLoopResult, rateRps: number, sloMs: num
 }
 
 export interface CapacityContext {
+  /** The name the model is served under (its manifest's). */
+  modelName: string;
   bodiesPath: string;
   body: BodyFormat;
   workDir: string;
@@ -103,14 +105,14 @@ export interface CapacityContext {
   plan: BenchPlan['capacity'];
   sloMs: number;
   requestTimeoutMs: number;
-  /** The probe's schedule at a rate (same images and seed for every policy at the same rate). */
+  /** The probe's schedule at a rate (same items and seed for every policy at the same rate). */
   schedule: (rateRps: number, seconds: number) => Schedule;
   say: (line: string) => void;
 }
 
 /** Saturation, then the bisection, on a running server. */
 export async function measureSloCapacity(server: ServerProcess, ctx: CapacityContext): Promise<SloCapacity> {
-  const url = `${server.baseUrl}/v2/models/${MODEL_NAME}/infer`;
+  const url = `${server.baseUrl}/v2/models/${ctx.modelName}/infer`;
   const saturation = await runClosedLoop(url, ctx.bodiesPath, ctx.plan.concurrency, ctx.plan.seconds, ctx.body);
   const probes: CapacityProbe[] = [];
   const { rps } = await searchCapacity(
@@ -161,10 +163,13 @@ export async function calibrateVanilla(
   opts: { modelDir: string; name: string } & CapacityContext,
 ): Promise<SloCapacity> {
   const configPath = join(opts.workDir, `${opts.name}.yaml`);
-  await writeFile(configPath, JSON.stringify(servingConfig(opts.modelDir, vanilla, opts.sloMs), null, 2) + '\n');
+  await writeFile(
+    configPath,
+    JSON.stringify(servingConfig(opts.modelDir, opts.modelName, vanilla, opts.sloMs), null, 2) + '\n',
+  );
   const server = await startServerProcess(configPath, join(opts.workDir, `${opts.name}.server.log`));
   try {
-    const url = `${server.baseUrl}/v2/models/${MODEL_NAME}/infer`;
+    const url = `${server.baseUrl}/v2/models/${opts.modelName}/infer`;
     await runClosedLoop(url, opts.bodiesPath, opts.plan.concurrency, opts.plan.warmSeconds, opts.body);
     const capacity = await measureSloCapacity(server, opts);
     if (!(capacity.upper_rps > 0))

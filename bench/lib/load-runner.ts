@@ -25,7 +25,7 @@ export async function runOpenLoop(
     bodiesPath,
     body,
     offsetsMs: schedule.offsetsMs,
-    images: schedule.images,
+    items: schedule.items,
     timeoutMs: opts.timeoutMs,
     outPath,
   };

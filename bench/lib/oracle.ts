@@ -21,7 +21,7 @@
 import type { PreparedManifest } from '../../src/model/manifest.js';
 import { atBatch } from '../../tuner/latency-model.js';
 import type { OpenLoopResult } from '../load/load-types.js';
-import type { ImageTrace } from './trace.js';
+import type { ItemTrace } from './trace.js';
 
 /** Running minimum from the right: series[i] ≤ series[j] for i < j. */
 function lowerEnvelope(series: readonly number[]): number[] {
@@ -32,8 +32,8 @@ function lowerEnvelope(series: readonly number[]): number[] {
 
 export function oracleResult(
   vanilla: OpenLoopResult,
-  images: readonly number[],
-  traces: readonly ImageTrace[],
+  items: readonly number[],
+  traces: readonly ItemTrace[],
   manifest: PreparedManifest,
   meanBatch: number | null,
 ): OpenLoopResult {
@@ -49,7 +49,7 @@ export function oracleResult(
   };
   vanilla.status.forEach((status, i) => {
     if (status !== 200) return;
-    const trace = traces[images[i] as number] as ImageTrace;
+    const trace = traces[items[i] as number] as ItemTrace;
     const ramp = trace.earliestAgreeingRamp;
     const latency = vanilla.latencyMs[i] as number;
     const skippedShare = ramp < 0 ? 0 : 1 - (depth.get(ramp) ?? 1);

@@ -80,23 +80,22 @@ export function policyLabel(p: { policy: PolicyName; mode: ExitMode }): string {
   return p.policy === 'guarded' ? `guarded-${p.mode}` : p.policy;
 }
 
-export const MODEL_NAME = 'fmnist-resnet';
-
 /** The accuracy budget and feedback window every tuner gets (the defaults). */
 export const ACCURACY = { budget: 0.01, confidence: 0.95, window: 1000 } as const;
 
 /**
- * The SLO file for one policy. JSON is valid YAML, so the object is written with JSON.stringify
+ * The SLO file for one policy, serving the prepared model in `modelDir` under `modelName` (the
+ * manifest's name, so the server's metrics and logs name the model measured). JSON is valid YAML, so the object is written with JSON.stringify
  * and no YAML is built by hand. Ports come from OFFRAMP_HTTP_PORT / OFFRAMP_GRPC_PORT; workers
  * and intra-op threads stay at their defaults (1 × 2 threads: the README's figures show other
  * splits of 2 cores do not help over HTTP with the client on the same machine).
  */
-export function servingConfig(modelDir: string, p: ServedPolicy, sloMs: number): object {
+export function servingConfig(modelDir: string, modelName: string, p: ServedPolicy, sloMs: number): object {
   return {
     server: { host: '127.0.0.1' },
     models: [
       {
-        name: MODEL_NAME,
+        name: modelName,
         path: modelDir,
         slo: { latency_ms: sloMs },
         accuracy: ACCURACY,

@@ -12,7 +12,7 @@ import type { BenchPlan, PhasePlan } from './bench-plan.js';
 import { measureSloCapacity, type CapacityContext, type SloCapacity } from './capacity.js';
 import { runOpenLoop } from './load-runner.js';
 import type { ExitMode } from '../../tuner/exit-policy.js';
-import { MODEL_NAME, fileLabel, servingConfig, type PolicyName, type ServedVariant } from './policies.js';
+import { fileLabel, servingConfig, type PolicyName, type ServedVariant } from './policies.js';
 import { cpuSeconds, meanBatchSize, parseMetrics, sampleValue, type Sample } from './prometheus.js';
 import type { LagMs, RunRow } from './results.js';
 import type { Schedule } from './schedules.js';
@@ -42,8 +42,6 @@ export interface PolicyRun {
   capacity: SloCapacity;
 }
 
-const INFER_PATH = `/v2/models/${MODEL_NAME}/infer`;
-
 /** The server's event-loop lag since its previous /metrics scrape. */
 export function loopLag(samples: Sample[]): LagMs {
   const at = (stat: string): number | null => {
@@ -70,6 +68,8 @@ export interface RowContext {
 }
 
 export interface ServerView {
+  /** The name the model is served under: its metrics carry it as their `model` label. */
+  modelName: string;
   before: Sample[];
   after: Sample[];
   exitsReport: unknown;
@@ -81,7 +81,8 @@ export interface ServerView {
 /** A `runs` row from a phase's figures and, for served policies, what the server said after it. */
 export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerView): RunRow {
   const after = server?.after ?? [];
-  const gauge = (name: string): number | null => (server ? sampleValue(after, name, { model: MODEL_NAME }) : null);
+  const gauge = (name: string): number | null =>
+    server ? sampleValue(after, name, { model: server.modelName }) : null;
   const cpuS = server?.cpuS ?? null;
   return {
     policy: ctx.policy,
@@ -113,6 +114,7 @@ export async function runPolicy(
   round: number,
   opts: {
     modelDir: string;
+    modelName: string;
     workDir: string;
     bodiesPath: string;
     warmup: Schedule;
@@ -125,12 +127,12 @@ export async function runPolicy(
 ): Promise<PolicyRun> {
   const { policy, body, label } = variant;
   const name = `${fileLabel(label)}-r${round}`;
-  const config = servingConfig(opts.modelDir, policy, opts.plan.sloMs);
+  const config = servingConfig(opts.modelDir, opts.modelName, policy, opts.plan.sloMs);
   const configPath = join(opts.workDir, `${name}.yaml`);
   await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
   const server = await startServerProcess(configPath, join(opts.workDir, `${name}.server.log`));
   try {
-    const url = server.baseUrl + INFER_PATH;
+    const url = `${server.baseUrl}/v2/models/${opts.modelName}/infer`;
     const timeout = { timeoutMs: opts.plan.requestTimeoutMs };
     const warm = await runOpenLoop(url, opts.bodiesPath, body, opts.warmup, opts.workDir, `${name}-warmup`, timeout);
     const warmOk = warm.status.filter((s) => s === 200).length;
@@ -142,9 +144,10 @@ export async function runPolicy(
       const beforeText = await server.getText('/metrics');
       const result = await runOpenLoop(url, opts.bodiesPath, body, p.schedule, opts.workDir, phaseName, timeout);
       const afterText = await server.getText('/metrics');
-      const exitsReport = await server.getJson(`/v2/models/${MODEL_NAME}/exits`);
+      const exitsReport = await server.getJson(`/v2/models/${opts.modelName}/exits`);
       const [cpuBefore, cpuAfter] = [cpuSeconds(beforeText), cpuSeconds(afterText)];
       const view: ServerView = {
+        modelName: opts.modelName,
         before: parseMetrics(beforeText),
         after: parseMetrics(afterText),
         exitsReport,
@@ -168,6 +171,7 @@ export async function runPolicy(
     // The loads offer at most 90 % of vanilla's capacity, so only this shows what a policy can
     // answer beyond it; it runs last because overload probes disturb the tuners' feedback.
     const capacity = await measureSloCapacity(server, {
+      modelName: opts.modelName,
       bodiesPath: opts.bodiesPath,
       body,
       workDir: opts.workDir,

@@ -83,6 +83,18 @@ export interface BenchResults {
   planned_duration_s: number;
   provenance: Provenance;
   model: { name: string; dir: string; manifest_created_at: string; classes: number; ramps: number };
+  /**
+   * What the requests carried (bench/lib/workload.ts) and how `plan.sloMs` was chosen. Absent in
+   * files from before issue 13, which are all Fashion-MNIST images at 50 ms.
+   */
+  workload?: {
+    kind: 'image' | 'text';
+    description: string;
+    item: string;
+    data: string;
+    items: number;
+    slo_rule: string;
+  };
   plan: BenchPlan;
   /** Per served variant: its description, body format and the SLO file it ran with. */
   policies: { label: string; about: string; body: BodyFormat | null; config: object | null }[];
@@ -100,6 +112,7 @@ export interface BenchResults {
   /** Every served policy, every round, in the order they ran. */
   served: ServedRun[];
   warmup: { requests: number; load_fraction: number; rate_rps: number };
+  /** `images`: records in the trace, one per test item (the name predates text workloads). */
   trace: { path: string; recorded: boolean; images: number; full_model_accuracy: number };
   serving_overhead: OverheadResult | null;
   runs: RunRow[];

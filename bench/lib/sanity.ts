@@ -38,7 +38,7 @@ export function resultProblems(results: BenchResults): string[] {
     if (refused > 0) problems.push(`${where}: ${refused} requests failed to connect`);
     if (r.policy === 'vanilla' && r.ok > 0 && !(r.disagreement <= VANILLA_MAX_DISAGREEMENT)) {
       problems.push(
-        `${where}: vanilla disagrees with the recorded full model on ${(r.disagreement * 100).toFixed(2)} % of images`,
+        `${where}: vanilla disagrees with the recorded full model on ${(r.disagreement * 100).toFixed(2)} % of test items`,
       );
     }
   }

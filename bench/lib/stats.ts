@@ -10,7 +10,7 @@
  */
 import { sumSimple } from 'simple-statistics';
 import type { OpenLoopResult } from '../load/load-types.js';
-import type { ImageTrace } from './trace.js';
+import type { ItemTrace } from './trace.js';
 
 /**
  * Nearest-rank percentile of an ascending list (p in [0, 100]); NaN when empty. Not
@@ -77,7 +77,7 @@ export interface PhaseFigures {
   throughput_rps: number;
   /** Requests answered 200 within slo_ms, per second. */
   goodput_rps: number;
-  /** Among answered requests: share whose class differs from the full model's for that image. */
+  /** Among answered requests: share whose class differs from the full model's for that item. */
   disagreement: number;
   /** Among answered requests: share whose class equals the true label. */
   accuracy: number;
@@ -91,13 +91,13 @@ export interface PhaseFigures {
 }
 
 /**
- * What one policy did with one schedule. `images[i]` is the image request i sent; disagreement
+ * What one policy did with one schedule. `items[i]` is the test item request i sent; disagreement
  * is measured against the recorded full-model class, the same model vanilla serves.
  */
 export function phaseFigures(
   result: OpenLoopResult,
-  images: readonly number[],
-  traces: readonly ImageTrace[],
+  items: readonly number[],
+  traces: readonly ItemTrace[],
   labels: Int32Array,
   ramps: number,
   sloMs: number,
@@ -120,13 +120,13 @@ export function phaseFigures(
       if (code) byCode[code] = (byCode[code] ?? 0) + 1;
       return;
     }
-    const image = images[i] as number;
+    const item = items[i] as number;
     const predicted = result.predicted[i] as number;
     const latency = result.latencyMs[i] as number;
     latencies.push(latency);
     if (latency <= sloMs) withinSlo++;
-    if (predicted !== traces[image]?.final) disagree++;
-    if (predicted === labels[image]) correct++;
+    if (predicted !== traces[item]?.final) disagree++;
+    if (predicted === labels[item]) correct++;
     const exit = result.exitRamp[i] ?? -1;
     const key = exit < 0 ? 'final' : String(exit);
     exits.set(key, (exits.get(key) ?? 0) + 1);

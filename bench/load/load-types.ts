@@ -6,10 +6,10 @@
 
 import type { BodyFormat } from './request-body.js';
 
-/** Request bodies file: one pre-serialised KServe v2 JSON body per line, line i = image i. */
+/** Request bodies file: one pre-serialised KServe v2 JSON body per line, line i = test item i. */
 export type BodiesFile = string;
 
-/** An open-loop job: send body `images[i]` at `offsetsMs[i]` after the start, whatever is outstanding. */
+/** An open-loop job: send body `items[i]` at `offsetsMs[i]` after the start, whatever is outstanding. */
 export interface OpenLoopJob {
   url: string;
   bodiesPath: BodiesFile;
@@ -17,8 +17,8 @@ export interface OpenLoopJob {
   body: BodyFormat;
   /** Scheduled send times in ms from the start, ascending. */
   offsetsMs: number[];
-  /** Image (= line of the bodies file) sent by each request. */
-  images: number[];
+  /** Test item (= line of the bodies file) sent by each request. */
+  items: number[];
   /** Give up on a request after this long (counted as status 0). */
   timeoutMs: number;
   /** Where the child writes its OpenLoopResult. */

@@ -68,7 +68,7 @@ await new Promise<void>((done) => {
     const due = job.offsetsMs[i] as number;
     result.sendLagMs[i] = nowMs - due;
     outstanding++;
-    void poster.post(bodies[job.images[i] as number]!).then((answer) => {
+    void poster.post(bodies[job.items[i] as number]!).then((answer) => {
       const at = performance.now() - t0;
       record(i, answer, at - due);
       lastAnswerMs = Math.max(lastAnswerMs, at);

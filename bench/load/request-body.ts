@@ -9,7 +9,9 @@
  *           Content-Type: application/octet-stream
  *
  * UINT8 inputs (the bench's pixels 0..255) are one byte per element; FP32 inputs (the
- * serving-overhead bench's scaled rows) four, little-endian. `binary_data_size` is in bytes.
+ * serving-overhead bench's scaled rows) four, little-endian; BYTES inputs (a text model's emails)
+ * each element's UTF-8 bytes after its 4-byte little-endian length, the layout the server's
+ * src/data-plane/tensor-bytes.ts decodes. `binary_data_size` is in bytes.
  */
 
 export type BodyFormat = 'binary' | 'json';
@@ -25,32 +27,44 @@ export interface RequestBody {
   headers: Record<string, string | number>;
 }
 
-interface JsonInput {
+/** One input tensor of a KServe v2 JSON request, as the bench writes it: numbers, or texts for BYTES. */
+export interface RequestInput {
   name: string;
   shape: number[];
   datatype: string;
-  data: number[];
+  data: number[] | string[];
 }
 
 /** Raw little-endian, row-major bytes of a JSON `data` array, per datatype the bench sends. */
-const RAW_ENCODERS: Readonly<Record<string, (data: readonly number[]) => Buffer>> = {
-  UINT8: (data) => Buffer.from(Uint8Array.from(data)),
+const RAW_ENCODERS: Readonly<Record<string, (data: readonly (number | string)[]) => Buffer>> = {
+  UINT8: (data) => Buffer.from(Uint8Array.from(data as readonly number[])),
   FP32: (data) => {
     const out = Buffer.alloc(data.length * 4);
-    data.forEach((x, i) => out.writeFloatLE(x, i * 4));
+    data.forEach((x, i) => out.writeFloatLE(x as number, i * 4));
+    return out;
+  },
+  BYTES: (data) => {
+    const parts = data.map((text) => Buffer.from(String(text), 'utf8'));
+    const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.writeUInt32LE(part.length, at);
+      part.copy(out, at + 4);
+      at += 4 + part.length;
+    }
     return out;
   },
 };
 
 /** One KServe v2 JSON body → the binary extension's body and its header length. */
 export function encodeBinaryBody(json: string): { body: Buffer; headerLength: number } {
-  const request = JSON.parse(json) as { inputs?: JsonInput[] };
+  const request = JSON.parse(json) as { inputs?: RequestInput[] };
   const inputs = request.inputs ?? [];
   if (inputs.length === 0) throw new Error('encodeBinaryBody: the request has no inputs');
   const raw: Buffer[] = [];
   const headerInputs = inputs.map((input) => {
     const encode = RAW_ENCODERS[input.datatype];
-    if (!encode) throw new Error(`encodeBinaryBody: ${input.name} is ${input.datatype}, not UINT8 or FP32`);
+    if (!encode) throw new Error(`encodeBinaryBody: ${input.name} is ${input.datatype}, not UINT8, FP32 or BYTES`);
     const elements = input.shape.reduce((a, b) => a * b, 1);
     if (input.data.length !== elements)
       throw new Error(

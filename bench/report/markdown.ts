@@ -8,7 +8,8 @@ import type { SloCapacity } from '../lib/capacity.js';
 import { provenanceLine } from '../lib/machine.js';
 import { ORACLE_ABOUT } from '../lib/policies.js';
 import type { BenchResults } from '../lib/results.js';
-import { comparisonTable, exitTable, markdownTable, spread, type Table } from './table.js';
+import { perRequestLine } from '../lib/serving-overhead.js';
+import { comparisonTable, exitTable, markdownTable, readmeTable, spread, type Table } from './table.js';
 
 const f = (x: number | null | undefined, digits = 1): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
@@ -42,6 +43,7 @@ export function overheadLines(results: BenchResults): string[] {
       `raw **${f(o.rawRps, 0)} rows/s**; engine in-process ${f(o.engine.rps, 0)} rows/s = **${f(o.engine.ratio * 100)} %** of raw ` +
       `(event-loop lag p99 ${f(o.engine.lag.p99Ms, 2)} ms); HTTP (binary bodies) ${f(o.http.client.rps, 0)} rows/s = ` +
       `**${f(o.http.ratio * 100)} %** of raw (event-loop lag p99 ${f(o.http.lag.p99Ms, 2)} ms, max ${f(o.http.lag.maxMs)} ms).`,
+    ...(o.perRequest ? [`One request's cost: ${perRequestLine(o.perRequest)}.`] : []),
   ];
 }
 
@@ -88,17 +90,34 @@ export function capacityTable(results: BenchResults): Table {
   };
 }
 
+/** Files from before issue 13 have no `workload`: they are all Fashion-MNIST images at a fixed 50 ms. */
+function workloadOf(results: BenchResults): NonNullable<BenchResults['workload']> {
+  return (
+    results.workload ?? {
+      kind: 'image',
+      description: 'Fashion-MNIST test images',
+      item: 'image',
+      data: 'models/data/fashion-mnist/test-images.npy.gz',
+      items: results.trace.images,
+      slo_rule: `fixed at ${results.plan.sloMs} ms`,
+    }
+  );
+}
+
 export function markdownReport(results: BenchResults, stem: string): string {
   const plan = results.plan;
+  const workload = workloadOf(results);
   const phases = plan.phases
     .map((p) => `${p.pattern} ${Math.round(p.loadFraction * 100)} % × ${p.seconds} s`)
     .join(', ');
   return [
-    `# offramp serving comparison — ${results.started_at}${results.quick ? ' (quick)' : ''}`,
+    `# offramp serving comparison — ${results.model.name} — ${results.started_at}${results.quick ? ' (quick)' : ''}`,
     '',
     provenanceLine(results.provenance),
     '',
-    `Model ${results.model.name}, ${results.model.ramps} ramps; ${plan.body} request bodies; SLO ${plan.sloMs} ms; ` +
+    `Model ${results.model.name} (\`${results.model.dir}\`), ${results.model.ramps} ramps; ` +
+      `${workload.items} ${workload.description}; ${plan.body} request bodies; ` +
+      `SLO ${plan.sloMs} ms (${workload.slo_rule}); ` +
       `${plan.rounds} round(s). Took ${f(results.duration_s / 60)} min (planned ${f(results.planned_duration_s / 60)}).`,
     '',
     `Every served policy, in every round, gets a fresh \`offramp serve\` process with its own SLO file ` +
@@ -107,7 +126,7 @@ export function markdownReport(results: BenchResults, stem: string): string {
       `(Poisson at ${Math.round(results.warmup.load_fraction * 100)} % of vanilla's SLO capacity, ` +
       `${f(results.warmup.rate_rps, 0)}/s), then open-loop load: ${phases}, then its own SLO capacity search. ` +
       `Rounds run one after the other (every policy once per round). ` +
-      `Requests are Fashion-MNIST test images in one seeded shuffled order, the same for every policy; ` +
+      `Requests are ${workload.description} (one ${workload.item} each) in one seeded shuffled order, the same for every policy; ` +
       `latency counts from the scheduled send time. ` +
       `**Percentiles are over every offered request**: one not answered 200 (429, 503, 504, client timeout) is a miss (+∞), ` +
       `shown as "miss" when a percentile falls on it. SLO attained = share of offered requests answered 200 within ${plan.sloMs} ms. ` +
@@ -115,7 +134,7 @@ export function markdownReport(results: BenchResults, stem: string): string {
       `ratios (×van) are against vanilla at the same load in the same round. ` +
       `Oracle cut = vanilla's latency minus the oracle's; "of oracle cut" = (vanilla − policy) / (vanilla − oracle). ` +
       `CPU ms/answer = the server process's CPU time (all threads, process_cpu_seconds_total) during the run per answered request. ` +
-      `Disagreement is against the full model's class for the same image (\`offramp record\`) ` +
+      `Disagreement is against the full model's class for the same ${workload.item} (\`offramp record\`) ` +
       `(full model accuracy: ${f(results.trace.full_model_accuracy * 100, 2)} %). ` +
       `Load avg is the machine's 1-minute load average before→after each run.`,
     '',
@@ -146,6 +165,14 @@ export function markdownReport(results: BenchResults, stem: string): string {
     '## Serving-path overhead',
     '',
     ...overheadLines(results).flatMap((l) => [l, '']),
+    `## README table (${results.model.name})`,
+    '',
+    `Ratios against vanilla at the same load and round (vanilla's own row in ms and requests/s); min–max over rounds, ` +
+      `and for disagreement, accuracy and early answers over loads too. ` +
+      `Full-model accuracy on these ${workload.item}s: ${f(results.trace.full_model_accuracy * 100, 2)} %.`,
+    '',
+    markdownTable(readmeTable(results)),
+    '',
     '## Policies',
     '',
     ...results.policies.map((p) => `- **${p.label}**: ${p.about}`),

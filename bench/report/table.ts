@@ -271,3 +271,94 @@ export function markdownTable(t: Table): string {
     ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
   ].join('\n');
 }
+
+/** Values as "min–max", or one value when they agree; NaN (unknown) left out, "–" when none is known. */
+function range(values: number[], fmt: (x: number) => string): string {
+  const known = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (known.length === 0) return '–';
+  const lo = fmt(known[0] as number);
+  const hi = fmt(known[known.length - 1] as number);
+  return lo === hi ? lo : `${lo}–${hi}`;
+}
+
+/**
+ * The summary the project README shows per model, one row per policy: latency ratios to vanilla
+ * at every load (vanilla itself in ms), SLO capacity against vanilla's (vanilla's in requests/s),
+ * disagreement with the full model, accuracy against the labels and the share answered early,
+ * each as min–max over rounds (and, for the last three, over loads). The first column names the
+ * model, so the tables of two runs stack into one.
+ */
+export function readmeTable(results: BenchResults): Table {
+  const loads = results.plan.phases.map((p) => loadName({ pattern: p.pattern, load_fraction: p.loadFraction }));
+  const loadList = loads.map((l) => l.replace(/^poisson /, '')).join(' / ');
+  const labels = results.policies.map((p) => p.label);
+  const rows = labels.map((label) => {
+    const runs = results.runs.filter((r) => r.label === label);
+    const latency = (key: 'p50_ms' | 'p99_ms'): string =>
+      loads
+        .map((load) => {
+          const at = runs.filter((r) => loadName(r) === load);
+          if (label === 'vanilla')
+            return range(
+              at.map((r) => lat(r[key])),
+              msText,
+            );
+          return range(
+            at.map((r) => {
+              const v = vanillaAt(results, r);
+              return v ? ratioOf(lat(r[key]), lat(v[key])) : Number.NaN;
+            }),
+            (x) => (Number.isFinite(x) ? x.toFixed(2) : 'miss'),
+          );
+        })
+        .join(' / ');
+    const served = results.served.filter((s) => s.label === label);
+    const vanillaCapacity = (round: number): number | undefined =>
+      results.served.find((s) => s.label === 'vanilla' && s.round === round)?.capacity.rps;
+    const capacity =
+      served.length === 0
+        ? '—'
+        : label === 'vanilla'
+          ? `${range(
+              served.map((s) => s.capacity.rps),
+              (x) => x.toFixed(0),
+            )}/s`
+          : range(
+              served.map((s) => ratioOf(s.capacity.rps, vanillaCapacity(s.round))),
+              (x) => x.toFixed(2),
+            );
+    return [
+      results.model.name,
+      label === 'vanilla' ? 'vanilla (ms)' : policyName(runs[0] ?? { label, computed: false }),
+      latency('p50_ms'),
+      latency('p99_ms'),
+      capacity,
+      range(
+        runs.map((r) => r.disagreement),
+        (x) => pct(x, 2),
+      ),
+      range(
+        runs.map((r) => r.accuracy),
+        (x) => pct(x, 2),
+      ),
+      range(
+        runs.map((r) => r.early_fraction),
+        (x) => pct(x, 0),
+      ),
+    ];
+  });
+  return {
+    header: [
+      'model',
+      'policy',
+      `p50 ×vanilla at ${loadList}`,
+      `p99 ×vanilla at ${loadList}`,
+      'SLO capacity ×vanilla',
+      'disagreement',
+      'accuracy',
+      'answered early',
+    ],
+    numeric: [false, false, false, false, true, true, true, true],
+    rows,
+  };
+}

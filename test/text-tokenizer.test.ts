@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as PackageTokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 import { TextTokenizer } from '../src/model/text-tokenizer.js';
 
@@ -39,11 +39,11 @@ function readJsonlGz<T>(path: string): T[] {
 
 // The package's .d.ts files import each other without file extensions, which NodeNext module
 // resolution cannot follow, so its types arrive unresolved: name the part used here.
-interface TextTokenizer {
+interface HfTokenizer {
   encode(text: string): { ids: number[] };
   token_to_id(token: string): number | undefined;
 }
-const Tokenizer = HfTokenizer as unknown as new (tokenizerJson: object, config: object) => TextTokenizer;
+const Tokenizer = PackageTokenizer as unknown as new (tokenizerJson: object, config: object) => HfTokenizer;
 
 const sha256 = (ids: number[]) => createHash('sha256').update(ids.join(',')).digest('hex');
 

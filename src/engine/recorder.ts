@@ -12,20 +12,21 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { readManifest } from '../model/manifest.js';
-import { InputRows } from '../model/input-rows.js';
-import type { NpyArray } from '../model/npy.js';
+import type { RowSource } from '../model/input-rows.js';
+import type { HostTensor } from '../model/tensor.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import { BackboneRunner } from './executor/backbone-runner.js';
 import { batchFeedback } from './feedback.js';
 
 export interface RecordOptions {
   modelDir: string;
-  data: NpyArray;
-  labels?: NpyArray;
+  /** The inputs, in trace order. */
+  rows: RowSource;
+  /** True class per row, stored in the records. */
+  labels?: Int32Array;
   out: string;
   batchSize: number;
   policy: ExitPolicyKind;
-  limit?: number;
   intraOpThreads: number;
   onProgress?: (done: number, total: number) => void;
 }
@@ -43,9 +44,9 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
   const manifest = await readManifest(options.modelDir);
   const spec = manifest.model.inputs[0];
   if (!spec) throw new Error(`${options.modelDir}: manifest declares no input`);
-  const rows = new InputRows(options.data, spec, options.limit);
-  if (options.labels && (options.labels.shape[0] ?? 0) < rows.rows) {
-    throw new Error(`labels hold ${options.labels.shape[0]} rows but the data holds ${rows.rows}`);
+  const rows = options.rows;
+  if (options.labels && options.labels.length < rows.rows) {
+    throw new Error(`labels hold ${options.labels.length} rows but the data holds ${rows.rows}`);
   }
   const runner = await BackboneRunner.load(options.modelDir, manifest, options.intraOpThreads);
   const plan = {
@@ -77,10 +78,10 @@ export async function recordTrace(options: RecordOptions): Promise<RecordSummary
     );
     for (let start = 0; start < rows.rows; start += options.batchSize) {
       const indices = Array.from({ length: Math.min(options.batchSize, rows.rows - start) }, (_, i) => start + i);
-      const result = await runner.run(rows.gather(indices), plan, () => undefined);
+      const result = await runner.run(rows.feeds(indices)[spec.name] as HostTensor, plan, () => undefined);
       const records = batchFeedback(result, Date.now());
       for (const [i, record] of records.entries()) {
-        const label = options.labels ? Number(options.labels.data[indices[i] as number]) : undefined;
+        const label = options.labels?.[indices[i] as number];
         if (label !== undefined) {
           record.label = label;
           if (record.final?.argmax === label) correct++;

@@ -12,6 +12,7 @@ import { readManifest } from '../src/model/manifest.js';
 import { writeNpy } from '../src/model/npy.js';
 import { readModel } from '../src/model/onnx-model.js';
 import { verifySplit } from '../ramps/verify.js';
+import { feedsAtLength, typicalBatchLengths } from '../ramps/latency-profile.js';
 import { seededRandom } from '../src/model/numeric.js';
 import {
   BOOTSTRAP_IMAGES,
@@ -243,5 +244,25 @@ describe('prepare on the bundled text backbone (spam-bert: input_ids + attention
     expect(result.stderr).toBe(
       `offramp: ${SPAM_BERT_ONNX} is a text model (input_ids, attention_mask): give its bootstrap texts as JSON Lines (.jsonl or .jsonl.gz) with --tokenizer\n`,
     );
+  });
+});
+
+describe('text batches for the latency profile', () => {
+  it('measures batch size b at the median of the longest of b rows: the 0.5^(1/b) length quantile', () => {
+    const lengths = Array.from({ length: 100 }, (_, i) => 100 - i); // 1..100, in any order
+    // b = 1: the median; b = 2: P(longest ≤ q) = F(q)² = 0.5 at F(q) = 0.707; b = 16: 0.958.
+    expect(typicalBatchLengths(lengths, [1, 2, 16])).toEqual([50, 71, 96]);
+  });
+
+  it('cuts or pads every row to the length: padding is the pad id with mask 0', () => {
+    const ids = { type: 'int64', data: BigInt64Array.from([2n, 7n, 3n, 2n, 3n, 0n]), dims: [2, 3] };
+    const mask = { type: 'int64', data: BigInt64Array.from([1n, 1n, 1n, 1n, 1n, 0n]), dims: [2, 3] };
+    const spec = { inputs: { ids: 'input_ids', mask: 'attention_mask' }, padId: 9 };
+    const longer = feedsAtLength({ input_ids: ids, attention_mask: mask }, spec, 4);
+    expect(Array.from(longer['input_ids']!.data as BigInt64Array, Number)).toEqual([2, 7, 3, 9, 2, 3, 0, 9]);
+    expect(Array.from(longer['attention_mask']!.data as BigInt64Array, Number)).toEqual([1, 1, 1, 0, 1, 1, 0, 0]);
+    const shorter = feedsAtLength({ input_ids: ids, attention_mask: mask }, spec, 2);
+    expect(shorter['input_ids']!.dims).toEqual([2, 2]);
+    expect(Array.from(shorter['input_ids']!.data as BigInt64Array, Number)).toEqual([2, 7, 2, 3]);
   });
 });

@@ -6,6 +6,7 @@
 import { OnnxSession } from '../src/model/onnx-session.js';
 import type { HostTensor } from '../src/model/tensor.js';
 import type { LatencyProfile } from '../src/model/manifest.js';
+import type { TextSpec } from '../src/model/text-tokenizer.js';
 
 export interface ProfileTarget {
   segments: { session: OnnxSession; inputs: string[]; outputs: string[] }[];
@@ -29,6 +30,43 @@ export interface ProfileOptions {
    * batch 1. Spreading the passes out in time lets a figure miss the burst.
    */
   rounds?: number;
+  /** Text models: the row length each batch size's inputs have (see typicalBatchLengths), for the record. */
+  sequenceLengths?: number[];
+}
+
+/**
+ * Per batch size b, the length a batch of b rows drawn from these lengths is padded to, typically:
+ * the median of the longest of b rows, which is the length quantile 0.5^(1/b) (the longest of b
+ * independent rows is at most q with probability F(q)^b). Batch 1 gets the median length.
+ */
+export function typicalBatchLengths(lengths: readonly number[], batchSizes: readonly number[]): number[] {
+  const sorted = [...lengths].sort((a, b) => a - b);
+  return batchSizes.map((b) => {
+    const rank = Math.ceil(Math.pow(0.5, 1 / b) * sorted.length) - 1;
+    return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? 1;
+  });
+}
+
+/**
+ * A text batch's feeds with every row cut or padded to `length` ids. Padding costs what real
+ * tokens cost (attention runs over every position; the mask only zeroes weights), so this times
+ * a batch padded to that length.
+ */
+export function feedsAtLength(
+  feeds: Record<string, HostTensor>,
+  text: Pick<TextSpec, 'inputs' | 'padId'>,
+  length: number,
+): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const [name, tensor] of Object.entries(feeds)) {
+    const [rows = 0, width = 0] = tensor.dims;
+    const data = new BigInt64Array(rows * length).fill(name === text.inputs.ids ? BigInt(text.padId) : 0n);
+    const source = tensor.data as BigInt64Array;
+    const keep = Math.min(width, length);
+    for (let r = 0; r < rows; r++) data.set(source.subarray(r * width, r * width + keep), r * length);
+    out[name] = { type: 'int64', data, dims: [rows, length] };
+  }
+  return out;
 }
 
 function median(values: number[]): number {
@@ -90,12 +128,21 @@ export async function profileLatency(
       onStep?.(++done, rounds * sizes);
     }
   }
+  const lengths = options.sequenceLengths;
+  const atLengths = lengths
+    ? '; text rows cut or padded to the length a batch of that size is typically padded to ' +
+      `(the median of its longest row over the bootstrap): ${lengths.join(', ')} ids ` +
+      `for batch ${options.batchSizes.join(', ')}`
+    : '';
   return {
     intraOpThreads: options.intraOpThreads,
     batchSizes: options.batchSizes,
     segmentMs,
     headMs,
     fullModelMs,
-    method: `smallest of ${rounds} passes' medians of up to ${options.maxRuns} runs (≥${options.minRuns}, ~${options.budgetMs} ms each) after 2 warm-up runs`,
+    ...(lengths ? { sequenceLengths: lengths } : {}),
+    method:
+      `smallest of ${rounds} passes' medians of up to ${options.maxRuns} runs ` +
+      `(≥${options.minRuns}, ~${options.budgetMs} ms each) after 2 warm-up runs${atLengths}`,
   };
 }

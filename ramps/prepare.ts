@@ -1,7 +1,10 @@
 /**
  * `offramp prepare`: from an ONNX classifier and unlabelled bootstrap inputs to a prepared model
  * directory — segments split at every candidate cut, one trained and calibrated ramp head per
- * candidate, a measured latency profile, and manifest.json tying them together.
+ * candidate, a measured latency profile, and manifest.json tying them together. Bootstrap inputs
+ * are a .npy array (a single-input model: images, or fixed-length ids) or, for a text model (token
+ * ids + attention mask), JSON Lines texts and the model's tokenizer.json, which is copied into the
+ * directory so that serving tokenizes as prepare did.
  *
  *   1. analyse the graph, split at all candidates (serving starts on these segments; once a ramp
  *      set is in use, the executor re-splits the backbone at just the active ramps in the
@@ -37,11 +40,22 @@ import {
   type PreparedManifest,
   type RampEntry,
 } from '../src/model/manifest.js';
-import { InputRows } from '../src/model/input-rows.js';
+import { InputRows, type RowSource } from '../src/model/input-rows.js';
+import { readTextRecords, TextRows } from '../src/model/text-rows.js';
+import { TEXT_INPUT_NAME, TextTokenizer, type TextSpec } from '../src/model/text-tokenizer.js';
+import { modelInputSpecs } from './random-input.js';
+import { ortTypeOfElem } from '../src/model/onnx-model.js';
+import { isTextData, textInputsOf, type DeclaredInput } from './text-inputs.js';
+import { feedsAtLength, typicalBatchLengths } from './latency-profile.js';
 
 export interface PrepareOptions {
   modelPath: string;
+  /** Bootstrap inputs: .npy/.npy.gz rows, or JSON Lines texts (.jsonl/.jsonl.gz) with `tokenizerPath`. */
   dataPath: string;
+  /** A text model's tokenizer.json (needed with JSON Lines data). */
+  tokenizerPath?: string;
+  /** Longest text row in ids; default: the tokenizer file's truncation length, else 512. */
+  maxLength?: number;
   outDir: string;
   /** Use only the first N rows of the data (a quick run). */
   limit?: number;
@@ -84,6 +98,101 @@ export const DEFAULT_PREPARE_OPTIONS = {
 
 const FEATURE_BATCH = 64;
 
+/** The tokenizer's file name inside a prepared directory (`model.text.tokenizer`). */
+export const TOKENIZER_FILE = 'tokenizer.json';
+
+/**
+ * The tokenizer of text data, undefined for .npy data.
+ * @throws Error when texts come without a tokenizer or a tokenizer with .npy data.
+ */
+function textTokenizer(options: PrepareOptions): string | undefined {
+  const text = isTextData(options.dataPath);
+  if (text && !options.tokenizerPath)
+    throw new Error(
+      `${options.dataPath} holds texts: prepare needs the model's tokenizer (--tokenizer tokenizer.json)`,
+    );
+  if (!text && options.tokenizerPath)
+    throw new Error(`--tokenizer is for text data (.jsonl or .jsonl.gz); ${options.dataPath} is not`);
+  return options.tokenizerPath;
+}
+
+/** The rows prepare trains and measures on, and for a text model what the manifest records of it. */
+interface Bootstrap {
+  rows: RowSource;
+  /** Per row, its length in ids (text) — the profile pads batches to typical lengths from these. */
+  lengths?: number[];
+  text?: TextSpec;
+}
+
+/**
+ * Reads the bootstrap data as rows of this model's inputs.
+ * @throws Error in one line naming the file and the cause when data, tokenizer and model do not fit together.
+ */
+async function loadBootstrap(
+  options: PrepareOptions,
+  inputs: DeclaredInput[],
+  inputSpec: SegmentIo | undefined,
+): Promise<Bootstrap> {
+  const textInputs = (): TextSpec['inputs'] | undefined => textInputsOf(inputs, options.modelPath);
+  if (!isTextData(options.dataPath)) {
+    if (inputs.length !== 1 || !inputSpec) {
+      const names = inputs.map((i) => i.name).join(', ');
+      throw new Error(
+        textInputs()
+          ? `${options.modelPath} is a text model (${names}): give its bootstrap texts as JSON Lines (.jsonl or .jsonl.gz) with --tokenizer`
+          : `${options.modelPath} has ${inputs.length} inputs (${names}); .npy data feeds single-input models only`,
+      );
+    }
+    return { rows: new InputRows(await readNpy(options.dataPath), inputSpec, options.limit) };
+  }
+  const ids = textInputs();
+  if (!ids)
+    throw new Error(
+      `${options.modelPath} has no token ids input ('input_ids', or one int64 [batch, sequence] input named *ids*) for text data`,
+    );
+  const tokenizer = await TextTokenizer.load(textTokenizer(options) as string, options.maxLength);
+  const text: TextSpec = {
+    tokenizer: TOKENIZER_FILE,
+    maxLength: tokenizer.maxLength,
+    padId: tokenizer.padId,
+    inputs: ids,
+    textInput: TEXT_INPUT_NAME,
+  };
+  const records = await readTextRecords(options.dataPath);
+  const rows = new TextRows(
+    records.map((r) => r.text),
+    tokenizer,
+    text,
+    options.limit,
+  );
+  return { rows, lengths: Array.from({ length: rows.rows }, (_, i) => rows.lengthOf(i)), text };
+}
+
+/**
+ * A text model must take rows as long as its tokenizer makes them; a model with fewer position
+ * embeddings than the tokenizer's maximum fails on the first long text, so find out now.
+ */
+async function checkMaxLength(session: OnnxSession, text: TextSpec, modelPath: string): Promise<void> {
+  const length = text.maxLength;
+  const row = (value: bigint): HostTensor => ({
+    type: 'int64',
+    data: new BigInt64Array(length).fill(value),
+    dims: [1, length],
+  });
+  const feeds: Record<string, HostTensor> = { [text.inputs.ids]: row(BigInt(text.padId)), [text.inputs.mask]: row(1n) };
+  if (text.inputs.typeIds) feeds[text.inputs.typeIds] = row(0n);
+  try {
+    await session.run(feeds);
+  } catch (err) {
+    const cause = ((err as Error).message.split('\n')[0] ?? '').trim();
+    throw new Error(
+      `${modelPath} cannot run a row of ${length} token ids, the tokenizer's maximum length (${cause}); ` +
+        'if the model has fewer position embeddings, pass a smaller --max-length',
+      { cause: err },
+    );
+  }
+}
+
 /** Budgets at which each ramp's solo exit is recorded (static thresholds split a budget among ramps). */
 export const SOLO_CURVE_BUDGETS = [0.001, 0.002, 0.0025, 0.0033, 0.005, 0.01, 0.02, 0.05];
 
@@ -121,6 +230,7 @@ function looksLikeProbabilities(values: Float32Array, classes: number): boolean 
 
 export async function prepareModel(options: PrepareOptions): Promise<PreparedManifest> {
   const progress = options.onProgress ?? (() => undefined);
+  textTokenizer(options); // a mismatch of data and tokenizer fails before the model is analysed
   const model: ModelProto = await readModel(options.modelPath);
   progress({ phase: 'analyse', done: 0, total: 1, detail: 'finding cut points' });
   const analysis = await analyseGraph(model);
@@ -137,16 +247,25 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   progress({ phase: 'analyse', done: 1, total: 1, detail: `${candidates.length} candidates` });
 
   const finalSegment = segments[segments.length - 1];
-  const modelInputs = segments[0]?.inputs ?? [];
-  if (analysis.index.modelInputs.length !== 1)
-    throw new Error(`prepare needs a single-input model; this one has ${analysis.index.modelInputs.length} inputs`);
-  const inputSpec = modelInputs.find((io) => io.name === analysis.index.modelInputs[0]) as SegmentIo;
+  // Every model input, as the segment reading it declares it (as the model declares it if none does).
+  const segmentInputs = segments.flatMap((s) => s.inputs);
+  const modelInputs: SegmentIo[] = modelInputSpecs(analysis.index).map(
+    (i) =>
+      segmentInputs.find((io) => io.name === i.name) ?? { name: i.name, type: ortTypeOfElem(i.elemType), dims: i.dims },
+  );
   const outputName = options.output ?? analysis.index.modelOutputs[0] ?? '';
   if (!analysis.index.modelOutputs.includes(outputName)) throw new Error(`model has no output '${outputName}'`);
 
-  const data = await readNpy(options.dataPath);
-  const rows = new InputRows(data, inputSpec, options.limit);
+  const bootstrap = await loadBootstrap(options, modelInputs, modelInputs.length === 1 ? modelInputs[0] : undefined);
+  const rows = bootstrap.rows;
   if (rows.rows < 20) throw new Error(`need at least 20 bootstrap rows, got ${rows.rows}`);
+  const fullSession = await OnnxSession.create(encodeModel(model), servingSessionOptions(options.intraOpThreads));
+  if (bootstrap.text) {
+    await checkMaxLength(fullSession, bootstrap.text, options.modelPath).catch(async (err: unknown) => {
+      await fullSession.release();
+      throw err;
+    });
+  }
 
   // --- 2. one pass of the frozen backbone: pooled features at every cut, final outputs ---
   const chain = await SegmentChain.load(segments, options.intraOpThreads);
@@ -161,7 +280,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   let classes = 0;
   for (let start = 0; start < rows.rows; start += FEATURE_BATCH) {
     const batch = range(start, Math.min(rows.rows, start + FEATURE_BATCH));
-    const pool = await chain.run({ [inputSpec.name]: rows.gather(batch) }, (k, p) => {
+    const pool = await chain.run(rows.feeds(batch), (k, p) => {
       const cut = candidates[k];
       if (!cut) return;
       const tensor = p[cut.tensor] as HostTensor;
@@ -273,7 +392,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   const exportDiff = candidates.map(() => 0);
   for (let start = 0; start < evalIdx.length; start += FEATURE_BATCH) {
     const batch = evalIdx.slice(start, start + FEATURE_BATCH);
-    await evalChain.run({ [inputSpec.name]: rows.gather(batch) }, async (k, p) => {
+    await evalChain.run(rows.feeds(batch), async (k, p) => {
       const cut = candidates[k];
       const session = headSessions[k];
       if (!cut || !session) return;
@@ -299,8 +418,18 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   const segmentSessions = await Promise.all(
     segments.map((s) => OnnxSession.create(encodeModel(s.model), servingSessionOptions(options.intraOpThreads))),
   );
-  const fullSession = await OnnxSession.create(encodeModel(model), servingSessionOptions(options.intraOpThreads));
   const batchSizes = range(1, options.maxBatch + 1);
+  // Text rows vary in length and a transformer's cost grows with it, while serving pads each batch
+  // to its longest row. The latency model reads one figure per batch size, so each batch size is
+  // measured at the length a batch of that many bootstrap rows is typically padded to, every row
+  // cut or padded to it (typicalBatchLengths); the lengths go into the profile.
+  const lengths = bootstrap.lengths ? typicalBatchLengths(bootstrap.lengths, batchSizes) : undefined;
+  const text = bootstrap.text;
+  const profileFeeds = (batch: number): Record<string, HostTensor> => {
+    const feeds = rows.feeds(range(0, batch).map((i) => i % rows.rows));
+    const length = lengths?.[batchSizes.indexOf(batch)];
+    return text && length !== undefined ? feedsAtLength(feeds, text, length) : feeds;
+  };
   const profile = await profileLatency(
     {
       segments: segments.map((s, k) => ({
@@ -311,7 +440,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       heads: candidates.map((c, r) => ({ session: headSessions[r] as OnnxSession, tensor: c.tensor })),
       full: fullSession,
     },
-    (batch) => ({ [inputSpec.name]: rows.gather(range(0, batch).map((i) => i % rows.rows)) }),
+    profileFeeds,
     {
       batchSizes,
       intraOpThreads: options.intraOpThreads,
@@ -319,6 +448,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
       minRuns: Math.min(5, options.profileRuns),
       budgetMs: 100,
       rounds: 3,
+      ...(lengths ? { sequenceLengths: lengths } : {}),
     },
     (done, total) => progress({ phase: 'profile', done, total, detail: `${done}/${total}` }),
   );
@@ -328,6 +458,8 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
   progress({ phase: 'write', done: 0, total: 1 });
   const modelBytes = await readFile(options.modelPath);
   await writeFile(join(options.outDir, 'model.onnx'), modelBytes);
+  if (options.tokenizerPath && text)
+    await writeFile(join(options.outDir, TOKENIZER_FILE), await readFile(options.tokenizerPath));
   const segmentEntries = [];
   for (const s of segments) {
     const file = `segments/segment-${s.index}.onnx`;
@@ -380,13 +512,14 @@ export async function prepareModel(options: PrepareOptions): Promise<PreparedMan
     model: {
       file: 'model.onnx',
       sha256: createHash('sha256').update(modelBytes).digest('hex'),
-      inputs: [inputSpec],
+      inputs: modelInputs,
       outputs: finalOutputs,
       output: outputName,
       outputIsProbability,
       classes,
       ...(options.labels ? { labels: options.labels } : {}),
       flopsPerRow: analysis.flopsPerRow,
+      ...(text ? { text } : {}),
     },
     segments: segmentEntries,
     ramps,

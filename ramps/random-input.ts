@@ -1,13 +1,15 @@
 /**
  * Random but valid inputs for a model: what `verify`, the shape probe and latency profiling feed.
  * Float inputs get values in [0, 1) (pixel intensities); integer inputs get token ids below the
- * vocabulary size read from the embedding table they index, and an attention mask gets 1 where the
- * ids hold a token and 0 where they are padding.
+ * vocabulary size read from the embedding table they index (below 100 when no table is found). A
+ * text model's attention mask (ramps/text-inputs.ts) gets 1 over real tokens and 0 over padding,
+ * and its token type ids 0: random integers there would be no input the model was trained on.
  */
 import type { HostTensor, TensorData } from '../src/model/tensor.js';
 import { describeValueInfo, ElemType, int64ToNumber, ortTypeOfElem, type Dim } from '../src/model/onnx-model.js';
 import type { GraphIndex } from '../src/model/graph.js';
 import { seededRandom } from '../src/model/numeric.js';
+import { textInputsOf } from './text-inputs.js';
 
 /** Sizes to use for symbolic dimensions: the first one is the batch. */
 export interface DimChoice {
@@ -95,38 +97,48 @@ function allocate(type: string, size: number): TensorData {
   }
 }
 
-/**
- * An integer input that indexes no embedding table and is named like a mask (Hugging Face exports
- * call it `attention_mask`) is an attention mask, whose values must be 0 or 1: BERT turns it into
- * `(1 - mask) * most-negative-float`, which overflows to +∞ for any larger value and makes the
- * whole model's outputs NaN.
- */
-const MASK_NAME = /mask/i;
+/** Which inputs of a text model need a mask's or type ids' values; none for other models. */
+function textRoles(specs: readonly InputSpec[]): { mask?: string; typeIds?: string } {
+  try {
+    const inputs = textInputsOf(
+      specs.map((s) => ({ name: s.name, type: ortTypeOfElem(s.elemType), dims: s.dims })),
+      'model',
+    );
+    return inputs ? { mask: inputs.mask, ...(inputs.typeIds ? { typeIds: inputs.typeIds } : {}) } : {};
+  } catch {
+    return {}; // inputs that are not a text model's as prepare maps them: plain random integers
+  }
+}
 
 export function randomInputs(index: GraphIndex, choice: DimChoice, seed = 1): Record<string, HostTensor> {
   const random = seededRandom(seed);
   const feeds: Record<string, HostTensor> = {};
-  for (const spec of modelInputSpecs(index)) {
+  const specs = modelInputSpecs(index);
+  const roles = textRoles(specs);
+  for (const spec of specs) {
     const dims = concreteDims(spec.dims, choice);
     const type = ortTypeOfElem(spec.elemType);
     const size = dims.reduce((a, b) => a * b, 1);
     const data = allocate(type, size);
+    const rowLength = dims.length > 1 ? size / (dims[0] as number) : size;
+    // Every other row is padded over its last quarter, so masks matter; token id 0 is padding in most vocabularies.
+    const padded = (i: number): boolean =>
+      Math.floor(i / rowLength) % 2 === 1 && i % rowLength >= Math.ceil(rowLength * 0.75);
     if (type === 'float32' || type === 'float64') {
       for (let i = 0; i < size; i++) data[i] = random();
     } else if (type === 'bool') {
       for (let i = 0; i < size; i++) data[i] = random() < 0.5 ? 1 : 0;
-    } else {
-      const tableRows = vocabularySize(index, spec.name);
-      const isMask = tableRows === undefined && MASK_NAME.test(spec.name);
-      const vocab = tableRows ?? 100;
-      const rowLength = dims.length > 1 ? size / (dims[0] as number) : size;
+    } else if (spec.name === roles.mask || spec.name === roles.typeIds) {
+      const mask = spec.name === roles.mask;
       for (let i = 0; i < size; i++) {
-        // Token id 0 is padding in most vocabularies; pad the tail of every other row so masks matter.
-        // The mask marks the same positions as padding, so ids and mask describe one batch.
-        const row = Math.floor(i / rowLength);
-        const position = i % rowLength;
-        const padded = row % 2 === 1 && position >= Math.ceil(rowLength * 0.75);
-        const id = padded ? 0 : isMask ? 1 : 1 + Math.floor(random() * Math.max(1, vocab - 1));
+        const value = mask && !padded(i) ? 1 : 0;
+        if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = BigInt(value);
+        else data[i] = value;
+      }
+    } else {
+      const vocab = vocabularySize(index, spec.name) ?? 100;
+      for (let i = 0; i < size; i++) {
+        const id = padded(i) ? 0 : 1 + Math.floor(random() * Math.max(1, vocab - 1));
         if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = BigInt(id);
         else data[i] = id;
       }

@@ -4,7 +4,8 @@
  * it belongs to the machine that serves, so a model prepared elsewhere (or profiled while the
  * machine was busy) should be re-profiled where it runs: `offramp profile --model DIR`.
  * Inputs are seeded random rows of the model's input shape: convolution and matrix cost does
- * not depend on the values.
+ * not depend on the values. A text model's rows are as long as prepare measured them at
+ * (`profile.sequenceLengths`), so the figures stay comparable.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +45,14 @@ export async function reprofilePrepared(
     ? Array.from({ length: options.maxBatch }, (_, i) => i + 1)
     : manifest.profile.batchSizes;
   const runs = options.runs ?? 50;
+  // Past the batch sizes prepare measured, a text batch is taken to be padded to the longest length it measured.
+  const measured = manifest.profile.sequenceLengths;
+  const lengthAt = (batch: number): number => {
+    if (!measured) return 1;
+    const i = manifest.profile.batchSizes.indexOf(batch);
+    return measured[i] ?? Math.max(...measured);
+  };
+  const sequenceLengths = measured ? batchSizes.map(lengthAt) : undefined;
   try {
     const after = await profileLatency(
       {
@@ -55,7 +64,7 @@ export async function reprofilePrepared(
         heads: manifest.ramps.map((r, k) => ({ session: heads[k] as OnnxSession, tensor: r.tensor })),
         full,
       },
-      (batch) => randomInputs(index, { batch, other: 1 }),
+      (batch) => randomInputs(index, { batch, other: lengthAt(batch) }),
       {
         batchSizes,
         intraOpThreads: options.intraOpThreads,
@@ -63,6 +72,7 @@ export async function reprofilePrepared(
         minRuns: Math.min(5, runs),
         budgetMs: 100,
         rounds: options.rounds ?? 3,
+        ...(sequenceLengths ? { sequenceLengths } : {}),
       },
       options.onStep,
     );

@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { titled, zooModel } from './helpers/models.js';
 import { runCli as run } from './helpers/run-cli.js';
 import { TINY, writeTinyResidualModel } from './helpers/tiny-model.js';
+import { SPAM_BERT_ONNX } from './helpers/bundled.js';
+import { readModel } from '../src/model/onnx-model.js';
+import { indexGraph } from '../src/model/graph.js';
+import { randomInputs } from '../ramps/random-input.js';
 
 let dir: string;
 let tiny: string;
@@ -116,6 +120,49 @@ describe('offramp on the hand-made residual model', () => {
     const result = await run('verify', tiny, '--cuts', TINY.h2);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`'${TINY.h2}' is a tensor of ${tiny} but not a cut point`);
+  });
+});
+
+describe('offramp on the bundled text backbone (spam-bert: input_ids + attention_mask)', () => {
+  test('inspect lists the hidden states after each attention and FFN residual, the mask as a side tensor', async () => {
+    const result = await run('inspect', SPAM_BERT_ONNX, '--json');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      inputs: { name: string }[];
+      candidates: { tensor: string; dims: unknown[]; side: { name: string }[] }[];
+    };
+    expect(report.inputs.map((i) => i.name)).toEqual(['input_ids', 'attention_mask']);
+    expect(report.candidates.map((c) => c.tensor)).toEqual([
+      '/layers.0/Add_output_0',
+      '/layers.0/Add_2_output_0',
+      '/layers.1/Add_output_0',
+      '/layers.1/Add_2_output_0',
+      '/layers.2/Add_output_0',
+      '/layers.2/Add_2_output_0',
+      '/layers.3/Add_output_0',
+    ]);
+    expect(report.candidates.every((c) => c.dims.length === 3)).toBe(true);
+    expect(report.candidates.slice(0, 6).every((c) => c.side.map((t) => t.name).join() === '/Mul_output_0')).toBe(true);
+  });
+
+  test('verify feeds ids and a mask through the segments and passes', async () => {
+    const result = await run('verify', SPAM_BERT_ONNX, '--json', '--batch', '3');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { ok: boolean; segments: { inputs: string[] }[] };
+    expect(report.ok).toBe(true);
+    expect(report.segments).toHaveLength(8);
+    expect(report.segments[0]?.inputs).toEqual(['input_ids', 'attention_mask']);
+  });
+
+  test('random inputs give a text model ids within its vocabulary and a 0/1 mask that is 0 over padding', async () => {
+    const model = await readModel(SPAM_BERT_ONNX);
+    const feeds = randomInputs(indexGraph(model.graph!), { batch: 2, other: 8 });
+    const ids = Array.from(feeds['input_ids']!.data as BigInt64Array, Number);
+    const mask = Array.from(feeds['attention_mask']!.data as BigInt64Array, Number);
+    // Row 1 is padded over its last quarter: id 0, mask 0; every other position is a real token.
+    expect(mask).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
+    mask.forEach((m, i) => expect(ids[i]! > 0).toBe(m === 1));
+    expect(Math.max(...ids)).toBeLessThan(8192); // the embedding table (and tokenizer) size
   });
 });
 

@@ -1,11 +1,11 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { parseTraceHeader } from '../tuner/replay.js';
 import { readManifest } from '../src/model/manifest.js';
-import { BUNDLED_DIR, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
+import { BUNDLED_DIR, SPAM_BERT_DIR, SPAM_TEST, TEST_IMAGES, TEST_LABELS } from './helpers/bundled.js';
 
 describe('offramp record', () => {
   it('writes a header and one complete feedback record per input row', async () => {
@@ -69,5 +69,60 @@ describe('offramp record', () => {
       process.stderr.write = write;
     }
     expect(errors.join('')).toContain('/nonexistent/manifest.json');
+  });
+});
+
+/** Runs `offramp record` with these arguments, keeping what it writes to stderr. */
+async function recordErrors(argv: string[]): Promise<{ code: number; stderr: string }> {
+  const errors: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (chunk: string) => errors.push(String(chunk)) > 0;
+  try {
+    return { code: await main(['record', ...argv, '--json']), stderr: errors.join('') };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+describe('offramp record on a text model (models/spam-bert)', () => {
+  it('takes JSON Lines, not .npy, and names the fix', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
+    const result = await recordErrors(['--model', SPAM_BERT_DIR, '--data', TEST_IMAGES, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `offramp: ${SPAM_BERT_DIR} is a text model: give its inputs as JSON Lines (.jsonl or .jsonl.gz), not ${TEST_IMAGES}\n`,
+    );
+  });
+
+  it('takes the labels from the records, not from --labels, and refuses a label the model does not have', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'offramp-record-'));
+    const withLabels = await recordErrors([
+      '--model',
+      SPAM_BERT_DIR,
+      '--data',
+      SPAM_TEST,
+      '--labels',
+      TEST_LABELS,
+      '--out',
+      join(dir, 'a.jsonl'),
+    ]);
+    expect(withLabels.code).toBe(1);
+    expect(withLabels.stderr).toContain(
+      `--labels is for .npy data; a text model's labels are the records' "label" fields`,
+    );
+    const data = join(dir, 'texts.jsonl');
+    await writeFile(data, '{"text": "hello", "label": "ham"}\n{"text": "buy now", "label": "phishing"}\n');
+    const unknown = await recordErrors(['--model', SPAM_BERT_DIR, '--data', data, '--out', join(dir, 'b.jsonl')]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      `offramp: ${data} record 2: label "phishing" is not one of the model's labels (ham, spam)\n`,
+    );
+  });
+
+  it('refuses text data for an image model', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
+    const result = await recordErrors(['--model', BUNDLED_DIR, '--data', SPAM_TEST, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${BUNDLED_DIR} is not a text model`);
   });
 });

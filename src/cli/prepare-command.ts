@@ -1,7 +1,8 @@
 /**
- * `offramp prepare MODEL.onnx --data BOOTSTRAP.npy --out DIR`: split the model at every
- * candidate cut, train and calibrate one ramp head per candidate on the backbone's own
- * predictions, profile latency, and write a prepared model directory (ramps/prepare.ts).
+ * `offramp prepare MODEL.onnx --data BOOTSTRAP.npy --out DIR` (a text model:
+ * `--data TEXTS.jsonl.gz --tokenizer tokenizer.json`): split the model at every candidate cut,
+ * train and calibrate one ramp head per candidate on the backbone's own predictions, profile
+ * latency, and write a prepared model directory (ramps/prepare.ts).
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -24,6 +25,8 @@ import { createProgress, type Progress } from './progress.js';
 
 interface PrepareCliOptions {
   data: string;
+  tokenizer?: string;
+  maxLength?: number;
   out: string;
   limit?: number;
   maxBatch: number;
@@ -82,6 +85,7 @@ function printSummary(manifest: PreparedManifest, out: string): void {
       .join(', ');
     return [
       String(r.id),
+      r.tensor,
       formatPercent(r.computeBefore),
       r.head.kind,
       formatPercent(r.agreement),
@@ -98,6 +102,7 @@ function printSummary(manifest: PreparedManifest, out: string): void {
     formatTable(
       [
         'ramp',
+        'tensor',
         'compute',
         'head',
         'agreement',
@@ -106,7 +111,7 @@ function printSummary(manifest: PreparedManifest, out: string): void {
         'kinds tried (calibration agreement/exit)',
       ],
       rows,
-      ['right', 'right', 'left', 'right', 'right', 'right', 'left'],
+      ['right', 'left', 'right', 'left', 'right', 'right', 'right', 'left'],
     ),
     '',
     `agreement and exit fractions are on the ${manifest.bootstrap.evaluationRows} evaluation rows, with the exported ONNX heads;` +
@@ -118,6 +123,7 @@ function printSummary(manifest: PreparedManifest, out: string): void {
 async function prepare(modelPath: string, options: PrepareCliOptions): Promise<void> {
   await readModelFile(modelPath); // friendly errors for a missing or non-ONNX file
   await requireFile(options.data, 'data');
+  if (options.tokenizer) await requireFile(options.tokenizer, 'tokenizer');
   const headKinds = options.heads?.map((k) => {
     if (!(HEAD_KINDS as readonly string[]).includes(k))
       throw new CliError(`unknown head kind '${k}' (choose from ${HEAD_KINDS.join(', ')})`);
@@ -134,6 +140,8 @@ async function prepare(modelPath: string, options: PrepareCliOptions): Promise<v
   const manifest = await prepareModel({
     modelPath,
     dataPath: options.data,
+    ...(options.tokenizer ? { tokenizerPath: options.tokenizer } : {}),
+    ...(options.maxLength ? { maxLength: options.maxLength } : {}),
     outDir: options.out,
     ...(options.limit ? { limit: options.limit } : {}),
     maxBatch: options.maxBatch,
@@ -165,10 +173,20 @@ export function registerPrepareCommand(program: Command): void {
     .description(
       'split a model at its cut points, train one exit-ramp head per candidate on bootstrap inputs, profile latency, write a prepared model directory',
     )
-    .argument('<model>', 'ONNX classifier (one input; its first output, or --output, holds logits or probabilities)')
+    .argument(
+      '<model>',
+      'ONNX classifier (one input, or a text model: input_ids, attention_mask[, token_type_ids]; its first output, or --output, holds logits or probabilities)',
+    )
     .requiredOption(
       '--data <file>',
-      'bootstrap inputs as .npy or .npy.gz, one row per example, no labels needed (uint8 pixels are scaled to [0,1])',
+      'bootstrap inputs, no labels needed: .npy or .npy.gz, one row per example (uint8 pixels are scaled to [0,1]); ' +
+        'for a text model JSON Lines (.jsonl or .jsonl.gz) of {"text": ...}',
+    )
+    .option('--tokenizer <file>', "a text model's tokenizer.json (with JSON Lines data); copied into the directory")
+    .option(
+      '--max-length <n>',
+      "longest text row in ids, special tokens included (default: the tokenizer's truncation length, else 512)",
+      parsePositiveInt,
     )
     .requiredOption('--out <dir>', 'directory to write (manifest.json, model.onnx, segments/, heads/)')
     .option('--limit <n>', 'use only the first n rows of the data', parsePositiveInt)

@@ -1,17 +1,24 @@
 /**
  * `offramp record --model DIR --data INPUTS.npy --out TRACE.jsonl`: one feedback record per
- * input row with every ramp active (format in src/engine/recorder.ts).
+ * input row with every ramp active (format in src/engine/recorder.ts). A text model takes
+ * `--data TEXTS.jsonl.gz`, tokenized with the prepared directory's tokenizer; the records' own
+ * `label` fields, mapped through the manifest's labels, are the true labels.
  */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readNpy } from '../model/npy.js';
-import { InputRows } from '../model/input-rows.js';
-import { readManifest } from '../model/manifest.js';
+import { readManifest, type PreparedManifest } from '../model/manifest.js';
+import { InputRows, type RowSource } from '../model/input-rows.js';
+import { readTextRecords, TextRows } from '../model/text-rows.js';
+import { TextTokenizer } from '../model/text-tokenizer.js';
+import { isTextData } from '../../ramps/text-inputs.js';
 import { recordTrace } from '../engine/recorder.js';
 import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from '../../tuner/exit-policy.js';
 import { formatPercent, parsePositiveInt, writeJson, writeOut } from './format.js';
 import { createProgress } from './progress.js';
 import { requireFile } from './model-file.js';
+import { CliError } from './errors.js';
 
 interface RecordCliOptions {
   model: string;
@@ -23,6 +30,55 @@ interface RecordCliOptions {
   limit?: number;
   threads: number;
   json?: boolean;
+}
+
+/** The rows to record, and their true labels as class indices when the data has them. */
+async function recordRows(
+  manifest: PreparedManifest,
+  options: RecordCliOptions,
+): Promise<{ rows: RowSource; labels?: Int32Array }> {
+  const text = manifest.model.text;
+  if (!text) {
+    if (isTextData(options.data))
+      throw new CliError(
+        `${options.model} is not a text model: give its inputs as .npy or .npy.gz, not ${options.data}`,
+      );
+    const spec = manifest.model.inputs[0];
+    if (!spec) throw new CliError(`${options.model}: manifest declares no input`);
+    const rows = new InputRows(await readNpy(options.data), spec, options.limit);
+    if (!options.labels) return { rows };
+    const labels = await readNpy(options.labels);
+    if ((labels.shape[0] ?? 0) < rows.rows)
+      throw new CliError(`${options.labels} holds ${labels.shape[0]} labels but the data holds ${rows.rows} rows`);
+    return { rows, labels: Int32Array.from(labels.data.subarray(0, rows.rows), Number) };
+  }
+  if (!isTextData(options.data))
+    throw new CliError(
+      `${options.model} is a text model: give its inputs as JSON Lines (.jsonl or .jsonl.gz), not ${options.data}`,
+    );
+  if (options.labels)
+    throw new CliError(
+      `--labels is for .npy data; a text model's labels are the records' "label" fields in ${options.data}`,
+    );
+  const tokenizer = await TextTokenizer.load(join(options.model, text.tokenizer), text.maxLength);
+  const records = (await readTextRecords(options.data)).slice(0, options.limit);
+  const rows = new TextRows(
+    records.map((r) => r.text),
+    tokenizer,
+    text,
+  );
+  if (records.every((r) => r.label === undefined)) return { rows };
+  const names = manifest.model.labels;
+  if (!names) throw new CliError(`${options.data} has labels but ${options.model} has no label names to map them to`);
+  const labels = Int32Array.from(records, (record, i) => {
+    const index = record.label === undefined ? -1 : names.indexOf(record.label);
+    if (index < 0)
+      throw new CliError(
+        `${options.data} record ${i + 1}: label ${JSON.stringify(record.label ?? null)} is not one of the model's labels (${names.join(', ')})`,
+      );
+    return index;
+  });
+  return { rows, labels };
 }
 
 function parsePolicy(value: string): ExitPolicyKind {
@@ -38,9 +94,12 @@ export function registerRecordCommand(program: Command): void {
       'run inputs through a prepared model with every ramp active and write one feedback record per row (JSON Lines)',
     )
     .requiredOption('--model <dir>', 'prepared model directory (from offramp prepare)')
-    .requiredOption('--data <file>', 'inputs as .npy or .npy.gz (uint8 pixels are scaled to [0,1])')
+    .requiredOption(
+      '--data <file>',
+      'inputs as .npy or .npy.gz (uint8 pixels are scaled to [0,1]); for a text model JSON Lines (.jsonl or .jsonl.gz) of {"text", "label"?}',
+    )
     .requiredOption('--out <file>', 'trace to write (.jsonl)')
-    .option('--labels <file>', 'true labels (.npy), stored in each record')
+    .option('--labels <file>', 'true labels (.npy), stored in each record (text records carry their own)')
     .option('--batch <n>', 'batch size', parsePositiveInt, 16)
     .option(
       '--policy <policy>',
@@ -56,14 +115,8 @@ export function registerRecordCommand(program: Command): void {
       await requireFile(options.data, 'data');
       if (options.labels) await requireFile(options.labels, 'labels');
       const manifest = await readManifest(options.model);
-      const spec = manifest.model.inputs[0];
-      if (!spec) throw new Error(`${options.model}: manifest declares no input`);
-      const rows = new InputRows(await readNpy(options.data), spec, options.limit);
-      const labels = options.labels
-        ? Int32Array.from((await readNpy(options.labels)).data as ArrayLike<number | bigint>, Number)
-        : undefined;
-      const total = rows.rows;
-      const progress = createProgress('recording', total, process.stderr, { quiet: options.json === true });
+      const { rows, labels } = await recordRows(manifest, options);
+      const progress = createProgress('recording', rows.rows, process.stderr, { quiet: options.json === true });
       let last = 0;
       const summary = await recordTrace({
         modelDir: options.model,

@@ -58,6 +58,11 @@ export interface LatencyProfile {
   headMs: number[][];
   /** The unsplit model, for comparison. */
   fullModelMs: number[];
+  /**
+   * Text models: ids per row at which batchSizes[i] was measured (every row cut or padded to it),
+   * the length a batch of that many rows is typically padded to. Absent for fixed-size inputs.
+   */
+  sequenceLengths?: number[];
   method: string;
 }
 

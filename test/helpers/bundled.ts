@@ -14,6 +14,14 @@ export const TEST_IMAGES = root('models/data/fashion-mnist/test-images.npy.gz');
 export const TEST_LABELS = root('models/data/fashion-mnist/test-labels.npy.gz');
 export const BOOTSTRAP_IMAGES = root('models/data/fashion-mnist/bootstrap-images.npy.gz');
 
+/** The bundled text backbone, its tokenizer, labels and prepared directory, and the SpamAssassin data. */
+export const SPAM_BERT_ONNX = root('models/spam-bert.onnx');
+export const SPAM_BERT_TOKENIZER = root('models/spam-bert.tokenizer.json');
+export const SPAM_BERT_LABELS = root('models/spam-bert.labels.txt');
+export const SPAM_BERT_DIR = root('models/spam-bert');
+export const SPAM_BOOTSTRAP = root('models/data/spam-assassin/bootstrap.jsonl.gz');
+export const SPAM_TEST = root('models/data/spam-assassin/test.jsonl.gz');
+
 /** `count` real test images, scaled to [0,1], as a [count,1,28,28] float tensor. */
 export async function testImages(count: number, offset = 0): Promise<HostTensor> {
   const manifest = await readManifest(BUNDLED_DIR);

@@ -85,6 +85,35 @@ async function recordErrors(argv: string[]): Promise<{ code: number; stderr: str
 }
 
 describe('offramp record on a text model (models/spam-bert)', () => {
+  it('records JSON Lines texts with their labels mapped through the manifest labels', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
+    const code = await main([
+      'record',
+      '--model',
+      SPAM_BERT_DIR,
+      '--data',
+      SPAM_TEST,
+      '--out',
+      out,
+      '--limit',
+      '12',
+      '--batch',
+      '4',
+      '--json',
+    ]);
+    expect(code).toBe(0);
+    const lines = (await readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ offramp_trace: 1, model: 'spam-bert', classes: 2, labels: ['ham', 'spam'] });
+    const records = lines.slice(1) as { ramps: unknown[]; final: { argmax: number }; label: number }[];
+    expect(records).toHaveLength(12);
+    expect(records.every((r) => r.ramps.length === 7 && (r.label === 0 || r.label === 1))).toBe(true);
+    // 98 % test accuracy: at most one of 12 wrong.
+    expect(records.filter((r) => r.final.argmax === r.label).length).toBeGreaterThanOrEqual(11);
+  });
+
   it('takes JSON Lines, not .npy, and names the fix', async () => {
     const out = join(await mkdtemp(join(tmpdir(), 'offramp-record-')), 'trace.jsonl');
     const result = await recordErrors(['--model', SPAM_BERT_DIR, '--data', TEST_IMAGES, '--out', out]);

@@ -114,6 +114,13 @@ describe('calibration', () => {
     expect(t).toBeLessThan(trueT * 1.15);
   });
 
+  it('never sharpens: rows that all agree leave the temperature at 1, so confidences stay rankable', () => {
+    const rows = 500;
+    const logits = randomArray(rows * 2, 8);
+    const labels = Int32Array.from({ length: rows }, (_, r) => (logits[2 * r]! >= logits[2 * r + 1]! ? 0 : 1));
+    expect(fitTemperature(logits, labels, 2)).toBeCloseTo(1, 3);
+  });
+
   it('solo exit takes the most confident rows while disagreement stays within budget', () => {
     // 10 rows, 2 classes; confidences descend; row 3 disagrees.
     const conf = [0.99, 0.98, 0.97, 0.96, 0.95, 0.9, 0.8, 0.7, 0.6, 0.55];

@@ -152,7 +152,17 @@ async function meanPerItemMs(
   return (performance.now() - t0) / calls;
 }
 
-async function measurePerRequest(s: Setup): Promise<PerRequestCost> {
+/**
+ * Per-request costs are measured at the default server's worker setting, one intra-op thread (and
+ * one worker: one request is in flight). With more threads, serving's sessions do not spin
+ * between operators (src/model/onnx-session.ts says why) while a raw loop's do, so every operator
+ * of a batch-1 run would pay thread wake-ups that the raw loop does not: a cost of that setting,
+ * not of the serving path, and for a BERT's few hundred operators a large one.
+ */
+const PER_REQUEST_THREADS = 1;
+
+async function measurePerRequest(setup: Setup): Promise<PerRequestCost> {
+  const s: Setup = { ...setup, options: { ...setup.options, workers: 1, threads: PER_REQUEST_THREADS } };
   const { modelDir, seconds, threads } = s.options;
   const sample = spreadSample(s.items.rows.rows, PER_REQUEST_SAMPLE);
   const session = await OnnxSession.create(join(modelDir, s.manifest.model.file), { intraOpThreads: threads });

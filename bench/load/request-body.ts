@@ -13,6 +13,7 @@
  * each element's UTF-8 bytes after its 4-byte little-endian length, the layout the server's
  * src/data-plane/tensor-bytes.ts decodes. `binary_data_size` is in bytes.
  */
+import { encodeBytesElements } from '../../src/data-plane/tensor-bytes.js';
 
 export type BodyFormat = 'binary' | 'json';
 export const BODY_FORMATS: readonly BodyFormat[] = ['binary', 'json'];
@@ -43,17 +44,7 @@ const RAW_ENCODERS: Readonly<Record<string, (data: readonly (number | string)[])
     data.forEach((x, i) => out.writeFloatLE(x as number, i * 4));
     return out;
   },
-  BYTES: (data) => {
-    const parts = data.map((text) => Buffer.from(String(text), 'utf8'));
-    const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.writeUInt32LE(part.length, at);
-      part.copy(out, at + 4);
-      at += 4 + part.length;
-    }
-    return out;
-  },
+  BYTES: (data) => encodeBytesElements(data.map(String)),
 };
 
 /** One KServe v2 JSON body → the binary extension's body and its header length. */

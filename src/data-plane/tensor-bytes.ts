@@ -179,6 +179,19 @@ export function checkOutputData(output: OutputTensor): void {
     });
 }
 
+/** BYTES elements in the wire layout: each a 4-byte little-endian length, then its UTF-8 bytes. */
+export function encodeBytesElements(texts: readonly string[]): Buffer {
+  const parts = texts.map((s) => Buffer.from(s, 'utf8'));
+  const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.writeUInt32LE(part.length, at);
+    part.copy(out, at + 4);
+    at += 4 + part.length;
+  }
+  return out;
+}
+
 /**
  * One output's raw bytes. Typed data on a little-endian machine is a view onto the output's own
  * buffer, not a copy; BYTES elements are length-prefixed.
@@ -186,17 +199,7 @@ export function checkOutputData(output: OutputTensor): void {
 export function encodeTensorBytes(output: OutputTensor): Buffer {
   checkOutputData(output);
   const { data } = output;
-  if (Array.isArray(data)) {
-    const parts = data.map((s) => Buffer.from(s, 'utf8'));
-    const out = Buffer.alloc(parts.reduce((n, p) => n + 4 + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.writeUInt32LE(part.length, at);
-      part.copy(out, at + 4);
-      at += 4 + part.length;
-    }
-    return out;
-  }
+  if (Array.isArray(data)) return encodeBytesElements(data);
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (LITTLE_ENDIAN) return bytes;
   const swapped = Buffer.from(bytes);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { probeFigures, searchCapacity } from '../bench/lib/capacity.js';
 import { spreadSample } from '../bench/lib/serving-overhead.js';
-import { TEST_TEXTS, textLabels, textRequest, textSloMs, workloadFor } from '../bench/lib/workload.js';
+import { TEST_TEXTS, textRequest, textSloMs, workloadFor } from '../bench/lib/workload.js';
+import { textLabels } from '../src/model/text-rows.js';
 import { phaseFigures } from '../bench/lib/stats.js';
 import type { OpenLoopResult } from '../bench/load/load-types.js';
 import { encodeBinaryBody, requestBody } from '../bench/load/request-body.js';

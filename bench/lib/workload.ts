@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { PreparedManifest } from '../../src/model/manifest.js';
 import { readNpy } from '../../src/model/npy.js';
 import { InputRows, type RowSource } from '../../src/model/input-rows.js';
-import { readTextRecords, TextRows, type TextRecord } from '../../src/model/text-rows.js';
+import { readTextRecords, textLabels, TextRows } from '../../src/model/text-rows.js';
 import { TextTokenizer, type TextSpec } from '../../src/model/text-tokenizer.js';
 import { atBatch } from '../../tuner/latency-model.js';
 import type { RequestInput } from '../load/request-body.js';
@@ -70,22 +70,6 @@ export interface Workload {
   testItems(): Promise<TestItems>;
   /** Rows of `data` (default: the test data) for the raw loop; at most `limit`. */
   overheadRows(limit: number, data?: string): Promise<OverheadRows>;
-}
-
-/**
- * Text labels ("spam", "ham") → class indices through the manifest's label names, the mapping
- * `offramp record` applies to the same records.
- * @throws Error naming the file and record of a label the model does not have.
- */
-export function textLabels(records: readonly TextRecord[], names: readonly string[], source: string): Int32Array {
-  return Int32Array.from(records, (record, i) => {
-    const index = record.label === undefined ? -1 : names.indexOf(record.label);
-    if (index < 0)
-      throw new Error(
-        `${source} record ${i + 1}: label ${JSON.stringify(record.label ?? null)} is not one of the model's labels (${names.join(', ')})`,
-      );
-    return index;
-  });
 }
 
 /** One email as a request's input: a BYTES tensor of shape [1] holding the text. */

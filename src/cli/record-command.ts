@@ -10,7 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { readNpy } from '../model/npy.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
 import { InputRows, type RowSource } from '../model/input-rows.js';
-import { readTextRecords, TextRows } from '../model/text-rows.js';
+import { readTextRecords, textLabels, TextRows } from '../model/text-rows.js';
 import { TextTokenizer } from '../model/text-tokenizer.js';
 import { isTextData } from '../../ramps/text-inputs.js';
 import { recordTrace } from '../engine/recorder.js';
@@ -70,15 +70,7 @@ async function recordRows(
   if (records.every((r) => r.label === undefined)) return { rows };
   const names = manifest.model.labels;
   if (!names) throw new CliError(`${options.data} has labels but ${options.model} has no label names to map them to`);
-  const labels = Int32Array.from(records, (record, i) => {
-    const index = record.label === undefined ? -1 : names.indexOf(record.label);
-    if (index < 0)
-      throw new CliError(
-        `${options.data} record ${i + 1}: label ${JSON.stringify(record.label ?? null)} is not one of the model's labels (${names.join(', ')})`,
-      );
-    return index;
-  });
-  return { rows, labels };
+  return { rows, labels: textLabels(records, names, options.data) };
 }
 
 function parsePolicy(value: string): ExitPolicyKind {

@@ -12,6 +12,7 @@ import type { PreparedManifest } from '../model/manifest.js';
 import type { RequestRows } from '../engine/request.js';
 import type { InputTensor, Parameters, TensorMetadata } from './types.js';
 import { textInputMetadata } from './convert-text-input.js';
+import { shapeText } from './tensor-bytes.js';
 
 const FLOAT_SOURCES = ['FP32', 'FP64', 'UINT8'];
 const INT_SOURCES = ['INT64', 'INT32'];
@@ -23,10 +24,6 @@ export function inputMetadata(manifest: PreparedManifest): TensorMetadata[] {
     datatype: io.type === 'int64' ? 'INT64' : 'FP32',
     shape: io.dims.map((d) => (typeof d === 'number' ? d : -1)),
   }));
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
 }
 
 /** An image model's (single, fixed-shape) input; text models go through convert-text-input.ts. */

@@ -17,6 +17,7 @@ import type { TextSpec, TextTokenizer } from '../model/text-tokenizer.js';
 import { tokenRow, type TokenRow } from '../model/token-batch.js';
 import type { RequestRows } from '../engine/request.js';
 import type { InputTensor, TensorMetadata } from './types.js';
+import { shapeText } from './tensor-bytes.js';
 
 export interface ConvertedText {
   input: Extract<RequestRows, { kind: 'tokens' }>;
@@ -84,7 +85,7 @@ function fromText(tensor: InputTensor, tokenizer: TextTokenizer): ConvertedText 
   if (!shapeOk)
     throw new OfframpError('OFFRAMP_WRONG_SHAPE', {
       input: tensor.name,
-      got: `[${shape.join(',')}]`,
+      got: shapeText(shape),
       expected: '[N] or [N,1] (one text per row)',
     });
   const rows = shape[0] as number;
@@ -92,7 +93,7 @@ function fromText(tensor: InputTensor, tokenizer: TextTokenizer): ConvertedText 
     throw new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', {
       input: tensor.name,
       got: tensor.data.length,
-      shape: `[${shape.join(',')}]`,
+      shape: shapeText(shape),
       expected: rows,
     });
   const tokens: TokenRow[] = [];
@@ -131,20 +132,20 @@ function fromTokens(text: TextSpec, tokenizer: TextTokenizer, byName: Map<string
     if (t.shape.length !== 2 || !Number.isInteger(n) || n! < 1 || !Number.isInteger(s) || s! < 1)
       throw new OfframpError('OFFRAMP_WRONG_SHAPE', {
         input: t.name,
-        got: `[${t.shape.join(',')}]`,
+        got: shapeText(t.shape),
         expected: '[N,S] (N rows of S token positions)',
       });
     if (t.data.length !== n! * s!)
       throw new OfframpError('OFFRAMP_ELEMENT_COUNT_MISMATCH', {
         input: t.name,
         got: t.data.length,
-        shape: `[${t.shape.join(',')}]`,
+        shape: shapeText(t.shape),
         expected: n! * s!,
       });
   }
   for (const t of tensors.slice(1))
     if (t.shape[0] !== ids.shape[0] || t.shape[1] !== ids.shape[1])
-      refuse(`'${t.name}' has shape [${t.shape.join(',')}] but '${ids.name}' has [${ids.shape.join(',')}]`);
+      refuse(`'${t.name}' has shape ${shapeText(t.shape)} but '${ids.name}' has ${shapeText(ids.shape)}`);
   const [rows, length] = ids.shape as [number, number];
   if (length > tokenizer.maxLength)
     refuse(`${length} positions per row; the model reads at most ${tokenizer.maxLength} (tokenize with truncation)`);

@@ -44,6 +44,22 @@ export async function readTextRecords(path: string): Promise<TextRecord[]> {
   return records;
 }
 
+/**
+ * Text labels ("spam", "ham") → class indices through the manifest's label names: what `offramp
+ * record` stores and the bench scores against, so both map the same records alike.
+ * @throws Error naming the file and record of a label the model does not have.
+ */
+export function textLabels(records: readonly TextRecord[], names: readonly string[], source: string): Int32Array {
+  return Int32Array.from(records, (record, i) => {
+    const index = record.label === undefined ? -1 : names.indexOf(record.label);
+    if (index < 0)
+      throw new Error(
+        `${source} record ${i + 1}: label ${JSON.stringify(record.label ?? null)} is not one of the model's labels (${names.join(', ')})`,
+      );
+    return index;
+  });
+}
+
 /** Texts tokenized once; `feeds` pads each gathered batch to its longest row. */
 export class TextRows implements RowSource {
   readonly rows: number;

@@ -35,7 +35,7 @@ const { values } = parseArgs({
   },
 });
 
-export function readIdxImages(path) {
+function readIdxImages(path) {
   const buf = gunzipSync(readFileSync(path));
   if (buf.readUInt32BE(0) !== 0x00000803) throw new Error(`${path}: not an IDX uint8 rank-3 file`);
   const [n, rows, cols] = [buf.readUInt32BE(4), buf.readUInt32BE(8), buf.readUInt32BE(12)];
@@ -43,7 +43,7 @@ export function readIdxImages(path) {
   return { n, rows, cols, pixels: buf.subarray(16) };
 }
 
-export function npyFloat32(array, shape) {
+function npyFloat32(array, shape) {
   // Header padded with spaces to a multiple of 64 bytes including the magic, per the .npy v1.0 spec.
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
   header = header.padEnd(Math.ceil((10 + header.length + 1) / 64) * 64 - 10 - 1, " ") + "\n";
@@ -55,37 +55,35 @@ export function npyFloat32(array, shape) {
   return Buffer.concat([head, Buffer.from(header, "latin1"), Buffer.from(array.buffer, array.byteOffset, array.byteLength)]);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const prefix = { train: "train", test: "t10k" }[values.split];
-  if (!prefix) throw new Error(`--split must be train or test, not ${values.split}`);
-  const { n, rows, cols, pixels } = readIdxImages(join(values["data-dir"], `${prefix}-images-idx3-ubyte.gz`));
-  const session = await ort.InferenceSession.create(values.model, {
-    graphOptimizationLevel: "all",
-    intraOpNumThreads: Number(values.threads),
-    interOpNumThreads: 1,
-  });
-  const size = rows * cols;
-  const batch = Number(values.batch);
-  mkdirSync(values.out, { recursive: true });
-  for (const flip of values.flip ? [false, true] : [false]) {
-    const logits = new Float32Array(n * 10);
-    const t0 = Date.now();
-    for (let start = 0; start < n; start += batch) {
-      const b = Math.min(batch, n - start);
-      const x = new Float32Array(b * size);
-      for (let i = 0; i < b; i++) {
-        const src = (start + i) * size;
-        for (let r = 0; r < rows; r++) {
-          for (let c = 0; c < cols; c++) {
-            x[i * size + r * cols + c] = pixels[src + r * cols + (flip ? cols - 1 - c : c)] / 255;
-          }
+const prefix = { train: "train", test: "t10k" }[values.split];
+if (!prefix) throw new Error(`--split must be train or test, not ${values.split}`);
+const { n, rows, cols, pixels } = readIdxImages(join(values["data-dir"], `${prefix}-images-idx3-ubyte.gz`));
+const session = await ort.InferenceSession.create(values.model, {
+  graphOptimizationLevel: "all",
+  intraOpNumThreads: Number(values.threads),
+  interOpNumThreads: 1,
+});
+const size = rows * cols;
+const batch = Number(values.batch);
+mkdirSync(values.out, { recursive: true });
+for (const flip of values.flip ? [false, true] : [false]) {
+  const logits = new Float32Array(n * 10);
+  const t0 = Date.now();
+  for (let start = 0; start < n; start += batch) {
+    const b = Math.min(batch, n - start);
+    const x = new Float32Array(b * size);
+    for (let i = 0; i < b; i++) {
+      const src = (start + i) * size;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          x[i * size + r * cols + c] = pixels[src + r * cols + (flip ? cols - 1 - c : c)] / 255;
         }
       }
-      const out = await session.run({ pixels: new ort.Tensor("float32", x, [b, 1, rows, cols]) });
-      logits.set(out.logits.data, start * 10);
     }
-    const path = join(values.out, `${values.split}${flip ? "-flip" : ""}-logits.npy`);
-    writeFileSync(path, npyFloat32(logits, [n, 10]));
-    console.log(`wrote ${path} (${n} rows, ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    const out = await session.run({ pixels: new ort.Tensor("float32", x, [b, 1, rows, cols]) });
+    logits.set(out.logits.data, start * 10);
   }
+  const path = join(values.out, `${values.split}${flip ? "-flip" : ""}-logits.npy`);
+  writeFileSync(path, npyFloat32(logits, [n, 10]));
+  console.log(`wrote ${path} (${n} rows, ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }

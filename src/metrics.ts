@@ -69,9 +69,13 @@ export type AdminAuthFailure = (typeof ADMIN_AUTH_FAILURES)[number];
  * at each update: prom-client would accept a missing one and export a series with an empty value,
  * which silently splits dashboards.
  */
+/** What a cascade tier did with a row it read, the `decision` of `offramp_cascade_tier_rows_total`. */
+export const TIER_DECISIONS = ['answered', 'deferred'] as const;
+export type TierDecision = (typeof TIER_DECISIONS)[number];
+
 export interface LabelValues {
   model: string;
-  /** Ramp id as a string, or FINAL_EXIT. */
+  /** Exit id as a string (a ramp, or a cascade tier), or FINAL_EXIT. */
   exit: string;
   outcome: Outcome;
   code: ErrorCode;
@@ -80,13 +84,18 @@ export interface LabelValues {
   stat: EventLoopStat;
   reason: AdminAuthFailure;
   cause: WorkerFailureCause;
+  /** A cascade tier's index (its exit id) as a string. */
+  tier: string;
+  decision: TierDecision;
 }
 export type LabelName = keyof LabelValues;
 
 /** What each label means, for docs/metrics.md. */
 export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
   model: 'The name the model is served under (the serving config).',
-  exit: `The ramp id that answered the request (its deepest row), or \`${FINAL_EXIT}\` for the full model.`,
+  exit:
+    `The exit that answered the request (its deepest row): a ramp id, or \`${FINAL_EXIT}\` for the full model; ` +
+    'with a cascade, its tiers are exits 0..T−1 and ramp r is exit T + r.',
   outcome: `How the request ended: ${OUTCOMES.map((o) => `\`${o}\``).join(', ')}.`,
   code: 'An offramp error code (docs/errors.md).',
   ramp: 'The ramp id.',
@@ -95,6 +104,8 @@ export const LABEL_DOCS: Readonly<Record<LabelName, string>> = {
   cause:
     `Why an executor worker was replaced: ${WORKER_FAILURE_CAUSES.map((c) => `\`${c}\``).join(', ')} ` +
     '(an uncaught error; a batch past `server.worker_timeout_ms`; the thread ended unasked; the model failed to load).',
+  tier: 'A cascade tier, 0-based (its exit id).',
+  decision: `What a cascade tier did with a row: ${TIER_DECISIONS.map((d) => `\`${d}\``).join(', ')} (passed on).`,
 };
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -143,6 +154,13 @@ export const METRIC_TABLE = {
     type: 'counter',
     help: 'Answered requests by the exit that answered them (ramp id or "final").',
     labels: ['model', 'exit'],
+  },
+  cascadeTierRows: {
+    name: 'offramp_cascade_tier_rows_total',
+    type: 'counter',
+    help: 'Rows a cascade tier read, by what it did with them: answered (its members agreed enough) or deferred (passed on).',
+    labels: ['model', 'tier', 'decision'],
+    doc: 'Only for a model with cascade tiers; tier is 0-based (exit id). A probe an earlier tier answered is not counted again.',
   },
   requestsTotal: {
     name: 'offramp_requests_total',

@@ -11,7 +11,7 @@ import { HttpDrain } from './http/drain.js';
 import { createHttpServer } from './http/server.js';
 import { createMetrics, FINAL_EXIT, recordExitsReport, type Metrics } from './metrics.js';
 import type { EngineObserver } from './engine/model-runner.js';
-import { staticPlan } from './engine/exit-plan.js';
+import { servingPlan } from './engine/exit-plan.js';
 import { asOfframpError, type ErrorCode } from './errors.js';
 import { acceptQueueLength } from './accept-queue.js';
 
@@ -48,6 +48,10 @@ function observerFor(metrics: Metrics, model: string): EngineObserver {
       metrics.requestsByExit.inc(labels);
     },
     queueWait: (ms) => metrics.queueWait.observe({ model }, ms / 1000),
+    tierRows: (tier, answered, deferred) => {
+      if (answered > 0) metrics.cascadeTierRows.inc({ model, tier: String(tier), decision: 'answered' }, answered);
+      if (deferred > 0) metrics.cascadeTierRows.inc({ model, tier: String(tier), decision: 'deferred' }, deferred);
+    },
     batch: (rows) => metrics.batchSize.observe({ model }, rows),
     outcome: (outcome, code) => {
       metrics.requestsTotal.inc({ model, outcome });
@@ -160,7 +164,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
           for (const m of dataPlane.servedModels)
             if (!next.models.some((x) => x.name === m.name))
               log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
-          for (const modelConfig of next.models) {
+          for (let modelConfig of next.models) {
             const m = dataPlane.servedModels.find((x) => x.name === modelConfig.name);
             if (!m) {
               log(`config reload: model ${modelConfig.name} is new; restart to serve it`);
@@ -168,12 +172,17 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             }
             if (modelConfig.path !== m.config.path)
               log(`config reload: ${m.name} path changed; restart to load ${modelConfig.path}`);
+            // The cascade's tiers are loaded into the workers and profiled at start: kept as they are.
+            if (JSON.stringify(modelConfig.cascade) !== JSON.stringify(m.config.cascade)) {
+              log(`config reload: ${m.name} cascade changed; restart to apply it`);
+              modelConfig = { ...modelConfig, cascade: m.config.cascade };
+            }
             m.runner.reconfigure(modelConfig.batching, modelConfig.slo.latencyMs);
             if (modelConfig.tuner.kind !== m.tuning.kind)
               log(`config reload: ${m.name} tuner.kind changed; restart to apply it`);
             // A model under an online tuner keeps the tuner's plan; static ones take the new file's.
             // Pinned thresholds (admin endpoint) stay on top of either until unpinned.
-            const dropped = m.tuning.setStaticPlan(staticPlan(m.manifest, modelConfig, m.tuning.disabledRamps));
+            const dropped = m.tuning.setStaticPlan(servingPlan(m.prepared, modelConfig, m.tuning.disabledRamps));
             if (dropped.length > 0)
               log(
                 `config reload: ${m.name} unpinned ramps ${dropped.join(', ')}: their pinned thresholds do not fit the new policy`,

@@ -40,8 +40,18 @@ const TINY_MODEL: FakeModel = {
     mode: 'release',
     tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null, probeShare: 1 },
     rampOverhead: 0.02,
+    cascade: null,
     ramps: [
-      { id: 0, active: true, threshold: 0.9, computeBefore: 0.3, disabled: null, exitRate: 0.4, agreement: 0.99 },
+      {
+        id: 0,
+        kind: 'ramp',
+        active: true,
+        threshold: 0.9,
+        computeBefore: 0.3,
+        disabled: null,
+        exitRate: 0.4,
+        agreement: 0.99,
+      },
     ],
     window: { size: 10, capacity: 100, disagreement: 0.01, earlyFraction: 0.4, estimatedSavings: 0.25 },
   },
@@ -457,7 +467,16 @@ describe('GET /metrics', () => {
       ...report,
       ramps: [
         ...report.ramps,
-        { id: 1, active: true, threshold: null, computeBefore: 0.6, disabled: null, exitRate: 0, agreement: null },
+        {
+          id: 1,
+          kind: 'ramp',
+          active: true,
+          threshold: null,
+          computeBefore: 0.6,
+          disabled: null,
+          exitRate: 0,
+          agreement: null,
+        },
       ],
       window: { ...report.window, disagreement: null },
     });

@@ -2,13 +2,35 @@
  * Latency arithmetic on a measured profile: how long a row takes to be answered
  * when it exits at ramp k, what the active ramps cost, and the expected saving of an exit
  * distribution against vanilla serving. Pure: the profile comes in as data.
+ *
+ * Exit ids: a ramped backbone's exits are its ramps, id = the segment the ramp follows. A
+ * cascade (src/model/cascade.ts) puts its tiers first: exits 0..T−1 are the tiers (`tierMs`, T
+ * = its length), which run before the backbone and cost only themselves, and exit T + r is the
+ * backbone's ramp r. Without `tierMs` (T = 0) the two numberings are the same.
  */
 
 export interface LatencyProfileData {
   batchSizes: number[];
+  /** The backbone's segments, by segment index. */
   segmentMs: number[][];
+  /** The backbone's ramp heads, by ramp id. */
   headMs: number[][];
   fullModelMs: number[];
+  /** A cascade's tiers, cheapest first: tierMs[t][i], one call of all of tier t's members at batchSizes[i]. */
+  tierMs?: number[][];
+}
+
+/** Leading exits that are cascade tiers (0 for a plain ramped backbone). */
+export function tierCount(profile: LatencyProfileData): number {
+  return profile.tierMs?.length ?? 0;
+}
+
+/** What exit `id` adds to every row that reaches it: a tier's members, or a ramp's head. */
+export function exitCostMs(profile: LatencyProfileData, id: number, batchSize: number): number {
+  const tiers = tierCount(profile);
+  return id < tiers
+    ? atBatch(profile, profile.tierMs?.[id], batchSize)
+    : atBatch(profile, profile.headMs[id - tiers], batchSize);
 }
 
 /** A profiled series at a batch size; beyond the largest size, scaled linearly. */
@@ -48,6 +70,26 @@ export function latencyToAnswer(
   rampId: number,
   batchSize: number,
 ): number {
+  const tiers = tierCount(profile);
+  if (tiers === 0) return backboneLatency(profile, activeRamps, rampId, batchSize);
+  // Every active tier up to the exit (all of them for a row the backbone answers) ran on the row.
+  let total = 0;
+  for (const t of activeRamps)
+    if (t < tiers && (rampId < 0 || t <= rampId)) total += atBatch(profile, profile.tierMs?.[t], batchSize);
+  if (rampId >= 0 && rampId < tiers) return total;
+  const ramps = activeRamps.filter((id) => id >= tiers).map((id) => id - tiers);
+  // Without active ramps the engine runs the backbone unsplit.
+  if (ramps.length === 0) return total + atBatch(profile, profile.fullModelMs, batchSize);
+  return total + backboneLatency(profile, ramps, rampId < 0 ? -1 : rampId - tiers, batchSize);
+}
+
+/** latencyToAnswer of the backbone alone: ids are its ramps. */
+function backboneLatency(
+  profile: LatencyProfileData,
+  activeRamps: readonly number[],
+  rampId: number,
+  batchSize: number,
+): number {
   const lastSegment = rampId < 0 ? profile.segmentMs.length - 1 : rampId;
   let total = 0;
   for (let k = 0; k <= lastSegment; k++) total += atBatch(profile, profile.segmentMs[k], batchSize);
@@ -66,7 +108,7 @@ export function rampOverheadShare(
   batchSize: number,
 ): number {
   const full = atBatch(profile, profile.fullModelMs, batchSize) || 1;
-  return activeRamps.reduce((s, r) => s + atBatch(profile, profile.headMs[r], batchSize), 0) / full;
+  return activeRamps.reduce((s, r) => s + exitCostMs(profile, r, batchSize), 0) / full;
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 import type { ExitRule } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';
-import { atBatch, latencyToAnswer, rampOverheadShare, type LatencyProfileData } from './latency-model.js';
+import { atBatch, exitCostMs, latencyToAnswer, rampOverheadShare, type LatencyProfileData } from './latency-model.js';
 import { WindowEvaluator, type Thresholds } from './window-eval.js';
 
 export interface RampUtility {
@@ -67,7 +67,7 @@ export function rampUtilities(records: readonly FeedbackRecord[], options: RampU
     const gainMs =
       latencyToAnswer(options.profile, active, next, batchSize) -
       latencyToAnswer(options.profile, active, id, batchSize);
-    const costMs = atBatch(options.profile, options.profile.headMs[id], batchSize);
+    const costMs = exitCostMs(options.profile, id, batchSize);
     const utilityMs = exitRate * gainMs - passRate * costMs;
     return { rampId: id, exitRate, passRate, gainMs, costMs, utilityMs, utilityShare: utilityMs / vanilla };
   });

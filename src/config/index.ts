@@ -11,6 +11,8 @@ export {
   resolveServingConfig,
   type AccuracyConfig,
   type BatchingConfig,
+  type CascadeConfig,
+  type CascadeTierConfig,
   type ConfigProblem,
   type Env,
   type ExitsConfig,
@@ -24,10 +26,14 @@ export {
 export { watchServingConfig, type WatchOptions } from './watch.js';
 export {
   BATCH_DELAYS,
+  CASCADE_EXECUTIONS,
+  CASCADE_RULES,
   EXIT_MODES,
   EXIT_POLICIES,
   TUNER_KINDS,
   type BatchDelay,
+  type CascadeExecution,
+  type CascadeRule,
   type SloConfigInput,
 } from './schema.js';
 export { packageRoot } from './package-root.js';

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { EXIT_MODES, EXIT_POLICIES } from '../../tuner/exit-policy.js';
 import { TUNER_KINDS, TUNER_STARTS } from '../../tuner/tuner.js';
+import { CASCADE_RULES, type CascadeRule } from '../../tuner/agreement-rule.js';
 
 // ---------------------------------------------------------------------------------------------
 // Message helpers: zod calls these with the issue; `input` is the offending value.
@@ -95,7 +96,7 @@ function urlSafe(what: string, maxLength: number) {
 // ---------------------------------------------------------------------------------------------
 
 // The choices are the tuner's vocabulary, defined once in tuner/ (the lowest layer that needs them).
-export { EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, TUNER_STARTS };
+export { CASCADE_RULES, EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, TUNER_STARTS, type CascadeRule };
 
 const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
@@ -326,6 +327,67 @@ const batchingSchema = section({
     .describe('Batch sizes to form when possible (each ≤ max_batch_size); []: any size.'),
 });
 
+/**
+ * Agreement-based cascade (ABC) tiers in front of the served model: each tier's members vote,
+ * the tier answers when they agree enough, otherwise the row goes on (src/model/cascade.ts).
+ */
+/** merged: a tier's members merged into one ONNX graph, one call; separate: a session per member, called in turn. */
+export const CASCADE_EXECUTIONS = ['merged', 'separate'] as const;
+export type CascadeExecution = (typeof CASCADE_EXECUTIONS)[number];
+
+const memberPath = z
+  .string({ error: notA('a path to an ONNX file or a prepared model directory') })
+  .min(1, { error: notA('a path to an ONNX file or a prepared model directory') })
+  .max(4096, { error: notA('a path (at most 4096 characters)') });
+
+const tierSchema = section({
+  members: z
+    .array(memberPath, { error: notA('a list of member model paths') })
+    .min(1, { error: 'is empty: a tier needs at least one member (ABC uses 3)' })
+    .max(16, {
+      error: (iss) => `a list of ${Array.isArray(iss.input) ? iss.input.length : '?'} members is too long (at most 16)`,
+    })
+    .describe(
+      "The tier's member models: ONNX classifiers (or prepared model directories) reading the served model's inputs " +
+        "and giving its classes, in its order; relative paths resolve against the config file's folder. " +
+        'ABC uses 3 members of similar cost and different architectures: agreement of different models is the signal.',
+    ),
+  rule: oneOf(
+    CASCADE_RULES,
+    'vote',
+    "When the tier answers. vote: the plurality's share of the members' votes (argmax) ≥ theta (ABC's rule); " +
+      "score: the members' mean probability of the plurality class ≥ theta.",
+  ),
+  theta: z
+    .union(
+      [
+        bounded({ min: 0, max: 1, minExclusive: true }, false),
+        z.literal('tuned', { error: notA('a number in (0, 1] or "tuned"') }),
+      ],
+      { error: notA('a number in (0, 1] or "tuned"') },
+    )
+    .optional()
+    .describe(
+      "The threshold on the rule's score. A number is fixed (ABC: 1 = all agree, 2/3 relaxed) and needs tuner.kind " +
+        'static; "tuned": the online tuner (guarded or apparate) chooses it under the accuracy budget like a ramp ' +
+        'threshold. Left out: tuned under an online tuner, 1 otherwise.',
+    ),
+});
+
+const cascadeSchema = section({
+  tiers: z
+    .array(tierSchema, { error: notA('a list of tiers') })
+    .min(1, { error: 'is empty: list at least one tier (the served model is the last tier)' })
+    .max(8, { error: 'has more than 8 tiers' })
+    .describe('Tiers in the order a request meets them, cheapest first; the served model (path) always answers last.'),
+  execution: oneOf(
+    CASCADE_EXECUTIONS,
+    'merged',
+    "How a tier's members run: merged — one ONNX graph holding every member, one call that shares the input " +
+      '(faster: bench/cascade-execution.ts); separate — one session per member, called in turn.',
+  ),
+});
+
 export const modelSchema = section({
   name: urlSafe('model name', 128).describe('Model name in URLs (/v2/models/{name}) and gRPC requests; unique.'),
   path: z
@@ -343,6 +405,13 @@ export const modelSchema = section({
   exits: exitsSchema.prefault({}).describe('Early-exit policy and ramps.'),
   tuner: tunerSchema.prefault({}).describe('Online threshold and ramp tuning.'),
   batching: batchingSchema.prefault({}).describe('Dynamic batching (Triton semantics).'),
+  cascade: cascadeSchema
+    .nullable()
+    .default(null)
+    .describe(
+      'Agreement-based cascade tiers in front of the model (null: none). The model at `path`, with its ramps, ' +
+        'answers what every tier passes on.',
+    ),
 }).superRefine((m, ctx) => {
   const problem = (path: (string | number)[], input: unknown, message: string) =>
     ctx.addIssue({ code: 'custom', path, input, message: `${showValue(input)} ${message}` });
@@ -368,6 +437,32 @@ export const modelSchema = section({
     );
   }
   const { policy, thresholds, patience, max_ramps: maxRamps } = m.exits;
+  if (m.cascade) {
+    // A tier's score is its rule's (vote share or mean probability); patience has no meaning across tiers.
+    if (policy === 'patience')
+      problem(
+        ['exits', 'policy'],
+        policy,
+        'cannot serve a cascade (its tiers answer by their own rule): choose another policy',
+      );
+    const online = m.tuner.kind === 'guarded' || m.tuner.kind === 'apparate';
+    m.cascade.tiers.forEach((tier, i) => {
+      if (tier.theta === 'tuned' && !online)
+        problem(
+          ['cascade', 'tiers', i, 'theta'],
+          tier.theta,
+          `needs an online tuner (tuner.kind guarded or apparate, not ${m.tuner.kind})`,
+        );
+      // An online tuner keeps the budget over every exit it knows; a fixed θ beside it would
+      // answer rows the tuner does not count.
+      if (typeof tier.theta === 'number' && online)
+        problem(
+          ['cascade', 'tiers', i, 'theta'],
+          tier.theta,
+          `is fixed, but tuner.kind ${m.tuner.kind} tunes every exit under the budget: use theta: tuned, or tuner.kind: static`,
+        );
+    });
+  }
   if (policy === 'patience' && num(patience) && num(maxRamps) && patience > maxRamps) {
     problem(['exits', 'patience'], patience, `exceeds exits.max_ramps (${maxRamps}): no request could ever exit`);
   }

@@ -21,7 +21,15 @@ import { OfframpError } from '../errors.js';
 import { packageRoot } from './package-root.js';
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { TunerSetting, TunerStart } from '../../tuner/tuner.js';
-import { modelSchema, sloConfigSchema, type BatchDelay, type ModelFile, type SloConfigFile } from './schema.js';
+import {
+  modelSchema,
+  sloConfigSchema,
+  type BatchDelay,
+  type CascadeExecution,
+  type CascadeRule,
+  type ModelFile,
+  type SloConfigFile,
+} from './schema.js';
 
 export interface ServerConfig {
   readonly httpPort: number;
@@ -101,6 +109,20 @@ export interface BatchingConfig {
   readonly preferredBatchSizes: readonly number[];
 }
 
+/** One agreement-based cascade tier (src/model/cascade.ts). */
+export interface CascadeTierConfig {
+  /** Absolute paths of the member models (ONNX files or prepared model directories). */
+  readonly members: readonly string[];
+  readonly rule: CascadeRule;
+  /** Fixed threshold on the rule's score, or 'tuned': the online tuner chooses it. */
+  readonly theta: number | 'tuned';
+}
+
+export interface CascadeConfig {
+  readonly tiers: readonly CascadeTierConfig[];
+  readonly execution: CascadeExecution;
+}
+
 export interface ModelConfig {
   /** URL-safe, unique in the config. */
   readonly name: string;
@@ -112,6 +134,8 @@ export interface ModelConfig {
   readonly exits: ExitsConfig;
   readonly tuner: TunerConfig;
   readonly batching: BatchingConfig;
+  /** Agreement-based cascade tiers in front of the model; null: none. */
+  readonly cascade: CascadeConfig | null;
 }
 
 export interface ServingConfig {
@@ -386,6 +410,14 @@ function toModelConfig(m: ModelFile, baseDir: string): ModelConfig {
       maxQueueDelayMs: m.batching.max_queue_delay_ms,
       maxQueueSize: m.batching.max_queue_size,
       preferredBatchSizes: [...m.batching.preferred_batch_sizes],
+    },
+    cascade: m.cascade && {
+      tiers: m.cascade.tiers.map((t) => ({
+        members: t.members.map((p) => resolve(baseDir, p)),
+        rule: t.rule,
+        theta: t.theta ?? (m.tuner.kind === 'guarded' || m.tuner.kind === 'apparate' ? 'tuned' : 1),
+      })),
+      execution: m.cascade.execution,
     },
   };
 }

@@ -8,12 +8,14 @@ import { join, resolve } from 'node:path';
 import { OfframpError } from '../errors.js';
 import type { ModelConfig, ServingConfig } from '../config/index.js';
 import { readManifest, type PreparedManifest } from '../model/manifest.js';
+import { cascadeExitsView, type TierEntry, type TierExecution, type TierSpec } from '../model/cascade.js';
+import { profileTiers } from '../engine/executor/cascade-runner.js';
 import { rampHeadProblems } from '../model/ramp-head.js';
 import type { ExecutionBackend, FaultKind } from '../engine/backend.js';
 import { WorkerPool } from '../engine/executor/worker-pool.js';
 import type { WindowStats } from '../engine/feedback.js';
 import { ModelRunner, type EngineObserver } from '../engine/model-runner.js';
-import { staticPlan } from '../engine/exit-plan.js';
+import { servingPlan } from '../engine/exit-plan.js';
 import { attachTuner, thresholdProblem, type LiveTuning, type ThresholdMap } from '../engine/live-tuning.js';
 import { deepestAnswer, type RowAnswer } from '../engine/request.js';
 import { estimatedSavings, rampOverheadShare } from '../../tuner/latency-model.js';
@@ -42,7 +44,12 @@ export interface ServedModel {
   version: string;
   dir: string;
   config: ModelConfig;
+  /** What the engine serves from: the prepared manifest, or a cascade's exits view (src/model/cascade.ts). */
   manifest: PreparedManifest;
+  /** The prepared model's own manifest (the same object as `manifest` unless a cascade stands in front). */
+  prepared: PreparedManifest;
+  /** A cascade's tiers (exits 0..T−1); undefined for a plain ramped model. */
+  cascade?: TierEntry[];
   /** A text model's tokenizer (manifest `model.text`); undefined for image models. */
   tokenizer?: TextTokenizer;
   runner: ModelRunner;
@@ -91,11 +98,17 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     const options = this.options;
     for (const modelConfig of config.models) {
       const dir = resolve(modelConfig.path);
-      const manifest = await readManifest(dir);
+      const backboneManifest = await readManifest(dir);
+      const cascade = await loadCascade(backboneManifest, modelConfig, config.server.intraOpThreads);
+      // A cascade is served from its exits view: tiers first, then the ramps (src/model/cascade.ts).
+      const manifest = cascade?.manifest ?? backboneManifest;
+      const exitOffset = cascade?.tiers.length ?? 0;
       // A head that fails costs its ramp, not the model: checked here, before any plan is made,
       // so that no plan names it; the executor's workers check again as they load, and report
       // any ramp they disable later (ModelRunner.onExecutorFaults).
-      const disabledRamps = await rampHeadProblems(dir, manifest);
+      const disabledRamps = new Map(
+        [...(await rampHeadProblems(dir, backboneManifest))].map(([id, reason]) => [id + exitOffset, reason]),
+      );
       const text = manifest.model.text;
       const tokenizer = text ? await TextTokenizer.load(join(dir, text.tokenizer), text.maxLength) : undefined;
       const observer = options.observerFor?.(modelConfig.name);
@@ -106,6 +119,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
             intraOpThreads: config.server.intraOpThreads,
             workerTimeoutMs: config.server.workerTimeoutMs,
             modelName: modelConfig.name,
+            ...(cascade ? { cascade: cascade.worker } : {}),
             ...(observer ? { observer } : {}),
             ...(options.log ? { log: (line: string) => options.log?.(`model ${modelConfig.name}: ${line}`) } : {}),
           });
@@ -114,7 +128,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         batching: modelConfig.batching,
         sloLatencyMs: modelConfig.slo.latencyMs,
         feedbackWindow: modelConfig.accuracy.window,
-        plan: staticPlan(manifest, modelConfig, disabledRamps),
+        plan: servingPlan(backboneManifest, modelConfig, disabledRamps),
         parallelism: config.server.workers,
         ...(observer ? { observer } : {}),
       });
@@ -131,6 +145,8 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         dir,
         config: modelConfig,
         manifest,
+        prepared: backboneManifest,
+        ...(cascade ? { cascade: cascade.tiers } : {}),
         ...(tokenizer ? { tokenizer } : {}),
         runner,
         backend,
@@ -244,10 +260,23 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         plan.ramps.map((r) => r.id),
         1,
       ),
+      cascade: m.cascade
+        ? {
+            execution: m.config.cascade?.execution ?? 'merged',
+            tiers: m.cascade.map((t) => ({
+              exit: t.index,
+              members: t.members,
+              rule: t.rule,
+              theta: t.theta,
+              costMs: m.manifest.profile.tierMs?.[t.index]?.[0] ?? 0,
+            })),
+          }
+        : null,
       ramps: m.manifest.ramps.map((r) => {
         const s = stats.perRamp.get(r.id);
         return {
           id: r.id,
+          kind: r.head.kind === 'ensemble' ? ('tier' as const) : ('ramp' as const),
           active: thresholdOf.has(r.id),
           threshold: thresholdOf.get(r.id) ?? null,
           computeBefore: r.computeBefore,
@@ -373,6 +402,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       modelVersion: m.version,
       parameters: {
         ...exitParameters(answers),
+        ...(m.cascade ? cascadeParameters(answers, m.cascade.length, m.manifest.model.labels) : {}),
         // A text model says whether it read every row whole: a cut text was classified on its start.
         ...(text ? { truncated_rows: text.truncatedRows, max_tokens: m.tokenizer?.maxLength ?? 0 } : {}),
       },
@@ -413,6 +443,40 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
       await m.tuning.close();
     }
   }
+}
+
+/**
+ * A model's cascade, if its config has one: the tiers as the workers load them, their measured
+ * cost, and the exits view the serving side works from (src/model/cascade.ts).
+ */
+async function loadCascade(
+  prepared: PreparedManifest,
+  config: ModelConfig,
+  intraOpThreads: number,
+): Promise<
+  | { tiers: TierEntry[]; manifest: PreparedManifest; worker: { tiers: TierSpec[]; execution: TierExecution } }
+  | undefined
+> {
+  const cascade = config.cascade;
+  if (!cascade) return undefined;
+  const tiers: TierEntry[] = cascade.tiers.map((t, index) => ({
+    index,
+    members: [...t.members],
+    rule: t.rule,
+    theta: t.theta,
+  }));
+  const specs: TierSpec[] = cascade.tiers.map((t) => ({ members: [...t.members], rule: t.rule }));
+  let tierMs: number[][];
+  try {
+    tierMs = await profileTiers(prepared, specs, cascade.execution, intraOpThreads);
+  } catch (err) {
+    throw new Error(`model ${config.name}: cannot load its cascade: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    tiers,
+    manifest: cascadeExitsView(prepared, tiers, tierMs),
+    worker: { tiers: specs, execution: cascade.execution },
+  };
 }
 
 /**
@@ -486,6 +550,26 @@ function adminReport(m: ServedModel): TunerAdminReport {
     version: m.version,
     tuner: tunerReport(m, windowSavings(m, m.runner.feedback.stats())),
     thresholds: Object.fromEntries(plan.ramps.map((r) => [String(r.id), r.threshold])),
+  };
+}
+
+/**
+ * Which cascade tier answered the request (its deepest row, as `exit_ramp` says): `tier`, 0-based,
+ * where `tiers − 1` is the served model; when a tier answered, its members' `votes` (labels, or
+ * class ids, comma-separated in member order) and the `agreement` (the plurality's share).
+ */
+export function cascadeParameters(
+  answers: RowAnswer[],
+  tiers: number,
+  labels: readonly string[] | undefined,
+): InferResponse['parameters'] {
+  const deepest = deepestAnswer(answers);
+  const tier = deepest.ramp >= 0 && deepest.ramp < tiers ? deepest.ramp : tiers;
+  return {
+    tier,
+    tiers: tiers + 1,
+    ...(deepest.votes ? { votes: deepest.votes.map((v) => labels?.[v] ?? String(v)).join(',') } : {}),
+    ...(deepest.agreement !== undefined ? { agreement: Number(deepest.agreement.toFixed(6)) } : {}),
   };
 }
 

@@ -171,10 +171,30 @@ export interface ExitsReport {
   policy: string;
   mode: string;
   tuner: TunerReport;
-  /** Active ramps' cost as a share of the full model's latency (batch size 1). */
+  /** Active exits' cost (ramp heads, cascade tiers) as a share of the full model's latency (batch size 1). */
   rampOverhead: number;
+  /**
+   * An agreement-based cascade in front of the model: its tiers, which are exits 0..T−1 in `ramps`
+   * (the model's ramp r is exit T + r); null for a plain ramped model.
+   */
+  cascade: {
+    execution: string;
+    tiers: {
+      exit: number;
+      /** Member model files. */
+      members: string[];
+      rule: string;
+      /** As configured: a fixed θ, or "tuned" (the threshold in force is in `ramps`). */
+      theta: number | 'tuned';
+      /** ms per call of all its members at batch size 1, measured at load. */
+      costMs: number;
+    }[];
+  } | null;
+  /** Every exit: a ramp, or (first, with a cascade) a tier. */
   ramps: {
     id: number;
+    /** `tier` for a cascade tier, `ramp` for a ramp. */
+    kind: 'tier' | 'ramp';
     active: boolean;
     /** null = "never" (the ramp scores but never answers). */
     threshold: number | null;

@@ -6,21 +6,22 @@
  * (src/model/tensor.ts), never the onnxruntime wrapper, so the interface does not load its
  * implementation.
  *
- * The one plan kind today is a ramped backbone: one model, exit ramps after its segments
- * (`ExitPlan`). A second kind — a cascade of several models, each answering or passing a row on —
- * plugs in here: `ExitPlan` becomes a union discriminated by kind, and the worker picks the runner
- * for it (a cascade runner beside executor/backbone-runner.ts). `BatchResult` already speaks of
- * numbered exits and a final answer, which a cascade's stages can fill.
+ * Exits are numbered. A ramped backbone's exits are its ramps (executor/backbone-runner.ts); an
+ * agreement-based cascade (executor/cascade-runner.ts) numbers its tiers first, 0..T−1, and the
+ * backbone's ramp r is exit T + r (src/model/cascade.ts). One plan, one result shape, one tuner
+ * for both: `ramps` in the types below means exits, a tier being an exit whose "head" is its
+ * members' vote. Which runner a worker uses is fixed when the model loads.
  */
 import type { ExitMode, ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { HostTensor } from '../model/tensor.js';
 
 export interface ExitPlan {
+  /** How a ramp's softmax becomes a score (a cascade tier scores by its own rule). */
   policy: ExitPolicyKind;
   /** Patience policy: consecutive agreeing ramps needed. */
   patience: number;
   mode: ExitMode;
-  /** Ramps whose heads run, in model order; threshold null = "never" (scores, never answers). */
+  /** Exits that run, in model order; threshold null = "never" (scores, never answers). */
   ramps: { id: number; threshold: number | null }[];
   /**
    * Drop mode: share of rows drawn as probes at the start of each batch. A probe runs to the end
@@ -43,14 +44,19 @@ export function batchRows(input: BatchInput): number {
   return first ? (first.dims[0] as number) : 0;
 }
 
-/** A row answered by a ramp, sent while the rest of its batch still runs. */
+/** A row answered by an exit (a ramp or a cascade tier), sent while the rest of its batch still runs. */
 export interface RowExit {
   row: number;
+  /** The exit's id (see ExitPlan). */
   ramp: number;
   argmax: number;
   confidence: number;
-  /** The ramp's class probabilities for this row. */
+  /** The exit's class probabilities for this row (a tier's: its members' mean). */
   probs: Float32Array;
+  /** A cascade tier's answer: each member's vote (argmax), in member order. */
+  votes?: number[];
+  /** A cascade tier's answer: the plurality's share of the votes. */
+  agreement?: number;
 }
 
 /** One active ramp's reading of the rows that reached it. */

@@ -85,3 +85,37 @@ function startRate(config: ModelConfig): number | null {
     return calibratedStartRate(config.accuracy);
   return null;
 }
+
+/**
+ * The plan a model starts serving with (and gets again on a config reload), whether or not a
+ * cascade stands in front of it. `prepared` is the model's own manifest; `disabled` is keyed by
+ * exit id (for a cascade: tiers 0..T−1, then ramp r as exit T + r, src/model/cascade.ts).
+ *
+ * A cascade's plan: its tiers, each at its fixed θ (tuner static) or, when tuned, at ABC's strict
+ * setting θ = 1 for the vote rule with `tuner.start: calibrated` (the guard checks it from the
+ * first row, as it checks calibrated ramps) and at "never" otherwise; then the backbone's ramps as
+ * `staticPlan` chooses them. With tuner `off`, nothing: the tiers do not run either.
+ */
+export function servingPlan(
+  prepared: PreparedManifest,
+  config: ModelConfig,
+  disabled: ReadonlyMap<number, string> = new Map(),
+): ExitPlan {
+  const cascade = config.cascade;
+  if (!cascade) return staticPlan(prepared, config, disabled);
+  const T = cascade.tiers.length;
+  const backboneDisabled = new Map(
+    [...disabled].filter(([id]) => id >= T).map(([id, reason]) => [id - T, reason] as const),
+  );
+  const backbone = staticPlan(prepared, config, backboneDisabled);
+  if (config.tuner.kind === 'off') return backbone;
+  const tiers = cascade.tiers
+    .map((tier, id) => ({ id, threshold: tierStart(tier.theta, tier.rule, config) }))
+    .filter((t) => !disabled.has(t.id));
+  return { ...backbone, ramps: [...tiers, ...backbone.ramps.map((r) => ({ ...r, id: r.id + T }))] };
+}
+
+function tierStart(theta: number | 'tuned', rule: 'vote' | 'score', config: ModelConfig): number | null {
+  if (theta !== 'tuned') return theta;
+  return rule === 'vote' && config.tuner.kind === 'guarded' && config.tuner.start === 'calibrated' ? 1 : null;
+}

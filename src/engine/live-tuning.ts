@@ -411,12 +411,18 @@ export function attachTuner(
       kind: config.tuner.kind,
       profile: manifest.profile,
       accuracy: config.accuracy,
-      rampSet: {
-        availableRamps: manifest.ramps.map((r) => r.id),
-        maxRamps: config.exits.maxRamps,
-        rampBudget: config.exits.rampBudget,
-        checkEveryBatches: config.tuner.intervalBatches,
-      },
+      // A cascade keeps its exits as configured: its tiers cost far more than the ramp budget
+      // allows a head, and which tiers to run is the operator's choice in the SLO file.
+      ...(config.cascade
+        ? {}
+        : {
+            rampSet: {
+              availableRamps: manifest.ramps.map((r) => r.id),
+              maxRamps: config.exits.maxRamps,
+              rampBudget: config.exits.rampBudget,
+              checkEveryBatches: config.tuner.intervalBatches,
+            },
+          }),
       learningFeedbackFraction: config.exits.learningFeedbackFraction,
       ...(disabledRamps ? { disabledRamps } : {}),
     },

@@ -29,6 +29,8 @@ export interface EngineObserver extends ExecutorObserver {
   queueWait?(ms: number): void;
   batch?(rows: number): void;
   outcome?(outcome: Outcome, code?: string): void;
+  /** A cascade's tier `tier` read this batch's rows: `answered` of them it answered, `deferred` it passed on. */
+  tierRows?(tier: number, answered: number, deferred: number): void;
 }
 
 export interface SubmitOptions {
@@ -373,12 +375,15 @@ export class ModelRunner {
         confidence: e.confidence,
         probs: e.probs,
         depth: this.depthOf.get(e.ramp) ?? 1,
+        ...(e.votes ? { votes: e.votes } : {}),
+        ...(e.agreement !== undefined ? { agreement: e.agreement } : {}),
       });
     }
   }
 
   private onBatchDone(result: BatchResult, owners: { request: EngineRequest; row: number }[]): void {
     if (result.faults) this.onExecutorFaults?.(result.faults);
+    this.countTierRows(result);
     const c = result.classes;
     const records = batchFeedback(result, Date.now());
     // Rows no ramp answered get the final layer's answer (the feedback record already holds its argmax).
@@ -405,6 +410,26 @@ export class ModelRunner {
       this.feedback.add(record);
     });
     this.onFeedback?.(records);
+  }
+
+  /**
+   * A cascade's answers and deferrals per tier (exits 0..T−1). A row a tier read but an earlier
+   * tier had answered (a probe) is neither: it was not the tier's to answer.
+   */
+  private countTierRows(result: BatchResult): void {
+    const tiers = this.manifest.profile.tierMs?.length ?? 0;
+    if (tiers === 0 || !this.options.observer?.tierRows) return;
+    for (const reading of result.readings) {
+      if (reading.ramp >= tiers) continue;
+      let answered = 0;
+      let deferred = 0;
+      for (const row of reading.rows) {
+        const exit = result.exitRamp[row] as number;
+        if (exit === reading.ramp) answered++;
+        else if (exit === -1 || exit > reading.ramp) deferred++;
+      }
+      this.options.observer.tierRows(reading.ramp, answered, deferred);
+    }
   }
 
   /** Stops taking requests, lets queued and running ones finish, then closes the executor. */

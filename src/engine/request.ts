@@ -38,13 +38,17 @@ export function isFinished(state: RequestState): boolean {
 
 /** How one row was answered. */
 export interface RowAnswer {
-  /** Ramp id, or -1 for the full model. */
+  /** Exit id (a ramp, or a cascade tier: src/engine/backend.ts), or -1 for the full model. */
   ramp: number;
   argmax: number;
   confidence: number;
   probs: Float32Array;
   /** Share of the model's compute run before the answer (1 for the full model). */
   depth: number;
+  /** Answered by a cascade tier: each member's vote, in member order. */
+  votes?: number[];
+  /** Answered by a cascade tier: the plurality's share of the votes. */
+  agreement?: number;
 }
 
 /** The row answered last in the model (largest depth): it decides when a request is done. */

@@ -33,7 +33,8 @@ export interface RampEntry {
   side: SideTensor[];
   head: {
     file: string;
-    kind: HeadKind;
+    /** `ensemble` is never in a manifest file: it marks a cascade tier in the exits view the server builds (src/model/cascade.ts). */
+    kind: HeadKind | 'ensemble';
     features: number;
     hidden: number;
     temperature: number;
@@ -64,6 +65,8 @@ export interface LatencyProfile {
    */
   sequenceLengths?: number[];
   method: string;
+  /** A cascade's tiers (tuner/latency-model.ts): only in the exits view the server builds, never in a manifest file. */
+  tierMs?: number[][];
 }
 
 export interface PreparedManifest {

@@ -66,7 +66,7 @@ export function selectRows(t: HostTensor, keep: number[]): HostTensor {
 }
 
 /** Keeps the listed rows of every tensor of a batch's feeds. */
-function selectFeeds(input: BatchInput, keep: number[]): Record<string, HostTensor> {
+export function selectFeeds(input: BatchInput, keep: number[]): Record<string, HostTensor> {
   return Object.fromEntries(Object.entries(input).map(([name, t]) => [name, selectRows(t, keep)]));
 }
 
@@ -282,12 +282,15 @@ export class BackboneRunner {
   /**
    * @param onSegmentDone called after each segment finishes (tests use it to check that exits are
    *   emitted between segments, i.e. before the batch is done).
+   * @param drawnProbes the probes, when a caller drew them before the rows came here (a cascade
+   *   draws once, before its first tier: executor/cascade-runner.ts); drawn here otherwise.
    */
   async run(
     input: BatchInput,
     requested: ExitPlan,
     onExit: (exits: RowExit[]) => void,
     onSegmentDone?: (segment: number) => void,
+    drawnProbes?: Uint8Array,
   ): Promise<BatchResult> {
     const started = performance.now();
     const m = this.manifest;
@@ -300,8 +303,8 @@ export class BackboneRunner {
     const readings: RampReadings[] = [];
     // Probes are drawn before any segment runs (see the file comment). Release mode and the
     // vanilla path run every row to the end: the whole batch is the sample.
-    const probe = new Uint8Array(rows).fill(1);
-    if (plan.mode === 'drop' && plan.ramps.length > 0)
+    const probe = drawnProbes ? Uint8Array.from(drawnProbes) : new Uint8Array(rows).fill(1);
+    if (!drawnProbes && plan.mode === 'drop' && plan.ramps.length > 0)
       for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
     /** The batch's result, from the rows that reached the final layer and its output for them. */
     const finish = (finalRows: Int32Array, output: Float32Array): BatchResult => {

@@ -1,8 +1,11 @@
 /** Messages between the serving thread and an executor worker (structured-clone safe). */
+import type { TierExecution, TierSpec } from '../../model/cascade.js';
 import type { BatchInput, BatchResult, ExitPlan, FaultKind, RowExit } from '../backend.js';
 
 export interface WorkerInit {
   modelDir: string;
+  /** Tiers of an agreement-based cascade in front of the model (cascade-runner.ts); absent: none. */
+  cascade?: { tiers: TierSpec[]; execution: TierExecution };
   intraOpThreads: number;
   /** The word the pool and this worker share to stop the thread safely (thread-stop.ts). */
   stopWord: SharedArrayBuffer;

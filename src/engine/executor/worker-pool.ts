@@ -95,6 +95,8 @@ export interface WorkerPoolOptions {
   workerTimeoutMs: number;
   /** The name the model is served under, for errors and logs; default: the directory. */
   modelName?: string;
+  /** Cascade tiers in front of the model (every worker runs them); absent: none. */
+  cascade?: WorkerInit['cascade'];
   observer?: ExecutorObserver;
   log?: (line: string) => void;
 }
@@ -151,7 +153,10 @@ export class WorkerPool implements ExecutionBackend {
 
   /** Starts every worker; rejects (with every thread stopped) if one cannot load the model. */
   static async start(modelDir: string, options: WorkerPoolOptions): Promise<WorkerPool> {
-    const pool = new WorkerPool({ modelDir, intraOpThreads: options.intraOpThreads }, options);
+    const pool = new WorkerPool(
+      { modelDir, intraOpThreads: options.intraOpThreads, ...(options.cascade ? { cascade: options.cascade } : {}) },
+      options,
+    );
     try {
       await Promise.all(
         pool.places.map(

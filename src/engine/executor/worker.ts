@@ -1,6 +1,6 @@
 /**
- * Executor worker thread: owns the onnxruntime sessions of one prepared model and runs batches
- * on request. onnxruntime-node's `run` blocks the thread it is called on, which is why this is a
+ * Executor worker thread: owns the onnxruntime sessions of one prepared model (and of the tiers
+ * of a cascade in front of it) and runs batches on request. onnxruntime-node's `run` blocks the thread it is called on, which is why this is a
  * worker and not the serving thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -8,6 +8,7 @@ import { readManifest } from '../../model/manifest.js';
 import { setNativeCallGate } from '../../model/onnx-session.js';
 import { enterNative, leaveNative } from './thread-stop.js';
 import { BackboneRunner } from './backbone-runner.js';
+import { CascadeRunner } from './cascade-runner.js';
 import type { FaultKind } from '../backend.js';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
 
@@ -19,9 +20,18 @@ const stopWord = new Int32Array(init.stopWord);
 setNativeCallGate({ enter: () => enterNative(stopWord), leave: () => leaveNative(stopWord) });
 
 async function start(): Promise<void> {
-  let runner: BackboneRunner;
+  let runner: BackboneRunner | CascadeRunner;
   try {
-    runner = await BackboneRunner.load(init.modelDir, await readManifest(init.modelDir), init.intraOpThreads);
+    const manifest = await readManifest(init.modelDir);
+    runner = init.cascade
+      ? await CascadeRunner.load(
+          init.modelDir,
+          manifest,
+          init.cascade.tiers,
+          init.cascade.execution,
+          init.intraOpThreads,
+        )
+      : await BackboneRunner.load(init.modelDir, manifest, init.intraOpThreads);
   } catch (err) {
     send({ type: 'load-error', message: (err as Error).message });
     return;

@@ -134,7 +134,7 @@ function interpolate(measured: ReadonlyMap<number, number>, size: number): numbe
  * A batch to time with: mid-grey pixels for an image model; for a text model, every row `length`
  * ids long (small ids every vocabulary has) with a full mask, type ids zero.
  */
-function profileFeeds(manifest: PreparedManifest, rows: number, length = 128): BatchInput {
+export function profileFeeds(manifest: PreparedManifest, rows: number, length = 128): BatchInput {
   const feeds: BatchInput = {};
   for (const io of manifest.model.inputs) {
     const dims = io.dims.map((d, k) => (k === 0 ? rows : typeof d === 'number' && d > 0 ? d : length));

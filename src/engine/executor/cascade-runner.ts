@@ -57,8 +57,11 @@ async function loadTier(
   const sessions = await Promise.all(
     models.map((bytes) => OnnxSession.create(bytes, servingSessionOptions(intraOpThreads))),
   );
+  // Member i writes member_<i> either way (src/model/cascade.ts, buildTierModels).
   const outputs =
-    execution === 'merged' ? [spec.members.map((_, i) => memberOutput(i))] : spec.members.map(() => [memberOutput(0)]);
+    execution === 'merged'
+      ? [spec.members.map((_, i) => memberOutput(i))]
+      : spec.members.map((_, i) => [memberOutput(i)]);
   return { spec, sessions, outputs };
 }
 

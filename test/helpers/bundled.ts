@@ -40,3 +40,10 @@ export function bundledConfig(file: string, modelLines: readonly string[], serve
   const lines = [`server: { ${server} }`, 'models:', '  - name: fmnist', `    path: ${JSON.stringify(BUNDLED_DIR)}`];
   return parseServingConfig([...lines, ...modelLines.map((line) => `    ${line}`)].join('\n'), file);
 }
+
+/** The bundled Fashion-MNIST cascade members (models/members/README.md), in the order a tier lists them. */
+export const FMNIST_MEMBERS = ['logreg', 'mlp', 'cnn'].map((name) => root(`models/members/fmnist-${name}.onnx`));
+/** The bundled text cascade members (input_ids + attention_mask), once they are committed. */
+export const SPAM_MEMBERS = ['meanemb', 'cnn1d', 'transformer1'].map((name) =>
+  root(`models/members/spam-${name}.onnx`),
+);

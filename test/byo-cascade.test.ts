@@ -25,6 +25,7 @@ import {
   testImages,
 } from './helpers/bundled.js';
 import { IMAGE_SIDE, linearMemberModel, type LinearMember } from './helpers/member-models.js';
+import { postInfer, pixelsInput } from './helpers/infer.js';
 import { spawnServe, type ServeProcess } from './helpers/serve-process.js';
 
 const CLASSES = 10;
@@ -212,23 +213,10 @@ describe('a cascade of models fitted here, served by offramp serve --config', ()
   it('answers through the cascade: agreed rows at tier 0 with the votes, the others from the served model', async () => {
     const tiers: number[] = [];
     for (let i = 0; i < 30; i++) {
-      const image = await testImages(1, i);
-      const res = await fetch(`${base}/v2/models/fmnist/infer`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          inputs: [
-            { name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(image.data as Float32Array) },
-          ],
-        }),
-      });
-      expect(res.status).toBe(200);
-      const json = (await res.json()) as {
-        parameters: Record<string, unknown>;
-        outputs: { name: string; data: unknown[] }[];
-      };
-      const { tier, tiers: count, votes, agreement } = json.parameters;
-      const label = json.outputs.find((o) => o.name === 'label')!.data[0] as string;
+      const answer = await postInfer(base, 'fmnist', [pixelsInput(await testImages(1, i))]);
+      expect(answer.status).toBe(200);
+      const { tier, tiers: count, votes, agreement } = answer.parameters;
+      const label = answer.outputs['label']![0] as string;
       expect(count).toBe(2);
       tiers.push(tier as number);
       if (tier === 0) {

@@ -14,37 +14,14 @@ import { startServer, type RunningServer } from '../src/server.js';
 import { loadInferenceService } from '../src/grpc/proto.js';
 import type { ExitsReport } from '../src/data-plane/types.js';
 import { BUNDLED_DIR, FMNIST_MEMBERS, TEST_SERVER, bundledConfig, testImages } from './helpers/bundled.js';
+import { postInfer, pixelsInput, type InferAnswer } from './helpers/infer.js';
 import { serveToExit } from './helpers/serve-process.js';
 
 const MEMBERS = `[${FMNIST_MEMBERS.map((p) => JSON.stringify(p)).join(', ')}]`;
 
-interface Infer {
-  status: number;
-  parameters: Record<string, unknown>;
-  outputs: Record<string, unknown[]>;
-}
-
-/** POSTs `count` test images from `offset` as one request (JSON, FP32). */
-async function infer(base: string, count: number, offset: number): Promise<Infer> {
-  const images = await testImages(count, offset);
-  const res = await fetch(`${base}/v2/models/fmnist/infer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      inputs: [
-        { name: 'pixels', shape: [count, 1, 28, 28], datatype: 'FP32', data: Array.from(images.data as Float32Array) },
-      ],
-    }),
-  });
-  const json = (await res.json()) as {
-    parameters: Record<string, unknown>;
-    outputs: { name: string; data: unknown[] }[];
-  };
-  return {
-    status: res.status,
-    parameters: json.parameters,
-    outputs: Object.fromEntries((json.outputs ?? []).map((o) => [o.name, o.data])),
-  };
+/** `count` test images from `offset` as one request. */
+async function infer(base: string, count: number, offset: number): Promise<InferAnswer> {
+  return postInfer(base, 'fmnist', [pixelsInput(await testImages(count, offset))]);
 }
 
 async function exitsOf(base: string): Promise<ExitsReport> {
@@ -58,7 +35,7 @@ describe('a Fashion-MNIST cascade served at θ = 1 (tuner static)', () => {
   const ServiceClient = grpc.makeClientConstructor(loadInferenceService(), 'GRPCInferenceService');
   /** One single-row request per test image 0..ROWS−1, as answered. */
   const ROWS = 40;
-  const answers: Infer[] = [];
+  const answers: InferAnswer[] = [];
 
   beforeAll(async () => {
     const config = bundledConfig('cascade-server.test.yaml', [

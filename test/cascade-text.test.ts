@@ -12,6 +12,7 @@ import { startServer, type RunningServer } from '../src/server.js';
 import { readManifest } from '../src/model/manifest.js';
 import { TextTokenizer } from '../src/model/text-tokenizer.js';
 import { SPAM_BERT_DIR, SPAM_MEMBERS, SPAM_TEST, TEST_SERVER } from './helpers/bundled.js';
+import { postInfer, type InferAnswer } from './helpers/infer.js';
 
 const emails = gunzipSync(readFileSync(SPAM_TEST))
   .toString('utf8')
@@ -19,36 +20,15 @@ const emails = gunzipSync(readFileSync(SPAM_TEST))
   .filter((l) => l.length > 0)
   .map((l) => (JSON.parse(l) as { text: string }).text);
 
-interface Answer {
-  status: number;
-  parameters: Record<string, unknown>;
-  labels: string[];
-}
-
 let server: RunningServer;
 let base: string;
 let tokenizer: TextTokenizer;
 
-async function post(inputs: unknown[]): Promise<Answer> {
-  const res = await fetch(`${base}/v2/models/spam/infer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ inputs }),
-  });
-  const json = (await res.json()) as {
-    parameters: Record<string, unknown>;
-    outputs: { name: string; data: unknown[] }[];
-  };
-  return {
-    status: res.status,
-    parameters: json.parameters,
-    labels: (json.outputs ?? []).find((o) => o.name === 'label')?.data as string[],
-  };
-}
+const post = (inputs: unknown[]): Promise<InferAnswer> => postInfer(base, 'spam', inputs);
 
 const asText = (text: string) => post([{ name: 'text', datatype: 'BYTES', shape: [1], data: [text] }]);
 
-function asIds(text: string): Promise<Answer> {
+function asIds(text: string): Promise<InferAnswer> {
   const ids = Array.from(tokenizer.encode(text).ids, Number);
   return post([
     { name: 'input_ids', datatype: 'INT64', shape: [1, ids.length], data: ids },
@@ -93,12 +73,12 @@ describe('a spam-bert cascade of the bundled spam members', () => {
       expect([fromText.status, fromIds.status]).toEqual([200, 200]);
       for (const key of ['tier', 'tiers', 'votes', 'agreement'])
         expect(fromIds.parameters[key], key).toEqual(fromText.parameters[key]);
-      expect(fromIds.labels).toEqual(fromText.labels);
+      expect(fromIds.outputs['label']).toEqual(fromText.outputs['label']);
       const { tier, tiers: count, votes, agreement } = fromText.parameters;
       expect(count).toBe(2);
       tiers.push(tier);
       if (tier === 0) {
-        const label = fromText.labels[0]!;
+        const label = fromText.outputs['label']![0] as string;
         expect(['ham', 'spam']).toContain(label);
         expect(votes).toBe([label, label, label].join(','));
         expect(agreement).toBe(1);

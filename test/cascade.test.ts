@@ -18,6 +18,7 @@ import type { HostTensor } from '../src/model/tensor.js';
 import { CascadeRunner } from '../src/engine/executor/cascade-runner.js';
 import type { ExitPlan, RowExit } from '../src/engine/backend.js';
 import { BUNDLED_DIR, FMNIST_MEMBERS, testImages } from './helpers/bundled.js';
+import { exitPlan } from './helpers/exit-plans.js';
 import { arbitraryMember } from './helpers/member-models.js';
 
 const CLASSES = 10;
@@ -202,13 +203,7 @@ describe('the cascade runner on the bundled members and backbone', () => {
   /** Each bundled member's argmax per row of `input`, computed by running the member file alone. */
   let memberVotes: Int32Array[];
 
-  const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({
-    policy: 'confidence',
-    patience: 2,
-    mode,
-    feedbackFraction,
-    ramps,
-  });
+  const plan = exitPlan;
 
   async function run(p: ExitPlan, r: CascadeRunner = runner) {
     const exits: RowExit[] = [];

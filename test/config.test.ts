@@ -75,6 +75,7 @@ describe('parseServingConfig', () => {
           maxQueueSize: 256,
           preferredBatchSizes: [],
         },
+        cascade: null,
       },
     ]);
   });

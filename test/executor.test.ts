@@ -7,17 +7,12 @@ import type { ExitPlan, RowExit } from '../src/engine/backend.js';
 import { batchFeedback } from '../src/engine/feedback.js';
 import { softmaxRows } from '../src/model/numeric.js';
 import { BUNDLED_DIR, BUNDLED_ONNX, testImages } from './helpers/bundled.js';
+import { exitPlan } from './helpers/exit-plans.js';
 
 let manifest: PreparedManifest;
 let runner: BackboneRunner;
 
-const plan = (ramps: ExitPlan['ramps'], mode: ExitPlan['mode'] = 'release', feedbackFraction = 0): ExitPlan => ({
-  policy: 'confidence',
-  patience: 2,
-  mode,
-  feedbackFraction,
-  ramps,
-});
+const plan = exitPlan;
 
 beforeAll(async () => {
   manifest = await readManifest(BUNDLED_DIR);

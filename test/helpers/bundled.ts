@@ -13,6 +13,7 @@ export const BUNDLED_ONNX = root('models/fmnist-resnet.onnx');
 export const TEST_IMAGES = root('models/data/fashion-mnist/test-images.npy.gz');
 export const TEST_LABELS = root('models/data/fashion-mnist/test-labels.npy.gz');
 export const BOOTSTRAP_IMAGES = root('models/data/fashion-mnist/bootstrap-images.npy.gz');
+export const BOOTSTRAP_LABELS = root('models/data/fashion-mnist/bootstrap-labels.npy.gz');
 
 /** The bundled text backbone, its tokenizer, labels and prepared directory, and the SpamAssassin data. */
 export const SPAM_BERT_ONNX = root('models/spam-bert.onnx');
@@ -24,8 +25,13 @@ export const SPAM_TEST = root('models/data/spam-assassin/test.jsonl.gz');
 
 /** `count` real test images, scaled to [0,1], as a [count,1,28,28] float tensor. */
 export async function testImages(count: number, offset = 0): Promise<HostTensor> {
+  return imagesFrom(TEST_IMAGES, count, offset);
+}
+
+/** `count` images of a committed Fashion-MNIST .npy (TEST_IMAGES, BOOTSTRAP_IMAGES) from `offset`, as testImages gives them. */
+export async function imagesFrom(file: string, count: number, offset = 0): Promise<HostTensor> {
   const manifest = await readManifest(BUNDLED_DIR);
-  const rows = new InputRows(await readNpy(TEST_IMAGES), manifest.model.inputs[0]!);
+  const rows = new InputRows(await readNpy(file), manifest.model.inputs[0]!);
   return rows.gather(Array.from({ length: count }, (_, i) => offset + i));
 }
 
@@ -40,3 +46,10 @@ export function bundledConfig(file: string, modelLines: readonly string[], serve
   const lines = [`server: { ${server} }`, 'models:', '  - name: fmnist', `    path: ${JSON.stringify(BUNDLED_DIR)}`];
   return parseServingConfig([...lines, ...modelLines.map((line) => `    ${line}`)].join('\n'), file);
 }
+
+/** The bundled Fashion-MNIST cascade members (models/members/README.md), in the order a tier lists them. */
+export const FMNIST_MEMBERS = ['logreg', 'mlp', 'cnn'].map((name) => root(`models/members/fmnist-${name}.onnx`));
+/** The bundled text cascade members (input_ids + attention_mask), once they are committed. */
+export const SPAM_MEMBERS = ['meanemb', 'cnn1d', 'transformer1'].map((name) =>
+  root(`models/members/spam-${name}.onnx`),
+);

@@ -57,8 +57,11 @@ async function loadTier(
   const sessions = await Promise.all(
     models.map((bytes) => OnnxSession.create(bytes, servingSessionOptions(intraOpThreads))),
   );
+  // Member i writes member_<i> either way (src/model/cascade.ts, buildTierModels).
   const outputs =
-    execution === 'merged' ? [spec.members.map((_, i) => memberOutput(i))] : spec.members.map(() => [memberOutput(0)]);
+    execution === 'merged'
+      ? [spec.members.map((_, i) => memberOutput(i))]
+      : spec.members.map((_, i) => [memberOutput(i)]);
   return { spec, sessions, outputs };
 }
 
@@ -134,7 +137,7 @@ function interpolate(measured: ReadonlyMap<number, number>, size: number): numbe
  * A batch to time with: mid-grey pixels for an image model; for a text model, every row `length`
  * ids long (small ids every vocabulary has) with a full mask, type ids zero.
  */
-function profileFeeds(manifest: PreparedManifest, rows: number, length = 128): BatchInput {
+export function profileFeeds(manifest: PreparedManifest, rows: number, length = 128): BatchInput {
   const feeds: BatchInput = {};
   for (const io of manifest.model.inputs) {
     const dims = io.dims.map((d, k) => (k === 0 ? rows : typeof d === 'number' && d > 0 ? d : length));
@@ -298,7 +301,13 @@ export class CascadeRunner {
     const result = await this.backbone.run(
       feeds,
       rampPlan,
-      (exits) => onExit(exits.map((e) => ({ ...e, row: passed[e.row] as number, ramp: e.ramp + T }))),
+      (exits) => {
+        // A probe a tier answered runs on for its readings; it is answered once, by that tier.
+        const own = exits
+          .map((e) => ({ ...e, row: passed[e.row] as number, ramp: e.ramp + T }))
+          .filter((e) => exitRamp[e.row] === -1);
+        if (own.length > 0) onExit(own);
+      },
       undefined,
       Uint8Array.from(passed, (row) => probe[row] as number),
     );

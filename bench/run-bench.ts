@@ -6,6 +6,9 @@
  *   … -- --body json                 send JSON bodies instead of KServe v2 binary tensor bodies
  *   … -- --model models/spam-bert    the text model (default models/fmnist-resnet, the image model)
  *   … -- --slo-ms N                  another latency objective than the workload's (bench/lib/workload.ts)
+ *   … -- --cascade                   issue 14's comparison instead: vanilla, guarded-drop and the
+ *                                    agreement-based cascades of bench/lib/cascades.ts, plus the
+ *                                    cascade oracle (bench/lib/oracle.ts)
  *
  * The model decides the workload (bench/lib/workload.ts): Fashion-MNIST test images for an image
  * model, the SpamAssassin test emails for a text model, each with its own SLO.
@@ -33,15 +36,18 @@ import { FULL_PLAN, QUICK_PLAN, plannedSeconds, type BenchPlan } from './lib/ben
 import { calibrateVanilla, loadBasis, type CapacityContext } from './lib/capacity.js';
 import { prepareDataset } from './lib/dataset.js';
 import { finishProvenance, provenance } from './lib/machine.js';
-import { oracleResult } from './lib/oracle.js';
-import { ORACLE_ABOUT, SERVED_POLICIES, servedVariants } from './lib/policies.js';
+import { cascadeItemTraces, cascadeTraceSummary } from './lib/cascade-trace.js';
+import { bestMember, cascadePolicies, cascadeTaskFor } from './lib/cascades.js';
+import { cascadeOracleResult, oracleResult } from './lib/oracle.js';
+import { CASCADE_ORACLE_ABOUT, ORACLE_ABOUT, SERVED_POLICIES, servedVariants } from './lib/policies.js';
 import { runPolicy, runRow, type PolicyRun, type ScheduledPhase } from './lib/policy-run.js';
-import { RESULTS_FORMAT, type BenchResults, type RunRow } from './lib/results.js';
+import { RESULTS_FORMAT, type BenchResults, type CascadeResults, type RunRow } from './lib/results.js';
 import { missingFiles, resultProblems } from './lib/sanity.js';
 import { phaseSchedule, probeSchedule, warmupSchedule, type Schedule } from './lib/schedules.js';
 import { measureServingOverhead } from './lib/serving-overhead.js';
 import { phaseFigures, type PhaseFigures } from './lib/stats.js';
 import { itemTraces } from './lib/trace.js';
+import { atBatch } from '../tuner/latency-model.js';
 import { workloadFor } from './lib/workload.js';
 import type { OpenLoopResult } from './load/load-types.js';
 import { capacityLines, capacityTable, markdownReport, overheadLines } from './report/markdown.js';
@@ -54,6 +60,7 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'models/fmnist-resnet' },
     body: { type: 'string', default: 'binary' },
     'slo-ms': { type: 'string' },
+    cascade: { type: 'boolean', default: false },
   },
 });
 if (!isBodyFormat(args.body)) throw new Error(`--body must be binary or json, not ${args.body}`);
@@ -74,7 +81,17 @@ const plan: BenchPlan = {
   warmup: args.quick ? basePlan.warmup : { ...basePlan.warmup, maxSeconds: workload.warmupMaxSeconds },
 };
 const sloRule = sloOverride === undefined ? workload.slo.rule : `--slo-ms ${sloOverride}`;
-const variants = servedVariants(plan.body);
+// --cascade: the task's members, and the one agreeing most with the backbone for single-small.
+const cascadeTask = args.cascade ? cascadeTaskFor(manifest.name) : undefined;
+const single = cascadeTask
+  ? await bestMember(cascadeTask).catch((err: Error) => {
+      throw new Error(`--cascade: cannot read ${cascadeTask.report} (have the members landed?): ${err.message}`, {
+        cause: err,
+      });
+    })
+  : undefined;
+const cascadeServed = cascadeTask && single ? cascadePolicies(cascadeTask, single) : undefined;
+const variants = servedVariants(plan.body, cascadeServed);
 const started = new Date();
 const origin = provenance();
 const stem = started
@@ -104,7 +121,7 @@ const m = origin.machine;
 say(
   `${plan.quick ? 'quick' : 'full'} bench of ${manifest.name} (${workload.description}, SLO ${plan.sloMs} ms: ${sloRule}) ` +
     `on ${m.cpu_model}, ${m.cores} cores, ${plan.body} bodies; ` +
-    `${plan.rounds} round(s) × ${variants.length} served policies; planned ≈ ${(planned / 60).toFixed(0)} min; ` +
+    `${plan.rounds} round(s) × ${variants.length} served policies${cascadeTask ? ' (cascades)' : ''}; planned ≈ ${(planned / 60).toFixed(0)} min; ` +
     `work files in ${workDir}`,
 );
 if (origin.clean === false) say('the tree has local changes: these results cannot back a README figure');
@@ -118,6 +135,25 @@ const fullModelAccuracy = trace.traces.filter((t, i) => t.final === dataset.labe
 say(
   `${trace.recorded ? 'recorded' : 'reused'} trace ${trace.path}: full-model accuracy ${(fullModelAccuracy * 100).toFixed(2)} %`,
 );
+
+// The ABC tier over every test item (members run with onnxruntime), for the cascade oracle.
+const cascadeTrace = cascadeTask
+  ? await timed('record_cascade_trace', () =>
+      cascadeItemTraces(Object.values(cascadeTask.members), modelDir, manifest, workload, join('tmp', 'bench')),
+    )
+  : undefined;
+if (cascadeTrace && cascadeTask) {
+  if (cascadeTrace.traces.length !== dataset.items)
+    throw new Error(
+      `${cascadeTrace.path} holds ${cascadeTrace.traces.length} items but ${workload.data} ${dataset.items}`,
+    );
+  const summary = cascadeTraceSummary(cascadeTrace, Object.keys(cascadeTask.members), trace.traces, dataset.labels);
+  say(
+    `${cascadeTrace.recorded ? 'recorded' : 'reused'} cascade trace ${cascadeTrace.path}: all ${Object.keys(cascadeTask.members).length} ` +
+      `members agree on ${(summary.all_agree * 100).toFixed(1)} % of items; their plurality is the full model's answer on ` +
+      `${(summary.plurality_agrees * 100).toFixed(1)} %; single-small serves ${single?.name}`,
+  );
+}
 
 say('serving-path overhead (raw onnxruntime loop, engine in-process, HTTP; then one request at batch 1)');
 const overhead = await timed('serving_overhead', () =>
@@ -166,8 +202,8 @@ const phases: ScheduledPhase[] = plan.phases.map((phase) => {
     schedule: phaseSchedule(dataset, plan.seed, phase.pattern, phase.loadFraction, rateRps, phase.seconds),
   };
 });
-const figuresOf = (result: OpenLoopResult, schedule: Schedule): PhaseFigures =>
-  phaseFigures(result, schedule.items, trace.traces, dataset.labels, manifest.ramps.length, plan.sloMs);
+const figuresOf = (result: OpenLoopResult, schedule: Schedule, tiers = 0): PhaseFigures =>
+  phaseFigures(result, schedule.items, trace.traces, dataset.labels, manifest.ramps.length, plan.sloMs, tiers);
 
 const runs: RunRow[] = [];
 const served: PolicyRun[] = [];
@@ -196,25 +232,64 @@ const endCapacity = await calibration('vanilla-capacity-end');
 const drift = startCapacity.rps > 0 ? endCapacity.rps / startCapacity.rps - 1 : null;
 say(`vanilla SLO capacity ${startCapacity.rps.toFixed(0)}/s at the start, ${endCapacity.rps.toFixed(0)}/s at the end`);
 
-// The oracle, per round, from that round's vanilla runs on the same schedules (bench/lib/oracle.ts says how).
+/**
+ * The ABC tier's cost per call at batch 1 as each cascade server measured it at load (/exits), by
+ * run; single-small's one-member tier is another tier and is left out.
+ */
+const abcTierCosts: CascadeResults['tier_cost_ms'] = served.flatMap((run) => {
+  const policy = variants.find((v) => v.label === run.label)?.policy;
+  const report = run.phases.at(-1)?.row.exits_report as { cascade?: { tiers?: { costMs?: number }[] } } | null;
+  const cost = report?.cascade?.tiers?.[0]?.costMs;
+  return policy?.cascade &&
+    policy.cascade.tiers[0]?.members.length === Object.keys(cascadeTask?.members ?? {}).length &&
+    typeof cost === 'number'
+    ? [{ label: run.label, round: run.round, cost_ms: cost }]
+    : [];
+});
+const fullBatch1Ms = atBatch(manifest.profile, manifest.profile.fullModelMs, 1);
+/** The tier's cost share in a round: the median of that round's ABC servers' measurements. */
+const tierShareIn = (round: number): number | null => {
+  const costs = abcTierCosts
+    .filter((c) => c.round === round)
+    .map((c) => c.cost_ms)
+    .sort((a, b) => a - b);
+  return costs.length > 0 && fullBatch1Ms > 0 ? (costs[Math.floor(costs.length / 2)] as number) / fullBatch1Ms : null;
+};
+
+// The oracles, per round, from that round's vanilla runs on the same schedules (bench/lib/oracle.ts says how).
 for (const run of served.filter((r) => r.label === 'vanilla')) {
   for (const p of run.phases) {
-    const result = oracleResult(p.result, p.schedule.items, trace.traces, manifest, p.meanBatch);
-    runs.push(
-      runRow(
-        {
-          policy: 'oracle',
-          mode: 'release',
-          label: 'oracle',
-          body: run.body,
-          round: run.round,
-          computed: true,
-          phase: p.phase,
-          rateRps: p.rateRps,
-        },
-        figuresOf(result, p.schedule),
-      ),
+    const context = {
+      mode: 'release' as const,
+      body: run.body,
+      round: run.round,
+      computed: true,
+      phase: p.phase,
+      rateRps: p.rateRps,
+    };
+    const ramps = oracleResult(p.result, p.schedule.items, trace.traces, manifest, p.meanBatch);
+    runs.push({
+      ...runRow({ ...context, policy: 'oracle', label: 'oracle' }, figuresOf(ramps.result, p.schedule)),
+      compute_share: ramps.computeShare,
+    });
+    const tierShare = tierShareIn(run.round);
+    if (!cascadeTrace || tierShare === null) continue;
+    const cascade = cascadeOracleResult(
+      p.result,
+      p.schedule.items,
+      trace.traces,
+      cascadeTrace.traces,
+      tierShare,
+      manifest,
+      p.meanBatch,
     );
+    runs.push({
+      ...runRow(
+        { ...context, policy: 'cascade-oracle', label: 'cascade-oracle' },
+        figuresOf(cascade.result, p.schedule, 1),
+      ),
+      compute_share: cascade.computeShare,
+    });
   }
 }
 
@@ -250,6 +325,7 @@ const results: BenchResults = {
       config: served.find((r) => r.label === v.label)?.config ?? null,
     })),
     { label: 'oracle', about: ORACLE_ABOUT, body: null, config: null },
+    ...(cascadeTask ? [{ label: 'cascade-oracle', about: CASCADE_ORACLE_ABOUT, body: null, config: null }] : []),
   ],
   vanilla_capacity: { start: startCapacity, end: endCapacity, drift, load_basis: basis },
   served: served.map((r) => ({
@@ -267,6 +343,18 @@ const results: BenchResults = {
     full_model_accuracy: fullModelAccuracy,
   },
   serving_overhead: overhead,
+  ...(cascadeTask && single && cascadeTrace
+    ? {
+        cascade: {
+          report: cascadeTask.report,
+          members: cascadeTask.members,
+          single,
+          tier_cost_ms: abcTierCosts,
+          full_model_ms_batch1: fullBatch1Ms,
+          trace: cascadeTraceSummary(cascadeTrace, Object.keys(cascadeTask.members), trace.traces, dataset.labels),
+        },
+      }
+    : {}),
   runs,
   durations_s: durations,
   sanity: { passed: true, problems: [] },

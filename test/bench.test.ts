@@ -8,6 +8,10 @@ import type { OpenLoopResult } from '../bench/load/load-types.js';
 import { encodeBinaryBody, requestBody } from '../bench/load/request-body.js';
 import type { BenchResults, RunRow } from '../bench/lib/results.js';
 import { oracleFraction, readmeTable, spread } from '../bench/report/table.js';
+import { bestMember, cascadePolicies, cascadeTaskFor } from '../bench/lib/cascades.js';
+import { cascadeOracleResult } from '../bench/lib/oracle.js';
+import { servedVariants, servingConfig } from '../bench/lib/policies.js';
+import { parseServingConfig } from '../src/config/index.js';
 import { splitBody } from '../src/http/binary-tensors.js';
 import { parseInferBody } from '../src/http/infer-json.js';
 import { readManifest } from '../src/model/manifest.js';
@@ -159,6 +163,7 @@ function result(n: number, answered: number): OpenLoopResult {
     status: Array.from({ length: n }, (_, i) => (ok(i) ? 200 : 504)),
     predicted: new Array<number>(n).fill(0),
     exitRamp: new Array<number | null>(n).fill(-1),
+    tier: new Array<number | null>(n).fill(null),
     errorCode: Array.from({ length: n }, (_, i) => (ok(i) ? null : 'OFFRAMP_TIMED_OUT_IN_QUEUE')),
     elapsedS: 1,
   };
@@ -241,6 +246,7 @@ describe('bench README table', () => {
       disagreement: label === 'vanilla' ? 0 : 0.004,
       accuracy,
       early_fraction: label === 'vanilla' ? 0 : 0.7,
+      cpu_ms_per_answer: label === 'vanilla' ? 4 : 1,
     });
     const capacity = (rps: number) => ({ capacity: { rps } });
     const results = {
@@ -263,8 +269,86 @@ describe('bench README table', () => {
     const table = readmeTable(results);
     expect(table.header.slice(0, 3)).toEqual(['model', 'policy', 'p50 ×vanilla at 60 %']);
     expect(table.rows).toEqual([
-      ['spam-bert', 'vanilla (ms)', '40.0–50.0', '80.0–100.0', '40–50/s', '0.00 %', '98.00 %', '0 %'],
-      ['spam-bert', 'guarded-drop', '0.40–0.50', '0.40–0.50', '2.00–2.50', '0.40 %', '97.50 %–97.70 %', '70 %'],
+      ['spam-bert', 'vanilla (ms)', '40.0–50.0', '80.0–100.0', '40–50/s', '4.00 ms', '0.00 %', '98.00 %', '0 %'],
+      ['spam-bert', 'guarded-drop', '0.40–0.50', '0.40–0.50', '2.00–2.50', '0.25', '0.40 %', '97.50 %–97.70 %', '70 %'],
     ]);
+  });
+});
+
+describe('bench cascades (--cascade)', () => {
+  it('serves vanilla, guarded-drop and the four cascades, each with an SLO file the server accepts', async () => {
+    const task = cascadeTaskFor('fmnist-resnet');
+    const single = await bestMember(task);
+    // The image members' report: the CNN agrees most with the backbone (92.2 %).
+    expect(single.name).toBe('cnn');
+    const variants = servedVariants('binary', cascadePolicies(task, single));
+    expect(variants.map((v) => v.label)).toEqual([
+      'vanilla',
+      'guarded-drop',
+      'abc-fixed',
+      'abc-tuned',
+      'single-small',
+      'abc-ramps',
+    ]);
+    for (const v of variants) {
+      const text = JSON.stringify(servingConfig(BUNDLED_DIR, 'fmnist-resnet', v.policy, 50));
+      const model = parseServingConfig(text, `${v.label}.yaml`).models[0];
+      expect(model?.cascade?.tiers.length ?? 0, v.label).toBe(v.policy.cascade ? 1 : 0);
+      if (v.label === 'abc-fixed') expect(model?.cascade?.tiers[0]).toMatchObject({ rule: 'vote', theta: 1 });
+      if (v.label === 'single-small') expect(model?.cascade?.tiers[0]?.members).toHaveLength(1);
+      // The cascades but abc-ramps serve the backbone whole; abc-ramps and the ramp policies keep the default.
+      const whole = ['abc-fixed', 'abc-tuned', 'single-small'].includes(v.label);
+      expect(model?.exits.maxRamps, v.label).toBe(whole ? 0 : 3);
+    }
+  });
+
+  it("counts answers per tier and keeps ramp exits in the backbone's numbering", () => {
+    // One tier (exit 0); the backbone's ramp r is exit 1 + r. Four answers: tier, ramp 1, full model, full model.
+    const r: OpenLoopResult = {
+      latencyMs: [1, 2, 3, 4],
+      sendLagMs: [0, 0, 0, 0],
+      status: [200, 200, 200, 200],
+      predicted: [0, 0, 0, 1],
+      exitRamp: [0, 2, -1, -1],
+      tier: [0, 1, 1, 1],
+      errorCode: [null, null, null, null],
+      elapsedS: 1,
+    };
+    const traces = Array.from({ length: 4 }, () => ({ final: 0, earliestAgreeingRamp: -1 }));
+    const f = phaseFigures(r, [0, 1, 2, 3], traces, new Int32Array(4), 3, 50, 1);
+    expect(f.tier_shares).toEqual({ '0': 0.25, model: 0.75 });
+    expect(f.exits).toEqual({ '0': 0, '1': 0.25, '2': 0, final: 0.5 });
+    expect(f.early_fraction).toBe(0.5);
+    expect(f.answers_without_tier).toBe(0);
+    expect(f.disagreement).toBe(0.25);
+  });
+
+  it("computes the cascade oracle: the tier's cost where its plurality is the full model's answer, tier + model elsewhere", async () => {
+    const manifest = await readManifest(BUNDLED_DIR);
+    const vanilla: OpenLoopResult = {
+      latencyMs: [100, 100, 100],
+      sendLagMs: [0, 0, 0],
+      status: [200, 200, 504],
+      predicted: [3, 3, -1],
+      exitRamp: [-1, -1, null],
+      tier: [null, null, null],
+      errorCode: [null, null, 'OFFRAMP_TIMED_OUT_IN_QUEUE'],
+      elapsedS: 1,
+    };
+    const traces = [3, 3, 3].map((final) => ({ final, earliestAgreeingRamp: -1 }));
+    const tier = [
+      { votes: [3, 3, 1], plurality: 3, agreement: 2 / 3 },
+      { votes: [1, 1, 3], plurality: 1, agreement: 2 / 3 },
+      { votes: [3, 3, 3], plurality: 3, agreement: 1 },
+    ];
+    const { result, computeShare } = cascadeOracleResult(vanilla, [0, 1, 2], traces, tier, 0.1, manifest, 1);
+    // At batch 1 the oracle reads the profile made non-decreasing in batch size: its smallest value.
+    const fullMs = Math.min(...manifest.profile.fullModelMs);
+    expect(result.latencyMs[0]).toBeCloseTo(100 - 0.9 * fullMs);
+    expect(result.latencyMs[1]).toBeCloseTo(100 + 0.1 * fullMs);
+    expect(result.status[2]).toBe(504); // a miss stays a miss
+    expect(result.tier.slice(0, 2)).toEqual([0, 1]);
+    expect(result.predicted.slice(0, 2)).toEqual([3, 3]);
+    expect(computeShare).toBeCloseTo((0.1 + 1.1) / 2);
   });
 });

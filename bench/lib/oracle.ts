@@ -17,10 +17,16 @@
  * one; noise only adds time), and `skipped` is capped at (1 − computeBefore_k) of the request's own
  * latency. The approximation ignores that earlier answers would shorten queues for later ones,
  * so at high load it is optimistic about compute and pessimistic about queueing.
+ *
+ * The cascade oracle (`--cascade`, issue 14) is computed the same way from the same vanilla runs:
+ * a request stops at the ABC tier when its members' plurality (cascade-trace.ts) equals the full
+ * model's answer and pays only the tier, else pays the tier and the full model
+ * (`cascadeOracleResult`).
  */
 import type { PreparedManifest } from '../../src/model/manifest.js';
 import { atBatch } from '../../tuner/latency-model.js';
 import type { OpenLoopResult } from '../load/load-types.js';
+import type { CascadeItemTrace } from './cascade-trace.js';
 import type { ItemTrace } from './trace.js';
 
 /** Running minimum from the right: series[i] ≤ series[j] for i < j. */
@@ -30,32 +36,93 @@ function lowerEnvelope(series: readonly number[]): number[] {
   return out;
 }
 
+/** How one answered request ends under an oracle. */
+interface OracleOutcome {
+  /** The compute it pays, as a share of the full model's (1 = the full model; above 1 = more). */
+  costShare: number;
+  /** The exit it answers from, numbered as the served policy numbers them (-1 = the full model). */
+  exitRamp: number;
+  /** The cascade tier that answers it (T = the served model); null without a cascade. */
+  tier: number | null;
+}
+
+/**
+ * Vanilla's run with every answered request's compute replaced by the oracle's: vanilla's latency
+ * minus the compute skipped (or plus the compute added), L_full(b) · (1 − costShare), a skip capped
+ * at that share of the request's own latency; the answer is always the full model's. Also the
+ * mean cost share over answered requests (the oracle's compute per answer against vanilla's).
+ */
+function fromVanilla(
+  vanilla: OpenLoopResult,
+  items: readonly number[],
+  traces: readonly ItemTrace[],
+  manifest: PreparedManifest,
+  meanBatch: number | null,
+  outcome: (item: number) => OracleOutcome,
+): { result: OpenLoopResult; computeShare: number | null } {
+  const profile = manifest.profile;
+  const batch = Math.min(16, Math.max(1, Math.round(meanBatch ?? 16)));
+  const fullMs = atBatch(profile, lowerEnvelope(profile.fullModelMs), batch);
+  const out: OpenLoopResult = {
+    ...vanilla,
+    latencyMs: [...vanilla.latencyMs],
+    predicted: [...vanilla.predicted],
+    exitRamp: [...vanilla.exitRamp],
+    tier: [...vanilla.tier],
+  };
+  let shares = 0;
+  let answered = 0;
+  vanilla.status.forEach((status, i) => {
+    if (status !== 200) return;
+    const item = items[i] as number;
+    const o = outcome(item);
+    const latency = vanilla.latencyMs[i] as number;
+    const skipped = 1 - o.costShare;
+    out.latencyMs[i] = latency - (skipped >= 0 ? Math.min(fullMs * skipped, latency * skipped) : fullMs * skipped);
+    out.predicted[i] = (traces[item] as ItemTrace).final;
+    out.exitRamp[i] = o.exitRamp;
+    out.tier[i] = o.tier;
+    shares += o.costShare;
+    answered++;
+  });
+  return { result: out, computeShare: answered > 0 ? shares / answered : null };
+}
+
+/** The ramp oracle: every request exits at the earliest ramp agreeing with the full model. */
 export function oracleResult(
   vanilla: OpenLoopResult,
   items: readonly number[],
   traces: readonly ItemTrace[],
   manifest: PreparedManifest,
   meanBatch: number | null,
-): OpenLoopResult {
-  const profile = manifest.profile;
-  const batch = Math.min(16, Math.max(1, Math.round(meanBatch ?? 16)));
-  const fullMs = atBatch(profile, lowerEnvelope(profile.fullModelMs), batch);
+): { result: OpenLoopResult; computeShare: number | null } {
   const depth = new Map(manifest.ramps.map((r) => [r.id, r.computeBefore]));
-  const out: OpenLoopResult = {
-    ...vanilla,
-    latencyMs: [...vanilla.latencyMs],
-    predicted: [...vanilla.predicted],
-    exitRamp: [...vanilla.exitRamp],
-  };
-  vanilla.status.forEach((status, i) => {
-    if (status !== 200) return;
-    const trace = traces[items[i] as number] as ItemTrace;
-    const ramp = trace.earliestAgreeingRamp;
-    const latency = vanilla.latencyMs[i] as number;
-    const skippedShare = ramp < 0 ? 0 : 1 - (depth.get(ramp) ?? 1);
-    out.latencyMs[i] = latency - Math.min(fullMs * skippedShare, latency * skippedShare);
-    out.predicted[i] = trace.final;
-    out.exitRamp[i] = ramp;
+  return fromVanilla(vanilla, items, traces, manifest, meanBatch, (item) => {
+    const ramp = (traces[item] as ItemTrace).earliestAgreeingRamp;
+    return { costShare: ramp < 0 ? 1 : (depth.get(ramp) ?? 1), exitRamp: ramp, tier: null };
   });
-  return out;
+}
+
+/**
+ * The cascade oracle (one tier in front of the full model): a request stops at the tier when the
+ * members' plurality equals the full model's answer, paying the tier's cost; otherwise it pays the
+ * tier and the full model. `tierShare` is the tier's cost as a share of the full model's at batch
+ * 1 (the server's measured tier cost over the profile's full-model latency), applied at every
+ * batch size as `computeBefore` is for a ramp — members batch better than the backbone, so at
+ * larger batches this overstates the tier.
+ */
+export function cascadeOracleResult(
+  vanilla: OpenLoopResult,
+  items: readonly number[],
+  traces: readonly ItemTrace[],
+  tier: readonly CascadeItemTrace[],
+  tierShare: number,
+  manifest: PreparedManifest,
+  meanBatch: number | null,
+): { result: OpenLoopResult; computeShare: number | null } {
+  return fromVanilla(vanilla, items, traces, manifest, meanBatch, (item) =>
+    tier[item]?.plurality === traces[item]?.final
+      ? { costShare: tierShare, exitRamp: 0, tier: 0 }
+      : { costShare: 1 + tierShare, exitRamp: -1, tier: 1 },
+  );
 }

@@ -1,21 +1,30 @@
 /**
  * The serving policies the bench compares, and the SLO file each is served with. Everything but
- * the tuner and the exit mode is the same for all of them, and at the documented defaults
- * (src/config/slo.example.yaml), so differences come from the policy alone.
+ * the tuner, the exit mode and (for `--cascade`) the cascade section with exits.max_ramps is the
+ * same for all of them, and at the documented defaults (src/config/slo.example.yaml), so
+ * differences come from the policy alone.
  */
 
 import type { ExitMode } from '../../tuner/exit-policy.js';
 import type { BodyFormat } from '../load/request-body.js';
 import type { TunerSetting } from '../../tuner/tuner.js';
+import type { CascadeServing } from './cascades.js';
 
-export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | 'oracle';
+/** The cascade policies `--cascade` serves (bench/lib/cascades.ts). */
+export type CascadePolicyName = 'abc-fixed' | 'abc-tuned' | 'single-small' | 'abc-ramps';
+/** Computed, not served: the ramp oracle and the cascade oracle. */
+export type ComputedPolicyName = 'oracle' | 'cascade-oracle';
+
+export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | CascadePolicyName | ComputedPolicyName;
 
 export interface ServedPolicy {
-  policy: Exclude<PolicyName, 'oracle'>;
+  policy: Exclude<PolicyName, ComputedPolicyName>;
   mode: ExitMode;
   tuner: TunerSetting;
   /** What it is, for the report. */
   about: string;
+  /** Tiers in front of the model, and exits.max_ramps (bench/lib/cascades.ts); absent: no cascade. */
+  cascade?: CascadeServing;
 }
 
 export const SERVED_POLICIES: readonly ServedPolicy[] = [
@@ -57,8 +66,18 @@ export interface ServedVariant {
 /**
  * What one round serves, in order: every policy with the run's body format and, when that is
  * binary, vanilla again with JSON bodies (labelled), so the wire format's cost shows on its own.
+ *
+ * With `cascade` (the task's cascade policies, `--cascade`): vanilla, guarded-drop (ramps alone)
+ * and the cascade policies, all with the run's body format — the comparison issue 14 asks for,
+ * on the same top model under the same load.
  */
-export function servedVariants(body: BodyFormat): ServedVariant[] {
+export function servedVariants(body: BodyFormat, cascade?: readonly ServedPolicy[]): ServedVariant[] {
+  if (cascade) {
+    const ramps = SERVED_POLICIES.filter(
+      (p) => p.policy === 'vanilla' || (p.policy === 'guarded' && p.mode === 'drop'),
+    );
+    return [...ramps, ...cascade].map((policy) => ({ policy, body, label: policyLabel(policy) }));
+  }
   const variants = SERVED_POLICIES.map((policy) => ({ policy, body, label: policyLabel(policy) }));
   if (body === 'binary') {
     const vanilla = SERVED_POLICIES.find((p) => p.policy === 'vanilla')!;
@@ -74,6 +93,11 @@ export function fileLabel(label: string): string {
 
 /** Computed, not served: every request exits at the earliest ramp that agrees with the final layer. */
 export const ORACLE_ABOUT = 'computed: earliest ramp agreeing with the final layer (no head cost, perfect foresight)';
+
+/** Computed, not served: every request stops at the cheapest tier whose plurality is the full model's answer. */
+export const CASCADE_ORACLE_ABOUT =
+  "computed: each request stops at the ABC tier when its members' plurality equals the full model's answer " +
+  '(paying the tier), otherwise pays the tier and the full model (perfect foresight)';
 
 /** Short unique name for files and legends: "vanilla", "guarded-drop". */
 export function policyLabel(p: { policy: PolicyName; mode: ExitMode }): string {
@@ -99,9 +123,14 @@ export function servingConfig(modelDir: string, modelName: string, p: ServedPoli
         path: modelDir,
         slo: { latency_ms: sloMs },
         accuracy: ACCURACY,
-        exits: { mode: p.mode, thresholds: null },
+        exits: {
+          mode: p.mode,
+          thresholds: null,
+          ...(p.cascade?.maxRamps === undefined ? {} : { max_ramps: p.cascade.maxRamps }),
+        },
         tuner: { kind: p.tuner },
         batching: { max_batch_size: 16, max_queue_delay_ms: 4 },
+        ...(p.cascade ? { cascade: { tiers: p.cascade.tiers, execution: 'merged' } } : {}),
       },
     ],
   };

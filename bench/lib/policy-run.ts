@@ -17,7 +17,7 @@ import { cpuSeconds, meanBatchSize, parseMetrics, sampleValue, type Sample } fro
 import type { LagMs, RunRow } from './results.js';
 import type { Schedule } from './schedules.js';
 import { startServerProcess } from './server-process.js';
-import { latencyOrMiss, type PhaseFigures } from './stats.js';
+import { latencyOrMiss, tierSharesText, type PhaseFigures } from './stats.js';
 
 export interface ScheduledPhase {
   phase: PhasePlan;
@@ -51,9 +51,22 @@ export function loopLag(samples: Sample[]): LagMs {
   return { p50_ms: at('p50'), p99_ms: at('p99'), max_ms: at('max') };
 }
 
-function activeRamps(exitsReport: unknown): { id: number; threshold: number | null }[] {
-  const ramps = (exitsReport as { ramps?: { id: number; active: boolean; threshold: number | null }[] }).ramps ?? [];
-  return ramps.filter((r) => r.active).map((r) => ({ id: r.id, threshold: r.threshold }));
+/**
+ * Exits allowed to answer, from /exits: ramps by their backbone id and, with a cascade, its tiers
+ * (whose exit ids come first, so ramp r is exit T + r there).
+ */
+function activeRamps(exitsReport: unknown): RunRow['active_ramps'] {
+  const ramps =
+    (exitsReport as { ramps?: { id: number; kind?: 'tier' | 'ramp'; active: boolean; threshold: number | null }[] })
+      .ramps ?? [];
+  const tiers = ramps.filter((r) => r.kind === 'tier').length;
+  return ramps
+    .filter((r) => r.active)
+    .map((r) =>
+      r.kind === 'tier'
+        ? { id: r.id, kind: 'tier' as const, threshold: r.threshold }
+        : { id: r.id - tiers, threshold: r.threshold },
+    );
 }
 
 export interface RowContext {
@@ -76,6 +89,8 @@ export interface ServerView {
   loadAverage: [number, number];
   /** Server process CPU seconds (all threads) spent during the run; null when not exposed. */
   cpuS: number | null;
+  /** Where cpuS comes from: /proc/<pid>/stat around the load, or the /metrics scrapes around it. */
+  cpuSource: 'proc' | 'metrics' | null;
 }
 
 /** A `runs` row from a phase's figures and, for served policies, what the server said after it. */
@@ -96,7 +111,9 @@ export function runRow(ctx: RowContext, figures: PhaseFigures, server?: ServerVi
     rate_rps: ctx.rateRps,
     ...figures,
     cpu_s: cpuS,
+    cpu_source: server?.cpuSource ?? null,
     cpu_ms_per_answer: cpuS !== null && figures.ok > 0 ? latencyOrMiss((cpuS * 1000) / figures.ok) : null,
+    compute_share: null,
     head_overhead: ctx.computed ? 0 : gauge('offramp_ramp_overhead_ratio'),
     estimated_savings: gauge('offramp_estimated_latency_savings_ratio'),
     window_disagreement: gauge('offramp_window_disagreement_ratio'),
@@ -122,7 +139,7 @@ export async function runPolicy(
     plan: BenchPlan;
     probeSchedule: CapacityContext['schedule'];
   },
-  figuresOf: (result: OpenLoopResult, schedule: Schedule) => PhaseFigures,
+  figuresOf: (result: OpenLoopResult, schedule: Schedule, tiers: number) => PhaseFigures,
   say: (line: string) => void,
 ): Promise<PolicyRun> {
   const { policy, body, label } = variant;
@@ -142,21 +159,29 @@ export async function runPolicy(
       const phaseName = `${name}-${p.phase.pattern}-${Math.round(p.phase.loadFraction * 100)}`;
       const loadBefore = loadavg()[0] ?? 0;
       const beforeText = await server.getText('/metrics');
+      const procBefore = await server.cpuSeconds();
       const result = await runOpenLoop(url, opts.bodiesPath, body, p.schedule, opts.workDir, phaseName, timeout);
+      const procAfter = await server.cpuSeconds();
       const afterText = await server.getText('/metrics');
       const exitsReport = await server.getJson(`/v2/models/${opts.modelName}/exits`);
       const [cpuBefore, cpuAfter] = [cpuSeconds(beforeText), cpuSeconds(afterText)];
+      const cpu =
+        procBefore !== null && procAfter !== null
+          ? { cpuS: procAfter - procBefore, cpuSource: 'proc' as const }
+          : cpuBefore !== null && cpuAfter !== null
+            ? { cpuS: cpuAfter - cpuBefore, cpuSource: 'metrics' as const }
+            : { cpuS: null, cpuSource: null };
       const view: ServerView = {
         modelName: opts.modelName,
         before: parseMetrics(beforeText),
         after: parseMetrics(afterText),
         exitsReport,
         loadAverage: [loadBefore, loadavg()[0] ?? 0],
-        cpuS: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
+        ...cpu,
       };
       const row = runRow(
         { ...policy, label, body, round, computed: false, phase: p.phase, rateRps: p.rateRps },
-        figuresOf(result, p.schedule),
+        figuresOf(result, p.schedule, policy.cascade?.tiers.length ?? 0),
         view,
       );
       phases.push({ ...p, result, meanBatch: row.mean_batch_size, row });
@@ -165,6 +190,8 @@ export async function runPolicy(
         `  ${label} ${p.phase.pattern} ${Math.round(p.phase.loadFraction * 100)} %: ` +
           `p50 ${ms(row.p50_ms)}, p99 ${ms(row.p99_ms)}, SLO attainment ${(row.slo_attainment * 100).toFixed(1)} %, ` +
           `${row.throughput_rps.toFixed(0)}/s, early ${(row.early_fraction * 100).toFixed(1)} %, ` +
+          (row.tier_shares ? `by tier ${tierSharesText(row.tier_shares)}, ` : '') +
+          `CPU ${row.cpu_ms_per_answer === null ? '–' : row.cpu_ms_per_answer.toFixed(2)} ms/answer, ` +
           `errors ${row.errors.total}; load average ${view.loadAverage[1].toFixed(1)}`,
       );
     }

@@ -6,6 +6,8 @@
 import type { Pattern } from '../load/arrivals.js';
 import type { BodyFormat } from '../load/request-body.js';
 import type { BenchPlan } from './bench-plan.js';
+import type { CascadeTraceSummary } from './cascade-trace.js';
+import type { ChosenMember } from './cascades.js';
 import type { SloCapacity } from './capacity.js';
 import type { Provenance } from './machine.js';
 import type { ExitMode } from '../../tuner/exit-policy.js';
@@ -37,18 +39,32 @@ export interface RunRow extends PhaseFigures {
   load_fraction: number;
   /** Offered rate (mean rate for bursty), requests/s. */
   rate_rps: number;
-  /** Server process CPU seconds (all threads) during the run: process_cpu_seconds_total's delta. */
+  /**
+   * Server process CPU seconds (user + system, all threads) during the run's load: from
+   * /proc/<pid>/stat read just before and after it (`cpu_source` "proc"), or where there is no
+   * /proc, process_cpu_seconds_total's delta over the /metrics scrapes around it ("metrics").
+   */
   cpu_s: number | null;
+  cpu_source?: 'proc' | 'metrics' | null;
   /** cpu_s per answered request, in ms. */
   cpu_ms_per_answer: number | null;
+  /**
+   * Computed rows (oracles): the compute each answered request pays, as a share of the full
+   * model's, averaged (from the manifest profile and, for the cascade oracle, the tier's cost as
+   * the server reported it); null for served rows, which have CPU time instead.
+   */
+  compute_share?: number | null;
   /** offramp_ramp_overhead_ratio at the end of the run: active heads' cost / full-model latency. */
   head_overhead: number | null;
   /** offramp_estimated_latency_savings_ratio at the end of the run. */
   estimated_savings: number | null;
   /** offramp_window_disagreement_ratio: the server's own view over its last feedback window. */
   window_disagreement: number | null;
-  /** Ramps allowed to answer at the end of the run, with their thresholds. */
-  active_ramps: { id: number; threshold: number | null }[];
+  /**
+   * Exits allowed to answer at the end of the run, with their thresholds: ramps by their backbone
+   * id; a cascade's tiers marked `kind: "tier"` (id = tier index, threshold = θ).
+   */
+  active_ramps: { id: number; threshold: number | null; kind?: 'tier' }[];
   /** Rows per executed batch during the run (offramp_batch_size histogram). */
   mean_batch_size: number | null;
   /** Server event-loop lag during the run (offramp_event_loop_lag_seconds since the previous scrape). */
@@ -71,6 +87,25 @@ export interface ServedRun {
   body: BodyFormat;
   warmup: { ok: number; errors: number };
   capacity: SloCapacity;
+}
+
+/** What a `--cascade` run served in front of the model, and what the members do offline. */
+export interface CascadeResults {
+  /** The members' training report the single-small member was chosen from. */
+  report: string;
+  /** Member name → ONNX file (repository-relative), the ABC tier in order. */
+  members: Record<string, string>;
+  /** single-small's member: the one agreeing most with the backbone per the report. */
+  single: ChosenMember;
+  /**
+   * The ABC tier's cost per call at batch 1 as the cascade servers measured it at load
+   * (/exits `cascade.tiers[0].costMs`, one per served cascade run), and the full model's batch-1
+   * latency from the manifest profile: what the cascade oracle's cost shares come from.
+   */
+  tier_cost_ms: { label: string; round: number; cost_ms: number }[];
+  full_model_ms_batch1: number;
+  /** The members run offline over every test item (bench/lib/cascade-trace.ts). */
+  trace: CascadeTraceSummary;
 }
 
 export interface BenchResults {
@@ -115,6 +150,8 @@ export interface BenchResults {
   /** `images`: records in the trace, one per test item (the name predates text workloads). */
   trace: { path: string; recorded: boolean; images: number; full_model_accuracy: number };
   serving_overhead: OverheadResult | null;
+  /** `--cascade` runs only (bench/lib/cascades.ts, cascade-trace.ts). */
+  cascade?: CascadeResults;
   runs: RunRow[];
   /** Wall-clock seconds per section. */
   durations_s: Record<string, number>;

@@ -36,6 +36,8 @@ export function resultProblems(results: BenchResults): string[] {
     unexpected(where, r.errors.by_status);
     const refused = r.errors.by_code['CLIENT_CONNECTION_ERROR'] ?? 0;
     if (refused > 0) problems.push(`${where}: ${refused} requests failed to connect`);
+    if (!r.computed && (r.answers_without_tier ?? 0) > 0)
+      problems.push(`${where}: ${r.answers_without_tier} answers without the cascade's tier parameter`);
     if (r.policy === 'vanilla' && r.ok > 0 && !(r.disagreement <= VANILLA_MAX_DISAGREEMENT)) {
       problems.push(
         `${where}: vanilla disagrees with the recorded full model on ${(r.disagreement * 100).toFixed(2)} % of test items`,

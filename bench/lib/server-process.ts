@@ -3,7 +3,7 @@
  * process of its own (fresh per policy, so no state leaks between policies), on free ports,
  * ready when GET /v2/health/ready says 200, stopped with SIGTERM (a graceful drain).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -29,6 +29,31 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ; 100 on Linux as a rule). */
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const told = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    clockTicks = told > 0 ? told : 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * User + system CPU seconds a process has spent, every thread included (the executor's workers
+ * are threads of the server process), from /proc/<pid>/stat; null where there is no /proc. Read
+ * by the bench from outside, so its own scrapes of the server are not in the figure.
+ */
+export async function processCpuSeconds(pid: number): Promise<number | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  // Fields after the command name (in parentheses, which may hold spaces): state is field 3,
+  // utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? ticks / ticksPerSecond() : null;
+}
+
 export interface ServerProcess {
   /** http://127.0.0.1:PORT */
   baseUrl: string;
@@ -36,6 +61,8 @@ export interface ServerProcess {
   grpcPort: number;
   logPath: string;
   pid: number;
+  /** The server's CPU seconds so far (processCpuSeconds); null where there is no /proc. */
+  cpuSeconds(): Promise<number | null>;
   /** Resolves with the exit code (null: killed by a signal) whenever the process ends. */
   exited: Promise<number | null>;
   /** The exit code once the process has ended (-1 when a signal ended it), null while it runs. */
@@ -90,6 +117,7 @@ export async function startServerProcess(configPath: string, logPath: string): P
     grpcPort,
     logPath,
     pid: child.pid as number,
+    cpuSeconds: () => processCpuSeconds(child.pid as number),
     exited,
     signal: (name) => child.kill(name),
     exitCodeNow: () => child.exitCode ?? (child.signalCode === null ? null : -1),

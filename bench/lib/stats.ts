@@ -81,7 +81,20 @@ export interface PhaseFigures {
   disagreement: number;
   /** Among answered requests: share whose class equals the true label. */
   accuracy: number;
+  /**
+   * Where answered requests exited: share per backbone ramp id (with a cascade too: ramp r, not
+   * exit T + r) and "final" (the backbone's last layer); rows a cascade tier answered are in
+   * `tier_shares`, not here.
+   */
   exits: ExitDistribution;
+  /**
+   * With a cascade: share of answered requests per tier that answered them (the response's `tier`
+   * parameter), "0".."T−1", then "model" (the served model, its ramps included); null without one.
+   */
+  tier_shares: Record<string, number> | null;
+  /** With a cascade: answered requests whose response had no `tier` parameter (0 when served as one); null without. */
+  answers_without_tier: number | null;
+  /** Share of answered requests not answered by the backbone's last layer (ramps and tiers). */
   early_fraction: number;
   /** Requests not answered 200, by HTTP status ("0": connection failed or timed out). */
   errors: { total: number; by_status: Record<string, number>; by_code: Record<string, number> };
@@ -92,7 +105,8 @@ export interface PhaseFigures {
 
 /**
  * What one policy did with one schedule. `items[i]` is the test item request i sent; disagreement
- * is measured against the recorded full-model class, the same model vanilla serves.
+ * is measured against the recorded full-model class, the same model vanilla serves. `tiers`: the
+ * cascade's tier count T in front of the model (0: none), whose exit ids come first.
  */
 export function phaseFigures(
   result: OpenLoopResult,
@@ -101,6 +115,7 @@ export function phaseFigures(
   labels: Int32Array,
   ramps: number,
   sloMs: number,
+  tiers = 0,
 ): PhaseFigures {
   const latencies: number[] = [];
   let withinSlo = 0;
@@ -109,10 +124,15 @@ export function phaseFigures(
     ...Array.from({ length: ramps }, (_, i) => [String(i), 0] as const),
     ['final', 0],
   ]);
+  const tierCounts = new Map<string, number>([
+    ...Array.from({ length: tiers }, (_, t) => [String(t), 0] as const),
+    ['model', 0],
+  ]);
   const byStatus: Record<string, number> = {};
   const byCode: Record<string, number> = {};
   let disagree = 0;
   let correct = 0;
+  let withoutTier = 0;
   result.status.forEach((status, i) => {
     if (status !== 200) {
       byStatus[String(status)] = (byStatus[String(status)] ?? 0) + 1;
@@ -128,7 +148,14 @@ export function phaseFigures(
     if (predicted !== traces[item]?.final) disagree++;
     if (predicted === labels[item]) correct++;
     const exit = result.exitRamp[i] ?? -1;
-    const key = exit < 0 ? 'final' : String(exit);
+    if (tiers > 0) {
+      if (result.tier[i] === null || result.tier[i] === undefined) withoutTier++;
+      const tier = result.tier[i] ?? tiers;
+      const tierKey = tier < tiers ? String(tier) : 'model';
+      tierCounts.set(tierKey, (tierCounts.get(tierKey) ?? 0) + 1);
+      if (exit >= 0 && exit < tiers) return;
+    }
+    const key = exit < 0 ? 'final' : String(exit - tiers);
     exits.set(key, (exits.get(key) ?? 0) + 1);
   });
   const ok = latencies.length;
@@ -157,6 +184,8 @@ export function phaseFigures(
     disagreement: ok > 0 ? disagree / ok : Number.NaN,
     accuracy: ok > 0 ? correct / ok : Number.NaN,
     exits: exitShares(exits, ok),
+    tier_shares: tiers > 0 ? Object.fromEntries([...tierCounts].map(([k, n]) => [k, ok > 0 ? n / ok : 0])) : null,
+    answers_without_tier: tiers > 0 ? withoutTier : null,
     early_fraction: ok > 0 ? (ok - (exits.get('final') ?? 0)) / ok : 0,
     errors: { total: result.status.length - ok, by_status: byStatus, by_code: byCode },
     client_send_lag_p99_ms: latencyOrMiss(percentile(lag, 99)),
@@ -168,4 +197,11 @@ export function phaseFigures(
 export function exitShares(counts: ReadonlyMap<string, number>, total: number): ExitDistribution {
   const keys = [...counts.keys()].sort((a, b) => (a === 'final' ? 1 : b === 'final' ? -1 : Number(a) - Number(b)));
   return Object.fromEntries(keys.map((k) => [k, total > 0 ? (counts.get(k) ?? 0) / total : 0]));
+}
+
+/** Tier shares as one line: "T0 82.1 % · model 17.9 %". */
+export function tierSharesText(shares: Readonly<Record<string, number>>): string {
+  return Object.entries(shares)
+    .map(([k, v]) => `${k === 'model' ? 'model' : `T${k}`} ${(v * 100).toFixed(1)} %`)
+    .join(' · ');
 }

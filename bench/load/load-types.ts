@@ -37,8 +37,16 @@ export interface OpenLoopResult {
   status: number[];
   /** Predicted class of the single row; -1 when the request failed. */
   predicted: number[];
-  /** Ramp that answered (-1 = full model); null when the request failed. */
+  /**
+   * Exit that answered (-1 = full model); null when the request failed. With a cascade, exits
+   * 0..T−1 are its tiers and T + r is the backbone's ramp r (src/model/cascade.ts).
+   */
   exitRamp: (number | null)[];
+  /**
+   * The response's `tier` parameter: the cascade tier that answered, 0-based, T = the served model;
+   * null without a cascade or when the request failed.
+   */
+  tier: (number | null)[];
   /**
    * Why a request failed: the error code from the body of a non-200 answer (e.g.
    * OFFRAMP_QUEUE_FULL), or CLIENT_TIMEOUT / CLIENT_CONNECTION_ERROR for status 0; else null.

@@ -31,12 +31,14 @@ const result: OpenLoopResult = {
   status: new Array<number>(n).fill(0),
   predicted: new Array<number>(n).fill(-1),
   exitRamp: new Array<number | null>(n).fill(null),
+  tier: new Array<number | null>(n).fill(null),
   errorCode: new Array<string | null>(n).fill(null),
   elapsedS: 0,
 };
 
 interface ResponseJson {
   outputs?: { name: string; data: unknown[] }[];
+  parameters?: { tier?: unknown };
   code?: string;
 }
 
@@ -53,6 +55,8 @@ function record(i: number, answer: PostResult, latencyMs: number): void {
     const first = (name: string): number => Number(json.outputs?.find((o) => o.name === name)?.data[0] ?? Number.NaN);
     result.predicted[i] = first('class');
     result.exitRamp[i] = first('exit_ramp');
+    const tier = json.parameters?.tier;
+    result.tier[i] = typeof tier === 'number' ? tier : null;
   } else {
     result.errorCode[i] = json.code ?? answer.failure ?? null;
   }

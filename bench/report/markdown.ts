@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import type { SloCapacity } from '../lib/capacity.js';
 import { provenanceLine } from '../lib/machine.js';
-import { ORACLE_ABOUT } from '../lib/policies.js';
+import { CASCADE_ORACLE_ABOUT, ORACLE_ABOUT } from '../lib/policies.js';
 import type { BenchResults } from '../lib/results.js';
 import { perRequestLine } from '../lib/serving-overhead.js';
 import { comparisonTable, exitTable, markdownTable, readmeTable, spread, type Table } from './table.js';
@@ -104,6 +104,46 @@ function workloadOf(results: BenchResults): NonNullable<BenchResults['workload']
   );
 }
 
+/**
+ * `--cascade` runs: what stood in front of the model, what its members do offline over the test
+ * items, the tier cost the cascade oracle used, and how to read the cascade rows.
+ */
+export function cascadeLines(results: BenchResults): string[] {
+  const c = results.cascade;
+  if (!c) return [];
+  const t = c.trace;
+  const names = Object.keys(c.members);
+  const pctText = (x: number | null): string => (x === null ? '–' : `${f(x * 100)} %`);
+  const costs = c.tier_cost_ms.map((x) => `${x.label} r${x.round} ${f(x.cost_ms, 3)} ms`).join(', ');
+  return [
+    '## Cascades (issue 14)',
+    '',
+    `The ABC tier: ${names.map((n) => `${n} (\`${c.members[n]}\`)`).join(', ')}, merged into one graph per call ` +
+      `(\`cascade.execution: merged\`). single-small serves **${c.single.name}** alone: the member agreeing most with ` +
+      `the backbone per \`${c.report}\` (${f(c.single.agreement * 100)} %). Every cascade is served in drop mode ` +
+      `(a row a tier answers leaves the batch) with the accuracy budget and feedback window of the other policies. ` +
+      `**abc-ramps is offramp's extension**, not part of ABC: the tier in front of the ramped backbone.`,
+    '',
+    `Offline, the members over all ${t.items} test ${results.workload?.item ?? 'item'}s ` +
+      `(onnxruntime, \`bench/lib/cascade-trace.ts\`; \`${t.path}\`): all ${names.length} agree on ${pctText(t.all_agree)} ` +
+      `and then differ from the full model on ${pctText(t.all_agree_disagreement)} of those; their plurality is the full ` +
+      `model's answer on ${pctText(t.plurality_agrees)}. Per member, agreement with the full model / accuracy: ` +
+      names
+        .map((n) => `${n} ${pctText(t.member_agreement[n] ?? null)} / ${pctText(t.member_accuracy[n] ?? null)}`)
+        .join(', ') +
+      '.',
+    '',
+    `**cascade-oracle** — ${CASCADE_ORACLE_ABOUT}. Computed from vanilla's runs as the ramp oracle is, with the tier's ` +
+      `cost as a share of the full model's: the median of the ABC tier's cost at batch 1 as the cascade servers of the ` +
+      `round measured it at load (/exits \`cascade.tiers[0].costMs\`: ${costs || 'none reported'}) over the profile's ` +
+      `full-model latency at batch 1 (${f(c.full_model_ms_batch1, 3)} ms). Cascade rows' oracle cut is against it; other ` +
+      `rows' against the ramp oracle. "CPU ×van" of an oracle row is its compute per answer as a share of the full ` +
+      `model's ("compute"), not CPU time. "by tier": the share of answered requests each tier answered (the response's ` +
+      `\`tier\` parameter; "model" = the served model, its ramps included).`,
+    '',
+  ];
+}
+
 export function markdownReport(results: BenchResults, stem: string): string {
   const plan = results.plan;
   const workload = workloadOf(results);
@@ -133,7 +173,8 @@ export function markdownReport(results: BenchResults, stem: string): string {
       `Each cell is the median (min–max) over rounds, or min–max with two rounds, or one value when they agree; ` +
       `ratios (×van) are against vanilla at the same load in the same round. ` +
       `Oracle cut = vanilla's latency minus the oracle's; "of oracle cut" = (vanilla − policy) / (vanilla − oracle). ` +
-      `CPU ms/answer = the server process's CPU time (all threads, process_cpu_seconds_total) during the run per answered request. ` +
+      `CPU ms/answer = the server process's user + system CPU time (all threads; /proc/<pid>/stat read just before and ` +
+      `after the load, or process_cpu_seconds_total without /proc) during the run per answered request; ×van against vanilla's. ` +
       `Disagreement is against the full model's class for the same ${workload.item} (\`offramp record\`) ` +
       `(full model accuracy: ${f(results.trace.full_model_accuracy * 100, 2)} %). ` +
       `Load avg is the machine's 1-minute load average before→after each run.`,
@@ -146,6 +187,7 @@ export function markdownReport(results: BenchResults, stem: string): string {
     '',
     `![latency CDF](${basename(stem)}-cdf.svg) ![latency vs load](${basename(stem)}-load.svg)`,
     '',
+    ...cascadeLines(results),
     '## Capacity per policy',
     '',
     ...capacityLines(results),

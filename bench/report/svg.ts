@@ -21,6 +21,11 @@ const COLORS: Record<string, string> = {
   'guarded-release': '#2ca02c',
   'guarded-drop': '#d62728',
   oracle: '#9467bd',
+  'abc-fixed': '#17becf',
+  'abc-tuned': '#0b3d91',
+  'single-small': '#bcbd22',
+  'abc-ramps': '#e377c2',
+  'cascade-oracle': '#7f7f7f',
 };
 const color = (label: string): string => COLORS[label] ?? '#8c564b';
 

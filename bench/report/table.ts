@@ -113,10 +113,56 @@ function errorsCell(rows: RunRow[]): string {
 }
 
 /**
+ * The oracle a row's cut is measured against: the cascade oracle for a cascade (its rows say which
+ * tier answered), the ramp oracle otherwise.
+ */
+function oracleFor(r: RunRow): string {
+  return r.tier_shares ? 'cascade-oracle' : 'oracle';
+}
+
+/** Whether any row served (or computed) a cascade: the tables then show where tiers answered. */
+export function hasCascade(results: BenchResults): boolean {
+  return results.runs.some((r) => r.tier_shares);
+}
+
+/**
+ * CPU per answer against vanilla's in the same round; for a computed row (an oracle) its compute
+ * per answer as a share of the full model's instead, marked "compute" (it has no CPU time).
+ */
+function cpuRatioCell(results: BenchResults, rs: RunRow[]): string {
+  if (rs[0]?.computed) {
+    const share = spread(
+      rs.map((r) => r.compute_share ?? Number.NaN),
+      (x) => `${x.toFixed(2)}×`,
+    );
+    return share === '–' ? share : `${share} (compute)`;
+  }
+  return spread(
+    rs.map((r) => ratioOf(r.cpu_ms_per_answer ?? Number.NaN, vanillaAt(results, r)?.cpu_ms_per_answer ?? Number.NaN)),
+    ratioText,
+  );
+}
+
+/** Share answered per cascade tier over rounds: "T0 80.1 % · model 19.9 %" (spreads per tier); "" without a cascade. */
+function tierCell(rs: RunRow[]): string {
+  const keys = Object.keys(rs[0]?.tier_shares ?? {});
+  return keys
+    .map(
+      (k) =>
+        `${k === 'model' ? 'model' : `T${k}`} ${spread(
+          rs.map((r) => r.tier_shares?.[k] ?? Number.NaN),
+          (x) => pct(x),
+        )}`,
+    )
+    .join(' · ');
+}
+
+/**
  * One row per policy and load; every figure is a spread over rounds, ratios are taken against
  * vanilla of the same round before spreading.
  */
 export function comparisonTable(results: BenchResults): Table {
+  const cascaded = hasCascade(results);
   const header = [
     'policy',
     'load',
@@ -133,8 +179,11 @@ export function comparisonTable(results: BenchResults): Table {
     'oracle cut p50 / p95 ms',
     'of oracle cut p50 / p95',
     'CPU ms/answer',
+    'CPU ×van',
     'disagree',
+    'accuracy',
     'early exits',
+    ...(cascaded ? ['by tier'] : []),
     'errors',
     'load avg',
   ];
@@ -142,7 +191,7 @@ export function comparisonTable(results: BenchResults): Table {
     const first = rs[0] as RunRow;
     const per = (f: (r: RunRow) => number): number[] => rs.map(f);
     const van = (r: RunRow): RunRow | undefined => vanillaAt(results, r);
-    const orc = (r: RunRow): RunRow | undefined => peerOf(results, r, 'oracle');
+    const orc = (r: RunRow): RunRow | undefined => peerOf(results, r, oracleFor(r));
     const latRatio = (key: 'p50_ms' | 'p95_ms' | 'p99_ms'): string =>
       spread(
         per((r) => {
@@ -202,19 +251,25 @@ export function comparisonTable(results: BenchResults): Table {
         (x) => pct(x),
       ),
       label === 'vanilla' ? '' : `${spread(cut('p50_ms'), cutMs)} / ${spread(cut('p95_ms'), cutMs)}`,
-      label === 'vanilla' || label === 'oracle' ? '' : `${reached('p50_ms')} / ${reached('p95_ms')}`,
+      label === 'vanilla' || first.computed ? '' : `${reached('p50_ms')} / ${reached('p95_ms')}`,
       spread(
         per((r) => r.cpu_ms_per_answer ?? Number.NaN),
         (x) => x.toFixed(2),
       ),
+      cpuRatioCell(results, rs),
       spread(
         per((r) => r.disagreement),
+        (x) => pct(x, 2),
+      ),
+      spread(
+        per((r) => r.accuracy),
         (x) => pct(x, 2),
       ),
       spread(
         per((r) => r.early_fraction),
         (x) => pct(x),
       ),
+      ...(cascaded ? [tierCell(rs)] : []),
       errorsCell(rs),
       rs
         .map((r) => (r.load_average_1m ? r.load_average_1m.map((x) => x.toFixed(1)).join('→') : ''))
@@ -225,29 +280,34 @@ export function comparisonTable(results: BenchResults): Table {
   return { header, numeric: header.map((_, i) => i >= 2 && i < header.length - 2), rows };
 }
 
-/** Share of answered requests per exit (ramp id, then the full model). */
+/**
+ * Share of answered requests per exit: a cascade's tiers (when there is one), the backbone's
+ * ramps by id, then its last layer.
+ */
 export function exitTable(results: BenchResults): Table {
   const ramps = results.model.ramps;
+  const tiers = Math.max(0, ...results.runs.map((r) => Object.keys(r.tier_shares ?? {}).length - 1));
   const header = [
     'policy',
     'load',
     'round',
+    ...Array.from({ length: tiers }, (_, t) => `tier ${t}`),
     ...Array.from({ length: ramps }, (_, i) => `ramp ${i}`),
     'final',
     'head overhead',
-    'active ramps (threshold)',
+    'active exits (threshold)',
   ];
+  const exitText = (a: RunRow['active_ramps'][number]): string =>
+    `${a.kind === 'tier' ? `tier ${a.id} θ` : `${a.id}`} (${a.threshold === null ? 'never' : a.threshold.toFixed(3)})`;
   const rows = orderedRuns(results).map((r) => [
     policyName(r),
     loadName(r),
     String(r.round),
+    ...Array.from({ length: tiers }, (_, t) => (r.tier_shares?.[String(t)] ? pct(r.tier_shares[String(t)] ?? 0) : '–')),
     ...Array.from({ length: ramps }, (_, i) => (r.exits[String(i)] ? pct(r.exits[String(i)] ?? 0) : '–')),
     pct(r.exits['final'] ?? 0),
     pct(r.head_overhead),
-    r.computed
-      ? 'all (oracle)'
-      : r.active_ramps.map((a) => `${a.id} (${a.threshold === null ? 'never' : a.threshold.toFixed(3)})`).join(', ') ||
-        'none',
+    r.computed ? `all (${r.label})` : r.active_ramps.map(exitText).join(', ') || 'none',
   ]);
   return { header, numeric: header.map((_, i) => i >= 3 && i < header.length - 1), rows };
 }
@@ -284,8 +344,9 @@ function range(values: number[], fmt: (x: number) => string): string {
 /**
  * The summary the project README shows per model, one row per policy: latency ratios to vanilla
  * at every load (vanilla itself in ms), SLO capacity against vanilla's (vanilla's in requests/s),
- * disagreement with the full model, accuracy against the labels and the share answered early,
- * each as min–max over rounds (and, for the last three, over loads). The first column names the
+ * CPU per answer against vanilla's in the same round (vanilla's in ms; an oracle's compute share,
+ * over loads too), disagreement with the full model, accuracy against the labels and the share
+ * answered early, each as min–max over rounds (and, for the last three, over loads). The first column names the
  * model, so the tables of two runs stack into one.
  */
 export function readmeTable(results: BenchResults): Table {
@@ -327,12 +388,30 @@ export function readmeTable(results: BenchResults): Table {
               served.map((s) => ratioOf(s.capacity.rps, vanillaCapacity(s.round))),
               (x) => x.toFixed(2),
             );
+    const cpu =
+      label === 'vanilla'
+        ? `${range(
+            runs.map((r) => r.cpu_ms_per_answer ?? Number.NaN),
+            (x) => x.toFixed(2),
+          )} ms`
+        : runs[0]?.computed
+          ? range(
+              runs.map((r) => r.compute_share ?? Number.NaN),
+              (x) => `${x.toFixed(2)} (compute)`,
+            )
+          : range(
+              runs.map((r) =>
+                ratioOf(r.cpu_ms_per_answer ?? Number.NaN, vanillaAt(results, r)?.cpu_ms_per_answer ?? Number.NaN),
+              ),
+              (x) => x.toFixed(2),
+            );
     return [
       results.model.name,
       label === 'vanilla' ? 'vanilla (ms)' : policyName(runs[0] ?? { label, computed: false }),
       latency('p50_ms'),
       latency('p99_ms'),
       capacity,
+      cpu.startsWith('–') ? '–' : cpu,
       range(
         runs.map((r) => r.disagreement),
         (x) => pct(x, 2),
@@ -354,11 +433,12 @@ export function readmeTable(results: BenchResults): Table {
       `p50 ×vanilla at ${loadList}`,
       `p99 ×vanilla at ${loadList}`,
       'SLO capacity ×vanilla',
+      'CPU/answer ×vanilla',
       'disagreement',
       'accuracy',
       'answered early',
     ],
-    numeric: [false, false, false, false, true, true, true, true],
+    numeric: [false, false, false, false, true, true, true, true, true],
     rows,
   };
 }

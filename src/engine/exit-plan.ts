@@ -91,10 +91,13 @@ function startRate(config: ModelConfig): number | null {
  * cascade stands in front of it. `prepared` is the model's own manifest; `disabled` is keyed by
  * exit id (for a cascade: tiers 0..T−1, then ramp r as exit T + r, src/model/cascade.ts).
  *
- * A cascade's plan: its tiers, each at its fixed θ (tuner static) or, when tuned, at ABC's strict
- * setting θ = 1 for the vote rule with `tuner.start: calibrated` (the guard checks it from the
- * first row, as it checks calibrated ramps) and at "never" otherwise; then the backbone's ramps as
- * `staticPlan` chooses them. With tuner `off`, nothing: the tiers do not run either.
+ * A cascade's plan: its tiers, each at its fixed θ (tuner static) or, when tuned under the guarded
+ * tuner with `tuner.start: calibrated`, at the strict end of its rule's range — θ = 1 for the vote
+ * rule (ABC's default: all agree), `STRICT_SCORE_START` for the score rule — which the guard checks
+ * from the first row, as it checks calibrated ramps, and replaces at its first tested re-tune (a
+ * tier has no bootstrap calibration to start from: its members are whatever the SLO file names);
+ * at "never" otherwise. Then the backbone's ramps as `staticPlan` chooses them. With tuner `off`,
+ * nothing: the tiers do not run either.
  */
 export function servingPlan(
   prepared: PreparedManifest,
@@ -115,7 +118,11 @@ export function servingPlan(
   return { ...backbone, ramps: [...tiers, ...backbone.ramps.map((r) => ({ ...r, id: r.id + T }))] };
 }
 
+/** A tuned score-rule tier's calibrated start: the members' mean probability of their answer ≥ 0.99. */
+const STRICT_SCORE_START = 0.99;
+
 function tierStart(theta: number | 'tuned', rule: 'vote' | 'score', config: ModelConfig): number | null {
   if (theta !== 'tuned') return theta;
-  return rule === 'vote' && config.tuner.kind === 'guarded' && config.tuner.start === 'calibrated' ? 1 : null;
+  if (config.tuner.kind !== 'guarded' || config.tuner.start !== 'calibrated') return null;
+  return rule === 'vote' ? 1 : STRICT_SCORE_START;
 }

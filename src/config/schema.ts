@@ -384,7 +384,7 @@ const cascadeSchema = section({
     CASCADE_EXECUTIONS,
     'merged',
     "How a tier's members run: merged — one ONNX graph holding every member, one call that shares the input " +
-      '(faster: bench/cascade-execution.ts); separate — one session per member, called in turn.',
+      '(the least CPU per tier: bench/cascade-execution.ts); separate — one session per member, called in turn.',
   ),
 });
 

@@ -16,6 +16,7 @@ import { decodeModel } from '../src/model/onnx-model.js';
 import { OnnxSession } from '../src/model/onnx-session.js';
 import type { HostTensor } from '../src/model/tensor.js';
 import { CascadeRunner } from '../src/engine/executor/cascade-runner.js';
+import { servingPlan } from '../src/engine/exit-plan.js';
 import type { ExitPlan, RowExit } from '../src/engine/backend.js';
 import { BUNDLED_DIR, FMNIST_MEMBERS, testImages } from './helpers/bundled.js';
 import { exitPlan } from './helpers/exit-plans.js';
@@ -126,6 +127,60 @@ describe('the SLO file cascade section', () => {
       ],
       execution: 'merged',
     });
+  });
+});
+
+describe('the plan a cascade starts serving with', () => {
+  const slo = (tuner: string, tierFields: string, exits = 'max_ramps: 2') =>
+    [
+      'models:',
+      '  - name: m',
+      `    path: ${BUNDLED_DIR}`,
+      `    exits: { ${exits} }`,
+      `    tuner: { kind: ${tuner} }`,
+      '    cascade:',
+      `      tiers: [ { members: [a.onnx, b.onnx]${tierFields} } ]`,
+    ].join('\n');
+  let prepared: PreparedManifest;
+  beforeAll(async () => {
+    prepared = await readManifest(BUNDLED_DIR);
+  });
+  const planOf = (text: string): ExitPlan =>
+    servingPlan(prepared, parseServingConfig(text, 'slo.yaml', { env: {}, baseDir: '/srv' }).models[0]!);
+
+  it('starts a tuned tier at the strict end of its rule under the guarded tuner, and the ramps behind it at "never"', () => {
+    const vote = planOf(slo('guarded', ''));
+    expect(vote.ramps[0]).toEqual({ id: 0, threshold: 1 });
+    expect(vote.ramps.length).toBeGreaterThan(1);
+    for (const r of vote.ramps.slice(1)) {
+      expect(r.id).toBeGreaterThanOrEqual(1);
+      expect(r.threshold).toBeNull();
+    }
+    expect(planOf(slo('guarded', ', rule: score')).ramps[0]).toEqual({ id: 0, threshold: 0.99 });
+    expect(planOf(slo('apparate', '')).ramps[0]).toEqual({ id: 0, threshold: null });
+  });
+
+  it("keeps a fixed theta and the backbone's static thresholds under the static tuner, shifted past the tier", () => {
+    const plan = planOf(slo('static', ', theta: 0.67'));
+    const alone = servingPlan(
+      prepared,
+      parseServingConfig(
+        [
+          'models:',
+          '  - name: m',
+          `    path: ${BUNDLED_DIR}`,
+          '    exits: { max_ramps: 2 }',
+          '    tuner: { kind: static }',
+        ].join('\n'),
+        'slo.yaml',
+        { env: {}, baseDir: '/srv' },
+      ).models[0]!,
+    );
+    expect(plan.ramps).toEqual([{ id: 0, threshold: 0.67 }, ...alone.ramps.map((r) => ({ ...r, id: r.id + 1 }))]);
+  });
+
+  it('runs nothing, not even the tiers, with the tuner off', () => {
+    expect(planOf(slo('off', ', theta: 1')).ramps).toEqual([]);
   });
 });
 

@@ -26,6 +26,7 @@ import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../../tu
 import type { PreparedManifest, RampEntry } from '../model/manifest.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
+import { isOnlineTunerKind } from '../../tuner/tuner.js';
 
 /** Fraction of the full model's batch-1 latency a ramp's head costs. */
 function overheadShare(manifest: PreparedManifest, rampId: number): number {
@@ -96,8 +97,8 @@ function startRate(config: ModelConfig): number | null {
  * rule (ABC's default: all agree), `STRICT_SCORE_START` for the score rule — which the guard checks
  * from the first row, as it checks calibrated ramps, and replaces at its first tested re-tune (a
  * tier has no bootstrap calibration to start from: its members are whatever the SLO file names);
- * at "never" otherwise. Then the backbone's ramps as `staticPlan` chooses them. With tuner `off`,
- * nothing: the tiers do not run either.
+ * at "never" otherwise. Then the backbone's ramps as `staticPlan` chooses them — at "never" under
+ * an online tuner (below). With tuner `off`, nothing: the tiers do not run either.
  */
 export function servingPlan(
   prepared: PreparedManifest,
@@ -110,8 +111,15 @@ export function servingPlan(
   const backboneDisabled = new Map(
     [...disabled].filter(([id]) => id >= T).map(([id, reason]) => [id - T, reason] as const),
   );
-  const backbone = staticPlan(prepared, config, backboneDisabled);
-  if (config.tuner.kind === 'off') return backbone;
+  const chosen = staticPlan(prepared, config, backboneDisabled);
+  if (config.tuner.kind === 'off') return chosen;
+  // Behind a tier, the ramps see only the rows the tier passed on — those its members could not
+  // agree on, harder than the bootstrap rows the ramps were calibrated on — so under an online
+  // tuner they start at "never" and open as the guard learns them on those rows. (Started at
+  // their calibrated thresholds, a breach there sends every exit, the tiers too, to "never".)
+  const backbone = isOnlineTunerKind(config.tuner.kind)
+    ? { ...chosen, ramps: chosen.ramps.map((r) => ({ ...r, threshold: null })) }
+    : chosen;
   const tiers = cascade.tiers
     .map((tier, id) => ({ id, threshold: tierStart(tier.theta, tier.rule, config) }))
     .filter((t) => !disabled.has(t.id));

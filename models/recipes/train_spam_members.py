@@ -89,7 +89,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_spam_bert as bert  # noqa: E402
-from train_spam_bert import LABELS, encode_split, make_batch  # noqa: E402
+from train_spam_bert import LABELS, encode_split, make_batch, predict  # noqa: E402
 from train_spam_tokenizer import (  # noqa: E402
     DATA_DIR, DEFAULT_TOKENIZER, DEFAULT_TRAIN, MAX_LENGTH, PAD_ID, load_wordpiece,
     read_jsonl_gz)
@@ -214,16 +214,6 @@ def teacher_logits(path, train_ids, test_ids, refresh):
 
 
 # -------------------------------------------------------------------------- training
-
-@torch.no_grad()
-def predict(model, ids, batch=64):
-    model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    logits = torch.empty((len(ids), 2))
-    for start in range(0, len(order), batch):
-        idx = order[start:start + batch]
-        logits[idx] = model(*make_batch([ids[i] for i in idx]))
-    return logits
 
 
 def train_member(name, spec, vocab, train_ids, train_y, teacher, test_ids, test_y, test_bb, args):

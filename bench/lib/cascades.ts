@@ -20,7 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CascadeRule } from '../../tuner/agreement-rule.js';
-import type { ServedPolicy } from './policies.js';
+import type { ServedPolicy, TierConfig } from './policies.js';
 
 export interface CascadeTask {
   /** The manifest name of the backbone the members were distilled from. */
@@ -86,20 +86,6 @@ export async function bestMember(task: CascadeTask): Promise<ChosenMember> {
     return { name, path: task.members[name] as string, agreement };
   });
   return figures.reduce((a, b) => (b.agreement > a.agreement ? b : a));
-}
-
-/** One tier of an SLO file's `cascade` section, as the bench writes it. */
-export interface TierConfig {
-  members: string[];
-  rule: CascadeRule;
-  theta: number | 'tuned';
-}
-
-/** The `cascade` section and exits.max_ramps a cascade policy is served with. */
-export interface CascadeServing {
-  tiers: TierConfig[];
-  /** exits.max_ramps: 0 = the backbone answers whole (ABC); undefined = the default (ramps as guarded-drop). */
-  maxRamps?: number;
 }
 
 /** The cascade policies of a task, in the order they are served (after vanilla and guarded-drop). */

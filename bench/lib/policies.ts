@@ -8,7 +8,7 @@
 import type { ExitMode } from '../../tuner/exit-policy.js';
 import type { BodyFormat } from '../load/request-body.js';
 import type { TunerSetting } from '../../tuner/tuner.js';
-import type { CascadeServing } from './cascades.js';
+import type { CascadeRule } from '../../tuner/agreement-rule.js';
 
 /** The cascade policies `--cascade` serves (bench/lib/cascades.ts). */
 export type CascadePolicyName = 'abc-fixed' | 'abc-tuned' | 'single-small' | 'abc-ramps';
@@ -16,6 +16,20 @@ export type CascadePolicyName = 'abc-fixed' | 'abc-tuned' | 'single-small' | 'ab
 export type ComputedPolicyName = 'oracle' | 'cascade-oracle';
 
 export type PolicyName = 'vanilla' | 'static' | 'apparate' | 'guarded' | CascadePolicyName | ComputedPolicyName;
+
+/** One tier of an SLO file's `cascade` section, as the bench writes it. */
+export interface TierConfig {
+  members: string[];
+  rule: CascadeRule;
+  theta: number | 'tuned';
+}
+
+/** The `cascade` section and exits.max_ramps a cascade policy is served with. */
+export interface CascadeServing {
+  tiers: TierConfig[];
+  /** exits.max_ramps: 0 = the backbone answers whole (ABC); undefined = the default (ramps as guarded-drop). */
+  maxRamps?: number;
+}
 
 export interface ServedPolicy {
   policy: Exclude<PolicyName, ComputedPolicyName>;

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BatchingConfig } from '../config/index.js';
 import { OfframpError, isOfframpError } from '../errors.js';
-import { atBatch, latencyToAnswer } from '../../tuner/latency-model.js';
+import { atBatch, latencyToAnswer, tierCount } from '../../tuner/latency-model.js';
 import type { PreparedManifest } from '../model/manifest.js';
 import type { BatchResult, ExecutionBackend, ExecutorFault, ExecutorObserver, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
@@ -417,7 +417,7 @@ export class ModelRunner {
    * tier had answered (a probe) is neither: it was not the tier's to answer.
    */
   private countTierRows(result: BatchResult): void {
-    const tiers = this.manifest.profile.tierMs?.length ?? 0;
+    const tiers = tierCount(this.manifest.profile);
     if (tiers === 0 || !this.options.observer?.tierRows) return;
     for (const reading of result.readings) {
       if (reading.ramp >= tiers) continue;

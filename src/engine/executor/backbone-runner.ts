@@ -477,6 +477,7 @@ export class BackboneRunner {
   }
 }
 
-function errorMessage(err: unknown): string {
+/** An error's message, for fault reasons (whatever was thrown). */
+export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -36,7 +36,7 @@ import {
   type RampReadings,
   type RowExit,
 } from '../backend.js';
-import { BackboneRunner, selectFeeds } from './backbone-runner.js';
+import { BackboneRunner, errorMessage, selectFeeds } from './backbone-runner.js';
 
 interface Tier {
   spec: TierSpec;
@@ -349,8 +349,4 @@ export class CascadeRunner {
     for (const t of this.tiers) for (const s of t.sessions) await s.release();
     await this.backbone.release();
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

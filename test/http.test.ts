@@ -506,6 +506,7 @@ describe('GET /metrics', () => {
       tightenings: 1,
       rampChanges: 0,
       learning: true,
+      feedbackDemand: 'learning' as const,
       lastUtilities: [],
     };
     metrics.onRefresh(() =>

@@ -24,6 +24,16 @@ export type ExitPolicyKind = (typeof EXIT_POLICIES)[number];
 export const EXIT_MODES = ['release', 'drop'] as const;
 export type ExitMode = (typeof EXIT_MODES)[number];
 
+/**
+ * Drop mode with ramps that all stand at "never" (null): no row can exit, so only probes need the
+ * heads — their readings are what the tuner learns from — and every other row takes the unsplit
+ * model as if no ramp were active. The one definition the executor
+ * (src/engine/executor/backbone-runner.ts), the latency model of a plan and replay use.
+ */
+export function isDormant(plan: { mode: ExitMode; ramps: readonly { threshold: number | null }[] }): boolean {
+  return plan.mode === 'drop' && plan.ramps.length > 0 && plan.ramps.every((r) => r.threshold === null);
+}
+
 /** Whether a string names an exit policy (for parsers of CLI options and trace headers). */
 export function isExitPolicy(value: unknown): value is ExitPolicyKind {
   return (EXIT_POLICIES as readonly unknown[]).includes(value);

@@ -50,6 +50,7 @@ export function noEstimates(): TunerEstimates {
     rampChanges: 0,
     lastUtilities: [],
     learning: true,
+    feedbackDemand: 'learning',
   };
 }
 

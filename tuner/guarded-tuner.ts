@@ -52,6 +52,8 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   private readonly relearnEvery: number;
   /** The path learned on older rows (testOnTuningWindow), with `history.observed` when learned. */
   private path: { vectors: Float64Array[]; learnedAt: number; rows: number } | null = null;
+  /** Every ramp held at "never" until the current window ends (a window at risk; `hold`). */
+  private held = false;
 
   constructor(options: GuardedTunerOptions) {
     super(options);
@@ -70,8 +72,22 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     this.sinceWindowCheck += added;
     this.sinceDriftCheck += added;
     const violation = this.violation();
-    if (!violation) return { events: [], stop: false };
-    return { events: [this.tighten(violation.reason, violation.disagreement, violation.rows)], stop: true };
+    if (violation)
+      return { events: [this.tighten(violation.reason, violation.disagreement, violation.rows)], stop: true };
+    if (this.held && this.sinceWindowCheck === 0) {
+      // The window at risk has ended within its budget: re-tune on the history kept, where the
+      // recent-window guard judges every setting on the rows that spent the budget.
+      this.held = false;
+      const event = this.retune('window-end');
+      return { events: event ? [event] : [], stop: true };
+    }
+    const risk = this.held ? null : this.atRisk();
+    if (risk) return { events: [this.hold(risk.disagreement, risk.rows)], stop: true };
+    return { events: [], stop: false };
+  }
+
+  protected override holding(): boolean {
+    return this.held;
   }
 
   /** The realised window breaks the budget, or recent rows break it with confidence. */
@@ -94,9 +110,43 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     return null;
   }
 
+  /**
+   * The sequential check, after every batch, on the window being filled (the rows since the last
+   * window check): its disagreements so far exceed what its budget leaves once the rows still to
+   * come are granted the rate the guard aims for (`target`). Under the traffic the thresholds were
+   * chosen on, that rate is the most the rest of the window is expected to spend, so the window is
+   * at risk only when the rows so far ran well above it; the rows after a sudden change do. The
+   * slack near the start of a window is large (the whole rest of the window at the target rate), so
+   * the check rarely fires on noise, and late in the window it fires before the budget is gone.
+   * Only while some ramp can answer: at "never" nothing more can be spent.
+   */
+  private atRisk(): { disagreement: number; rows: number } | null {
+    const { budget, window } = this.options;
+    const filled = this.sinceWindowCheck;
+    if (filled === 0 || filled > this.history.length) return null;
+    if (![...this.thresholds.values()].some((t) => t !== null)) return null;
+    const { k, n } = tally(this.history.last(filled));
+    const left = budget * window - this.target() * Math.max(0, window - filled);
+    return k > left + 1e-9 ? { disagreement: n > 0 ? k / n : 0, rows: n } : null;
+  }
+
+  /**
+   * The window is at risk: every ramp to "never" until it ends (nothing more is spent in it), the
+   * history kept (a false alarm then costs the rest of one window, not a relearning), and more
+   * probes asked for meanwhile (relearn) so that the re-tune at the window's end sees the change.
+   */
+  private hold(disagreement: number, rows: number): TunerEvent {
+    this.closeAll();
+    this.held = true;
+    this.relearn();
+    this.stats = { ...this.stats, tightenings: this.stats.tightenings + 1 };
+    return { type: 'tighten', reason: 'at-risk', disagreement, rows };
+  }
+
   private tighten(reason: 'violation' | 'drift', disagreement: number, rows: number): TunerEvent {
     this.closeAll();
     this.tuned = false;
+    this.held = false;
     this.relearn();
     this.history.clear();
     this.path = null;
@@ -119,6 +169,8 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   }
 
   protected override choose(): { choice: GuardedChoice; records: FeedbackRecord[] } | null {
+    // Held after a window at risk: every ramp stays at "never" until that window ends.
+    if (this.held) return null;
     const tuning = this.usable(this.history.last(this.tuneWindow));
     const older = this.usable(this.history.allBut(this.tuneWindow));
     const choice =

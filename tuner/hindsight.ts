@@ -233,3 +233,22 @@ export function compliantHindsight(
     compliance,
   };
 }
+
+/**
+ * The savings of a quicker hindsight search — 64 candidates per ramp, two passes, a short
+ * Lagrangian phase — for a question the online tuners ask every half window: would any setting
+ * of the active ramps save anything on these rows (online-tuner.ts, idle)? It finds at most what
+ * `hindsightOptimal` finds, and near it where it matters: a setting that saves a little is found
+ * either way.
+ */
+export function quickHindsightSavings(ev: WindowEvaluator, budget: number, seeds: readonly Float64Array[]): number {
+  const allowed = Math.floor(budget * ev.countedRows + EPS);
+  const vector = searchThresholds(ev, {
+    maxDisagreements: allowed,
+    candidates: 64,
+    passes: 2,
+    lagrangeSteps: 6,
+    seeds,
+  });
+  return ev.evaluate(vector).savings;
+}

@@ -19,13 +19,21 @@
  * Learning or settled (`estimates.learning`): a tuner learns from its start, a tightening or a
  * ramp-set change (`relearn`) until a re-tune has chosen thresholds (`tuned`) and `settleRows`
  * rows have come in since. A live server feeds a learning tuner a larger share of probes.
+ *
+ * Idle (`feedbackDemand`): every half window the tuner asks whether any setting of its active
+ * ramps would save anything on the latest window of rows, in hindsight (the best setting that
+ * window could bear, `hindsightOptimal` — optimistic, as it fits the window it is judged on). When
+ * none would, the heads cost without answering: the tuner asks for the settled probe share even
+ * while it learns, so that a live server runs heads on few rows (with every ramp at "never" only
+ * probes reach the heads), until a later window shows a setting that pays again.
  */
 import type { FeedbackRecord } from './feedback-record.js';
 import { checkTunerOptions, FeedbackHistory, noEstimates, type HistoryRow } from './feedback-history.js';
-import { hindsightOptimal } from './hindsight.js';
+import { hindsightOptimal, quickHindsightSavings } from './hindsight.js';
 import { rampSetDecision, rampUtilities, type RampSetDecision } from './ramp-utility.js';
 import type { ThresholdChoice } from './threshold-choice.js';
 import type {
+  FeedbackDemand,
   OnlineTunerKind,
   OnlineTunerOptions,
   RampSetOptions,
@@ -61,6 +69,10 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   /** Ramps that can no longer run (withdrawRamp): never active again. */
   private readonly withdrawn = new Set<number>();
   protected stats: TunerEstimates = noEstimates();
+  /** The latest window showed no setting that saves anything (see the file comment). */
+  private idle = false;
+  /** Rows since the idle check last looked. */
+  private sinceIdleCheck = 0;
 
   constructor(options: O) {
     checkTunerOptions(options);
@@ -85,8 +97,23 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     return !this.tuned || this.history.observed - this.learningFrom < this.settleRows;
   }
 
+  get feedbackDemand(): FeedbackDemand {
+    if (this.idle) return 'idle';
+    return this.learning || this.holding() ? 'learning' : 'settled';
+  }
+
   get estimates(): TunerEstimates {
-    return { ...this.stats, ...this.history.windowFigures(), learning: this.learning };
+    return {
+      ...this.stats,
+      ...this.history.windowFigures(),
+      learning: this.learning,
+      feedbackDemand: this.feedbackDemand,
+    };
+  }
+
+  /** The kind holds every ramp at "never" for now and wants rows fast (guarded: after a window at risk). */
+  protected holding(): boolean {
+    return false;
   }
 
   /** What the tuner learned no longer holds (a tightening, a ramp-set change): it learns again. */
@@ -99,9 +126,11 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.history.add(records);
     this.trimHistory();
     this.sinceRetune += records.length;
+    this.sinceIdleCheck += records.length;
     this.batchesSinceRampCheck++;
     const reaction = this.reactToViolation(records.length);
     const events: TunerEvent[] = [...reaction.events];
+    if (this.sinceIdleCheck >= this.options.window / 2) this.checkIdle();
     if (reaction.stop) return events;
 
     const ramps = this.options.rampSet;
@@ -120,6 +149,21 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
       if (event) events.push(event);
     }
     return events;
+  }
+
+  /**
+   * Whether any setting of the active ramps saves anything on the latest window's rows (at least
+   * half a window of them), in hindsight: idle when none does. Few rows decide nothing.
+   */
+  private checkIdle(): void {
+    this.sinceIdleCheck = 0;
+    const records = this.usable(this.history.recent());
+    if (this.active.length === 0 || records.length < this.options.window / 2) {
+      this.idle = this.active.length === 0;
+      return;
+    }
+    const ev = this.evaluator(records);
+    this.idle = quickHindsightSavings(ev, this.options.budget, [ev.toVector(this.current)]) <= 0;
   }
 
   withdrawRamp(id: number): TunerEvent[] {

@@ -27,18 +27,36 @@
  * carries when `offramp record` wrote it (older traces: the replay CLI's `--model DIR` reads them
  * from the prepared model). Given `thresholds` win over `start`.
  *
+ * How feedback reaches the tuner (`feedback`), as on a live server (src/engine/live-tuning.ts):
+ * release mode (the default here) feeds every row back; drop mode (the server's default) draws,
+ * before each batch, each row as a probe with the share the tuner asks for (`probeShareFor`: the
+ * learning share while it learns, else the settled share), from a seeded stream, and feeds only
+ * probes — so a replay learns from as few rows as the server does. A drop-mode row that is not a
+ * probe, in a batch whose ramps all stand at "never" (`isDormant`), takes the unsplit model and
+ * costs what vanilla serving does, as on the server. With `rampSet` the tuner drops and adds ramps
+ * at the server's cadence (its `checkEveryBatches`, counted in the trace's batches); a new ramp
+ * reads the trace's recorded scores, which carry every ramp.
+ *
  * Static replays need thresholds: given ones, or — like `prepare` calibrating offline on a
  * bootstrap set — the guarded search run once on the first `calibrationRows` rows (default
  * 4 × window), then frozen; those first windows are then in-sample for it.
  */
 import { calibratedStartRate, calibratedThresholds, type SoloCurvePoint } from './calibration.js';
-import { EXIT_POLICIES, isExitPolicy, type ExitPolicyKind } from './exit-policy.js';
+import { EXIT_POLICIES, isDormant, isExitPolicy, type ExitMode, type ExitPolicyKind } from './exit-policy.js';
+import { seededRandom } from './seeded-random.js';
 import { realisedDisagreement, type FeedbackRecord } from './feedback-record.js';
 import { guardedThresholds } from './guarded.js';
 import { compliantHindsight, hindsightOptimal, type CompliantHindsight } from './hindsight.js';
 import { atBatch, latencyToAnswer, type LatencyProfileData } from './latency-model.js';
 import { createTuner } from './create-tuner.js';
-import { type RampSetOptions, type TunerEvent, type TunerKind, type TunerOptions, type TunerStart } from './tuner.js';
+import {
+  probeShareFor,
+  type RampSetOptions,
+  type TunerEvent,
+  type TunerKind,
+  type TunerOptions,
+  type TunerStart,
+} from './tuner.js';
 import { decideExit, WindowEvaluator, type Thresholds } from './window-eval.js';
 
 /** The first line of a trace file (src/engine/recorder.ts). */
@@ -147,7 +165,20 @@ export type ReplayOptions = ForReplay<TunerOptions> & {
   hindsight?: boolean;
   /** Online tuners: let the tuner drop and add ramps (absent: fixed ramp set; default available ramps: every ramp in the trace). */
   rampSet?: Omit<RampSetOptions, 'availableRamps'> & { availableRamps?: readonly number[] };
+  /** How feedback reaches the tuner (see the top of this file; default: release, every row). */
+  feedback?: ReplayFeedback;
 };
+
+/** A live server's feedback, replayed: its exit mode and drop mode's probe shares (the SLO file's `exits`). */
+export interface ReplayFeedback {
+  mode: ExitMode;
+  /** `exits.drop_feedback_fraction`: the probe share once the tuner has settled (or is idle). */
+  settledShare: number;
+  /** `exits.learning_feedback_fraction`: the probe share while the tuner learns. */
+  learningShare: number;
+  /** Seeds the probe draws (default 1). */
+  seed?: number;
+}
 
 export interface ReplayWindow {
   index: number;
@@ -195,6 +226,8 @@ export interface ReplayReport {
   compliantHindsight: CompliantHindsight | null;
   /** meanSavings / compliantHindsight.savings; null when hindsight is off or that is ≤ 0. */
   fractionOfCompliantHindsight: number | null;
+  /** Rows fed back to the tuner (every row in release mode; the probes in drop mode). */
+  feedbackRows: number;
   /** Thresholds after each window, in order. */
   trajectory: { afterRow: number; thresholds: Record<number, number | null> }[];
   /** What the tuner did, after which row (thresholds as plain records, so the report is JSON). */
@@ -325,20 +358,32 @@ export function replayTrace(
   };
 
   const batchSize = header.batch_size;
+  const feedback = options.feedback ?? { mode: 'release', settledShare: 1, learningShare: 1 };
+  const drawProbe = seededRandom(feedback.seed ?? 1);
+  let feedbackRows = 0;
   for (let start = 0; start < records.length; start += batchSize) {
     const batch = records.slice(start, start + batchSize);
     const ramps = tuner.activeRamps;
     const active = new Set(ramps);
     const thresholds = tuner.thresholds;
+    const plan = { mode: feedback.mode, ramps: ramps.map((id) => ({ threshold: thresholds.get(id) ?? null })) };
+    // As the executor draws them: in drop mode with some ramp active, each row by the share the
+    // tuner asks for now; otherwise every row is fed back.
+    const share =
+      feedback.mode === 'drop' && ramps.length > 0
+        ? probeShareFor(tuner.feedbackDemand, { settled: feedback.settledShare, learning: feedback.learningShare })
+        : 1;
+    const dormant = isDormant(plan);
     const live: FeedbackRecord[] = [];
     for (const record of batch) {
+      const probe = share >= 1 || drawProbe() < share;
       const answer = decideExit(record, ramps, thresholds, rule);
-      const latency = latencyToAnswer(profile, ramps, answer.exit, latencyBatchSize);
+      const latency = dormant && !probe ? vanilla : latencyToAnswer(profile, ramps, answer.exit, latencyBatchSize);
       // What a live server would have fed back: the exit taken, the readings of the active ramps.
       const fed: FeedbackRecord = { ...record, exit: answer.exit, ramps: record.ramps.filter((r) => active.has(r.id)) };
       const disagrees = realisedDisagreement(fed);
       const counted = disagrees >= 0;
-      live.push(fed);
+      if (probe) live.push(fed);
       winRows++;
       winLatency += latency;
       totalLatency += latency;
@@ -354,6 +399,7 @@ export function replayTrace(
         closeWindow();
       }
     }
+    feedbackRows += live.length;
     for (const event of tuner.observe(live)) events.push({ afterRow: start + batch.length, event: plainEvent(event) });
   }
 
@@ -390,6 +436,7 @@ export function replayTrace(
     fractionOfHindsight: useHindsight && hindsightSum > 0 ? savingsSum / hindsightSum : null,
     compliantHindsight: compliant,
     fractionOfCompliantHindsight: compliant && compliant.savings > 0 ? meanSavings / compliant.savings : null,
+    feedbackRows,
     trajectory,
     events,
   };

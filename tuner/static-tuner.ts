@@ -32,9 +32,16 @@ export class StaticTuner implements Tuner {
 
   /** A static tuner learns nothing. */
   readonly learning = false;
+  /** Nothing to learn: the plan's own probe share. */
+  readonly feedbackDemand = 'settled';
 
   get estimates(): TunerEstimates {
-    return { ...noEstimates(), ...this.history.windowFigures(), learning: this.learning };
+    return {
+      ...noEstimates(),
+      ...this.history.windowFigures(),
+      learning: this.learning,
+      feedbackDemand: this.feedbackDemand,
+    };
   }
 
   /** The ramp leaves the active set; a static tuner reports no event (it never proposes a ramp set). */

@@ -155,14 +155,49 @@ export interface StaticTunerOptions extends TunerBaseOptions {
 export type TunerOptions = GuardedTunerOptions | ApparateTunerOptions | StaticTunerOptions;
 export type OnlineTunerOptions = GuardedTunerOptions | ApparateTunerOptions;
 
+/**
+ * How much feedback the tuner asks a live server for, which sets drop mode's probe share
+ * (`probeShareFor`):
+ *  - learning: since its start, a tightening or a ramp-set change it has not yet tested a setting
+ *    on enough rows (`TunerEstimates.learning`), or it holds its ramps after a window put the
+ *    budget at risk, and some ramp may still pay: the learning share, so the guard gets its rows
+ *    within a window or two;
+ *  - settled: the settled share; most rows leave the batch when they exit;
+ *  - idle: on the latest window no setting of the active ramps saves anything (the best one the
+ *    window could bear, in hindsight, is no faster than the full model): the settled share, so
+ *    that heads which answer nothing run on few rows, while the tuner keeps watching for the
+ *    traffic to change back. With every ramp at "never" the executor runs only probes through
+ *    the heads (src/engine/executor/backbone-runner.ts), so an idle model costs almost nothing.
+ */
+export const FEEDBACK_DEMANDS = ['learning', 'settled', 'idle'] as const;
+export type FeedbackDemand = (typeof FEEDBACK_DEMANDS)[number];
+
+/** Drop mode's probe share for a demand: the learning share while learning, else the settled share (never below it). */
+export function probeShareFor(demand: FeedbackDemand, shares: { settled: number; learning: number }): number {
+  return demand === 'learning' ? Math.max(shares.settled, shares.learning) : shares.settled;
+}
+
 export type TunerEvent =
   | {
       type: 'retune';
-      reason: 'periodic' | 'violation' | 'ramp-change';
+      reason: 'periodic' | 'violation' | 'ramp-change' | 'window-end';
       thresholds: Map<number, number | null>;
       estimatedSavings: number;
     }
-  | { type: 'tighten'; reason: 'violation' | 'drift'; disagreement: number; rows: number }
+  | {
+      type: 'tighten';
+      /**
+       * violation: a finished window broke the budget; drift: recent rows break it with confidence;
+       * at-risk: the window being filled has spent so much of its budget that its remaining rows,
+       * at the rate the guard aims for, would break it. The first two forget the history (the
+       * traffic changed); at-risk holds every ramp at "never" until the window ends, then re-tunes
+       * on the history kept, where the recent-window guard judges settings on the rows that spent
+       * the budget.
+       */
+      reason: 'violation' | 'drift' | 'at-risk';
+      disagreement: number;
+      rows: number;
+    }
   | { type: 'ramps'; dropped: number[]; added: number | null; reasons: string[] };
 
 export interface TunerEstimates {
@@ -188,6 +223,8 @@ export interface TunerEstimates {
    * `settleRows` rows. Always false for the static kind (it learns nothing).
    */
   learning: boolean;
+  /** What the tuner asks of a live server's probe share (FeedbackDemand). */
+  feedbackDemand: FeedbackDemand;
 }
 
 export interface Tuner {
@@ -197,8 +234,10 @@ export interface Tuner {
   /** Active ramps, in model order. */
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
-  /** `estimates.learning`, without computing the other estimates (read after every batch). */
+  /** `estimates.learning`, without computing the other estimates. */
   readonly learning: boolean;
+  /** `estimates.feedbackDemand`, without computing the other estimates (read after every batch). */
+  readonly feedbackDemand: FeedbackDemand;
   /** Takes one finished batch's feedback; returns what the tuner changed, in order. */
   observe(records: readonly FeedbackRecord[]): TunerEvent[];
   /**

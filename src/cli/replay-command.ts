@@ -23,6 +23,10 @@ import {
   type TunerStart,
 } from '../../tuner/tuner.js';
 import { readManifest } from '../model/manifest.js';
+import { defaultServingConfig, loadServingConfig, type ModelConfig } from '../config/index.js';
+import { servingPlan, type PlanningView } from '../engine/exit-plan.js';
+import { servedRampSet } from '../engine/live-tuning.js';
+import { EXIT_MODES, type ExitMode } from '../../tuner/exit-policy.js';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
 import { seededRandom } from '../model/numeric.js';
 import { CliError } from './errors.js';
@@ -30,11 +34,15 @@ import { formatPercent, formatTable, parseFraction, parsePositiveInt, writeJson,
 
 interface ReplayCliOptions {
   trace: string;
-  tuner: TunerKind;
-  budget: number;
-  confidence: number;
-  window: number;
-  patience: number;
+  config?: string;
+  servedModel?: string;
+  tuner?: TunerKind;
+  budget?: number;
+  confidence?: number;
+  window?: number;
+  patience?: number;
+  mode?: ExitMode;
+  fixedRamps?: boolean;
   ramps?: number[];
   thresholds?: Map<number, number>;
   start?: TunerStart;
@@ -50,6 +58,36 @@ function parseTuner(value: string): TunerKind {
   if (!isTunerKind(value))
     throw new InvalidArgumentError(`expected one of ${REPLAYABLE_TUNER_KINDS.join(', ')}, got '${value}'.`);
   return value;
+}
+
+function parseMode(value: string): ExitMode {
+  if (!(EXIT_MODES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${EXIT_MODES.join(', ')}, got '${value}'.`);
+  return value as ExitMode;
+}
+
+/** The SLO entry replay takes its settings from: --config's entry for the model, or the SLO defaults. */
+async function servedModelConfig(options: ReplayCliOptions, traceModel: string): Promise<ModelConfig> {
+  const name = options.servedModel ?? traceModel;
+  if (!options.config) {
+    const models = defaultServingConfig({}).models;
+    // Every entry has the same defaults but its name and path: any will do for another model.
+    return models.find((m) => m.name === name) ?? (models[0] as ModelConfig);
+  }
+  const config = await loadServingConfig(options.config, { env: {} }).catch((err: Error) => {
+    throw new CliError(`--config ${options.config}: ${err.message}`);
+  });
+  const entry = config.models.find((m) => m.name === name);
+  if (!entry)
+    throw new CliError(
+      `--config ${options.config}: no model named '${name}' (models: ${config.models.map((m) => m.name).join(', ')}); give --served-model`,
+    );
+  return entry;
+}
+
+/** A trace header as what a plan is chosen from: its ramps (without curves: none to choose by) and profile. */
+function planningView(header: TraceHeader): PlanningView {
+  return { ramps: header.ramps.map((r) => ({ ...r, soloCurve: r.soloCurve ?? [] })), profile: header.profile };
 }
 
 function parseStart(value: string): TunerStart {
@@ -232,6 +270,7 @@ function summary(report: ReplayReport, resampled: boolean, start: string): strin
               : ''),
         ]
       : []),
+    `rows fed back to the tuner: ${report.feedbackRows} of ${report.rows}`,
     `tuner events: ${plural(count('retune'), 're-tune')}, ${plural(count('tighten'), 'tightening')}, ${plural(count('ramps'), 'ramp change')}`,
   ];
   return lines.join('\n');
@@ -244,17 +283,40 @@ export function registerReplayCommand(program: Command): void {
       'replay a recorded trace through a tuner as if it arrived live; report the budget, savings and hindsight-optimal savings per window',
     )
     .requiredOption('--trace <file>', 'trace written by offramp record (.jsonl)')
-    .option('--tuner <kind>', `tuner to replay (${REPLAYABLE_TUNER_KINDS.join(', ')})`, parseTuner, 'guarded')
+    .option(
+      '--config <file>',
+      "SLO file whose entry for the trace's model (or --served-model) sets the tuner, budget, exit mode, probe shares " +
+        'and ramp-set changes, as the server would run them (default: the SLO defaults)',
+    )
+    .option('--served-model <name>', "with --config: the model entry to take (default: the trace's model)")
+    .option(
+      '--tuner <kind>',
+      `tuner to replay (${REPLAYABLE_TUNER_KINDS.join(', ')}; default: the --config entry's, else guarded)`,
+      parseTuner,
+    )
     .option(
       '--budget <fraction>',
-      'largest allowed disagreement with the full model per window (0.01 or 1%)',
+      "largest allowed disagreement with the full model per window (0.01 or 1%; default: the SLO entry's)",
       parseBudget,
-      0.01,
     )
-    .option('--confidence <p>', "confidence 1 − δ of the guarded tuner's bound", parseConfidence, 0.95)
-    .option('--window <n>', 'rows per window', parsePositiveInt, 1000)
-    .option('--patience <n>', 'for a patience-policy trace: consecutive ramps that must agree', parsePositiveInt, 2)
-    .option('--ramps <ids>', 'active ramps (comma-separated ids; default every ramp in the trace)', parseRampList)
+    .option(
+      '--confidence <p>',
+      "confidence 1 − δ of the guarded tuner's bound (default: the SLO entry's)",
+      parseConfidence,
+    )
+    .option('--window <n>', "rows per window (default: the SLO entry's)", parsePositiveInt)
+    .option('--patience <n>', 'for a patience-policy trace: consecutive ramps that must agree', parsePositiveInt)
+    .option(
+      '--mode <mode>',
+      "exit mode to replay (drop: only probes reach the tuner, at the SLO entry's shares; release: every row; default: the SLO entry's)",
+      parseMode,
+    )
+    .option('--fixed-ramps', 'keep the starting ramp set (the server drops and adds ramps)')
+    .option(
+      '--ramps <ids>',
+      'starting ramps (comma-separated ids; default: the ones the server would start with, from the solo-exit curves)',
+      parseRampList,
+    )
     .option(
       '--thresholds <pairs>',
       'static tuner: fixed thresholds as id=τ pairs (default: calibrated on the first rows)',
@@ -273,56 +335,86 @@ export function registerReplayCommand(program: Command): void {
       'replay this many rows drawn with replacement from the trace (a longer stationary stream)',
       parsePositiveInt,
     )
-    .option('--seed <n>', 'seed for --resample', parsePositiveInt, 1)
+    .option('--seed <n>', "seed for --resample and drop mode's probe draws", parsePositiveInt, 1)
     .option('--no-hindsight', 'skip the hindsight-optimal search per window (faster)')
     .option('--json', 'print the report as JSON')
     .action(async (options: ReplayCliOptions) => {
       const trace = await readTrace(options.trace);
       const header = options.model ? await withManifestCurves(trace.header, options.model) : trace.header;
       const records = options.resample ? resampleRecords(trace.records, options.resample, options.seed) : trace.records;
-      if (options.thresholds && options.tuner !== 'static')
-        throw new CliError('--thresholds applies to --tuner static only');
-      if (options.start && options.tuner !== 'guarded') throw new CliError('--start applies to --tuner guarded only');
-      const active = options.ramps ?? header.ramps.map((r) => r.id);
+      const served = await servedModelConfig(options, header.model);
+      // Without an SLO file, the tuner replay is for: the guarded one (the bundled image model serves static).
+      const kind = options.tuner ?? (options.config ? served.tuner.kind : 'guarded');
+      if (kind === 'off') throw new CliError(`the served model's tuner is off: nothing to replay (give --tuner)`);
+      if (options.thresholds && kind !== 'static') throw new CliError('--thresholds applies to --tuner static only');
+      if (options.start && kind !== 'guarded') throw new CliError('--start applies to --tuner guarded only');
+      const budget = options.budget ?? served.accuracy.budget;
+      const confidence = options.confidence ?? served.accuracy.confidence;
+      const window = options.window ?? served.accuracy.window;
+      // The ramps the server would start with (the same choice from the same solo-exit curves),
+      // unless given; every ramp of the trace when the header has no curves to choose by.
+      const startSet = servingPlan(planningView(header), served).ramps.map((r) => r.id);
+      const active =
+        options.ramps ??
+        (options.thresholds
+          ? [...options.thresholds.keys()]
+          : startSet.length > 0
+            ? startSet
+            : header.ramps.map((r) => r.id));
       const curves = active.every((id) => header.ramps.find((r) => r.id === id)?.soloCurve !== undefined);
       if (options.start === 'calibrated' && !curves)
         throw new CliError(
           `${options.trace}: --start calibrated needs the ramps' solo-exit curves: the trace header has none; give --model DIR`,
         );
-      const start: TunerStart = options.start ?? (curves ? 'calibrated' : 'never');
+      const start: TunerStart = options.start ?? (curves ? served.tuner.start : 'never');
       const startNote =
-        options.tuner !== 'guarded'
-          ? options.tuner === 'static'
+        kind !== 'guarded'
+          ? kind === 'static'
             ? 'static'
             : 'never'
-          : start === 'never' && !options.start
+          : start === 'never' && !options.start && !curves
             ? 'never (no solo-exit curves in the trace header; --model DIR gives them)'
             : start;
+      const mode = options.mode ?? served.exits.mode;
+      const rampSet =
+        kind === 'static' || options.fixedRamps
+          ? undefined
+          : servedRampSet(
+              served,
+              header.ramps.map((r) => r.id),
+            );
       const common = {
-        budget: options.budget,
-        confidence: options.confidence,
-        window: options.window,
-        patience: options.patience,
+        budget,
+        confidence,
+        window,
+        patience: options.patience ?? served.exits.patience,
         hindsight: options.hindsight,
-        // Fixed thresholds name the ramps that run; others would only add their heads' cost.
-        ...(options.ramps
-          ? { activeRamps: options.ramps }
-          : options.thresholds
-            ? { activeRamps: [...options.thresholds.keys()] }
-            : {}),
+        activeRamps: active,
+        feedback: {
+          mode,
+          settledShare: served.exits.dropFeedbackFraction,
+          learningShare: served.exits.learningFeedbackFraction,
+          seed: options.seed,
+        },
+        ...(rampSet ? { rampSet } : {}),
         ...(options.thresholds ? { thresholds: options.thresholds } : {}),
         ...(options.resample ? { population: trace.records } : {}),
       };
+      const setup = `${kind} tuner, ${mode} mode${
+        mode === 'drop'
+          ? ` (probes: ${formatPercent(served.exits.learningFeedbackFraction)} while learning, ${formatPercent(served.exits.dropFeedbackFraction)} settled)`
+          : ' (every row fed back)'
+      }, ${rampSet ? `ramp set changes every ${rampSet.checkEveryBatches} batches (max ${rampSet.maxRamps} ramps)` : 'fixed ramp set'}; settings from ${options.config ?? 'the SLO defaults'}`;
       let report: ReplayReport;
       try {
         report = replayTrace(
           header,
           records,
-          options.tuner === 'apparate'
+          kind === 'apparate'
             ? { kind: 'apparate', windowBatches: options.apparateBatches, ...common }
-            : options.tuner === 'guarded'
+            : kind === 'guarded'
               ? { kind: 'guarded', start, ...common }
-              : { kind: options.tuner, ...common },
+              : { kind, ...common },
         );
       } catch (err) {
         if (err instanceof RangeError) throw new CliError(`${options.trace}: ${err.message}`);
@@ -332,6 +424,6 @@ export function registerReplayCommand(program: Command): void {
         writeJson(report);
         return;
       }
-      writeOut(summary(report, options.resample !== undefined, startNote));
+      writeOut(`${setup}\n${summary(report, options.resample !== undefined, startNote)}`);
     });
 }

@@ -519,6 +519,7 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
           tightenings: e.tightenings,
           rampChanges: e.rampChanges,
           learning: e.learning,
+          feedbackDemand: e.feedbackDemand,
           lastUtilities: e.lastUtilities.map((u) => ({
             rampId: u.rampId,
             exitRate: u.exitRate,

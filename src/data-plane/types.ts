@@ -159,7 +159,8 @@ export interface TunerReport {
   /**
    * Share of rows drawn as probes (run to the end, fed to the tuner) in the plan in force: 1 in
    * release mode; in drop mode with an online tuner, `exits.learning_feedback_fraction` while it
-   * learns (estimates.learning) and `exits.drop_feedback_fraction` once it has settled.
+   * asks for it (estimates.feedbackDemand `learning`: it learns, or holds its ramps after a window
+   * at risk) and `exits.drop_feedback_fraction` otherwise (settled, or idle: nothing pays).
    */
   probeShare: number;
 }

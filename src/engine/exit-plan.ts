@@ -23,19 +23,30 @@
  * thresholds.
  */
 import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../../tuner/calibration.js';
-import type { PreparedManifest, RampEntry } from '../model/manifest.js';
+import type { CalibratedRamp } from '../../tuner/calibration.js';
+import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
 import { isOnlineTunerKind } from '../../tuner/tuner.js';
 
+/**
+ * What a plan is chosen from: the model's ramps (where each sits, its solo-exit curve from
+ * `prepare`) and its latency profile. A prepared manifest is one; so is a trace's header, which
+ * is how replay starts where the server would (src/cli/replay-command.ts).
+ */
+export interface PlanningView {
+  ramps: readonly (CalibratedRamp & { computeBefore: number })[];
+  profile: Pick<LatencyProfileData, 'fullModelMs' | 'headMs'>;
+}
+
 /** Fraction of the full model's batch-1 latency a ramp's head costs. */
-function overheadShare(manifest: PreparedManifest, rampId: number): number {
+function overheadShare(manifest: PlanningView, rampId: number): number {
   const full = manifest.profile.fullModelMs[0] ?? 1;
   return (manifest.profile.headMs[rampId]?.[0] ?? 0) / full;
 }
 
 export function staticPlan(
-  manifest: PreparedManifest,
+  manifest: PlanningView,
   config: ModelConfig,
   disabled: ReadonlyMap<number, string> = new Map(),
 ): ExitPlan {
@@ -56,7 +67,7 @@ export function staticPlan(
   }
   const max = Math.min(config.exits.maxRamps, servable.length);
   // Try k = 1..max ramps; keep the set with the best estimated saving at budget/k each.
-  let best: { ramps: RampEntry[]; saving: number } = { ramps: [], saving: 0 };
+  let best: { ramps: PlanningView['ramps'][number][]; saving: number } = { ramps: [], saving: 0 };
   for (let k = 1; k <= max; k++) {
     const share = config.accuracy.budget / k;
     const scored = servable
@@ -101,7 +112,7 @@ function startRate(config: ModelConfig): number | null {
  * an online tuner (below). With tuner `off`, nothing: the tiers do not run either.
  */
 export function servingPlan(
-  prepared: PreparedManifest,
+  prepared: PlanningView,
   config: ModelConfig,
   disabled: ReadonlyMap<number, string> = new Map(),
 ): ExitPlan {

@@ -26,11 +26,14 @@
  * pin (dropped) — and one check, in `apply`, keeps that invariant.
  *
  * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
- * finished batch, from the tuner's own state: while the tuner learns (`estimates.learning`: from
- * the start, a tightening or a ramp-set change until it has re-tuned on enough rows) the plan
- * draws `learningFeedbackFraction` of rows as probes, so the guard gets its rows within the
- * first windows; once it has settled, the plan's own share (`exits.drop_feedback_fraction`), so
- * that most rows leave the batch when they exit. Never below the settled share.
+ * finished batch, from the tuner's feedback demand (tuner/tuner.ts FeedbackDemand,
+ * `probeShareFor`): while the tuner learns (from the start, a tightening or a ramp-set change
+ * until it has re-tuned on enough rows) or holds its ramps after a window at risk, the plan draws
+ * `learningFeedbackFraction` of rows as probes, so the guard gets its rows within the first
+ * windows; once it has settled, or while no setting pays (idle), the plan's own share
+ * (`exits.drop_feedback_fraction`), so that most rows leave the batch when they exit, or skip the
+ * heads when every ramp is at "never". Never below the settled share. Replay draws probes the
+ * same way (tuner/replay.ts).
  */
 import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
@@ -39,6 +42,8 @@ import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
 import { createTuner } from '../../tuner/create-tuner.js';
 import {
   isOnlineTunerKind,
+  probeShareFor,
+  type FeedbackDemand,
   type OnlineTunerOptions,
   type RampSetOptions,
   type Tuner,
@@ -79,8 +84,8 @@ interface TunerHandle {
   readonly thresholds: ReadonlyMap<number, number | null>;
   readonly activeRamps: readonly number[];
   readonly estimates: TunerEstimates;
-  /** Whether the tuner is learning (TunerEstimates.learning): sets drop mode's probe share. */
-  readonly learning: boolean;
+  /** What the tuner asks of drop mode's probe share (TunerEstimates.feedbackDemand). */
+  readonly feedbackDemand: FeedbackDemand;
   onChange: ((events: TunerEvent[]) => void) | undefined;
   observe(records: readonly FeedbackRecord[]): void;
   withdrawRamp(id: number): void;
@@ -103,8 +108,8 @@ class InlineTuner implements TunerHandle {
   get estimates(): TunerEstimates {
     return this.tuner.estimates;
   }
-  get learning(): boolean {
-    return this.tuner.learning;
+  get feedbackDemand(): FeedbackDemand {
+    return this.tuner.feedbackDemand;
   }
   observe(records: readonly FeedbackRecord[]): void {
     const events = this.tuner.observe(records);
@@ -247,7 +252,7 @@ export class LiveTuning {
   private probeShare(): number {
     if (!this.tuner) return this.base.feedbackFraction;
     if (this.base.mode !== 'drop') return this.settledShare;
-    return this.tuner.learning ? this.learningShare : this.settledShare;
+    return probeShareFor(this.tuner.feedbackDemand, { settled: this.settledShare, learning: this.learningShare });
   }
 
   get online(): boolean {
@@ -393,8 +398,27 @@ function disabledLine(id: number, reason: string): string {
 /** Ramp-set changes, in words, for the server log. */
 function describeEvent(event: Exclude<TunerEvent, { type: 'retune' }>): string {
   if (event.type === 'tighten')
-    return `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): every ramp back to "never"`;
+    return (
+      `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): ` +
+      `every ramp back to "never"${event.reason === 'at-risk' ? ' until the window ends' : ''}`
+    );
   return `tuner: ramp set changed (${event.reasons.join('; ') || 'no reason given'})`;
+}
+
+/**
+ * The ramp-set changes a served model's online tuner may make, from its SLO entry (absent for a
+ * cascade: its tiers cost far more than the ramp budget allows a head, and which tiers run is the
+ * operator's choice). The one definition the server (`attachTuner`) and replay
+ * (src/cli/replay-command.ts) build the tuner from, so that a replay changes ramps as the server would.
+ */
+export function servedRampSet(config: ModelConfig, availableRamps: readonly number[]): RampSetOptions | undefined {
+  if (config.cascade) return undefined;
+  return {
+    availableRamps,
+    maxRamps: config.exits.maxRamps,
+    rampBudget: config.exits.rampBudget,
+    checkEveryBatches: config.tuner.intervalBatches,
+  };
 }
 
 /** Takes charge of a runner's exit plan: an online tuner for guarded/apparate, pins for every kind. */
@@ -405,24 +429,17 @@ export function attachTuner(
   log?: (line: string) => void,
   disabledRamps?: ReadonlyMap<number, string>,
 ): LiveTuning {
+  const rampSet = servedRampSet(
+    config,
+    manifest.ramps.map((r) => r.id),
+  );
   const tuning = new LiveTuning(
     runner,
     {
       kind: config.tuner.kind,
       profile: manifest.profile,
       accuracy: config.accuracy,
-      // A cascade keeps its exits as configured: its tiers cost far more than the ramp budget
-      // allows a head, and which tiers to run is the operator's choice in the SLO file.
-      ...(config.cascade
-        ? {}
-        : {
-            rampSet: {
-              availableRamps: manifest.ramps.map((r) => r.id),
-              maxRamps: config.exits.maxRamps,
-              rampBudget: config.exits.rampBudget,
-              checkEveryBatches: config.tuner.intervalBatches,
-            },
-          }),
+      ...(rampSet ? { rampSet } : {}),
       learningFeedbackFraction: config.exits.learningFeedbackFraction,
       ...(disabledRamps ? { disabledRamps } : {}),
     },

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { BatchingConfig } from '../config/index.js';
 import { OfframpError, isOfframpError } from '../errors.js';
 import { atBatch, latencyToAnswer, tierCount } from '../../tuner/latency-model.js';
+import { isDormant } from '../../tuner/exit-policy.js';
 import type { PreparedManifest } from '../model/manifest.js';
 import type { BatchResult, ExecutionBackend, ExecutorFault, ExecutorObserver, ExitPlan, RowExit } from './backend.js';
 import { batchFeedback, FeedbackWindow, type FeedbackRecord } from './feedback.js';
@@ -62,16 +63,19 @@ const LATENCY_SCALE_BOUNDS = { min: 0.25, max: 50 } as const;
 /** Weight of the newest batch in the running mean of observed / profiled batch time. */
 const LATENCY_SCALE_WEIGHT = 0.1;
 
-/** Profiled latency of a batch under a plan: the unsplit model, or every segment plus the heads that run. */
+/** Profiled latency of a batch under a plan: the unsplit model, or every segment plus the heads that run (on the probe share only when dormant). */
 export function planLatencyMs(manifest: PreparedManifest, plan: ExitPlan, batchSize: number): number {
   const profile = manifest.profile;
-  if (plan.ramps.length === 0) return atBatch(profile, profile.fullModelMs, batchSize);
-  return latencyToAnswer(
+  const full = atBatch(profile, profile.fullModelMs, batchSize);
+  if (plan.ramps.length === 0) return full;
+  const ramped = latencyToAnswer(
     profile,
     plan.ramps.map((r) => r.id),
     -1,
     batchSize,
   );
+  // Dormant: only the probe share runs the heads and boundaries.
+  return isDormant(plan) ? full + plan.feedbackFraction * (ramped - full) : ramped;
 }
 
 export class ModelRunner {

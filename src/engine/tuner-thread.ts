@@ -7,7 +7,13 @@
 import type { Worker } from 'node:worker_threads';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
 import { noEstimates } from '../../tuner/feedback-history.js';
-import type { OnlineTunerKind, OnlineTunerOptions, TunerEstimates, TunerEvent } from '../../tuner/tuner.js';
+import type {
+  FeedbackDemand,
+  OnlineTunerKind,
+  OnlineTunerOptions,
+  TunerEstimates,
+  TunerEvent,
+} from '../../tuner/tuner.js';
 import { spawnWorker } from './spawn-worker.js';
 
 export type ToTuner = { type: 'observe'; records: FeedbackRecord[] } | { type: 'withdraw'; ramp: number };
@@ -68,9 +74,14 @@ export class TunerThread {
     return this.currentEstimates;
   }
 
-  /** Whether the tuner is learning, as last heard (the worker reports a change at once). */
+  /** Whether the tuner is learning, as last heard. */
   get learning(): boolean {
     return this.currentEstimates.learning;
+  }
+
+  /** The tuner's feedback demand, as last heard (the worker reports a change at once). */
+  get feedbackDemand(): FeedbackDemand {
+    return this.currentEstimates.feedbackDemand;
   }
 
   observe(records: readonly FeedbackRecord[]): void {

@@ -16,8 +16,8 @@ const tuner = createTuner(workerData as OnlineTunerOptions);
 /** Batches between state messages when nothing changed: keeps the estimates fresh at little cost. */
 const QUIET_EVERY = 8;
 let quiet = 0;
-/** Whether the tuner was learning when the last state went out: a change is sent at once (it sets the probe share). */
-let learning = true;
+/** The tuner's feedback demand when the last state went out: a change is sent at once (it sets the probe share). */
+let demand = tuner.feedbackDemand;
 
 function post(message: FromTuner): void {
   port.postMessage(message);
@@ -27,10 +27,10 @@ port.on('message', (message: ToTuner) => {
   try {
     // A withdrawal is always answered: the re-tune it caused must reach the serving thread.
     const events = message.type === 'withdraw' ? tuner.withdrawRamp(message.ramp) : tuner.observe(message.records);
-    if (message.type === 'observe' && events.length === 0 && tuner.learning === learning && ++quiet < QUIET_EVERY)
+    if (message.type === 'observe' && events.length === 0 && tuner.feedbackDemand === demand && ++quiet < QUIET_EVERY)
       return;
     quiet = 0;
-    learning = tuner.learning;
+    demand = tuner.feedbackDemand;
     post({
       type: 'state',
       events,

@@ -35,18 +35,5 @@ export function argmaxRows(values: ArrayLike<number>, classes: number): Int32Arr
   return out;
 }
 
-/**
- * A small, fast, seedable PRNG (mulberry32), so every draw can be reproduced: verification
- * inputs, head-training splits, replay resampling, bench schedules, and the executor's probe
- * draws (seeded at random in serving, fixed by tests).
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seedable PRNG every reproducible draw uses (defined in the pure layer: replay draws probes too). */
+export { seededRandom } from '../../tuner/seeded-random.js';

@@ -29,6 +29,12 @@
  * before any ramp has spoken is what makes probes an unbiased sample: keeping exited rows by a
  * draw at each exit would keep every row no ramp answered but only some that exited, a sample
  * biased toward hard rows.
+ *
+ * Every ramp at "never" (drop mode): no row can exit, so only probes need the heads (their
+ * readings are what the tuner learns from). The other rows take the unsplit model, as with no
+ * ramp active, and the probes the ramped segments: a model whose tuner holds every ramp back —
+ * after a tightening, or while no ramp pays on current traffic — pays for heads and boundaries on
+ * the probe share only (`runDormant`).
  */
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -42,7 +48,7 @@ import { OnnxSession, servingSessionOptions, type SessionOptions } from '../../m
 import type { HostTensor, TensorData } from '../../model/tensor.js';
 import type { PreparedManifest } from '../../model/manifest.js';
 import { seededRandom, softmaxRows } from '../../model/numeric.js';
-import { extendStreak, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
+import { extendStreak, isDormant, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
 import {
   batchRows,
   type BatchInput,
@@ -322,6 +328,9 @@ export class BackboneRunner {
       };
     };
 
+    if (!drawnProbes && isDormant(plan) && probe.includes(0) && probe.includes(1))
+      return this.runDormant(input, plan, probe, onExit, onSegmentDone, started);
+
     // Vanilla path: with no active ramp the unsplit model is the fastest way to the answer.
     if (plan.ramps.length === 0) {
       const t0 = performance.now();
@@ -457,6 +466,54 @@ export class BackboneRunner {
 
     const out = pool[m.model.output];
     return finish(Int32Array.from(alive), out ? (out.data as Float32Array) : new Float32Array(0));
+  }
+
+  /**
+   * A dormant batch (see the file comment): the probes through the ramped segments (a batch of
+   * their own), the other rows through the unsplit model; one result in the batch's row numbering.
+   */
+  private async runDormant(
+    input: BatchInput,
+    plan: ExitPlan,
+    probe: Uint8Array,
+    onExit: (exits: RowExit[]) => void,
+    onSegmentDone: ((segment: number) => void) | undefined,
+    started: number,
+  ): Promise<BatchResult> {
+    const probes: number[] = [];
+    const others: number[] = [];
+    probe.forEach((p, row) => (p === 1 ? probes : others).push(row));
+    const toBatchRow = (rows: ArrayLike<number>): Int32Array => Int32Array.from(rows, (i) => probes[i] as number);
+    const ramped = await this.run(
+      selectFeeds(input, probes),
+      plan,
+      (exits) => onExit(exits.map((e) => ({ ...e, row: probes[e.row] as number }))),
+      onSegmentDone,
+      new Uint8Array(probes.length).fill(1),
+    );
+    const t0 = performance.now();
+    const m = this.manifest;
+    const out = (await this.full.run(selectFeeds(input, others), [m.model.output]))[m.model.output] as HostTensor;
+    const fullMs = performance.now() - t0;
+    const exitRamp = new Int32Array(probe.length).fill(-1);
+    ramped.exitRamp.forEach((ramp, i) => (exitRamp[probes[i] as number] = ramp));
+    const otherProbs = this.probabilities(out.data as Float32Array);
+    const finalProbs = new Float32Array(ramped.finalProbs.length + otherProbs.length);
+    finalProbs.set(ramped.finalProbs);
+    finalProbs.set(otherProbs, ramped.finalProbs.length);
+    return {
+      ...ramped,
+      finalRows: Int32Array.from([...toBatchRow(ramped.finalRows), ...others]),
+      finalProbs,
+      readings: ramped.readings.map((r) => ({ ...r, rows: toBatchRow(r.rows) })),
+      exitRamp,
+      probe,
+      timings: {
+        segmentMs: [...ramped.timings.segmentMs, fullMs],
+        headMs: ramped.timings.headMs,
+        totalMs: performance.now() - started,
+      },
+    };
   }
 
   /** The model's output as class probabilities (a copy: the result is transferred to the serving thread). */

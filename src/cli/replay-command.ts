@@ -400,11 +400,15 @@ export function registerReplayCommand(program: Command): void {
         ...(options.thresholds ? { thresholds: options.thresholds } : {}),
         ...(options.resample ? { population: trace.records } : {}),
       };
-      const setup = `${kind} tuner, ${mode} mode${
+      const probes =
         mode === 'drop'
-          ? ` (probes: ${formatPercent(served.exits.learningFeedbackFraction)} while learning, ${formatPercent(served.exits.dropFeedbackFraction)} settled)`
-          : ' (every row fed back)'
-      }, ${rampSet ? `ramp set changes every ${rampSet.checkEveryBatches} batches (max ${rampSet.maxRamps} ramps)` : 'fixed ramp set'}; settings from ${options.config ?? 'the SLO defaults'}`;
+          ? `probes: ${formatPercent(served.exits.learningFeedbackFraction)} while learning, ` +
+            `${formatPercent(served.exits.dropFeedbackFraction)} settled`
+          : 'every row fed back';
+      const ramps = rampSet
+        ? `ramp set changes every ${rampSet.checkEveryBatches} batches (max ${rampSet.maxRamps} ramps)`
+        : 'fixed ramp set';
+      const setup = `${kind} tuner, ${mode} mode (${probes}), ${ramps}; settings from ${options.config ?? 'the SLO defaults'}`;
       let report: ReplayReport;
       try {
         report = replayTrace(

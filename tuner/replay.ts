@@ -369,14 +369,16 @@ export function replayTrace(
     const plan = { mode: feedback.mode, ramps: ramps.map((id) => ({ threshold: thresholds.get(id) ?? null })) };
     // As the executor draws them: in drop mode with some ramp active, each row by the share the
     // tuner asks for now; otherwise every row is fed back.
-    const share =
-      feedback.mode === 'drop' && ramps.length > 0
-        ? probeShareFor(tuner.feedbackDemand, { settled: feedback.settledShare, learning: feedback.learningShare })
-        : 1;
+    const draws = feedback.mode === 'drop' && ramps.length > 0;
+    const share = draws
+      ? probeShareFor(tuner.feedbackDemand, { settled: feedback.settledShare, learning: feedback.learningShare })
+      : 1;
     const dormant = isDormant(plan);
     const live: FeedbackRecord[] = [];
     for (const record of batch) {
-      const probe = share >= 1 || drawProbe() < share;
+      // One draw per row exactly when the executor draws one, so that a replay seeded like an
+      // executor (src/engine/executor/backbone-runner.ts) draws the same probes.
+      const probe = draws ? drawProbe() < share : true;
       const answer = decideExit(record, ramps, thresholds, rule);
       const latency = dormant && !probe ? vanilla : latencyToAnswer(profile, ramps, answer.exit, latencyBatchSize);
       // What a live server would have fed back: the exit taken, the readings of the active ramps.

@@ -191,6 +191,28 @@ describe('executor on the bundled model', () => {
       );
       expect(batchFeedback(recording, 0).every((r) => r.probe === true)).toBe(true);
     });
+
+    it('every ramp at "never": only probes run the heads, the other rows take the unsplit model with the same answers', async () => {
+      const input = await testImages(48);
+      const never = [0, 3, 5].map((id) => ({ id, threshold: null }));
+      const release = await runner.run({ pixels: input }, plan(never, 'release'), () => undefined);
+      const dormant = await runner.run({ pixels: input }, plan(never, 'drop', 0.25), () => undefined);
+      const probes = [...dormant.probe].flatMap((p, row) => (p === 1 ? [row] : []));
+      expect(probes.length).toBeGreaterThan(0);
+      expect(probes.length).toBeLessThan(48);
+      // Heads read the probes only; every row still gets the full model's answer.
+      for (const reading of dormant.readings) expect([...reading.rows]).toEqual(probes);
+      expect([...dormant.finalRows].sort((a, b) => a - b)).toEqual([...Array(48).keys()]);
+      const dormantRecords = batchFeedback(dormant, 0);
+      const releaseRecords = batchFeedback(release, 0);
+      for (const [row, r] of dormantRecords.entries()) {
+        expect(r.exit).toBe(-1);
+        expect(r.final?.argmax).toBe(releaseRecords[row]?.final?.argmax);
+        expect(r.final?.confidence).toBeCloseTo(releaseRecords[row]?.final?.confidence ?? -1, 4);
+        expect(r.ramps.length).toBe(r.probe ? 3 : 0);
+        if (r.probe) expect(r.ramps).toEqual(releaseRecords[row]?.ramps);
+      }
+    });
   });
 });
 

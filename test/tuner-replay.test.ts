@@ -240,6 +240,49 @@ describe('replay mechanics', () => {
   it('rejects a ramp the trace does not have', () => {
     expect(() => replayTrace(header, records, { kind: 'guarded', activeRamps: [9] })).toThrow(/ramp 9/);
   });
+
+  it('drop mode feeds the tuner only probes; with every ramp at "never" only probes pay for the heads', () => {
+    const never = new Map<number, number | null>([
+      [2, null],
+      [5, null],
+    ]);
+    const run = (mode: 'drop' | 'release', seed = 1): ReplayReport =>
+      replayTrace(header, records, {
+        kind: 'static',
+        thresholds: never,
+        activeRamps: [2, 5],
+        hindsight: false,
+        feedback: { mode, settledShare: 0.1, learningShare: 0.5, seed },
+      });
+    const release = run('release');
+    const drop = run('drop');
+    expect(release.feedbackRows).toBe(3000);
+    // A static tuner asks for the settled share: about 300 of 3,000 rows.
+    expect(drop.feedbackRows).toBeGreaterThan(240);
+    expect(drop.feedbackRows).toBeLessThan(360);
+    // Release runs the heads (and the boundaries they need) on every row, drop on the probes only.
+    const overhead = -release.meanSavings;
+    expect(overhead).toBeGreaterThan(0);
+    expect(-drop.meanSavings).toBeCloseTo((overhead * drop.feedbackRows) / 3000, 9);
+    // The draws are the seed's: the same again, others with another seed.
+    expect(run('drop').feedbackRows).toBe(drop.feedbackRows);
+    expect(run('drop', 2).feedbackRows).not.toBe(drop.feedbackRows);
+  });
+
+  it('drop mode asks for the learning share while the guarded tuner learns, the settled share once settled', () => {
+    const { header: h, records: long } = syntheticTrace({ rows: 8000, seed: 10 });
+    const report = replayTrace(h, long, {
+      kind: 'guarded',
+      activeRamps: [2, 5],
+      hindsight: false,
+      settleRows: 1000,
+      feedback: { mode: 'drop', settledShare: 0.1, learningShare: 0.5 },
+    });
+    // Learning from the start: about half the first rows are probes; far fewer at the end.
+    expect(report.feedbackRows).toBeGreaterThan(0.1 * 8000);
+    expect(report.feedbackRows).toBeLessThan(0.5 * 8000);
+    expect(report.events.some((e) => e.event.type === 'retune')).toBe(true);
+  });
 });
 
 describe('offramp replay', () => {

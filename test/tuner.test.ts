@@ -511,4 +511,68 @@ describe('online tuner', () => {
   it('rejects a budget outside (0, 1)', () => {
     expect(() => createTuner({ ...base, kind: 'guarded', budget: 0 })).toThrow(RangeError);
   });
+
+  it('guarded holds every ramp at "never" once the window being filled is at risk, and re-tunes on the kept rows when it ends', () => {
+    const tuner = createTuner({ ...base, kind: 'guarded' });
+    for (const batch of batches(records.slice(0, 2000))) tuner.observe(batch);
+    expect([...tuner.thresholds.values()].some((t) => t !== null)).toBe(true);
+    const settled = tuner.estimates;
+    // The next window opens with 5 disagreements in its first 16 rows: within its budget of 10,
+    // but more than the rate the guard aims for (0.62 %) leaves room for, with 984 rows to come
+    // (10 − 0.0062 × 984 = 3.9); too few to prove a drift (5 of 250 rows).
+    // Windows are judged after the batch that completes them: at 1,008 and 2,016 rows here.
+    for (const batch of batches(records.slice(2000, 2016))) tuner.observe(batch);
+    const disagreeing = records.slice(2016, 2032).map((r, i) =>
+      i < 5
+        ? {
+            ...r,
+            exit: 0,
+            ramps: r.ramps.map((x) => (x.id === 0 ? { ...x, argmax: ((r.final?.argmax ?? 0) + 1) % 10 } : x)),
+          }
+        : { ...r, exit: -1 },
+    );
+    const events = tuner.observe(disagreeing);
+    expect(events).toEqual([{ type: 'tighten', reason: 'at-risk', disagreement: 5 / 16, rows: 16 }]);
+    expect([...tuner.thresholds.values()].every((t) => t === null)).toBe(true);
+    expect(tuner.feedbackDemand).toBe('learning');
+    // Held: the window's other rows re-tune nothing, and the window ends within its budget.
+    const rest = batches(records.slice(2032, 3008)).flatMap((b) => tuner.observe(b));
+    expect(rest).toEqual([]);
+    expect([...tuner.thresholds.values()].every((t) => t === null)).toBe(true);
+    const end = batches(records.slice(3008, 3024)).flatMap((b) => tuner.observe(b));
+    expect(end.map((e) => e.type === 'retune' && e.reason)).toEqual(['window-end']);
+    // The rows were kept (a relearning from nothing would allow no exit yet).
+    expect([...tuner.thresholds.values()].some((t) => t !== null)).toBe(true);
+    expect(tuner.estimates.tightenings).toBe(settled.tightenings + 1);
+  });
+
+  it('guarded does not hold on stationary traffic answered at its own thresholds', () => {
+    const { records: stream } = syntheticTrace({ rows: 12_000, seed: 53 });
+    const tuner = createTuner({ ...base, kind: 'guarded' });
+    const events: string[] = [];
+    for (const batch of batches(stream)) {
+      const thresholds = tuner.thresholds;
+      const live = batch.map((r) => ({ ...r, exit: decideExit(r, RAMPS, thresholds, CONFIDENCE).exit }));
+      for (const e of tuner.observe(live)) if (e.type === 'tighten') events.push(e.reason);
+    }
+    expect(tuner.estimates.retunes).toBeGreaterThan(10);
+    expect(events).toEqual([]);
+  });
+
+  it('is idle while no setting of its ramps pays on the latest window, and asks for feedback again when one does', () => {
+    const useless = syntheticTrace({ rows: 1600, seed: 54, uselessRamps: RAMPS });
+    const tuner = createTuner({ ...base, kind: 'guarded', activeRamps: [1, 4] });
+    const demand: string[] = [];
+    for (const batch of batches(useless.records)) {
+      tuner.observe(batch);
+      demand.push(tuner.feedbackDemand);
+    }
+    // Judged once half a window of rows is in: idle from then on.
+    expect(demand[0]).toBe('learning');
+    expect(demand.indexOf('idle')).toBe(31); // 512 rows: the first check with ≥ 500 rows
+    expect(demand.at(-1)).toBe('idle');
+    for (const batch of batches(records.slice(0, 1200))) tuner.observe(batch);
+    expect(tuner.feedbackDemand).toBe('learning');
+    expect(createTuner({ ...base, kind: 'static' }).feedbackDemand).toBe('settled');
+  });
 });

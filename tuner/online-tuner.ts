@@ -21,12 +21,16 @@
  * rows have come in since. A live server feeds a learning tuner a larger share of probes.
  *
  * Idle (`feedbackDemand`): every half window the tuner asks whether any setting of its active
- * ramps would save anything on the latest window of rows, in hindsight (the best setting that
- * window could bear, `hindsightOptimal` — optimistic, as it fits the window it is judged on). When
- * none would, the heads cost without answering: the tuner asks for the settled probe share even
- * while it learns, so that a live server runs heads on few rows (with every ramp at "never" only
- * probes reach the heads), until a later window shows a setting that pays again.
+ * ramps would save a worthwhile share (`IDLE_BELOW`) on the latest window of rows, in hindsight:
+ * the best setting that window could bear at the rate a window keeps the budget with confidence
+ * (`windowSafeRate`) — optimistic, as it fits the window it is judged on, which is the point: when
+ * even that saves next to nothing, no tuner could make these heads pay. (At the budget itself the
+ * search would spend it on exits of any kind: heads that never agree would "save" the budget's
+ * share of rows.) Then the tuner asks for the settled probe share even while it learns, so that a
+ * live server runs heads on few rows (with every ramp at "never" only probes reach the heads),
+ * until a later window shows a setting that pays again.
  */
+import { windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import { checkTunerOptions, FeedbackHistory, noEstimates, type HistoryRow } from './feedback-history.js';
 import { hindsightOptimal, quickHindsightSavings } from './hindsight.js';
@@ -44,6 +48,12 @@ import type {
 import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
 export type RetuneReason = Extract<TunerEvent, { type: 'retune' }>['reason'];
+
+/**
+ * Below this share of the full model's latency saved, in hindsight on the latest window, the
+ * ramps do not pay for learning them at the higher probe share (see the file comment).
+ */
+export const IDLE_BELOW = 0.01;
 
 export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOptions> implements Tuner {
   readonly kind: OnlineTunerKind;
@@ -162,8 +172,10 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
       this.idle = this.active.length === 0;
       return;
     }
+    const { budget, confidence, window } = this.options;
     const ev = this.evaluator(records);
-    this.idle = quickHindsightSavings(ev, this.options.budget, [ev.toVector(this.current)]) <= 0;
+    const rate = windowSafeRate(window, budget, confidence);
+    this.idle = quickHindsightSavings(ev, rate, [ev.toVector(this.current)]) < IDLE_BELOW;
   }
 
   withdrawRamp(id: number): TunerEvent[] {

@@ -163,10 +163,10 @@ export type OnlineTunerOptions = GuardedTunerOptions | ApparateTunerOptions;
  *    budget at risk, and some ramp may still pay: the learning share, so the guard gets its rows
  *    within a window or two;
  *  - settled: the settled share; most rows leave the batch when they exit;
- *  - idle: on the latest window no setting of the active ramps saves anything (the best one the
- *    window could bear, in hindsight, is no faster than the full model): the settled share, so
- *    that heads which answer nothing run on few rows, while the tuner keeps watching for the
- *    traffic to change back. With every ramp at "never" the executor runs only probes through
+ *  - idle: on the latest window no setting of the active ramps saves a worthwhile share (the best
+ *    one the window could bear, in hindsight, saves under 1 %; online-tuner.ts): the settled
+ *    share, so that heads which answer nothing run on few rows, while the tuner keeps watching
+ *    for the traffic to change back. With every ramp at "never" the executor runs only probes through
  *    the heads (src/engine/executor/backbone-runner.ts), so an idle model costs almost nothing.
  */
 export const FEEDBACK_DEMANDS = ['learning', 'settled', 'idle'] as const;

@@ -7,6 +7,8 @@ export interface WorkerInit {
   /** Tiers of an agreement-based cascade in front of the model (cascade-runner.ts); absent: none. */
   cascade?: { tiers: TierSpec[]; execution: TierExecution };
   intraOpThreads: number;
+  /** Seeds the worker's probe draws (WorkerPoolOptions.probeSeed); absent: a random seed. */
+  probeSeed?: number;
   /** The word the pool and this worker share to stop the thread safely (thread-stop.ts). */
   stopWord: SharedArrayBuffer;
 }

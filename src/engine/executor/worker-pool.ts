@@ -99,6 +99,13 @@ export interface WorkerPoolOptions {
   cascade?: WorkerInit['cascade'];
   observer?: ExecutorObserver;
   log?: (line: string) => void;
+  /**
+   * Tests only: seeds every worker's drop-mode probe draws (BackboneRunner.load's `seed`), so
+   * that with one worker a single seeded stream draws every batch's probes, as replay draws them
+   * from `feedback.seed` (test/replay-live.test.ts). A restarted worker starts the stream again.
+   * Serving leaves it unset: each worker draws from a random seed.
+   */
+  probeSeed?: number;
 }
 
 export class WorkerPool implements ExecutionBackend {
@@ -154,7 +161,12 @@ export class WorkerPool implements ExecutionBackend {
   /** Starts every worker; rejects (with every thread stopped) if one cannot load the model. */
   static async start(modelDir: string, options: WorkerPoolOptions): Promise<WorkerPool> {
     const pool = new WorkerPool(
-      { modelDir, intraOpThreads: options.intraOpThreads, ...(options.cascade ? { cascade: options.cascade } : {}) },
+      {
+        modelDir,
+        intraOpThreads: options.intraOpThreads,
+        ...(options.cascade ? { cascade: options.cascade } : {}),
+        ...(options.probeSeed !== undefined ? { probeSeed: options.probeSeed } : {}),
+      },
       options,
     );
     try {

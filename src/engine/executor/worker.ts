@@ -23,6 +23,7 @@ async function start(): Promise<void> {
   let runner: BackboneRunner | CascadeRunner;
   try {
     const manifest = await readManifest(init.modelDir);
+    const draws = init.probeSeed !== undefined ? { seed: init.probeSeed } : {};
     runner = init.cascade
       ? await CascadeRunner.load(
           init.modelDir,
@@ -30,8 +31,9 @@ async function start(): Promise<void> {
           init.cascade.tiers,
           init.cascade.execution,
           init.intraOpThreads,
+          draws,
         )
-      : await BackboneRunner.load(init.modelDir, manifest, init.intraOpThreads);
+      : await BackboneRunner.load(init.modelDir, manifest, init.intraOpThreads, draws);
   } catch (err) {
     send({ type: 'load-error', message: (err as Error).message });
     return;

@@ -70,7 +70,10 @@ function bundledImageConfig(kind: TunerKind): ModelConfig {
   return { ...entry, tuner: { ...entry.tuner, kind } };
 }
 
-function startRamps(header: TraceHeader, config: ModelConfig): { ids: number[]; thresholds: Map<number, number | null> } {
+function startRamps(
+  header: TraceHeader,
+  config: ModelConfig,
+): { ids: number[]; thresholds: Map<number, number | null> } {
   const plan = servingPlan(
     { ramps: header.ramps.map((r) => ({ ...r, soloCurve: r.soloCurve ?? [] })), profile: header.profile },
     config,
@@ -79,7 +82,12 @@ function startRamps(header: TraceHeader, config: ModelConfig): { ids: number[]; 
 }
 
 function yardsticks(stream: ShiftStream, ramps: number[], config: ModelConfig): Yardsticks {
-  const window = { activeRamps: ramps, rule: { policy: stream.header.policy, patience: config.exits.patience }, profile: stream.header.profile, batchSize: 1 };
+  const window = {
+    activeRamps: ramps,
+    rule: { policy: stream.header.policy, patience: config.exits.patience },
+    profile: stream.header.profile,
+    batchSize: 1,
+  };
   const at = (records: readonly FeedbackRecord[]): number[] =>
     COMPLIANCE.map(
       (compliance) =>
@@ -165,8 +173,10 @@ function replayOnce(stream: ShiftStream, kind: TunerKind, mode: 'drop' | 'releas
     },
     ...(rampSet ? { rampSet } : {}),
   };
-  if (kind === 'static') return replayTrace(stream.header, stream.records, { kind, ...common, thresholds: start.thresholds });
-  if (kind === 'guarded') return replayTrace(stream.header, stream.records, { kind, ...common, start: config.tuner.start });
+  if (kind === 'static')
+    return replayTrace(stream.header, stream.records, { kind, ...common, thresholds: start.thresholds });
+  if (kind === 'guarded')
+    return replayTrace(stream.header, stream.records, { kind, ...common, start: config.tuner.start });
   return replayTrace(stream.header, stream.records, { kind, ...common });
 }
 
@@ -180,18 +190,45 @@ function range(values: number[], format: (x: number) => string): string {
 
 function row(stream: ShiftStream, kind: TunerKind, mode: string, runs: RunFigures[]): string {
   const list = <T>(pick: (f: RunFigures) => T): T[] => runs.map(pick);
-  const within = range(list((f) => f.within), String) + `/${runs[0]?.windows ?? 0}`;
-  const change = stream.changes.length === 0 ? '—' : `${list((f) => f.changeWithin).filter(Boolean).length}/${runs.length}`;
-  const ofYard = runs.every((f) => f.ofYardstick !== null) ? range(list((f) => f.ofYardstick as number), pct) : '—';
+  const within =
+    range(
+      list((f) => f.within),
+      String,
+    ) + `/${runs[0]?.windows ?? 0}`;
+  const change =
+    stream.changes.length === 0 ? '—' : `${list((f) => f.changeWithin).filter(Boolean).length}/${runs.length}`;
+  const ofYard = runs.every((f) => f.ofYardstick !== null)
+    ? range(
+        list((f) => f.ofYardstick as number),
+        pct,
+      )
+    : '—';
   let after = '—';
   if (runs.some((f) => f.idleSavings !== null))
-    after = `nothing pays: ${range(list((f) => f.idleSavings ?? 0), pct)}`;
+    after = `nothing pays: ${range(
+      list((f) => f.idleSavings ?? 0),
+      pct,
+    )}`;
   else if (stream.changes.length > 0)
     after = runs.some((f) => f.regainNever)
       ? `80 % regained: ${runs.filter((f) => !f.regainNever).length}/${runs.length} runs` +
-        (runs.some((f) => !f.regainNever) ? ` (in ${range(list((f) => f.regainWindows ?? 0).filter((_, i) => !runs[i]?.regainNever), String)} windows)` : '')
-      : `80 % regained in ${range(list((f) => f.regainWindows as number), String)} windows`;
-  return `| ${stream.name} | ${kind} | ${mode} | ${within} | ${range(list((f) => f.longestOverRun), String)} | ${change} | ${range(list((f) => f.savings), pct)} | ${ofYard} | ${after} |`;
+        (runs.some((f) => !f.regainNever)
+          ? ` (in ${range(
+              list((f) => f.regainWindows ?? 0).filter((_, i) => !runs[i]?.regainNever),
+              String,
+            )} windows)`
+          : '')
+      : `80 % regained in ${range(
+          list((f) => f.regainWindows as number),
+          String,
+        )} windows`;
+  return `| ${stream.name} | ${kind} | ${mode} | ${within} | ${range(
+    list((f) => f.longestOverRun),
+    String,
+  )} | ${change} | ${range(
+    list((f) => f.savings),
+    pct,
+  )} | ${ofYard} | ${after} |`;
 }
 
 function yardRow(stream: ShiftStream, yard: Yardsticks): string {
@@ -216,10 +253,10 @@ async function report(names: readonly string[], seeds: number): Promise<string> 
               ['release', [1]],
             ];
       for (const [mode, seedList] of modes) {
-        const runs = seedList.map((seed) =>
-          figures(replayOnce(stream, kind, mode, seed), stream, yard),
+        const runs = seedList.map((seed) => figures(replayOnce(stream, kind, mode, seed), stream, yard));
+        runLines.push(
+          row(stream, kind, mode === 'drop' && seedList.length > 1 ? `drop, seeds 1–${seeds}` : mode, runs),
         );
-        runLines.push(row(stream, kind, mode === 'drop' && seedList.length > 1 ? `drop, seeds 1–${seeds}` : mode, runs));
       }
       process.stderr.write(`  ${name}: ${kind} done\n`);
     }
@@ -234,7 +271,8 @@ async function report(names: readonly string[], seeds: number): Promise<string> 
     '|---|---:|---|---:|---:|---:|',
     ...yardLines,
     '',
-    '| stream | tuner | mode | windows within budget | longest run over budget | change window(s) within | latency saved | of the 99 % yardstick | after the change |',
+    '| stream | tuner | mode | windows within budget | longest run over budget | change window(s) within ' +
+      '| latency saved | of the 99 % yardstick | after the change |',
     '|---|---|---|---:|---:|---:|---:|---:|---|',
     ...runLines,
     '',

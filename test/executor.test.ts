@@ -212,6 +212,12 @@ describe('executor on the bundled model', () => {
         expect(r.ramps.length).toBe(r.probe ? 3 : 0);
         if (r.probe) expect(r.ramps).toEqual(releaseRecords[row]?.ramps);
       }
+      // Release mode runs a dormant batch the same way (no row can exit in either mode).
+      const releaseDormant = await runner.run({ pixels: input }, plan(never, 'release', 0.25), () => undefined);
+      const drawn = [...releaseDormant.probe].filter((p) => p === 1).length;
+      expect(drawn).toBeGreaterThan(0);
+      expect(drawn).toBeLessThan(48);
+      for (const reading of releaseDormant.readings) expect(reading.rows.length).toBe(drawn);
     });
   });
 });

@@ -55,12 +55,14 @@ describe('LiveTuning on a synthetic trace', () => {
     const host = new Host(NEVER_PLAN);
     const tuning = new LiveTuning(host, { ...options, kind: 'guarded' });
     tuning.pause();
+    const before = host.exitPlan;
     host.feed(records.slice(0, 2000));
     const state = tuning.state();
     expect(state.paused).toBe(true);
     expect(state.estimates?.retunes).toBeGreaterThan(0);
     expect(Object.values(asRecord(state.proposed)).some((t) => t !== null)).toBe(true);
-    expect(host.exitPlan).toBe(NEVER_PLAN);
+    expect(host.exitPlan).toBe(before);
+    expect(host.exitPlan.ramps).toEqual(NEVER_PLAN.ramps);
     tuning.resume();
     expect(tuning.state().paused).toBe(false);
     expect(host.thresholds()).toEqual(asRecord(state.proposed));
@@ -108,11 +110,12 @@ describe('LiveTuning on a synthetic trace', () => {
     expect(host.exitPlan.feedbackFraction).toBe(0.5);
   });
 
-  it('in release mode leaves the share alone and reports every row as a probe', () => {
+  it('in release mode draws every row as a probe while the tuner is not idle, whatever the learning share', () => {
     const host = new Host(NEVER_PLAN);
     const tuning = new LiveTuning(host, { ...options, kind: 'guarded', learningFeedbackFraction: 0.5 });
     host.feed(records.slice(0, 480));
-    expect(host.exitPlan.feedbackFraction).toBe(NEVER_PLAN.feedbackFraction);
+    expect(tuning.state().estimates?.feedbackDemand).toBe('learning');
+    expect(host.exitPlan.feedbackFraction).toBe(1);
     expect(tuning.state().probeShare).toBe(1);
   });
 

@@ -571,6 +571,7 @@ describe('online tuner', () => {
     expect(demand[0]).toBe('learning');
     expect(demand.indexOf('idle')).toBe(31); // 512 rows: the first check with ≥ 500 rows
     expect(demand.at(-1)).toBe('idle');
+    expect([...tuner.thresholds.values()].every((t) => t === null)).toBe(true);
     for (const batch of batches(records.slice(0, 1200))) tuner.observe(batch);
     expect(tuner.feedbackDemand).toBe('learning');
     expect(createTuner({ ...base, kind: 'static' }).feedbackDemand).toBe('settled');

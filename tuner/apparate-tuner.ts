@@ -14,6 +14,9 @@ import type { ApparateTunerOptions, TunerEvent } from './tuner.js';
 export class ApparateTuner extends OnlineTuner<ApparateTunerOptions> {
   private readonly windowBatches: number;
 
+  /** Apparate as published: it keeps its heads running whatever they save. */
+  protected override readonly goesIdle = false;
+
   constructor(options: ApparateTunerOptions) {
     super(options);
     this.windowBatches = options.windowBatches ?? 4;

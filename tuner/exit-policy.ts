@@ -25,13 +25,19 @@ export const EXIT_MODES = ['release', 'drop'] as const;
 export type ExitMode = (typeof EXIT_MODES)[number];
 
 /**
- * Drop mode with ramps that all stand at "never" (null): no row can exit, so only probes need the
+ * Ramps that all stand at "never" (null), in either mode: no row can exit, so only probes need the
  * heads — their readings are what the tuner learns from — and every other row takes the unsplit
- * model as if no ramp were active. The one definition the executor
- * (src/engine/executor/backbone-runner.ts), the latency model of a plan and replay use.
+ * model as if no ramp were active. Probes are drawn for such a batch in release mode too, at the
+ * plan's share (1 unless the tuner is idle: tuner.ts probeShareFor). The one definition the
+ * executor (src/engine/executor/backbone-runner.ts), the latency model of a plan and replay use.
  */
-export function isDormant(plan: { mode: ExitMode; ramps: readonly { threshold: number | null }[] }): boolean {
-  return plan.mode === 'drop' && plan.ramps.length > 0 && plan.ramps.every((r) => r.threshold === null);
+export function isDormant(plan: { ramps: readonly { threshold: number | null }[] }): boolean {
+  return plan.ramps.length > 0 && plan.ramps.every((r) => r.threshold === null);
+}
+
+/** Whether the executor draws probes for a batch under this plan (drop mode, or a dormant batch). */
+export function drawsProbes(plan: { mode: ExitMode; ramps: readonly { threshold: number | null }[] }): boolean {
+  return plan.ramps.length > 0 && (plan.mode === 'drop' || isDormant(plan));
 }
 
 /** Whether a string names an exit policy (for parsers of CLI options and trace headers). */

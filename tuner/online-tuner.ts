@@ -28,7 +28,10 @@
  * search would spend it on exits of any kind: heads that never agree would "save" the budget's
  * share of rows.) Then the tuner asks for the settled probe share even while it learns, so that a
  * live server runs heads on few rows (with every ramp at "never" only probes reach the heads),
- * until a later window shows a setting that pays again.
+ * until a later window shows a setting that pays again. Idle, it also holds every ramp at "never"
+ * (a `retune` event with reason `idle` when that closes any): then no row can exit, and a live
+ * server runs the heads on the probes only (`isDormant`), so the model costs what vanilla serving
+ * does plus the probes' heads; no setting of its active ramps saves 1 % there anyway.
  */
 import { windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
@@ -81,6 +84,11 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   protected stats: TunerEstimates = noEstimates();
   /** The latest window showed no setting that saves anything (see the file comment). */
   private idle = false;
+  /**
+   * Whether this kind goes idle (see the file comment): offramp's guarded tuner does; Apparate,
+   * kept as the published baseline, does not.
+   */
+  protected readonly goesIdle: boolean = true;
   /** Rows since the idle check last looked. */
   private sinceIdleCheck = 0;
 
@@ -140,12 +148,20 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.batchesSinceRampCheck++;
     const reaction = this.reactToViolation(records.length);
     const events: TunerEvent[] = [...reaction.events];
-    if (this.sinceIdleCheck >= this.options.window / 2) this.checkIdle();
+    if (this.goesIdle && this.sinceIdleCheck >= this.options.window / 2 && this.checkIdle()) {
+      // Idle: every ramp to "never", so that only probes pay for the heads (a dormant batch).
+      if ([...this.current.values()].some((t) => t !== null)) {
+        this.closeAll();
+        events.push({ type: 'retune', reason: 'idle', thresholds: new Map(this.current), estimatedSavings: 0 });
+      }
+      return events;
+    }
     if (reaction.stop) return events;
 
     const ramps = this.options.rampSet;
-    // A ramp at "never" because the tuner has not had enough rows yet is not a useless ramp.
-    if (ramps && this.tuned && this.batchesSinceRampCheck >= ramps.checkEveryBatches) {
+    // A ramp at "never" because the tuner has not had enough rows yet is not a useless ramp; and
+    // while idle no ramp pays, so changing them would only churn.
+    if (ramps && this.tuned && !this.idle && this.batchesSinceRampCheck >= ramps.checkEveryBatches) {
       this.batchesSinceRampCheck = 0;
       const change = this.checkRamps(ramps);
       if (change) {
@@ -165,17 +181,19 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
    * Whether any setting of the active ramps saves anything on the latest window's rows (at least
    * half a window of them), in hindsight: idle when none does. Few rows decide nothing.
    */
-  private checkIdle(): void {
+  /** Re-judges idleness (see the file comment); returns whether the tuner is idle. */
+  private checkIdle(): boolean {
     this.sinceIdleCheck = 0;
     const records = this.usable(this.history.recent());
     if (this.active.length === 0 || records.length < this.options.window / 2) {
       this.idle = this.active.length === 0;
-      return;
+      return this.idle;
     }
     const { budget, confidence, window } = this.options;
     const ev = this.evaluator(records);
     const rate = windowSafeRate(window, budget, confidence);
     this.idle = quickHindsightSavings(ev, rate, [ev.toVector(this.current)]) < IDLE_BELOW;
+    return this.idle;
   }
 
   withdrawRamp(id: number): TunerEvent[] {
@@ -250,7 +268,8 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
 
   protected retune(reason: RetuneReason): TunerEvent | null {
     this.sinceRetune = 0;
-    if (this.active.length === 0) return null;
+    // Idle: every ramp stays at "never" until a window shows a setting that pays.
+    if (this.active.length === 0 || this.idle) return null;
     const { budget, confidence } = this.options;
     const chosen = this.choose();
     if (!chosen) return null;

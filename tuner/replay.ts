@@ -42,7 +42,14 @@
  * 4 × window), then frozen; those first windows are then in-sample for it.
  */
 import { calibratedStartRate, calibratedThresholds, type SoloCurvePoint } from './calibration.js';
-import { EXIT_POLICIES, isDormant, isExitPolicy, type ExitMode, type ExitPolicyKind } from './exit-policy.js';
+import {
+  drawsProbes,
+  EXIT_POLICIES,
+  isDormant,
+  isExitPolicy,
+  type ExitMode,
+  type ExitPolicyKind,
+} from './exit-policy.js';
 import { seededRandom } from './seeded-random.js';
 import { realisedDisagreement, type FeedbackRecord } from './feedback-record.js';
 import { guardedThresholds } from './guarded.js';
@@ -369,9 +376,12 @@ export function replayTrace(
     const plan = { mode: feedback.mode, ramps: ramps.map((id) => ({ threshold: thresholds.get(id) ?? null })) };
     // As the executor draws them: in drop mode with some ramp active, each row by the share the
     // tuner asks for now; otherwise every row is fed back.
-    const draws = feedback.mode === 'drop' && ramps.length > 0;
+    const draws = drawsProbes(plan);
     const share = draws
-      ? probeShareFor(tuner.feedbackDemand, { settled: feedback.settledShare, learning: feedback.learningShare })
+      ? probeShareFor(tuner.feedbackDemand, feedback.mode, {
+          settled: feedback.settledShare,
+          learning: feedback.learningShare,
+        })
       : 1;
     const dormant = isDormant(plan);
     const live: FeedbackRecord[] = [];

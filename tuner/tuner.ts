@@ -16,7 +16,7 @@
  * The two online kinds share their loop (online-tuner.ts: re-tune triggers, ramp-set checks,
  * estimates); every kind keeps its rows in a FeedbackHistory (feedback-history.ts).
  */
-import type { ExitRule } from './exit-policy.js';
+import type { ExitMode, ExitRule } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import type { LatencyProfileData } from './latency-model.js';
 import type { RampUtility } from './ramp-utility.js';
@@ -172,15 +172,25 @@ export type OnlineTunerOptions = GuardedTunerOptions | ApparateTunerOptions;
 export const FEEDBACK_DEMANDS = ['learning', 'settled', 'idle'] as const;
 export type FeedbackDemand = (typeof FEEDBACK_DEMANDS)[number];
 
-/** Drop mode's probe share for a demand: the learning share while learning, else the settled share (never below it). */
-export function probeShareFor(demand: FeedbackDemand, shares: { settled: number; learning: number }): number {
+/**
+ * The probe share a live server draws for a demand: in drop mode the learning share while
+ * learning, else the settled share (never below it); in release mode every row, except while idle:
+ * then every ramp stands at "never", no row can exit in either mode, and the settled share of rows
+ * is enough to watch for traffic on which a ramp pays again (`isDormant`, exit-policy.ts).
+ */
+export function probeShareFor(
+  demand: FeedbackDemand,
+  mode: ExitMode,
+  shares: { settled: number; learning: number },
+): number {
+  if (mode === 'release') return demand === 'idle' ? shares.settled : 1;
   return demand === 'learning' ? Math.max(shares.settled, shares.learning) : shares.settled;
 }
 
 export type TunerEvent =
   | {
       type: 'retune';
-      reason: 'periodic' | 'violation' | 'ramp-change' | 'window-end';
+      reason: 'periodic' | 'violation' | 'ramp-change' | 'window-end' | 'idle';
       thresholds: Map<number, number | null>;
       estimatedSavings: number;
     }

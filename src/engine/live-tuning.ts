@@ -39,6 +39,7 @@ import type { PreparedManifest } from '../model/manifest.js';
 import type { ExitPolicyKind } from '../../tuner/exit-policy.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
 import { isProbe, type FeedbackRecord } from '../../tuner/feedback-record.js';
+import { isDormant } from '../../tuner/exit-policy.js';
 import { createTuner } from '../../tuner/create-tuner.js';
 import {
   isOnlineTunerKind,
@@ -250,9 +251,12 @@ export class LiveTuning {
    * ignored in release mode.
    */
   private probeShare(): number {
-    if (!this.tuner) return this.base.feedbackFraction;
-    if (this.base.mode !== 'drop') return this.settledShare;
-    return probeShareFor(this.tuner.feedbackDemand, { settled: this.settledShare, learning: this.learningShare });
+    // Without a tuner, release mode keeps every row's feedback (for /exits and /metrics).
+    if (!this.tuner) return this.base.mode === 'release' ? 1 : this.base.feedbackFraction;
+    return probeShareFor(this.tuner.feedbackDemand, this.base.mode, {
+      settled: this.settledShare,
+      learning: this.learningShare,
+    });
   }
 
   get online(): boolean {
@@ -339,7 +343,7 @@ export class LiveTuning {
   state(): TunerState {
     const pinned = new Map([...this.pins].sort(([a], [b]) => a - b));
     const plan = this.host.exitPlan;
-    const probeShare = plan.mode === 'drop' ? plan.feedbackFraction : 1;
+    const probeShare = plan.mode === 'drop' || isDormant(plan) ? plan.feedbackFraction : 1;
     if (!this.tuner)
       return {
         kind: this.kind,

@@ -30,11 +30,12 @@
  * draw at each exit would keep every row no ramp answered but only some that exited, a sample
  * biased toward hard rows.
  *
- * Every ramp at "never" (drop mode): no row can exit, so only probes need the heads (their
- * readings are what the tuner learns from). The other rows take the unsplit model, as with no
- * ramp active, and the probes the ramped segments: a model whose tuner holds every ramp back —
- * after a tightening, or while no ramp pays on current traffic — pays for heads and boundaries on
- * the probe share only (`runDormant`).
+ * Every ramp at "never" (`isDormant`, either mode): no row can exit, so only probes need the
+ * heads (their readings are what the tuner learns from); probes are drawn at the plan's share in
+ * release mode too. The other rows take the unsplit model, as with no ramp active, and the probes
+ * the ramped segments: a model whose tuner holds every ramp back — after a tightening, or while
+ * no ramp pays on current traffic — pays for heads and boundaries on the probe share only
+ * (`runDormant`).
  */
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -48,7 +49,7 @@ import { OnnxSession, servingSessionOptions, type SessionOptions } from '../../m
 import type { HostTensor, TensorData } from '../../model/tensor.js';
 import type { PreparedManifest } from '../../model/manifest.js';
 import { seededRandom, softmaxRows } from '../../model/numeric.js';
-import { extendStreak, isDormant, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
+import { drawsProbes, extendStreak, isDormant, readRamp, shouldExit, type Streak } from '../../../tuner/exit-policy.js';
 import {
   batchRows,
   type BatchInput,
@@ -310,7 +311,7 @@ export class BackboneRunner {
     // Probes are drawn before any segment runs (see the file comment). Release mode and the
     // vanilla path run every row to the end: the whole batch is the sample.
     const probe = drawnProbes ? Uint8Array.from(drawnProbes) : new Uint8Array(rows).fill(1);
-    if (!drawnProbes && plan.mode === 'drop' && plan.ramps.length > 0)
+    if (!drawnProbes && drawsProbes(plan))
       for (let i = 0; i < rows; i++) probe[i] = this.random() < plan.feedbackFraction ? 1 : 0;
     /** The batch's result, from the rows that reached the final layer and its output for them. */
     const finish = (finalRows: Int32Array, output: Float32Array): BatchResult => {

@@ -233,7 +233,8 @@ const exitsSchema = section({
     EXIT_MODES,
     'drop',
     'drop: exited rows leave the batch and save compute (probes still run to the end and feed the tuner); ' +
-      'release: an exited request is answered early but its row runs to the end (every request gives feedback). ' +
+      'release: an exited request is answered early but its row runs to the end (every request gives feedback, ' +
+      'except while the guarded tuner is idle: then drop_feedback_fraction of rows run the heads). ' +
       'Default drop: on a CPU the batch does not run for free, so only drop turns exits into capacity ' +
       '(README, Measurements); choose release to get feedback from every request.',
   ),
@@ -254,13 +255,15 @@ const exitsSchema = section({
     'In drop mode: share of rows drawn as probes at the start of each batch; ' +
       'a probe runs to the end whatever its exits (it is still answered early), ' +
       'and the online tuner learns only from probes, an unbiased sample of traffic. ' +
-      'With an online tuner this is the settled share, once the tuner has settled.',
+      'With an online tuner this is the settled share, once the tuner has settled, and the share while it is idle ' +
+      '(no setting of its ramps saves 1 % on current traffic: every ramp at "never", heads run on probes only, either mode).',
   ),
   learning_feedback_fraction: real(
     { min: 0, max: 1 },
     0.5,
     'In drop mode with an online tuner: share of rows drawn as probes while the tuner learns ' +
-      '(from the start, a tightening or a ramp-set change until it has tested a setting on enough rows); ' +
+      '(from the start, a tightening or a ramp-set change until it has tested a setting on enough rows, and while it ' +
+      'holds its ramps after a window at risk); ' +
       'never below drop_feedback_fraction.',
   ),
   thresholds: thresholdsSchema,

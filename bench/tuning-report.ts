@@ -1,7 +1,7 @@
 /**
  * `npm run tuning-report [-- --write | --check] [--streams a,b] [--seeds N]`: replays every
  * evaluation stream in test/fixtures/shift-streams.ts — stationary traffic, and covariate and
- * class-mix shifts, sudden and gradual, recorded from the bundled image model without repeated
+ * class-mix shifts, sudden and gradual, recorded from the bundled models without repeated
  * inputs — through every tuner, as the server would run it (the bundled model's SLO defaults with
  * that tuner: its starting ramps and thresholds, ramp-set changes, drop mode's probe shares), in
  * drop mode with several seeds of the probe draws and in release mode, and prints the README's
@@ -64,9 +64,10 @@ interface RunFigures {
   regainNever: boolean;
 }
 
-function bundledImageConfig(kind: TunerKind): ModelConfig {
-  const entry = defaultServingConfig({}).models.find((m) => m.name === 'fmnist-resnet');
-  if (!entry) throw new Error('the bundled fmnist-resnet entry is missing from the default config');
+/** The bundled model's SLO entry (the stream's model), with the tuner `kind`. */
+function servedConfig(model: string, kind: TunerKind): ModelConfig {
+  const entry = defaultServingConfig({}).models.find((m) => m.name === model);
+  if (!entry) throw new Error(`no bundled model named ${model} in the default config`);
   return { ...entry, tuner: { ...entry.tuner, kind } };
 }
 
@@ -149,7 +150,7 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
 }
 
 function replayOnce(stream: ShiftStream, kind: TunerKind, mode: 'drop' | 'release', seed: number): ReplayReport {
-  const config = bundledImageConfig(kind);
+  const config = servedConfig(stream.header.model, kind);
   const start = startRamps(stream.header, config);
   const rampSet =
     kind === 'static'
@@ -241,7 +242,7 @@ async function report(names: readonly string[], seeds: number): Promise<string> 
   const runLines: string[] = [];
   for (const name of names) {
     const stream = await loadStream(name as StreamName);
-    const config = bundledImageConfig('guarded');
+    const config = servedConfig(stream.header.model, 'guarded');
     const yard = yardsticks(stream, startRamps(stream.header, config).ids, config);
     yardLines.push(yardRow(stream, yard));
     for (const kind of TUNERS) {

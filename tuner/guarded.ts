@@ -31,8 +31,9 @@
  */
 import { clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
-import { checkBudget, describeChoice, type ThresholdChoice } from './threshold-choice.js';
-import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
+import type { PathTally } from './path-tally.js';
+import { checkBudget, describeChoice, describeFigures, type ThresholdChoice } from './threshold-choice.js';
+import { thresholdsOf, WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
 export interface GuardedOptions {
   budget: number;
@@ -192,41 +193,117 @@ export function testPath(
   test: WindowEvaluator,
   options: PathTestOptions,
 ): GuardedChoice {
+  const { recent } = options;
+  const never = test.neverVector();
+  const walk = walkPath(path.length, test.countedRows, recent?.countedRows ?? null, options, {
+    neverLatency: () => test.totals(never).latencyTotalMs,
+    totals: (step) => test.totals(path[step] as Float64Array),
+    recentDisagreements: (step) => (recent as WindowEvaluator).totals(path[step] as Float64Array).disagreements,
+  });
+  const best = walk.best === 'never' ? never : (path[walk.best] as Float64Array);
+  return {
+    ...describeChoice(test, best, walk.allowed, options.confidence),
+    fitRows: options.fitRows,
+    certifyRows: test.rows,
+    ...walk.report,
+  };
+}
+
+/**
+ * `testPath` on running tallies of the path (path-tally.ts): `test` holds the test rows,
+ * `recent` (optional) the most recent rows. The same walk on the same totals, so the same
+ * choice as `testPath` on evaluators of those rows; only a setting's latency total is summed by
+ * exit (count × time to answer) rather than row by row, which can differ in the last bits, far
+ * below the walk's tolerance for "less latency".
+ */
+export function testPathTally(
+  test: PathTally,
+  options: Omit<PathTestOptions, 'recent'> & { recent?: PathTally },
+): GuardedChoice {
+  const { recent } = options;
+  const walk = walkPath(test.steps, test.countedRows, recent?.countedRows ?? null, options, {
+    neverLatency: () => test.figures('never').latencyTotalMs,
+    totals: (step) => ({ latencyTotalMs: test.latencyTotalMs(step), disagreements: test.disagreementsAt(step) }),
+    recentDisagreements: (step) => (recent as PathTally).disagreementsAt(step),
+  });
+  const best = walk.best === 'never' ? test.figures('never') : test.figures(walk.best);
+  const vector = walk.best === 'never' ? neverVectorOf(test.options.activeRamps.length) : test.path[walk.best];
+  return {
+    ...describeFigures(
+      thresholdsOf(test.options.activeRamps, vector as Float64Array),
+      best,
+      walk.allowed,
+      options.confidence,
+    ),
+    fitRows: options.fitRows,
+    certifyRows: test.rows,
+    ...walk.report,
+  };
+}
+
+function neverVectorOf(ramps: number): Float64Array {
+  return new Float64Array(ramps).fill(Number.POSITIVE_INFINITY);
+}
+
+/** What the walk of a path needs of the test rows: each setting's totals there, and on the recent rows. */
+interface PathTotals {
+  /** Latency total of all-never on the test rows (the choice when no setting passes). */
+  neverLatency(): number;
+  totals(step: number): { latencyTotalMs: number; disagreements: number };
+  recentDisagreements(step: number): number;
+}
+
+/**
+ * The walk `testPath` makes (see there), on any source of per-setting totals: the setting kept
+ * (an index on the path, or all-never), what the bound allows, and the report's path figures.
+ * `recentCounted`: counted rows of the recent rows, null without them.
+ */
+function walkPath(
+  steps: number,
+  testCounted: number,
+  recentCounted: number | null,
+  options: { budget: number; confidence: number; windowRows?: number },
+  totals: PathTotals,
+): {
+  best: number | 'never';
+  allowed: number;
+  report: Pick<GuardedChoice, 'upperBound' | 'certifyDisagreements' | 'certifyAllowed' | 'pathLength' | 'passed'>;
+} {
   checkBudget(options.budget, options.confidence);
   const target = options.windowRows
     ? windowSafeRate(options.windowRows, options.budget, options.confidence)
     : options.budget;
-  const recent = options.recent;
-  const recentAllowed = recent ? Math.floor(target * recent.countedRows + EPS) : 0;
-  const allowed = maxAllowedDisagreements(test.countedRows, target, options.confidence);
-  let best = test.neverVector();
-  let bestLatency = test.totals(best).latencyTotalMs;
+  const recentAllowed = recentCounted !== null ? Math.floor(target * recentCounted + EPS) : 0;
+  const allowed = maxAllowedDisagreements(testCounted, target, options.confidence);
+  let best: number | 'never' = 'never';
+  let bestLatency = totals.neverLatency();
   let bestDisagreements = 0;
   let pathLength = 0;
   let passed = 0;
   if (allowed >= 0) {
-    for (const vector of path) {
+    for (let step = 0; step < steps; step++) {
       pathLength++;
-      const tested = test.totals(vector);
+      const tested = totals.totals(step);
       if (tested.disagreements > allowed) break;
-      if (recent && recent.totals(vector).disagreements > recentAllowed) break;
+      if (recentCounted !== null && totals.recentDisagreements(step) > recentAllowed) break;
       passed++;
       if (tested.latencyTotalMs < bestLatency - EPS) {
-        best = vector;
+        best = step;
         bestLatency = tested.latencyTotalMs;
         bestDisagreements = tested.disagreements;
       }
     }
   }
   return {
-    ...describeChoice(test, best, allowed, options.confidence),
-    upperBound: test.countedRows > 0 ? clopperPearsonUpper(bestDisagreements, test.countedRows, options.confidence) : 1,
-    fitRows: options.fitRows,
-    certifyRows: test.rows,
-    certifyDisagreements: bestDisagreements,
-    certifyAllowed: allowed,
-    pathLength,
-    passed,
+    best,
+    allowed,
+    report: {
+      upperBound: testCounted > 0 ? clopperPearsonUpper(bestDisagreements, testCounted, options.confidence) : 1,
+      certifyDisagreements: bestDisagreements,
+      certifyAllowed: allowed,
+      pathLength,
+      passed,
+    },
   };
 }
 

@@ -134,31 +134,61 @@ export interface WindowColumns {
   byScore: (Int32Array | undefined)[];
 }
 
+/** Consecutive agreeing ramps a row needs before it may exit (1 unless the rule is patience). */
+function patienceOf(rule: ExitRule): number {
+  return rule.policy === 'patience' ? rule.patience : 1;
+}
+
+/**
+ * One row's entries of the columns (WindowColumns), written at index j * stride + row for each
+ * active index j: its score where it may exit at ramp j (−Infinity where it cannot: no reading,
+ * a NaN score, or a patience streak still too short), that ramp's argmax (−1 without a reading)
+ * and 1 where answering there would disagree with a known final answer. Every entry is written,
+ * so scratch arrays can be reused. The one reading of a record the searches and the path
+ * tallies (path-tally.ts) share. Returns whether the row's final answer is known.
+ */
+export function readRowColumns(
+  record: FeedbackRecord,
+  activeRamps: readonly number[],
+  rule: ExitRule,
+  columns: Pick<WindowColumns, 'scores' | 'argmaxes' | 'disagrees'>,
+  row: number,
+  stride: number,
+): boolean {
+  const patience = patienceOf(rule);
+  const final = record.final ? record.final.argmax : -1;
+  let streak: Streak | undefined;
+  for (let j = 0; j < activeRamps.length; j++) {
+    const at = j * stride + row;
+    columns.scores[at] = Number.NEGATIVE_INFINITY;
+    columns.argmaxes[at] = -1;
+    columns.disagrees[at] = 0;
+    const reading = readingOf(record, activeRamps[j] as number);
+    if (!reading) continue;
+    streak = extendStreak(streak, reading.argmax);
+    columns.argmaxes[at] = reading.argmax;
+    if (record.final && reading.argmax !== final) columns.disagrees[at] = 1;
+    if (streak.length >= patience && !Number.isNaN(reading.score)) columns.scores[at] = reading.score;
+  }
+  return Boolean(record.final);
+}
+
 function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOptions): WindowColumns {
   const active = options.activeRamps;
   const m = active.length;
   const n = records.length;
-  const scores = new Float64Array(m * n).fill(Number.NEGATIVE_INFINITY);
-  const argmaxes = new Int32Array(m * n).fill(-1);
-  const disagrees = new Float64Array(m * n);
+  const columns = {
+    scores: new Float64Array(m * n),
+    argmaxes: new Int32Array(m * n),
+    disagrees: new Float64Array(m * n),
+  };
   const finalArgmax = new Int32Array(n).fill(-1);
   let countedRows = 0;
-  const patience = options.rule.policy === 'patience' ? options.rule.patience : 1;
   records.forEach((record, i) => {
-    const final = record.final ? record.final.argmax : -1;
-    finalArgmax[i] = final;
-    if (record.final) countedRows++;
-    let streak: Streak | undefined;
-    for (let j = 0; j < m; j++) {
-      const reading = readingOf(record, active[j] as number);
-      if (!reading) continue;
-      streak = extendStreak(streak, reading.argmax);
-      argmaxes[j * n + i] = reading.argmax;
-      if (record.final && reading.argmax !== final) disagrees[j * n + i] = 1;
-      if (streak.length >= patience && !Number.isNaN(reading.score)) scores[j * n + i] = reading.score;
-    }
+    if (record.final) finalArgmax[i] = record.final.argmax;
+    if (readRowColumns(record, active, options.rule, columns, i, n)) countedRows++;
   });
-  return { rows: n, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore: active.map(() => undefined) };
+  return { rows: n, countedRows, ...columns, finalArgmax, byScore: active.map(() => undefined) };
 }
 
 /** Rows that can exit at active index j, by score, highest first (ties by row). */
@@ -168,6 +198,37 @@ function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array 
   for (let i = 0; i < rows; i++) if ((scores[offset + i] as number) > Number.NEGATIVE_INFINITY) eligible.push(i);
   eligible.sort((a, b) => (scores[offset + b] as number) - (scores[offset + a] as number) || a - b);
   return Int32Array.from(eligible);
+}
+
+/**
+ * Time to answer at each active index j (j < m) and at the final layer (index m), ms: what a row
+ * costs by where it exits (latency-model.ts), in the layout the searches and the path tallies use.
+ */
+export function exitLatencies(options: WindowEvalOptions): Float64Array {
+  const active = options.activeRamps;
+  const batchSize = options.batchSize ?? 1;
+  const latencyMs = new Float64Array(active.length + 1);
+  active.forEach((id, j) => (latencyMs[j] = latencyToAnswer(options.profile, active, id, batchSize)));
+  latencyMs[active.length] = latencyToAnswer(options.profile, active, -1, batchSize);
+  return latencyMs;
+}
+
+/** Exit rates (share of `rows` answered at each active ramp) and savings from exit counts per active index. */
+export function exitFigures(
+  exitCounts: Int32Array,
+  rows: number,
+  options: WindowEvalOptions,
+): Pick<WindowEvaluation, 'exitRates' | 'savings'> {
+  const exitRates = new Map(options.activeRamps.map((id, j) => [id, rows > 0 ? (exitCounts[j] as number) / rows : 0]));
+  return {
+    exitRates,
+    savings: estimatedSavings(options.profile, options.activeRamps, exitRates, options.batchSize ?? 1),
+  };
+}
+
+/** Map (null = never) from a threshold vector indexed like `activeRamps` (+Infinity = never). */
+export function thresholdsOf(activeRamps: readonly number[], vector: Float64Array): Map<number, number | null> {
+  return new Map(activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]));
 }
 
 /** A window of records prepared for fast re-decision under many threshold settings. */
@@ -197,15 +258,10 @@ export class WindowEvaluator {
 
   /** From records (oldest first), or from columns prepared by `subset`. */
   constructor(source: readonly FeedbackRecord[] | WindowColumns, options: WindowEvalOptions) {
-    const m = options.activeRamps.length;
     this.options = options;
     this.activeRamps = [...options.activeRamps];
     this.batchSize = options.batchSize ?? 1;
-    this.latencyMs = new Float64Array(m + 1);
-    this.activeRamps.forEach(
-      (id, j) => (this.latencyMs[j] = latencyToAnswer(options.profile, this.activeRamps, id, this.batchSize)),
-    );
-    this.latencyMs[m] = latencyToAnswer(options.profile, this.activeRamps, -1, this.batchSize);
+    this.latencyMs = exitLatencies(options);
     this.vanillaMs = atBatch(options.profile, options.profile.fullModelMs, this.batchSize);
 
     const columns = 'byScore' in source ? source : buildColumns(source, options);
@@ -323,9 +379,7 @@ export class WindowEvaluator {
 
   /** Map (null = never) from a threshold vector. */
   toThresholds(vector: Float64Array): Map<number, number | null> {
-    return new Map(
-      this.activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]),
-    );
+    return thresholdsOf(this.activeRamps, vector);
   }
 
   /** All-never vector: the setting that can never disagree. */
@@ -455,14 +509,12 @@ export class WindowEvaluator {
         answers[i] = this.finalArgmax[i] as number;
       }
     }
-    const exitRates = new Map(this.activeRamps.map((id, j) => [id, n > 0 ? (counts[j] as number) / n : 0]));
     return {
       rows: n,
       countedRows: this.countedRows,
       disagreements,
       disagreementRate: this.countedRows > 0 ? disagreements / this.countedRows : 0,
-      exitRates,
-      savings: estimatedSavings(this.options.profile, this.activeRamps, exitRates, this.batchSize),
+      ...exitFigures(counts, n, this.options),
       exits,
       answers,
     };

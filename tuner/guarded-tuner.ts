@@ -205,8 +205,8 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
    * tuning window (a tighter bound) and the path learns on up to `learnHistory` rows (a less
    * noisy path). The test rows stay newer than the rows a path was learned on however long it is
    * kept, so it is learned again only every half tuning window (`relearnEvery`): learning costs
-   * far more than testing (every step of the path sweeps every ramp over every learning row; a
-   * test is one pass per setting). A tightening or a ramp change drops it.
+   * far more than testing (it sorts and smooths every learning row for every ramp; a test reads
+   * running tallies, `testTallies`). A tightening or a ramp change drops it.
    */
   private testOnTuningWindow(older: FeedbackRecord[], tuning: FeedbackRecord[]): GuardedChoice | null {
     const { budget, confidence, window } = this.options;

@@ -88,6 +88,13 @@ export interface PathPoint {
  * can stop it close to where the budget runs out. Meant for an evaluator with smoothed
  * disagreement (see WindowEvalOptions). The first entry is all-never. A generator: the test
  * stops at its first failure, and the path beyond it need not be computed.
+ *
+ * Moves that tie (within ε) keep the first found: the earlier ramp, then the smaller step. Ties
+ * are common — within one block of smoothed disagreement, every step of a ramp saves the same
+ * per added disagreement — and the running figures (LooseningSearch) are exact enough (small
+ * sums, ~1e-13) for them to be found as ties. Sweeping every row at every step, as this did
+ * before, summed totals of ~10⁴ ms whose rounding (~1e-9) is as large as ε, so such ties went
+ * whichever way the rounding fell: a path may now take a smaller step where it took a larger one.
  */
 export function* frontierPath(
   ev: WindowEvaluator,
@@ -96,32 +103,35 @@ export function* frontierPath(
   const m = ev.activeRamps.length;
   const maxStep = options.maxStep ?? 3;
   const vector = ev.neverVector();
-  const start = ev.totals(vector);
-  let latency = start.latencyTotalMs;
-  let disagreements = start.disagreements;
-  yield { vector: Float64Array.from(vector), latencyTotalMs: latency, disagreements };
-  if (m === 0 || ev.rows === 0) return;
+  if (m === 0 || ev.rows === 0) {
+    const start = ev.totals(vector);
+    yield { vector, latencyTotalMs: start.latencyTotalMs, disagreements: start.disagreements };
+    return;
+  }
   const candidates = ev.activeRamps.map((_, j) => ev.candidates(j, options.quantiles));
-  /** Per ramp: 0 = never, c = candidates[c − 1]. */
-  const position = new Int32Array(m);
+  // Each step reads what the next few candidates of every ramp would change, kept up to date
+  // move by move (window-eval.ts), rather than sweeping every ramp over every row.
+  const search = ev.loosening(candidates);
+  yield {
+    vector: Float64Array.from(vector),
+    latencyTotalMs: search.latencyTotalMs,
+    disagreements: search.disagreements,
+  };
   for (let step = 0; step < 100_000; step++) {
     let bestRamp = -1;
     let bestCandidate = 0;
     let bestFree = false;
     let bestValue = 0;
-    let bestLatency = latency;
-    let bestDisagreements = disagreements;
     for (let j = 0; j < m; j++) {
       const cands = candidates[j] as Float64Array;
-      const from = position[j] as number;
-      if (from >= cands.length) continue;
-      const s = ev.sweep(j, vector, cands);
+      const from = search.position(j);
+      let saved = 0;
+      let added = 0;
       for (let c = from + 1; c <= Math.min(cands.length, from + maxStep); c++) {
-        const saved = latency - (s.latencyTotalMs[c] as number);
+        saved += search.savedIn(j, c - 1);
+        added += search.addedIn(j, c - 1);
         if (saved <= EPS) continue;
-        const total = s.disagreements[c] as number;
-        if (total > options.maxDisagreements + EPS) continue;
-        const added = total - disagreements;
+        if (search.disagreements + added > options.maxDisagreements + EPS) continue;
         const free = added <= EPS;
         // Free steps rank by saving; others by saving per added disagreement.
         const value = free ? saved : saved / added;
@@ -130,17 +140,17 @@ export function* frontierPath(
           bestCandidate = c;
           bestFree = free;
           bestValue = value;
-          bestLatency = s.latencyTotalMs[c] as number;
-          bestDisagreements = total;
         }
       }
     }
     if (bestRamp < 0) break;
-    position[bestRamp] = bestCandidate;
+    search.move(bestRamp, bestCandidate);
     vector[bestRamp] = (candidates[bestRamp] as Float64Array)[bestCandidate - 1] as number;
-    latency = bestLatency;
-    disagreements = bestDisagreements;
-    yield { vector: Float64Array.from(vector), latencyTotalMs: latency, disagreements };
+    yield {
+      vector: Float64Array.from(vector),
+      latencyTotalMs: search.latencyTotalMs,
+      disagreements: search.disagreements,
+    };
   }
 }
 
@@ -148,8 +158,9 @@ export function* frontierPath(
  * Candidate thresholds per ramp for a path learned on `rows` rows over `ramps` ramps: one per
  * ~100 rows, from 32 up to 384 / ramps (128 for 3 ramps). Finer steps let the test stop closer
  * to where the budget runs out, but each step must still move enough learning rows to be told
- * apart from noise; and the path's cost grows with ramps² × candidates × rows (every step sweeps
- * every ramp), hence the cap. On the bundled model's traces, more candidates on long learning
+ * apart from noise. The cap dates from when every step swept every ramp over every row (a cost
+ * of ramps² × candidates × rows); a path now costs far less, but the measurements below were made
+ * with the cap. On the bundled model's traces, more candidates on long learning
  * histories saved a little more, while too many on a short interleaved history let the shifted
  * trace break the budget after the shift; one per ~100 rows avoids both (README, Online tuning,
  * has the measurements).

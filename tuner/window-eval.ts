@@ -584,6 +584,179 @@ export class WindowEvaluator {
     }
     return { latencyTotalMs, disagreements };
   }
+
+  /**
+   * A search from all-never that only loosens thresholds, one ramp at a time, through each
+   * ramp's `candidates` (decreasing, as `candidates()` returns them): see LooseningSearch.
+   */
+  loosening(candidates: readonly Float64Array[]): LooseningSearch {
+    return new LooseningSearch(
+      {
+        rows: this.rows,
+        scores: this.scores,
+        disagrees: this.disagrees,
+        orders: this.activeRamps.map((_, j) => this.order(j)),
+        latencyMs: this.latencyMs,
+      },
+      candidates,
+    );
+  }
+}
+
+/**
+ * `sweep` for a search that only loosens (guarded.ts's `frontierPath`): from all-never, each
+ * move lowers one ramp's threshold to a later one of its candidates. What moving ramp j from its
+ * current candidate to a later one would change is kept per candidate gap ("bucket" k: the rows
+ * that ramp j's candidate k lets out and candidate k − 1 did not) — the latency saved and the
+ * disagreements added by the rows there that would now exit at j rather than where they exit
+ * now, later (rows that exit earlier are not affected) — so reading the next few candidates
+ * costs a few additions, not a pass over every row. A move changes where only the rows of the
+ * buckets it opens exit, and for each of them the buckets it sits in on the other ramps are
+ * corrected; along a whole path a row's exit only moves earlier, at most once per ramp, so the
+ * whole path costs O(rows × ramps²) after the sort, against O(rows × ramps) per sweep, ramps
+ * sweeps per move, for re-sweeping.
+ *
+ * The figures are those `sweep` gives (the same rows exit at the same ramps), summed in another
+ * order: equal up to floating-point rounding (~1e-12 relative).
+ */
+export class LooseningSearch {
+  private readonly rows: number;
+  private readonly m: number;
+  private readonly scores: Float64Array;
+  private readonly disagrees: Float64Array;
+  private readonly orders: readonly Int32Array[];
+  private readonly latencyMs: Float64Array;
+  /**
+   * Per active index j: where in orders[j] each bucket's rows start (candidates.length + 1
+   * entries; the last ends the rows the last candidate lets out).
+   */
+  private readonly bucketStart: Int32Array[];
+  /** bucketOf[j * rows + i]: row i's bucket on ramp j (candidates.length when no candidate lets it out there). */
+  private readonly bucketOf: Int32Array;
+  /** Per active index: its bucket totals, saved latency and added disagreement. */
+  private readonly saved: Float64Array[];
+  private readonly added: Float64Array[];
+  /** Each row's exit under the current thresholds (m: the final layer). */
+  private readonly exitIndex: Int32Array;
+  /** Per active index: the candidate in force, 0 = never, c = candidates[c − 1]. */
+  private readonly positions: Int32Array;
+  /** Totals under the current thresholds. */
+  latencyTotalMs = 0;
+  disagreements = 0;
+
+  constructor(
+    columns: {
+      rows: number;
+      scores: Float64Array;
+      disagrees: Float64Array;
+      orders: readonly Int32Array[];
+      latencyMs: Float64Array;
+    },
+    candidates: readonly Float64Array[],
+  ) {
+    const n = columns.rows;
+    const m = candidates.length;
+    this.rows = n;
+    this.m = m;
+    this.scores = columns.scores;
+    this.disagrees = columns.disagrees;
+    this.orders = columns.orders;
+    this.latencyMs = columns.latencyMs;
+    this.exitIndex = new Int32Array(n).fill(m);
+    this.positions = new Int32Array(m);
+    this.bucketOf = new Int32Array(m * n);
+    this.bucketStart = [];
+    this.saved = [];
+    this.added = [];
+    const L = this.latencyMs;
+    const finalMs = L[m] as number;
+    this.latencyTotalMs = n * finalMs;
+    for (let j = 0; j < m; j++) {
+      const cands = candidates[j] as Float64Array;
+      const order = this.orders[j] as Int32Array;
+      const c = cands.length;
+      const starts = new Int32Array(c + 1);
+      const saved = new Float64Array(c);
+      const added = new Float64Array(c);
+      this.bucketOf.fill(c, j * n, (j + 1) * n);
+      // Every row starts at the final layer: letting it out at j saves L[m] − L[j] and adds its disagreement there.
+      const gain = finalMs - (L[j] as number);
+      let p = 0;
+      for (let k = 0; k < c; k++) {
+        starts[k] = p;
+        const tau = cands[k] as number;
+        for (; p < order.length; p++) {
+          const i = order[p] as number;
+          if (!((this.scores[j * n + i] as number) >= tau)) break;
+          this.bucketOf[j * n + i] = k;
+          saved[k] = (saved[k] as number) + gain;
+          added[k] = (added[k] as number) + (this.disagrees[j * n + i] as number);
+        }
+      }
+      starts[c] = p;
+      this.bucketStart.push(starts);
+      this.saved.push(saved);
+      this.added.push(added);
+    }
+  }
+
+  /** Ramp j's candidate in force (0 = never, c = candidates[c − 1]). */
+  position(j: number): number {
+    return this.positions[j] as number;
+  }
+
+  /** Latency saved by the rows of ramp j's bucket k (those candidate k + 1 lets out and candidate k did not). */
+  savedIn(j: number, k: number): number {
+    return (this.saved[j] as Float64Array)[k] as number;
+  }
+
+  /** Disagreements added by the rows of ramp j's bucket k. */
+  addedIn(j: number, k: number): number {
+    return (this.added[j] as Float64Array)[k] as number;
+  }
+
+  /** Moves ramp j to candidate c (c > its position): the rows it lets out that exited later now exit at j. */
+  move(j: number, c: number): void {
+    const from = this.positions[j] as number;
+    if (!(c > from && c < (this.bucketStart[j] as Int32Array).length))
+      throw new RangeError(`ramp index ${j} cannot move from candidate ${from} to ${c}`);
+    const n = this.rows;
+    const m = this.m;
+    const L = this.latencyMs;
+    const d = this.disagrees;
+    const order = this.orders[j] as Int32Array;
+    const starts = this.bucketStart[j] as Int32Array;
+    for (let p = starts[from] as number; p < (starts[c] as number); p++) {
+      const i = order[p] as number;
+      const before = this.exitIndex[i] as number;
+      if (before <= j) continue;
+      this.exitIndex[i] = j;
+      const beforeMs = L[before] as number;
+      const beforeDisagrees = before < m ? (d[before * n + i] as number) : 0;
+      const nowMs = L[j] as number;
+      const nowDisagrees = d[j * n + i] as number;
+      this.latencyTotalMs += nowMs - beforeMs;
+      this.disagreements += nowDisagrees - beforeDisagrees;
+      // On every other ramp r that has not let the row out yet, its bucket's gain was figured from
+      // where the row exited (`before`), if that was after r; now from j, if j is after r.
+      for (let r = 0; r < m; r++) {
+        if (r === j) continue;
+        const k = this.bucketOf[r * n + i] as number;
+        const saved = this.saved[r] as Float64Array;
+        if (k >= saved.length || r >= before) continue;
+        const added = this.added[r] as Float64Array;
+        const own = d[r * n + i] as number;
+        if (r < j) {
+          saved[k] = (saved[k] as number) + (nowMs - beforeMs);
+          added[k] = (added[k] as number) + (beforeDisagrees - nowDisagrees);
+        } else {
+          saved[k] = (saved[k] as number) - (beforeMs - (L[r] as number));
+          added[k] = (added[k] as number) - (own - beforeDisagrees);
+        }
+      }
+    }
+    this.positions[j] = c;
+  }
 }
 
 /** Convenience: evaluate one setting on a window of records. */

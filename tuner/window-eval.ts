@@ -191,13 +191,38 @@ function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOpt
   return { rows: n, countedRows, ...columns, finalArgmax, byScore: active.map(() => undefined) };
 }
 
-/** Rows that can exit at active index j, by score, highest first (ties by row). */
+/**
+ * Rows that can exit at active index j, by score, highest first (ties by row). The scores are
+ * sorted natively (a typed array, no comparator calls); then each row, in row order, goes after
+ * every row with a higher score and the rows with its score placed before it.
+ */
 function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
-  const offset = j * rows;
-  const eligible: number[] = [];
-  for (let i = 0; i < rows; i++) if ((scores[offset + i] as number) > Number.NEGATIVE_INFINITY) eligible.push(i);
-  eligible.sort((a, b) => (scores[offset + b] as number) - (scores[offset + a] as number) || a - b);
-  return Int32Array.from(eligible);
+  const column = scores.subarray(j * rows, (j + 1) * rows);
+  let count = 0;
+  for (let i = 0; i < rows; i++) if ((column[i] as number) > Number.NEGATIVE_INFINITY) count++;
+  const ascending = new Float64Array(count);
+  count = 0;
+  for (let i = 0; i < rows; i++)
+    if ((column[i] as number) > Number.NEGATIVE_INFINITY) ascending[count++] = column[i] as number;
+  ascending.sort();
+  const order = new Int32Array(count);
+  /** Rows placed so far per score, indexed by the score's upper bound in `ascending`. */
+  const placed = new Int32Array(count + 1);
+  for (let i = 0; i < rows; i++) {
+    const score = column[i] as number;
+    if (!(score > Number.NEGATIVE_INFINITY)) continue;
+    // Upper bound: the first entry above the score; count − it rows score higher.
+    let lo = 0;
+    let hi = count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ascending[mid] as number) <= score) lo = mid + 1;
+      else hi = mid;
+    }
+    order[count - lo + (placed[lo] as number)] = i;
+    placed[lo] = (placed[lo] as number) + 1;
+  }
+  return order;
 }
 
 /**
@@ -330,17 +355,21 @@ export class WindowEvaluator {
   private smooth(j: number): void {
     const n = this.rows;
     const order = this.order(j);
-    const counted = Array.from(order).filter((i) => (this.finalArgmax[i] as number) >= 0);
-    // Blocks of consecutive rows (in that order): disagreements k over rows w.
-    const blockK: number[] = [];
-    const blockW: number[] = [];
-    const blockEnd: number[] = [];
-    counted.forEach((i, p) => {
-      blockK.push(this.disagrees[j * n + i] as number);
-      blockW.push(1);
-      blockEnd.push(p);
-      while (blockK.length > 1) {
-        const last = blockK.length - 1;
+    const counted = new Int32Array(order.length);
+    let rows = 0;
+    for (const i of order) if ((this.finalArgmax[i] as number) >= 0) counted[rows++] = i;
+    // Blocks of consecutive rows (in that order): disagreements k over rows w, ending at row `end`.
+    const blockK = new Float64Array(rows);
+    const blockW = new Float64Array(rows);
+    const blockEnd = new Int32Array(rows);
+    let blocks = 0;
+    for (let p = 0; p < rows; p++) {
+      blockK[blocks] = this.disagrees[j * n + (counted[p] as number)] as number;
+      blockW[blocks] = 1;
+      blockEnd[blocks] = p;
+      blocks++;
+      while (blocks > 1) {
+        const last = blocks - 1;
         // Merge violators and equal neighbours alike: a flat stretch is one block (one estimate).
         if (
           (blockK[last - 1] as number) / (blockW[last - 1] as number) <
@@ -350,16 +379,14 @@ export class WindowEvaluator {
         blockK[last - 1] = (blockK[last - 1] as number) + (blockK[last] as number);
         blockW[last - 1] = (blockW[last - 1] as number) + (blockW[last] as number);
         blockEnd[last - 1] = blockEnd[last] as number;
-        blockK.pop();
-        blockW.pop();
-        blockEnd.pop();
+        blocks--;
       }
-    });
+    }
     let p = 0;
-    blockK.forEach((k, b) => {
-      const value = (k + 0.5) / ((blockW[b] as number) + 1);
+    for (let b = 0; b < blocks; b++) {
+      const value = ((blockK[b] as number) + 0.5) / ((blockW[b] as number) + 1);
       for (; p <= (blockEnd[b] as number); p++) this.disagrees[j * n + (counted[p] as number)] = value;
-    });
+    }
   }
 
   /** Rows that can exit at active index j, highest score first: sorted on first use. */

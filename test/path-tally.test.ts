@@ -28,7 +28,7 @@ describe('KeyedRows', () => {
     rows.dropBefore(2400);
     expect(rows.length).toBe(200);
     expect(rows.keyAt(0)).toBe(2400);
-    expect(rows.recordAt(1).t).toBe(2403);
+    expect(rows.at(1).t).toBe(2403);
     expect(rows.shift()?.t).toBe(2400);
     expect(rows.slice(0, 2).map((r) => r.t)).toEqual([2403, 2406]);
     expect(rows.lastKey).toBe(2997);

@@ -243,10 +243,10 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     tally.dropBefore(usable.keyAt(olderRows));
     recent.dropBefore(usable.keyAt(olderRows));
     const joined = Math.max(olderRows, usable.indexOfKey(tally.lastKey + 1));
-    for (let i = joined; i < usable.length; i++) tally.add(usable.keyAt(i), usable.recordAt(i));
+    for (let i = joined; i < usable.length; i++) tally.add(usable.keyAt(i), usable.at(i));
     // Rows the recent window would drop at once need not go in.
     for (let i = Math.max(joined, usable.length - window); i < usable.length; i++)
-      recent.add(usable.keyAt(i), usable.recordAt(i));
+      recent.add(usable.keyAt(i), usable.at(i));
     recent.keepLast(window);
     return testPathTally(tally, {
       budget,

@@ -31,11 +31,12 @@ import {
 
 /**
  * Rows in arrival order, each with a key that grows from row to row (the guarded tuner's: the
- * row's position among all rows observed): a queue, with lookup by key.
+ * row's position among all rows observed), and what is kept of each (its record, by default): a
+ * queue, with lookup by key.
  */
-export class KeyedRows {
+export class KeyedRows<T = FeedbackRecord> {
   private keys: number[] = [];
-  private records: FeedbackRecord[] = [];
+  private records: T[] = [];
   /** Index of the oldest row still held; entries before it are dropped lazily (see compact). */
   private head = 0;
 
@@ -48,8 +49,9 @@ export class KeyedRows {
     return this.keys[this.head + i] as number;
   }
 
-  recordAt(i: number): FeedbackRecord {
-    return this.records[this.head + i] as FeedbackRecord;
+  /** What is kept of the i-th row held (0 = oldest). */
+  at(i: number): T {
+    return this.records[this.head + i] as T;
   }
 
   /** The newest row's key; −Infinity when empty. */
@@ -58,16 +60,16 @@ export class KeyedRows {
   }
 
   /** Appends a row; its key must be larger than every key held. */
-  push(key: number, record: FeedbackRecord): void {
+  push(key: number, record: T): void {
     if (!(key > this.lastKey)) throw new RangeError(`keys must grow: ${key} after ${this.lastKey}`);
     this.keys.push(key);
     this.records.push(record);
   }
 
   /** Removes and returns the oldest row. */
-  shift(): FeedbackRecord | undefined {
+  shift(): T | undefined {
     if (this.length === 0) return undefined;
-    const record = this.records[this.head] as FeedbackRecord;
+    const record = this.records[this.head] as T;
     this.head++;
     this.compact();
     return record;
@@ -92,7 +94,7 @@ export class KeyedRows {
   }
 
   /** The records from index `from` (0 = oldest) to `to` (exclusive; default: to the newest). */
-  slice(from: number, to = this.length): FeedbackRecord[] {
+  slice(from: number, to = this.length): T[] {
     return this.records.slice(this.head + from, this.head + to);
   }
 
@@ -123,7 +125,12 @@ export class PathTally {
   private readonly latencyMs: Float64Array;
   /** The path's thresholds, ramp-major: thresholds[j * steps + s] = path[s][j] (binary searches run along a ramp). */
   private readonly thresholds: Float64Array;
-  private readonly rowsHeld = new KeyedRows();
+  /**
+   * The rows held, each as what its runs are made of (`place`): per active index, the first
+   * setting that lets it out there, then per active index 1 where it would disagree there, then
+   * 1 when its final answer is known. Kept so that a row leaves without being read again.
+   */
+  private readonly rowsHeld = new KeyedRows<Int32Array>();
   private counted = 0;
   /**
    * Difference arrays over settings: exitDiff[s * (m + 1) + e] is the change, from setting
@@ -185,8 +192,9 @@ export class PathTally {
 
   /** Adds a row; keys must grow from row to row. */
   add(key: number, record: FeedbackRecord): void {
-    this.rowsHeld.push(key, record);
-    if (this.tally(record, 1)) this.counted++;
+    const placed = this.place(record);
+    this.rowsHeld.push(key, placed);
+    this.tally(placed, 1);
   }
 
   /** Removes every row whose key is < `key`. */
@@ -244,31 +252,55 @@ export class PathTally {
   }
 
   private removeOldest(): void {
-    const record = this.rowsHeld.shift() as FeedbackRecord;
-    if (this.tally(record, -1)) this.counted--;
+    this.tally(this.rowsHeld.shift() as Int32Array, -1);
+  }
+
+  /**
+   * Where a row stands on the path (see `rowsHeld`): for each active ramp, the first setting
+   * whose threshold its score clears — the comparison every evaluation makes, score ≥ threshold
+   * — or `steps` if none does. Thresholds only fall along the path, so once cleared a threshold
+   * stays cleared: a binary search finds it.
+   */
+  private place(record: FeedbackRecord): Int32Array {
+    const m = this.m;
+    const row = this.row;
+    const counted = readRowColumns(record, this.options.activeRamps, this.options.rule, row, 0, 1);
+    const placed = new Int32Array(2 * m + 1);
+    for (let j = 0; j < m; j++) {
+      const score = row.scores[j] as number;
+      const offset = j * this.steps;
+      let lo = 0;
+      let hi = this.steps;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (score >= (this.thresholds[offset + mid] as number)) hi = mid;
+        else lo = mid + 1;
+      }
+      placed[j] = lo;
+      placed[m + j] = row.disagrees[j] as number;
+    }
+    placed[2 * m] = counted ? 1 : 0;
+    return placed;
   }
 
   /**
    * Adds (sign 1) or subtracts (−1) one row's runs: going along the ramps in model order, ramp
    * j takes the row from the first setting that lets it out there until the first setting at
-   * which an earlier ramp already does; the final layer takes it before any ramp does. Returns
-   * whether its final answer is known.
+   * which an earlier ramp already does; the final layer takes it before any ramp does.
    */
-  private tally(record: FeedbackRecord, sign: 1 | -1): boolean {
+  private tally(placed: Int32Array, sign: 1 | -1): void {
     const m = this.m;
-    const row = this.row;
-    const counted = readRowColumns(record, this.options.activeRamps, this.options.rule, row, 0, 1);
     /** From this setting on, an earlier ramp answers the row. */
     let until = this.steps;
     for (let j = 0; j < m && until > 0; j++) {
-      const from = this.firstSetting(j, row.scores[j] as number);
+      const from = placed[j] as number;
       if (from >= until) continue;
-      this.run(j, from, until, sign, row.disagrees[j] as number);
+      this.run(j, from, until, sign, placed[m + j] as number);
       until = from;
     }
     this.run(m, 0, until, sign, 0);
+    if (placed[2 * m] === 1) this.counted += sign;
     this.fresh = false;
-    return counted;
   }
 
   /** Exit at active index e (m: the final layer) over settings [from, until), with `disagrees` 0 or 1. */
@@ -281,23 +313,6 @@ export class PathTally {
       this.disagreeDiff[from] = (this.disagreeDiff[from] as number) + sign;
       this.disagreeDiff[until] = (this.disagreeDiff[until] as number) - sign;
     }
-  }
-
-  /**
-   * First setting whose threshold for active index j the score clears (the comparison every
-   * evaluation makes: score ≥ threshold), or `steps` if none does: thresholds only fall along
-   * the path, so once cleared a threshold stays cleared.
-   */
-  private firstSetting(j: number, score: number): number {
-    const offset = j * this.steps;
-    let lo = 0;
-    let hi = this.steps;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (score >= (this.thresholds[offset + mid] as number)) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
   }
 
   private refresh(): void {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { readTrace, resampleRecords } from '../src/cli/replay-command.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import { frontierPath, pathQuantiles } from '../tuner/guarded.js';
-import { WindowEvaluator, type WindowEvalOptions } from '../tuner/window-eval.js';
+import { sortByScore, WindowEvaluator, type WindowEvalOptions } from '../tuner/window-eval.js';
+import { prng } from './fixtures/synthetic-trace.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/traces/${name}`, import.meta.url));
 const EPS = 1e-9;
@@ -93,6 +94,31 @@ function checkPath(rows: readonly FeedbackRecord[], options: WindowEvalOptions, 
   expect(path.length).toBeGreaterThan(20);
   return ties;
 }
+
+describe('sortByScore', () => {
+  it('orders the rows that can exit by score, highest first, ties by row, as a comparator sort does', () => {
+    const random = prng(5);
+    const rows = 5000;
+    const special = [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, -0, 0, Number.NaN];
+    // Two columns: scores with many ties (two decimals), and the special values among them.
+    const scores = Float64Array.from({ length: 2 * rows }, (_, k) =>
+      k >= rows && random() < 0.2
+        ? (special[Math.floor(random() * special.length)] as number)
+        : Math.round(random() * 100) / 100 - 0.5,
+    );
+    for (const j of [0, 1]) {
+      const column = scores.subarray(j * rows, (j + 1) * rows);
+      const expected = Array.from({ length: rows }, (_, i) => i)
+        .filter((i) => (column[i] as number) > Number.NEGATIVE_INFINITY)
+        .sort((a, b) => {
+          const x = column[a] as number;
+          const y = column[b] as number;
+          return x === y ? a - b : y > x ? 1 : -1;
+        });
+      expect([...sortByScore(scores, rows, j)]).toEqual(expected);
+    }
+  });
+});
 
 describe('frontierPath on incremental sweeps', () => {
   it('moves as full sweeps would, on the recorded traces, for 1, 3 and 8 ramps', async () => {

@@ -196,7 +196,7 @@ function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOpt
  * sorted natively (a typed array, no comparator calls); then each row, in row order, goes after
  * every row with a higher score and the rows with its score placed before it.
  */
-function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
+export function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
   const column = scores.subarray(j * rows, (j + 1) * rows);
   let count = 0;
   for (let i = 0; i < rows; i++) if ((column[i] as number) > Number.NEGATIVE_INFINITY) count++;

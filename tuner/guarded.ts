@@ -91,10 +91,11 @@ export interface PathPoint {
  *
  * Moves that tie (within ε) keep the first found: the earlier ramp, then the smaller step. Ties
  * are common — within one block of smoothed disagreement, every step of a ramp saves the same
- * per added disagreement — and the running figures (LooseningSearch) are exact enough (small
- * sums, ~1e-13) for them to be found as ties. Sweeping every row at every step, as this did
- * before, summed totals of ~10⁴ ms whose rounding (~1e-9) is as large as ε, so such ties went
- * whichever way the rounding fell: a path may now take a smaller step where it took a larger one.
+ * per added disagreement — and the running figures (LooseningSearch) are sums over a few
+ * candidate gaps, exact enough for them to be found as ties. Sweeping every row at every step,
+ * as this did before, took savings as differences of totals of ~10⁴ ms (rounding ~1e-12), which
+ * divided by added disagreements of ~1e-3 moved values by more than ε: such ties went whichever
+ * way the rounding fell, and a path may now take a smaller step where it took a larger one.
  */
 export function* frontierPath(
   ev: WindowEvaluator,

@@ -65,7 +65,14 @@ export function checkTunerOptions(options: { budget: number; confidence: number;
 }
 
 export class FeedbackHistory {
+  /** Rows from index `head` on are held, oldest first; those before it were trimmed. */
   private rows: HistoryRow[] = [];
+  /**
+   * Trimmed rows leave by moving `head` and the array is compacted only once they are most of
+   * it: trimming a few rows per batch off a history of tens of thousands then costs O(1) per
+   * row instead of shifting the whole array every batch.
+   */
+  private head = 0;
   /** Batches observed since the start (a tightening does not reset it). */
   batches = 0;
   /** Rows observed since the start (a tightening does not reset it). */
@@ -75,7 +82,7 @@ export class FeedbackHistory {
   constructor(private readonly window: number) {}
 
   get length(): number {
-    return this.rows.length;
+    return this.rows.length - this.head;
   }
 
   /** Appends one batch's rows. */
@@ -90,39 +97,45 @@ export class FeedbackHistory {
    * in batches, whatever their sizes).
    */
   trim(keep: number, keepFromBatch?: number): void {
-    let excess = this.rows.length - keep;
+    let excess = this.length - keep;
     if (keepFromBatch !== undefined) {
       let before = 0;
-      while (before < this.rows.length && (this.rows[before] as HistoryRow).batch < keepFromBatch) before++;
+      while (before < this.length && (this.rows[this.head + before] as HistoryRow).batch < keepFromBatch) before++;
       excess = Math.min(excess, before);
     }
-    if (excess > 0) this.rows.splice(0, excess);
+    if (excess <= 0) return;
+    this.head += excess;
+    if (this.head >= 1024 && 2 * this.head >= this.rows.length) {
+      this.rows = this.rows.slice(this.head);
+      this.head = 0;
+    }
   }
 
   /** Forgets every row (a tightening: what came before no longer describes the traffic). */
   clear(): void {
     this.rows = [];
+    this.head = 0;
   }
 
   /** The realised window: the last `window` rows. */
   recent(): readonly HistoryRow[] {
-    return this.rows.length > this.window ? this.rows.slice(-this.window) : this.rows;
+    return this.last(this.window);
   }
 
   /** The last `n` rows (`n` ≥ 1). */
   last(n: number): HistoryRow[] {
-    return this.rows.slice(-n);
+    return this.rows.slice(Math.max(this.head, this.rows.length - n));
   }
 
   /** Every row but the last `n`. */
   allBut(n: number): HistoryRow[] {
-    return this.rows.slice(0, Math.max(0, this.rows.length - n));
+    return this.rows.slice(this.head, Math.max(this.head, this.rows.length - n));
   }
 
   /** Rows from batch `first` on. */
   sinceBatch(first: number): HistoryRow[] {
     let i = this.rows.length;
-    while (i > 0 && (this.rows[i - 1] as HistoryRow).batch >= first) i--;
+    while (i > this.head && (this.rows[i - 1] as HistoryRow).batch >= first) i--;
     return this.rows.slice(i);
   }
 

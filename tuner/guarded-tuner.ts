@@ -29,8 +29,9 @@
 import { clopperPearsonLower, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import { breaksBudget, tally } from './feedback-history.js';
-import { guardedThresholds, learnPath, testPath, type GuardedChoice } from './guarded.js';
+import { guardedThresholds, learnPath, testPath, testPathTally, type GuardedChoice } from './guarded.js';
 import { OnlineTuner } from './online-tuner.js';
+import { KeyedRows, PathTally } from './path-tally.js';
 import type { GuardedTunerOptions, TunerEvent } from './tuner.js';
 import { WindowEvaluator } from './window-eval.js';
 
@@ -50,8 +51,24 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   private readonly learnFromOlderAt: number;
   /** Rows between learning the path again on older rows (half a tuning window). */
   private readonly relearnEvery: number;
-  /** The path learned on older rows (testOnTuningWindow), with `history.observed` when learned. */
-  private path: { vectors: Float64Array[]; learnedAt: number; rows: number } | null = null;
+  /**
+   * The path learned on older rows (testOnTuningWindow), with `history.observed` when learned,
+   * and its running tallies (path-tally.ts) on the tuning window and on that window's last
+   * `window` rows (the recent-window guard's), made when first needed.
+   */
+  private path: {
+    vectors: Float64Array[];
+    learnedAt: number;
+    rows: number;
+    tallies: { tuning: PathTally; recent: PathTally } | null;
+  } | null = null;
+  /**
+   * The usable rows of the history, keyed by their position among all rows observed, and the
+   * position up to which the history was looked at: kept in step with the history at each
+   * re-tune (`syncUsableRows`), so a re-tune looks only at the rows that came in since. Null
+   * after a ramp-set change (which rows are usable depends on the active ramps).
+   */
+  private usableRows: { rows: KeyedRows; upTo: number } | null = null;
   /** Every ramp held at "never" until the current window ends (a window at risk; `hold`). */
   private held = false;
 
@@ -166,16 +183,48 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   protected override rampSetChanged(): void {
     // The path's settings are indexed by the old ramp set.
     this.path = null;
+    this.usableRows = null;
   }
 
   protected override choose(): { choice: GuardedChoice; records: FeedbackRecord[] } | null {
     // Held after a window at risk: every ramp stays at "never" until that window ends.
     if (this.held) return null;
-    const tuning = this.usable(this.history.last(this.tuneWindow));
-    const older = this.usable(this.history.allBut(this.tuneWindow));
+    if (this.options.pathTally === false) {
+      // The reference: every usable row looked up and the tuning window re-decided at each re-tune.
+      const tuning = this.usable(this.history.last(this.tuneWindow));
+      const older = this.usable(this.history.allBut(this.tuneWindow));
+      const choice =
+        older.length >= this.learnFromOlderAt ? this.testOnTuningWindow(older, tuning) : this.interleaved(tuning);
+      return choice ? { choice, records: tuning } : null;
+    }
+    const usable = this.syncUsableRows();
+    const tuningFrom = this.history.observed - Math.min(this.history.length, this.tuneWindow);
+    const olderRows = usable.indexOfKey(tuningFrom);
+    const tuning = usable.slice(olderRows);
     const choice =
-      older.length >= this.learnFromOlderAt ? this.testOnTuningWindow(older, tuning) : this.interleaved(tuning);
+      olderRows >= this.learnFromOlderAt ? this.testTallies(usable, olderRows, tuning) : this.interleaved(tuning);
     return choice ? { choice, records: tuning } : null;
+  }
+
+  /**
+   * Brings `usableRows` in step with the history: rows it no longer holds out, rows that came in
+   * since the last call in when usable. The history holds the last `history.length` rows
+   * observed (rows are appended, and dropped only from the front or all at once), so the oldest
+   * one held is row `observed − length`.
+   */
+  private syncUsableRows(): KeyedRows {
+    const { observed, length } = this.history;
+    const first = observed - length;
+    this.usableRows ??= { rows: new KeyedRows(), upTo: first };
+    const { rows } = this.usableRows;
+    rows.dropBefore(first);
+    const from = Math.max(this.usableRows.upTo, first);
+    if (observed > from)
+      this.history.last(observed - from).forEach((row, k) => {
+        if (this.isUsable(row.record)) rows.push(from + k, row.record);
+      });
+    this.usableRows.upTo = observed;
+    return rows;
   }
 
   private target(): number {
@@ -208,31 +257,75 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
    * tuning window (a tighter bound) and the path learns on up to `learnHistory` rows (a less
    * noisy path). The test rows stay newer than the rows a path was learned on however long it is
    * kept, so it is learned again only every half tuning window (`relearnEvery`): learning costs
-   * far more than testing (every step of the path sweeps every ramp over every learning row; a
-   * test is one pass per setting). A tightening or a ramp change drops it.
+   * far more than testing (it sorts and smooths every learning row for every ramp; a test reads
+   * running tallies, `testTallies`). A tightening or a ramp change drops it.
    */
   private testOnTuningWindow(older: FeedbackRecord[], tuning: FeedbackRecord[]): GuardedChoice | null {
     const { budget, confidence, window } = this.options;
     const test = this.evaluator(tuning);
     if (maxAllowedDisagreements(test.countedRows, this.target(), confidence) < 0) return null;
+    const path = this.learnedPath(() => older);
+    const recentFrom = test.rows - window;
+    return testPath(path.vectors, test, {
+      budget,
+      confidence,
+      fitRows: path.rows,
+      ...(this.options.perWindowGuard !== false ? { windowRows: window } : {}),
+      ...(this.options.recentGuard !== false && recentFrom > 0 ? { recent: test.subset((i) => i >= recentFrom) } : {}),
+    });
+  }
+
+  /**
+   * `testOnTuningWindow` on the path's running tallies: rows that left the tuning window come out
+   * of them, rows that joined it go in, and the test reads their totals. `usable`: the history's
+   * usable rows, of which the first `olderRows` are older than the tuning window (they are
+   * looked at only when the path is learned again) and the others, `tuning`, in it.
+   */
+  private testTallies(usable: KeyedRows, olderRows: number, tuning: FeedbackRecord[]): GuardedChoice | null {
+    const { budget, confidence, window } = this.options;
+    const counted = tuning.reduce((n, r) => (r.final ? n + 1 : n), 0);
+    if (maxAllowedDisagreements(counted, this.target(), confidence) < 0) return null;
+    const path = this.learnedPath(() => usable.slice(0, olderRows));
+    path.tallies ??= {
+      tuning: new PathTally(path.vectors, this.windowOptions()),
+      recent: new PathTally(path.vectors, this.windowOptions()),
+    };
+    const { tuning: tally, recent } = path.tallies;
+    // The tallies hold usable rows only, so the tuning window starts at its first usable row.
+    tally.dropBefore(usable.keyAt(olderRows));
+    recent.dropBefore(usable.keyAt(olderRows));
+    const joined = Math.max(olderRows, usable.indexOfKey(tally.lastKey + 1));
+    for (let i = joined; i < usable.length; i++) tally.add(usable.keyAt(i), usable.at(i));
+    // Rows the recent window would drop at once need not go in.
+    for (let i = Math.max(joined, usable.length - window); i < usable.length; i++)
+      recent.add(usable.keyAt(i), usable.at(i));
+    recent.keepLast(window);
+    return testPathTally(tally, {
+      budget,
+      confidence,
+      fitRows: path.rows,
+      ...(this.options.perWindowGuard !== false ? { windowRows: window } : {}),
+      ...(this.options.recentGuard !== false && tally.rows > window ? { recent } : {}),
+    });
+  }
+
+  /**
+   * The learned path, learned again on the older rows first when there is none yet or it is
+   * `relearnEvery` rows old (see testOnTuningWindow).
+   */
+  private learnedPath(older: () => FeedbackRecord[]): NonNullable<GuardedTuner['path']> {
     if (!this.path || this.history.observed - this.path.learnedAt >= this.relearnEvery) {
-      const fit = new WindowEvaluator(older, { ...this.windowOptions(), smoothDisagreement: true });
+      const fit = new WindowEvaluator(older(), { ...this.windowOptions(), smoothDisagreement: true });
       this.path = {
         vectors: learnPath(fit, {
-          budget,
+          budget: this.options.budget,
           ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}),
         }),
         learnedAt: this.history.observed,
         rows: fit.rows,
+        tallies: null,
       };
     }
-    const recentFrom = test.rows - window;
-    return testPath(this.path.vectors, test, {
-      budget,
-      confidence,
-      fitRows: this.path.rows,
-      ...(this.options.perWindowGuard !== false ? { windowRows: window } : {}),
-      ...(this.options.recentGuard !== false && recentFrom > 0 ? { recent: test.subset((i) => i >= recentFrom) } : {}),
-    });
+    return this.path;
   }
 }

@@ -31,8 +31,9 @@
  */
 import { clopperPearsonUpper, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
-import { checkBudget, describeChoice, type ThresholdChoice } from './threshold-choice.js';
-import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
+import type { PathTally } from './path-tally.js';
+import { checkBudget, describeChoice, describeFigures, type ThresholdChoice } from './threshold-choice.js';
+import { thresholdsOf, WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
 export interface GuardedOptions {
   budget: number;
@@ -87,6 +88,14 @@ export interface PathPoint {
  * can stop it close to where the budget runs out. Meant for an evaluator with smoothed
  * disagreement (see WindowEvalOptions). The first entry is all-never. A generator: the test
  * stops at its first failure, and the path beyond it need not be computed.
+ *
+ * Moves that tie (within ε) keep the first found: the earlier ramp, then the smaller step. Ties
+ * are common — within one block of smoothed disagreement, every step of a ramp saves the same
+ * per added disagreement — and the running figures (LooseningSearch) are sums over a few
+ * candidate gaps, exact enough for them to be found as ties. Sweeping every row at every step,
+ * as this did before, took savings as differences of totals of ~10⁴ ms (rounding ~1e-12), which
+ * divided by added disagreements of ~1e-3 moved values by more than ε: such ties went whichever
+ * way the rounding fell, and a path may now take a smaller step where it took a larger one.
  */
 export function* frontierPath(
   ev: WindowEvaluator,
@@ -95,32 +104,35 @@ export function* frontierPath(
   const m = ev.activeRamps.length;
   const maxStep = options.maxStep ?? 3;
   const vector = ev.neverVector();
-  const start = ev.totals(vector);
-  let latency = start.latencyTotalMs;
-  let disagreements = start.disagreements;
-  yield { vector: Float64Array.from(vector), latencyTotalMs: latency, disagreements };
-  if (m === 0 || ev.rows === 0) return;
+  if (m === 0 || ev.rows === 0) {
+    const start = ev.totals(vector);
+    yield { vector, latencyTotalMs: start.latencyTotalMs, disagreements: start.disagreements };
+    return;
+  }
   const candidates = ev.activeRamps.map((_, j) => ev.candidates(j, options.quantiles));
-  /** Per ramp: 0 = never, c = candidates[c − 1]. */
-  const position = new Int32Array(m);
+  // Each step reads what the next few candidates of every ramp would change, kept up to date
+  // move by move (window-eval.ts), rather than sweeping every ramp over every row.
+  const search = ev.loosening(candidates);
+  yield {
+    vector: Float64Array.from(vector),
+    latencyTotalMs: search.latencyTotalMs,
+    disagreements: search.disagreements,
+  };
   for (let step = 0; step < 100_000; step++) {
     let bestRamp = -1;
     let bestCandidate = 0;
     let bestFree = false;
     let bestValue = 0;
-    let bestLatency = latency;
-    let bestDisagreements = disagreements;
     for (let j = 0; j < m; j++) {
       const cands = candidates[j] as Float64Array;
-      const from = position[j] as number;
-      if (from >= cands.length) continue;
-      const s = ev.sweep(j, vector, cands);
+      const from = search.position(j);
+      let saved = 0;
+      let added = 0;
       for (let c = from + 1; c <= Math.min(cands.length, from + maxStep); c++) {
-        const saved = latency - (s.latencyTotalMs[c] as number);
+        saved += search.savedIn(j, c - 1);
+        added += search.addedIn(j, c - 1);
         if (saved <= EPS) continue;
-        const total = s.disagreements[c] as number;
-        if (total > options.maxDisagreements + EPS) continue;
-        const added = total - disagreements;
+        if (search.disagreements + added > options.maxDisagreements + EPS) continue;
         const free = added <= EPS;
         // Free steps rank by saving; others by saving per added disagreement.
         const value = free ? saved : saved / added;
@@ -129,17 +141,17 @@ export function* frontierPath(
           bestCandidate = c;
           bestFree = free;
           bestValue = value;
-          bestLatency = s.latencyTotalMs[c] as number;
-          bestDisagreements = total;
         }
       }
     }
     if (bestRamp < 0) break;
-    position[bestRamp] = bestCandidate;
+    search.move(bestRamp, bestCandidate);
     vector[bestRamp] = (candidates[bestRamp] as Float64Array)[bestCandidate - 1] as number;
-    latency = bestLatency;
-    disagreements = bestDisagreements;
-    yield { vector: Float64Array.from(vector), latencyTotalMs: latency, disagreements };
+    yield {
+      vector: Float64Array.from(vector),
+      latencyTotalMs: search.latencyTotalMs,
+      disagreements: search.disagreements,
+    };
   }
 }
 
@@ -147,8 +159,9 @@ export function* frontierPath(
  * Candidate thresholds per ramp for a path learned on `rows` rows over `ramps` ramps: one per
  * ~100 rows, from 32 up to 384 / ramps (128 for 3 ramps). Finer steps let the test stop closer
  * to where the budget runs out, but each step must still move enough learning rows to be told
- * apart from noise; and the path's cost grows with ramps² × candidates × rows (every step sweeps
- * every ramp), hence the cap. On the bundled model's traces, more candidates on long learning
+ * apart from noise. The cap dates from when every step swept every ramp over every row (a cost
+ * of ramps² × candidates × rows); a path now costs far less, but the measurements below were made
+ * with the cap. On the bundled model's traces, more candidates on long learning
  * histories saved a little more, while too many on a short interleaved history let the shifted
  * trace break the budget after the shift; one per ~100 rows avoids both (README, Online tuning,
  * has the measurements).
@@ -192,41 +205,117 @@ export function testPath(
   test: WindowEvaluator,
   options: PathTestOptions,
 ): GuardedChoice {
+  const { recent } = options;
+  const never = test.neverVector();
+  const walk = walkPath(path.length, test.countedRows, recent?.countedRows ?? null, options, {
+    neverLatency: () => test.totals(never).latencyTotalMs,
+    totals: (step) => test.totals(path[step] as Float64Array),
+    recentDisagreements: (step) => (recent as WindowEvaluator).totals(path[step] as Float64Array).disagreements,
+  });
+  const best = walk.best === 'never' ? never : (path[walk.best] as Float64Array);
+  return {
+    ...describeChoice(test, best, walk.allowed, options.confidence),
+    fitRows: options.fitRows,
+    certifyRows: test.rows,
+    ...walk.report,
+  };
+}
+
+/**
+ * `testPath` on running tallies of the path (path-tally.ts): `test` holds the test rows,
+ * `recent` (optional) the most recent rows. The same walk on the same totals, so the same
+ * choice as `testPath` on evaluators of those rows; only a setting's latency total is summed by
+ * exit (count × time to answer) rather than row by row, which can differ in the last bits, far
+ * below the walk's tolerance for "less latency".
+ */
+export function testPathTally(
+  test: PathTally,
+  options: Omit<PathTestOptions, 'recent'> & { recent?: PathTally },
+): GuardedChoice {
+  const { recent } = options;
+  const walk = walkPath(test.steps, test.countedRows, recent?.countedRows ?? null, options, {
+    neverLatency: () => test.figures('never').latencyTotalMs,
+    totals: (step) => ({ latencyTotalMs: test.latencyTotalMs(step), disagreements: test.disagreementsAt(step) }),
+    recentDisagreements: (step) => (recent as PathTally).disagreementsAt(step),
+  });
+  const best = walk.best === 'never' ? test.figures('never') : test.figures(walk.best);
+  const vector = walk.best === 'never' ? neverVectorOf(test.options.activeRamps.length) : test.path[walk.best];
+  return {
+    ...describeFigures(
+      thresholdsOf(test.options.activeRamps, vector as Float64Array),
+      best,
+      walk.allowed,
+      options.confidence,
+    ),
+    fitRows: options.fitRows,
+    certifyRows: test.rows,
+    ...walk.report,
+  };
+}
+
+function neverVectorOf(ramps: number): Float64Array {
+  return new Float64Array(ramps).fill(Number.POSITIVE_INFINITY);
+}
+
+/** What the walk of a path needs of the test rows: each setting's totals there, and on the recent rows. */
+interface PathTotals {
+  /** Latency total of all-never on the test rows (the choice when no setting passes). */
+  neverLatency(): number;
+  totals(step: number): { latencyTotalMs: number; disagreements: number };
+  recentDisagreements(step: number): number;
+}
+
+/**
+ * The walk `testPath` makes (see there), on any source of per-setting totals: the setting kept
+ * (an index on the path, or all-never), what the bound allows, and the report's path figures.
+ * `recentCounted`: counted rows of the recent rows, null without them.
+ */
+function walkPath(
+  steps: number,
+  testCounted: number,
+  recentCounted: number | null,
+  options: { budget: number; confidence: number; windowRows?: number },
+  totals: PathTotals,
+): {
+  best: number | 'never';
+  allowed: number;
+  report: Pick<GuardedChoice, 'upperBound' | 'certifyDisagreements' | 'certifyAllowed' | 'pathLength' | 'passed'>;
+} {
   checkBudget(options.budget, options.confidence);
   const target = options.windowRows
     ? windowSafeRate(options.windowRows, options.budget, options.confidence)
     : options.budget;
-  const recent = options.recent;
-  const recentAllowed = recent ? Math.floor(target * recent.countedRows + EPS) : 0;
-  const allowed = maxAllowedDisagreements(test.countedRows, target, options.confidence);
-  let best = test.neverVector();
-  let bestLatency = test.totals(best).latencyTotalMs;
+  const recentAllowed = recentCounted !== null ? Math.floor(target * recentCounted + EPS) : 0;
+  const allowed = maxAllowedDisagreements(testCounted, target, options.confidence);
+  let best: number | 'never' = 'never';
+  let bestLatency = totals.neverLatency();
   let bestDisagreements = 0;
   let pathLength = 0;
   let passed = 0;
   if (allowed >= 0) {
-    for (const vector of path) {
+    for (let step = 0; step < steps; step++) {
       pathLength++;
-      const tested = test.totals(vector);
+      const tested = totals.totals(step);
       if (tested.disagreements > allowed) break;
-      if (recent && recent.totals(vector).disagreements > recentAllowed) break;
+      if (recentCounted !== null && totals.recentDisagreements(step) > recentAllowed) break;
       passed++;
       if (tested.latencyTotalMs < bestLatency - EPS) {
-        best = vector;
+        best = step;
         bestLatency = tested.latencyTotalMs;
         bestDisagreements = tested.disagreements;
       }
     }
   }
   return {
-    ...describeChoice(test, best, allowed, options.confidence),
-    upperBound: test.countedRows > 0 ? clopperPearsonUpper(bestDisagreements, test.countedRows, options.confidence) : 1,
-    fitRows: options.fitRows,
-    certifyRows: test.rows,
-    certifyDisagreements: bestDisagreements,
-    certifyAllowed: allowed,
-    pathLength,
-    passed,
+    best,
+    allowed,
+    report: {
+      upperBound: testCounted > 0 ? clopperPearsonUpper(bestDisagreements, testCounted, options.confidence) : 1,
+      certifyDisagreements: bestDisagreements,
+      certifyAllowed: allowed,
+      pathLength,
+      passed,
+    },
   };
 }
 

@@ -240,17 +240,14 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   /** Records that carry a reading of every active ramp. */
   protected usable(rows: readonly HistoryRow[]): FeedbackRecord[] {
     const out: FeedbackRecord[] = [];
-    for (const { record } of rows) {
-      let all = true;
-      for (const id of this.active) {
-        if (!record.ramps.some((r) => r.id === id)) {
-          all = false;
-          break;
-        }
-      }
-      if (all) out.push(record);
-    }
+    for (const { record } of rows) if (this.isUsable(record)) out.push(record);
     return out;
+  }
+
+  /** Whether a record carries a reading of every active ramp. */
+  protected isUsable(record: FeedbackRecord): boolean {
+    for (const id of this.active) if (!record.ramps.some((r) => r.id === id)) return false;
+    return true;
   }
 
   protected windowOptions(): WindowEvalOptions {

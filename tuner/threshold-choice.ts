@@ -4,7 +4,7 @@
  * on another for its result type.
  */
 import { clopperPearsonUpper } from './clopper-pearson.js';
-import type { WindowEvaluator } from './window-eval.js';
+import type { WindowEvaluation, WindowEvaluator } from './window-eval.js';
 
 export interface ThresholdChoice {
   thresholds: Map<number, number | null>;
@@ -27,16 +27,32 @@ export function describeChoice(
   allowed: number,
   confidence: number,
 ): ThresholdChoice {
-  const evaluation = ev.evaluate(vector);
+  return describeFigures(ev.toThresholds(vector), ev.evaluate(vector), allowed, confidence);
+}
+
+/**
+ * Describes a chosen setting from its figures on the window (a WindowEvaluation, or the same
+ * figures from running totals: path-tally.ts).
+ */
+export function describeFigures(
+  thresholds: Map<number, number | null>,
+  figures: Pick<
+    WindowEvaluation,
+    'rows' | 'countedRows' | 'disagreements' | 'disagreementRate' | 'exitRates' | 'savings'
+  >,
+  allowed: number,
+  confidence: number,
+): ThresholdChoice {
   return {
-    thresholds: ev.toThresholds(vector),
-    disagreements: evaluation.disagreements,
-    disagreementRate: evaluation.disagreementRate,
-    upperBound: ev.countedRows > 0 ? clopperPearsonUpper(evaluation.disagreements, ev.countedRows, confidence) : 1,
+    thresholds,
+    disagreements: figures.disagreements,
+    disagreementRate: figures.disagreementRate,
+    upperBound:
+      figures.countedRows > 0 ? clopperPearsonUpper(figures.disagreements, figures.countedRows, confidence) : 1,
     allowedDisagreements: allowed,
-    savings: evaluation.savings,
-    exitRates: evaluation.exitRates,
-    rows: ev.rows,
+    savings: figures.savings,
+    exitRates: figures.exitRates,
+    rows: figures.rows,
   };
 }
 

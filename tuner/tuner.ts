@@ -139,6 +139,13 @@ export interface GuardedTunerOptions extends OnlineTunerBaseOptions {
   recentGuard?: boolean;
   /** Rows the fast drift check looks at (default window / 4; 0 turns it off). */
   driftSpan?: number;
+  /**
+   * Test the learned path from running tallies kept as rows come and go (tuner/path-tally.ts;
+   * default true) rather than by re-deciding the whole tuning window at every re-tune. Both
+   * choose the same thresholds; false is the reference the tallies are checked against
+   * (test/path-tally.test.ts).
+   */
+  pathTally?: boolean;
 }
 
 export interface ApparateTunerOptions extends OnlineTunerBaseOptions {

@@ -134,40 +134,126 @@ export interface WindowColumns {
   byScore: (Int32Array | undefined)[];
 }
 
+/** Consecutive agreeing ramps a row needs before it may exit (1 unless the rule is patience). */
+function patienceOf(rule: ExitRule): number {
+  return rule.policy === 'patience' ? rule.patience : 1;
+}
+
+/**
+ * One row's entries of the columns (WindowColumns), written at index j * stride + row for each
+ * active index j: its score where it may exit at ramp j (−Infinity where it cannot: no reading,
+ * a NaN score, or a patience streak still too short), that ramp's argmax (−1 without a reading)
+ * and 1 where answering there would disagree with a known final answer. Every entry is written,
+ * so scratch arrays can be reused. The one reading of a record the searches and the path
+ * tallies (path-tally.ts) share. Returns whether the row's final answer is known.
+ */
+export function readRowColumns(
+  record: FeedbackRecord,
+  activeRamps: readonly number[],
+  rule: ExitRule,
+  columns: Pick<WindowColumns, 'scores' | 'argmaxes' | 'disagrees'>,
+  row: number,
+  stride: number,
+): boolean {
+  const patience = patienceOf(rule);
+  const final = record.final ? record.final.argmax : -1;
+  let streak: Streak | undefined;
+  for (let j = 0; j < activeRamps.length; j++) {
+    const at = j * stride + row;
+    columns.scores[at] = Number.NEGATIVE_INFINITY;
+    columns.argmaxes[at] = -1;
+    columns.disagrees[at] = 0;
+    const reading = readingOf(record, activeRamps[j] as number);
+    if (!reading) continue;
+    streak = extendStreak(streak, reading.argmax);
+    columns.argmaxes[at] = reading.argmax;
+    if (record.final && reading.argmax !== final) columns.disagrees[at] = 1;
+    if (streak.length >= patience && !Number.isNaN(reading.score)) columns.scores[at] = reading.score;
+  }
+  return Boolean(record.final);
+}
+
 function buildColumns(records: readonly FeedbackRecord[], options: WindowEvalOptions): WindowColumns {
   const active = options.activeRamps;
   const m = active.length;
   const n = records.length;
-  const scores = new Float64Array(m * n).fill(Number.NEGATIVE_INFINITY);
-  const argmaxes = new Int32Array(m * n).fill(-1);
-  const disagrees = new Float64Array(m * n);
+  const columns = {
+    scores: new Float64Array(m * n),
+    argmaxes: new Int32Array(m * n),
+    disagrees: new Float64Array(m * n),
+  };
   const finalArgmax = new Int32Array(n).fill(-1);
   let countedRows = 0;
-  const patience = options.rule.policy === 'patience' ? options.rule.patience : 1;
   records.forEach((record, i) => {
-    const final = record.final ? record.final.argmax : -1;
-    finalArgmax[i] = final;
-    if (record.final) countedRows++;
-    let streak: Streak | undefined;
-    for (let j = 0; j < m; j++) {
-      const reading = readingOf(record, active[j] as number);
-      if (!reading) continue;
-      streak = extendStreak(streak, reading.argmax);
-      argmaxes[j * n + i] = reading.argmax;
-      if (record.final && reading.argmax !== final) disagrees[j * n + i] = 1;
-      if (streak.length >= patience && !Number.isNaN(reading.score)) scores[j * n + i] = reading.score;
-    }
+    if (record.final) finalArgmax[i] = record.final.argmax;
+    if (readRowColumns(record, active, options.rule, columns, i, n)) countedRows++;
   });
-  return { rows: n, countedRows, scores, argmaxes, disagrees, finalArgmax, byScore: active.map(() => undefined) };
+  return { rows: n, countedRows, ...columns, finalArgmax, byScore: active.map(() => undefined) };
 }
 
-/** Rows that can exit at active index j, by score, highest first (ties by row). */
-function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
-  const offset = j * rows;
-  const eligible: number[] = [];
-  for (let i = 0; i < rows; i++) if ((scores[offset + i] as number) > Number.NEGATIVE_INFINITY) eligible.push(i);
-  eligible.sort((a, b) => (scores[offset + b] as number) - (scores[offset + a] as number) || a - b);
-  return Int32Array.from(eligible);
+/**
+ * Rows that can exit at active index j, by score, highest first (ties by row). The scores are
+ * sorted natively (a typed array, no comparator calls); then each row, in row order, goes after
+ * every row with a higher score and the rows with its score placed before it.
+ */
+export function sortByScore(scores: Float64Array, rows: number, j: number): Int32Array {
+  const column = scores.subarray(j * rows, (j + 1) * rows);
+  let count = 0;
+  for (let i = 0; i < rows; i++) if ((column[i] as number) > Number.NEGATIVE_INFINITY) count++;
+  const ascending = new Float64Array(count);
+  count = 0;
+  for (let i = 0; i < rows; i++)
+    if ((column[i] as number) > Number.NEGATIVE_INFINITY) ascending[count++] = column[i] as number;
+  ascending.sort();
+  const order = new Int32Array(count);
+  /** Rows placed so far per score, indexed by the score's upper bound in `ascending`. */
+  const placed = new Int32Array(count + 1);
+  for (let i = 0; i < rows; i++) {
+    const score = column[i] as number;
+    if (!(score > Number.NEGATIVE_INFINITY)) continue;
+    // Upper bound: the first entry above the score; count − it rows score higher.
+    let lo = 0;
+    let hi = count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ascending[mid] as number) <= score) lo = mid + 1;
+      else hi = mid;
+    }
+    order[count - lo + (placed[lo] as number)] = i;
+    placed[lo] = (placed[lo] as number) + 1;
+  }
+  return order;
+}
+
+/**
+ * Time to answer at each active index j (j < m) and at the final layer (index m), ms: what a row
+ * costs by where it exits (latency-model.ts), in the layout the searches and the path tallies use.
+ */
+export function exitLatencies(options: WindowEvalOptions): Float64Array {
+  const active = options.activeRamps;
+  const batchSize = options.batchSize ?? 1;
+  const latencyMs = new Float64Array(active.length + 1);
+  active.forEach((id, j) => (latencyMs[j] = latencyToAnswer(options.profile, active, id, batchSize)));
+  latencyMs[active.length] = latencyToAnswer(options.profile, active, -1, batchSize);
+  return latencyMs;
+}
+
+/** Exit rates (share of `rows` answered at each active ramp) and savings from exit counts per active index. */
+export function exitFigures(
+  exitCounts: Int32Array,
+  rows: number,
+  options: WindowEvalOptions,
+): Pick<WindowEvaluation, 'exitRates' | 'savings'> {
+  const exitRates = new Map(options.activeRamps.map((id, j) => [id, rows > 0 ? (exitCounts[j] as number) / rows : 0]));
+  return {
+    exitRates,
+    savings: estimatedSavings(options.profile, options.activeRamps, exitRates, options.batchSize ?? 1),
+  };
+}
+
+/** Map (null = never) from a threshold vector indexed like `activeRamps` (+Infinity = never). */
+export function thresholdsOf(activeRamps: readonly number[], vector: Float64Array): Map<number, number | null> {
+  return new Map(activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]));
 }
 
 /** A window of records prepared for fast re-decision under many threshold settings. */
@@ -197,15 +283,10 @@ export class WindowEvaluator {
 
   /** From records (oldest first), or from columns prepared by `subset`. */
   constructor(source: readonly FeedbackRecord[] | WindowColumns, options: WindowEvalOptions) {
-    const m = options.activeRamps.length;
     this.options = options;
     this.activeRamps = [...options.activeRamps];
     this.batchSize = options.batchSize ?? 1;
-    this.latencyMs = new Float64Array(m + 1);
-    this.activeRamps.forEach(
-      (id, j) => (this.latencyMs[j] = latencyToAnswer(options.profile, this.activeRamps, id, this.batchSize)),
-    );
-    this.latencyMs[m] = latencyToAnswer(options.profile, this.activeRamps, -1, this.batchSize);
+    this.latencyMs = exitLatencies(options);
     this.vanillaMs = atBatch(options.profile, options.profile.fullModelMs, this.batchSize);
 
     const columns = 'byScore' in source ? source : buildColumns(source, options);
@@ -274,17 +355,21 @@ export class WindowEvaluator {
   private smooth(j: number): void {
     const n = this.rows;
     const order = this.order(j);
-    const counted = Array.from(order).filter((i) => (this.finalArgmax[i] as number) >= 0);
-    // Blocks of consecutive rows (in that order): disagreements k over rows w.
-    const blockK: number[] = [];
-    const blockW: number[] = [];
-    const blockEnd: number[] = [];
-    counted.forEach((i, p) => {
-      blockK.push(this.disagrees[j * n + i] as number);
-      blockW.push(1);
-      blockEnd.push(p);
-      while (blockK.length > 1) {
-        const last = blockK.length - 1;
+    const counted = new Int32Array(order.length);
+    let rows = 0;
+    for (const i of order) if ((this.finalArgmax[i] as number) >= 0) counted[rows++] = i;
+    // Blocks of consecutive rows (in that order): disagreements k over rows w, ending at row `end`.
+    const blockK = new Float64Array(rows);
+    const blockW = new Float64Array(rows);
+    const blockEnd = new Int32Array(rows);
+    let blocks = 0;
+    for (let p = 0; p < rows; p++) {
+      blockK[blocks] = this.disagrees[j * n + (counted[p] as number)] as number;
+      blockW[blocks] = 1;
+      blockEnd[blocks] = p;
+      blocks++;
+      while (blocks > 1) {
+        const last = blocks - 1;
         // Merge violators and equal neighbours alike: a flat stretch is one block (one estimate).
         if (
           (blockK[last - 1] as number) / (blockW[last - 1] as number) <
@@ -294,16 +379,14 @@ export class WindowEvaluator {
         blockK[last - 1] = (blockK[last - 1] as number) + (blockK[last] as number);
         blockW[last - 1] = (blockW[last - 1] as number) + (blockW[last] as number);
         blockEnd[last - 1] = blockEnd[last] as number;
-        blockK.pop();
-        blockW.pop();
-        blockEnd.pop();
+        blocks--;
       }
-    });
+    }
     let p = 0;
-    blockK.forEach((k, b) => {
-      const value = (k + 0.5) / ((blockW[b] as number) + 1);
+    for (let b = 0; b < blocks; b++) {
+      const value = ((blockK[b] as number) + 0.5) / ((blockW[b] as number) + 1);
       for (; p <= (blockEnd[b] as number); p++) this.disagrees[j * n + (counted[p] as number)] = value;
-    });
+    }
   }
 
   /** Rows that can exit at active index j, highest score first: sorted on first use. */
@@ -323,9 +406,7 @@ export class WindowEvaluator {
 
   /** Map (null = never) from a threshold vector. */
   toThresholds(vector: Float64Array): Map<number, number | null> {
-    return new Map(
-      this.activeRamps.map((id, j) => [id, Number.isFinite(vector[j] as number) ? (vector[j] as number) : null]),
-    );
+    return thresholdsOf(this.activeRamps, vector);
   }
 
   /** All-never vector: the setting that can never disagree. */
@@ -455,14 +536,12 @@ export class WindowEvaluator {
         answers[i] = this.finalArgmax[i] as number;
       }
     }
-    const exitRates = new Map(this.activeRamps.map((id, j) => [id, n > 0 ? (counts[j] as number) / n : 0]));
     return {
       rows: n,
       countedRows: this.countedRows,
       disagreements,
       disagreementRate: this.countedRows > 0 ? disagreements / this.countedRows : 0,
-      exitRates,
-      savings: estimatedSavings(this.options.profile, this.activeRamps, exitRates, this.batchSize),
+      ...exitFigures(counts, n, this.options),
       exits,
       answers,
     };
@@ -531,6 +610,179 @@ export class WindowEvaluator {
       disagreements[k + 1] = baseDisagree + accDisagree;
     }
     return { latencyTotalMs, disagreements };
+  }
+
+  /**
+   * A search from all-never that only loosens thresholds, one ramp at a time, through each
+   * ramp's `candidates` (decreasing, as `candidates()` returns them): see LooseningSearch.
+   */
+  loosening(candidates: readonly Float64Array[]): LooseningSearch {
+    return new LooseningSearch(
+      {
+        rows: this.rows,
+        scores: this.scores,
+        disagrees: this.disagrees,
+        orders: this.activeRamps.map((_, j) => this.order(j)),
+        latencyMs: this.latencyMs,
+      },
+      candidates,
+    );
+  }
+}
+
+/**
+ * `sweep` for a search that only loosens (guarded.ts's `frontierPath`): from all-never, each
+ * move lowers one ramp's threshold to a later one of its candidates. What moving ramp j from its
+ * current candidate to a later one would change is kept per candidate gap ("bucket" k: the rows
+ * that ramp j's candidate k lets out and candidate k − 1 did not) — the latency saved and the
+ * disagreements added by the rows there that would now exit at j rather than where they exit
+ * now, later (rows that exit earlier are not affected) — so reading the next few candidates
+ * costs a few additions, not a pass over every row. A move changes where only the rows of the
+ * buckets it opens exit, and for each of them the buckets it sits in on the other ramps are
+ * corrected; along a whole path a row's exit only moves earlier, at most once per ramp, so the
+ * whole path costs O(rows × ramps²) after the sort, against O(rows × ramps) per sweep, ramps
+ * sweeps per move, for re-sweeping.
+ *
+ * The figures are those `sweep` gives (the same rows exit at the same ramps), summed in another
+ * order: equal up to floating-point rounding (~1e-12 relative).
+ */
+export class LooseningSearch {
+  private readonly rows: number;
+  private readonly m: number;
+  private readonly scores: Float64Array;
+  private readonly disagrees: Float64Array;
+  private readonly orders: readonly Int32Array[];
+  private readonly latencyMs: Float64Array;
+  /**
+   * Per active index j: where in orders[j] each bucket's rows start (candidates.length + 1
+   * entries; the last ends the rows the last candidate lets out).
+   */
+  private readonly bucketStart: Int32Array[];
+  /** bucketOf[j * rows + i]: row i's bucket on ramp j (candidates.length when no candidate lets it out there). */
+  private readonly bucketOf: Int32Array;
+  /** Per active index: its bucket totals, saved latency and added disagreement. */
+  private readonly saved: Float64Array[];
+  private readonly added: Float64Array[];
+  /** Each row's exit under the current thresholds (m: the final layer). */
+  private readonly exitIndex: Int32Array;
+  /** Per active index: the candidate in force, 0 = never, c = candidates[c − 1]. */
+  private readonly positions: Int32Array;
+  /** Totals under the current thresholds. */
+  latencyTotalMs = 0;
+  disagreements = 0;
+
+  constructor(
+    columns: {
+      rows: number;
+      scores: Float64Array;
+      disagrees: Float64Array;
+      orders: readonly Int32Array[];
+      latencyMs: Float64Array;
+    },
+    candidates: readonly Float64Array[],
+  ) {
+    const n = columns.rows;
+    const m = candidates.length;
+    this.rows = n;
+    this.m = m;
+    this.scores = columns.scores;
+    this.disagrees = columns.disagrees;
+    this.orders = columns.orders;
+    this.latencyMs = columns.latencyMs;
+    this.exitIndex = new Int32Array(n).fill(m);
+    this.positions = new Int32Array(m);
+    this.bucketOf = new Int32Array(m * n);
+    this.bucketStart = [];
+    this.saved = [];
+    this.added = [];
+    const L = this.latencyMs;
+    const finalMs = L[m] as number;
+    this.latencyTotalMs = n * finalMs;
+    for (let j = 0; j < m; j++) {
+      const cands = candidates[j] as Float64Array;
+      const order = this.orders[j] as Int32Array;
+      const c = cands.length;
+      const starts = new Int32Array(c + 1);
+      const saved = new Float64Array(c);
+      const added = new Float64Array(c);
+      this.bucketOf.fill(c, j * n, (j + 1) * n);
+      // Every row starts at the final layer: letting it out at j saves L[m] − L[j] and adds its disagreement there.
+      const gain = finalMs - (L[j] as number);
+      let p = 0;
+      for (let k = 0; k < c; k++) {
+        starts[k] = p;
+        const tau = cands[k] as number;
+        for (; p < order.length; p++) {
+          const i = order[p] as number;
+          if (!((this.scores[j * n + i] as number) >= tau)) break;
+          this.bucketOf[j * n + i] = k;
+          saved[k] = (saved[k] as number) + gain;
+          added[k] = (added[k] as number) + (this.disagrees[j * n + i] as number);
+        }
+      }
+      starts[c] = p;
+      this.bucketStart.push(starts);
+      this.saved.push(saved);
+      this.added.push(added);
+    }
+  }
+
+  /** Ramp j's candidate in force (0 = never, c = candidates[c − 1]). */
+  position(j: number): number {
+    return this.positions[j] as number;
+  }
+
+  /** Latency saved by the rows of ramp j's bucket k (those candidate k + 1 lets out and candidate k did not). */
+  savedIn(j: number, k: number): number {
+    return (this.saved[j] as Float64Array)[k] as number;
+  }
+
+  /** Disagreements added by the rows of ramp j's bucket k. */
+  addedIn(j: number, k: number): number {
+    return (this.added[j] as Float64Array)[k] as number;
+  }
+
+  /** Moves ramp j to candidate c (c > its position): the rows it lets out that exited later now exit at j. */
+  move(j: number, c: number): void {
+    const from = this.positions[j] as number;
+    if (!(c > from && c < (this.bucketStart[j] as Int32Array).length))
+      throw new RangeError(`ramp index ${j} cannot move from candidate ${from} to ${c}`);
+    const n = this.rows;
+    const m = this.m;
+    const L = this.latencyMs;
+    const d = this.disagrees;
+    const order = this.orders[j] as Int32Array;
+    const starts = this.bucketStart[j] as Int32Array;
+    for (let p = starts[from] as number; p < (starts[c] as number); p++) {
+      const i = order[p] as number;
+      const before = this.exitIndex[i] as number;
+      if (before <= j) continue;
+      this.exitIndex[i] = j;
+      const beforeMs = L[before] as number;
+      const beforeDisagrees = before < m ? (d[before * n + i] as number) : 0;
+      const nowMs = L[j] as number;
+      const nowDisagrees = d[j * n + i] as number;
+      this.latencyTotalMs += nowMs - beforeMs;
+      this.disagreements += nowDisagrees - beforeDisagrees;
+      // On every other ramp r that has not let the row out yet, its bucket's gain was figured from
+      // where the row exited (`before`), if that was after r; now from j, if j is after r.
+      for (let r = 0; r < m; r++) {
+        if (r === j) continue;
+        const k = this.bucketOf[r * n + i] as number;
+        const saved = this.saved[r] as Float64Array;
+        if (k >= saved.length || r >= before) continue;
+        const added = this.added[r] as Float64Array;
+        const own = d[r * n + i] as number;
+        if (r < j) {
+          saved[k] = (saved[k] as number) + (nowMs - beforeMs);
+          added[k] = (added[k] as number) + (beforeDisagrees - nowDisagrees);
+        } else {
+          saved[k] = (saved[k] as number) - (beforeMs - (L[r] as number));
+          added[k] = (added[k] as number) - (own - beforeDisagrees);
+        }
+      }
+    }
+    this.positions[j] = c;
   }
 }
 

@@ -72,6 +72,8 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   /** `history.observed` when the hindsight optimum was last computed. */
   private hindsightAt = Number.NEGATIVE_INFINITY;
   private batchesSinceRampCheck = 0;
+  /** Rows since the last ramp-set check: it also waits for a quarter window of new rows. */
+  private rowsSinceRampCheck = 0;
   /** Whether a re-tune has set thresholds since the start or the last tightening: ramps are judged only then. */
   protected tuned = false;
   private readonly dropStreak = new Map<number, number>();
@@ -146,6 +148,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.sinceRetune += records.length;
     this.sinceIdleCheck += records.length;
     this.batchesSinceRampCheck++;
+    this.rowsSinceRampCheck += records.length;
     const reaction = this.reactToViolation(records.length);
     const events: TunerEvent[] = [...reaction.events];
     if (this.goesIdle && this.sinceIdleCheck >= this.options.window / 2 && this.checkIdle()) {
@@ -161,8 +164,18 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     const ramps = this.options.rampSet;
     // A ramp at "never" because the tuner has not had enough rows yet is not a useless ramp; and
     // while idle no ramp pays, so changing them would only churn.
-    if (ramps && this.tuned && !this.idle && this.batchesSinceRampCheck >= ramps.checkEveryBatches) {
+    // Every `checkEveryBatches` batches, as Apparate counts — but not before a quarter window of
+    // new rows: in drop mode a batch feeds back only its probes, and utilities judged again on
+    // nearly the same window would cost a search each for nothing new.
+    if (
+      ramps &&
+      this.tuned &&
+      !this.idle &&
+      this.batchesSinceRampCheck >= ramps.checkEveryBatches &&
+      this.rowsSinceRampCheck >= this.options.window / 4
+    ) {
       this.batchesSinceRampCheck = 0;
+      this.rowsSinceRampCheck = 0;
       const change = this.checkRamps(ramps);
       if (change) {
         events.push(change);
@@ -191,6 +204,11 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     }
     const { budget, confidence, window } = this.options;
     const ev = this.evaluator(records);
+    // The thresholds in force already save enough here: not idle, and no search needed.
+    if (ev.evaluate(ev.toVector(this.current)).savings >= IDLE_BELOW) {
+      this.idle = false;
+      return false;
+    }
     const rate = windowSafeRate(window, budget, confidence);
     this.idle = quickHindsightSavings(ev, rate, [ev.toVector(this.current)]) < IDLE_BELOW;
     return this.idle;

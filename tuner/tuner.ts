@@ -63,7 +63,10 @@ export interface RampSetOptions {
   maxRamps: number;
   /** Largest total head cost as a share of full-model latency. */
   rampBudget: number;
-  /** Batches between ramp-set checks (Apparate: 30 for CV, 100 for NLP). */
+  /**
+   * Batches between ramp-set checks (Apparate: 30 for CV, 100 for NLP); a check also waits for a
+   * quarter window of new rows (online-tuner.ts).
+   */
   checkEveryBatches: number;
   /** Consecutive checks a ramp's utility must stay ≤ 0 before it is dropped (default 2). */
   dropAfterChecks?: number;

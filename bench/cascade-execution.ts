@@ -15,8 +15,7 @@
  *
  * Without --members, the bundled members of the model's task (bench/lib/cascades.ts).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { readManifest } from '../src/model/manifest.js';
@@ -25,7 +24,7 @@ import { OnnxSession, servingSessionOptions } from '../src/model/onnx-session.js
 import { profileFeeds } from '../src/engine/executor/cascade-runner.js';
 import { spawnWorker } from '../src/engine/spawn-worker.js';
 import type { BatchInput } from '../src/engine/backend.js';
-import { finishProvenance, provenance, provenanceLine } from './lib/machine.js';
+import { finishProvenance, provenance, provenanceLine, writeResultPair } from './lib/machine.js';
 import { cascadeTaskFor } from './lib/cascades.js';
 
 const { values: args } = parseArgs({
@@ -123,18 +122,14 @@ for (const batch of BATCHES) {
 }
 const report = lines.join('\n');
 console.log(report);
-const stamp = started
-  .toISOString()
-  .replace(/[:]/g, '-')
-  .replace(/\.\d+Z$/, 'Z');
-const outDir = resolve(args.out);
-await mkdir(outDir, { recursive: true });
-const base = join(outDir, `cascade-execution-${stamp}`);
-await writeFile(`${base}.md`, `${report}\n`);
-await writeFile(
-  `${base}.json`,
-  `${JSON.stringify({ provenance: finishProvenance(origin), model: manifest.name, members, runs, repeats, medians }, null, 2)}\n`,
-);
+const base = await writeResultPair(resolve(args.out), 'cascade-execution', started, report, {
+  provenance: finishProvenance(origin),
+  model: manifest.name,
+  members,
+  runs,
+  repeats,
+  medians,
+});
 console.log(`wrote ${base}.md and .json`);
 
 function median(xs: number[]): number {

@@ -31,7 +31,7 @@
  * Run it on an otherwise idle machine: the figures are CPU times of one thread.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,7 +43,7 @@ import { createTuner } from '../tuner/create-tuner.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import type { GuardedTunerOptions, Tuner } from '../tuner/tuner.js';
 import { decideExit } from '../tuner/window-eval.js';
-import { finishProvenance, provenance, provenanceLine } from './lib/machine.js';
+import { finishProvenance, provenance, provenanceLine, writeResultPair } from './lib/machine.js';
 import { percentile } from './lib/stats.js';
 
 const { values: args } = parseArgs({
@@ -366,27 +366,12 @@ for (const s of shares) {
 }
 const report = lines.join('\n');
 console.log(`\n${report}`);
-const stamp = started
-  .toISOString()
-  .replace(/[:]/g, '-')
-  .replace(/\.\d+Z$/, 'Z');
-const outDir = resolve(args.out);
-await mkdir(outDir, { recursive: true });
-const base = join(outDir, `tuner-cost-${stamp}`);
-await writeFile(`${base}.md`, `${report}\n`);
-await writeFile(
-  `${base}.json`,
-  `${JSON.stringify(
-    {
-      provenance: finishProvenance(origin),
-      trace: args.trace,
-      codes: codes.map(({ name, commit }) => ({ name, commit })),
-      rate,
-      retunes: retuneCosts,
-      cpu: shares,
-    },
-    null,
-    2,
-  )}\n`,
-);
+const base = await writeResultPair(resolve(args.out), 'tuner-cost', started, report, {
+  provenance: finishProvenance(origin),
+  trace: args.trace,
+  codes: codes.map(({ name, commit }) => ({ name, commit })),
+  rate,
+  retunes: retuneCosts,
+  cpu: shares,
+});
 console.log(`wrote ${base}.md and .json`);

@@ -1,6 +1,8 @@
 /** What the numbers were measured on and from, stored with every result (timings mean nothing without it). */
 import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem, type as osType } from 'node:os';
+import { join } from 'node:path';
 
 export interface MachineInfo {
   cpu_model: string;
@@ -74,4 +76,26 @@ export function provenanceLine(p: Provenance): string {
     `load average ${load.start.toFixed(2)} at start, ${load.end === null ? '?' : load.end.toFixed(2)} at end. ` +
     `Command: \`${p.command.map((a) => a.split('/').slice(-2).join('/')).join(' ')}\`.`
   );
+}
+
+/**
+ * Writes a measurement's report as `<dir>/<name>-<UTC start>.md` and `.json` (colons out of the
+ * time, so the names are valid everywhere); returns the path without extension.
+ */
+export async function writeResultPair(
+  dir: string,
+  name: string,
+  started: Date,
+  markdown: string,
+  json: unknown,
+): Promise<string> {
+  const stamp = started
+    .toISOString()
+    .replace(/[:]/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
+  await mkdir(dir, { recursive: true });
+  const base = join(dir, `${name}-${stamp}`);
+  await writeFile(`${base}.md`, `${markdown}\n`);
+  await writeFile(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
+  return base;
 }

@@ -20,9 +20,9 @@
  * window that overlaps the change (sudden: the one containing it; gradual: the whole transition)
  * kept the budget; mean savings and their share of the stream's yardstick; after the change, when
  * nothing pays on the new traffic (its yardstick below the 1 % the guarded tuner learns ramps for,
- * IDLE_BELOW) the mean savings from the window after the change on (the target: ≥ −2 %), else how
- * many windows after the traffic settled the tuner took to reach 80 % of the new traffic's
- * yardstick (the target: ≤ 3).
+ * IDLE_BELOW) the mean savings from the window after the change on (the target: ≥ −2 %), else
+ * those savings and how many windows after the traffic settled the tuner took to reach 80 % of the
+ * new traffic's yardstick (the target: ≤ 3).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -62,6 +62,8 @@ interface RunFigures {
   ofYardstick: number | null;
   /** After the change, when nothing pays on the new traffic: mean savings from the window after the change on. */
   idleSavings: number | null;
+  /** Mean savings from the window after the change on (null without a change). */
+  afterSavings: number | null;
   /** After the traffic settled, when something pays: windows until 80 % of its yardstick (null: never within the stream). */
   regainWindows: number | null;
   regainNever: boolean;
@@ -157,18 +159,20 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
   const size = report.window;
   let changeWithin: boolean | null = null;
   let idleSavings: number | null = null;
+  let afterSavings: number | null = null;
   let regainWindows: number | null = null;
   let regainNever = false;
   if (change) {
     const first = Math.floor(change.row / size);
     const last = change.kind === 'sudden' ? first : Math.max(first, Math.ceil(change.settledAt / size) - 1);
     changeWithin = windows.slice(first, last + 1).every((w) => w.withinBudget);
+    const rest = windows.slice(first + 1);
+    afterSavings = rest.length > 0 ? rest.reduce((s, w) => s + w.savings, 0) / rest.length : null;
     const after = (yard.after as number[])[0] as number;
     const settled = Math.ceil(change.settledAt / size);
     // Nothing pays: no reachable setting saves what the guarded tuner would learn ramps for.
     if (after < IDLE_BELOW) {
-      const rest = windows.slice(first + 1);
-      idleSavings = rest.length > 0 ? rest.reduce((s, w) => s + w.savings, 0) / rest.length : null;
+      idleSavings = afterSavings;
     } else {
       const k = windows.slice(settled).findIndex((w) => w.savings >= REGAIN_SHARE * after);
       regainWindows = k >= 0 ? k : null;
@@ -184,6 +188,7 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
     savings: report.meanSavings,
     ofYardstick: whole > 0 ? report.meanSavings / whole : null,
     idleSavings,
+    afterSavings,
     regainWindows,
     regainNever,
   };
@@ -246,23 +251,25 @@ function row(stream: ShiftStream, kind: TunerKind, mode: string, runs: RunFigure
     : '—';
   let after = '—';
   if (runs.some((f) => f.idleSavings !== null))
-    after = `nothing pays: ${range(
+    after = `nothing pays: saved ${range(
       list((f) => f.idleSavings ?? 0),
       pct,
     )}`;
-  else if (stream.changes.length > 0)
-    after = runs.some((f) => f.regainNever)
-      ? `80 % regained: ${runs.filter((f) => !f.regainNever).length}/${runs.length} runs` +
-        (runs.some((f) => !f.regainNever)
-          ? ` (in ${range(
-              list((f) => f.regainWindows ?? 0).filter((_, i) => !runs[i]?.regainNever),
-              String,
-            )} windows)`
-          : '')
-      : `80 % regained in ${range(
-          list((f) => f.regainWindows as number),
-          String,
-        )} windows`;
+  else if (stream.changes.length > 0) {
+    const saved = `saved ${range(
+      list((f) => f.afterSavings ?? 0),
+      pct,
+    )}`;
+    const regained = runs.filter((f) => !f.regainNever);
+    const windows = range(
+      regained.map((f) => f.regainWindows ?? 0),
+      String,
+    );
+    after =
+      regained.length === runs.length
+        ? `${saved}; 80 % regained in ${windows} windows`
+        : `${saved}; 80 % regained in ${regained.length}/${runs.length} runs${regained.length > 0 ? ` (in ${windows} windows)` : ''}`;
+  }
   return `| ${stream.name} | ${kind} | ${mode} | ${within} | ${range(
     list((f) => f.longestOverRun),
     String,

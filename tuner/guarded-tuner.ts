@@ -141,7 +141,7 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     const { budget, window } = this.options;
     const filled = this.sinceWindowCheck;
     if (filled === 0 || filled > this.history.length) return null;
-    if (![...this.thresholds.values()].some((t) => t !== null)) return null;
+    if (!this.anyOpen()) return null;
     const { k, n } = tally(this.history.last(filled));
     const left = budget * window - this.target() * Math.max(0, window - filled);
     return k > left + 1e-9 ? { disagreement: n > 0 ? k / n : 0, rows: n } : null;

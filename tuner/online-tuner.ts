@@ -153,7 +153,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     const events: TunerEvent[] = [...reaction.events];
     if (this.goesIdle && this.sinceIdleCheck >= this.options.window / 2 && this.checkIdle()) {
       // Idle: every ramp to "never", so that only probes pay for the heads (a dormant batch).
-      if ([...this.current.values()].some((t) => t !== null)) {
+      if (this.anyOpen()) {
         this.closeAll();
         events.push({ type: 'retune', reason: 'idle', thresholds: new Map(this.current), estimatedSavings: 0 });
       }
@@ -191,10 +191,9 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   }
 
   /**
-   * Whether any setting of the active ramps saves anything on the latest window's rows (at least
-   * half a window of them), in hindsight: idle when none does. Few rows decide nothing.
+   * Re-judges idleness (see the file comment) on the latest window's rows, at least half a window
+   * of them (fewer decide nothing); returns whether the tuner is idle.
    */
-  /** Re-judges idleness (see the file comment); returns whether the tuner is idle. */
   private checkIdle(): boolean {
     this.sinceIdleCheck = 0;
     const records = this.usable(this.history.recent());
@@ -249,6 +248,12 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
 
   /** Called after the ramp set changed: state indexed by the old ramp set must go. */
   protected rampSetChanged(): void {}
+
+  /** Whether some active ramp can answer (a threshold other than "never"). */
+  protected anyOpen(): boolean {
+    for (const t of this.current.values()) if (t !== null) return true;
+    return false;
+  }
 
   /** Every threshold to "never" (a tightening). */
   protected closeAll(): void {

@@ -31,9 +31,10 @@
  * release mode (the default here) feeds every row back; drop mode (the server's default) draws,
  * before each batch, each row as a probe with the share the tuner asks for (`probeShareFor`: the
  * learning share while it learns, else the settled share), from a seeded stream, and feeds only
- * probes — so a replay learns from as few rows as the server does. A drop-mode row that is not a
- * probe, in a batch whose ramps all stand at "never" (`isDormant`), takes the unsplit model and
- * costs what vanilla serving does, as on the server. With `rampSet` the tuner drops and adds ramps
+ * probes — so a replay learns from as few rows as the server does. A batch whose ramps all stand
+ * at "never" (`isDormant`) draws probes in either mode (release: all rows unless the tuner is
+ * idle), and a row of it that is not a probe takes the unsplit model and costs what vanilla
+ * serving does, as on the server. With `rampSet` the tuner drops and adds ramps
  * at the server's cadence (its `checkEveryBatches`, counted in the trace's batches); a new ramp
  * reads the trace's recorded scores, which carry every ramp.
  *
@@ -374,8 +375,8 @@ export function replayTrace(
     const active = new Set(ramps);
     const thresholds = tuner.thresholds;
     const plan = { mode: feedback.mode, ramps: ramps.map((id) => ({ threshold: thresholds.get(id) ?? null })) };
-    // As the executor draws them: in drop mode with some ramp active, each row by the share the
-    // tuner asks for now; otherwise every row is fed back.
+    // As the executor draws them (`drawsProbes`: drop mode, or a dormant batch), each row by the
+    // share the tuner asks for now; otherwise every row is fed back.
     const draws = drawsProbes(plan);
     const share = draws
       ? probeShareFor(tuner.feedbackDemand, feedback.mode, {

@@ -27,7 +27,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultServingConfig, type ModelConfig } from '../src/config/index.js';
-import { servingPlan } from '../src/engine/exit-plan.js';
+import { servingPlan, tracePlanningView } from '../src/engine/exit-plan.js';
 import { servedRampSet } from '../src/engine/live-tuning.js';
 import { compliantHindsight } from '../tuner/hindsight.js';
 import { rampOverheadShare } from '../tuner/latency-model.js';
@@ -60,8 +60,8 @@ interface RunFigures {
   changeWithin: boolean | null;
   savings: number;
   ofYardstick: number | null;
-  /** After the change, when nothing pays on the new traffic: mean savings from the window after the change on. */
-  idleSavings: number | null;
+  /** After the change nothing pays on the new traffic (its yardstick is below IDLE_BELOW). */
+  nothingPays: boolean;
   /** Mean savings from the window after the change on (null without a change). */
   afterSavings: number | null;
   /** After the traffic settled, when something pays: windows until 80 % of its yardstick (null: never within the stream). */
@@ -80,10 +80,7 @@ function startRamps(
   header: TraceHeader,
   config: ModelConfig,
 ): { ids: number[]; thresholds: Map<number, number | null> } {
-  const plan = servingPlan(
-    { ramps: header.ramps.map((r) => ({ ...r, soloCurve: r.soloCurve ?? [] })), profile: header.profile },
-    config,
-  );
+  const plan = servingPlan(tracePlanningView(header), config);
   return { ids: plan.ramps.map((r) => r.id), thresholds: new Map(plan.ramps.map((r) => [r.id, r.threshold])) };
 }
 
@@ -158,7 +155,7 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
   const change = stream.changes[0];
   const size = report.window;
   let changeWithin: boolean | null = null;
-  let idleSavings: number | null = null;
+  let nothingPays = false;
   let afterSavings: number | null = null;
   let regainWindows: number | null = null;
   let regainNever = false;
@@ -171,9 +168,8 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
     const after = (yard.after as number[])[0] as number;
     const settled = Math.ceil(change.settledAt / size);
     // Nothing pays: no reachable setting saves what the guarded tuner would learn ramps for.
-    if (after < IDLE_BELOW) {
-      idleSavings = afterSavings;
-    } else {
+    nothingPays = after < IDLE_BELOW;
+    if (!nothingPays) {
       const k = windows.slice(settled).findIndex((w) => w.savings >= REGAIN_SHARE * after);
       regainWindows = k >= 0 ? k : null;
       regainNever = k < 0;
@@ -187,7 +183,7 @@ function figures(report: ReplayReport, stream: ShiftStream, yard: Yardsticks): R
     changeWithin,
     savings: report.meanSavings,
     ofYardstick: whole > 0 ? report.meanSavings / whole : null,
-    idleSavings,
+    nothingPays,
     afterSavings,
     regainWindows,
     regainNever,
@@ -250,9 +246,9 @@ function row(stream: ShiftStream, kind: TunerKind, mode: string, runs: RunFigure
       )
     : '—';
   let after = '—';
-  if (runs.some((f) => f.idleSavings !== null))
+  if (runs.some((f) => f.nothingPays))
     after = `nothing pays: saved ${range(
-      list((f) => f.idleSavings ?? 0),
+      list((f) => f.afterSavings ?? 0),
       pct,
     )}`;
   else if (stream.changes.length > 0) {

@@ -24,7 +24,7 @@ import {
 } from '../../tuner/tuner.js';
 import { readManifest } from '../model/manifest.js';
 import { defaultServingConfig, loadServingConfig, type ModelConfig } from '../config/index.js';
-import { servingPlan, type PlanningView } from '../engine/exit-plan.js';
+import { servingPlan, tracePlanningView } from '../engine/exit-plan.js';
 import { servedRampSet } from '../engine/live-tuning.js';
 import { EXIT_MODES, type ExitMode } from '../../tuner/exit-policy.js';
 import type { FeedbackRecord } from '../../tuner/feedback-record.js';
@@ -83,11 +83,6 @@ async function servedModelConfig(options: ReplayCliOptions, traceModel: string):
       `--config ${options.config}: no model named '${name}' (models: ${config.models.map((m) => m.name).join(', ')}); give --served-model`,
     );
   return entry;
-}
-
-/** A trace header as what a plan is chosen from: its ramps (without curves: none to choose by) and profile. */
-function planningView(header: TraceHeader): PlanningView {
-  return { ramps: header.ramps.map((r) => ({ ...r, soloCurve: r.soloCurve ?? [] })), profile: header.profile };
 }
 
 function parseStart(value: string): TunerStart {
@@ -353,7 +348,7 @@ export function registerReplayCommand(program: Command): void {
       const window = options.window ?? served.accuracy.window;
       // The ramps the server would start with (the same choice from the same solo-exit curves),
       // unless given; every ramp of the trace when the header has no curves to choose by.
-      const startSet = servingPlan(planningView(header), served).ramps.map((r) => r.id);
+      const startSet = servingPlan(tracePlanningView(header), served).ramps.map((r) => r.id);
       const active =
         options.ramps ??
         (options.thresholds

@@ -25,6 +25,7 @@
 import { calibratedStartRate, calibratedThresholds, soloPointAt } from '../../tuner/calibration.js';
 import type { CalibratedRamp } from '../../tuner/calibration.js';
 import type { LatencyProfileData } from '../../tuner/latency-model.js';
+import type { TraceHeader } from '../../tuner/replay.js';
 import type { ModelConfig } from '../config/index.js';
 import type { ExitPlan } from './backend.js';
 import { isOnlineTunerKind } from '../../tuner/tuner.js';
@@ -37,6 +38,11 @@ import { isOnlineTunerKind } from '../../tuner/tuner.js';
 export interface PlanningView {
   ramps: readonly (CalibratedRamp & { computeBefore: number })[];
   profile: Pick<LatencyProfileData, 'fullModelMs' | 'headMs'>;
+}
+
+/** A trace's header as what a plan is chosen from: its ramps (without curves: none to choose by) and profile. */
+export function tracePlanningView(header: Pick<TraceHeader, 'ramps' | 'profile'>): PlanningView {
+  return { ramps: header.ramps.map((r) => ({ ...r, soloCurve: r.soloCurve ?? [] })), profile: header.profile };
 }
 
 /** Fraction of the full model's batch-1 latency a ramp's head costs. */

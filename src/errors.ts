@@ -279,6 +279,23 @@ export const ERROR_TABLE = {
       'A pin names a ramp the server disabled because its head failed (to load, to run, or with non-finite scores); ' +
       'the model serves without it until restarted with a sound head. `GET /v2/models/{m}/exits` lists disabled ramps and why.',
   },
+  OFFRAMP_INVALID_WHAT_IF_BUDGET: {
+    message: 'what-if budget must be a number in (0, 0.5], got {budget}',
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc:
+      "A what-if (the dashboard's budget slider, `/dashboard/api/what-if`) asks for a budget that is not a number, " +
+      'or not above 0 and at most 0.5 (a share of rows that may disagree with the full model).',
+  },
+  OFFRAMP_WHAT_IF_NO_FEEDBACK: {
+    message: "model '{model}' has no feedback rows a what-if can be judged on yet: {hint}",
+    httpStatus: 409,
+    grpcStatus: 9 /* FAILED_PRECONDITION */,
+    doc:
+      'A what-if is judged on the rows of the feedback window that were run to the end (probes) and carry a reading ' +
+      'of every active ramp; there are none yet. Send the model traffic and ask again: in release mode every answered ' +
+      'row counts, in drop mode only probes (`exits.drop_feedback_fraction` of rows, more while the tuner learns).',
+  },
 } as const satisfies Record<`OFFRAMP_${string}`, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -42,6 +42,16 @@ export function isProbe(record: FeedbackRecord): boolean {
 }
 
 /**
+ * Whether a record carries a reading of every one of `rampIds`: only such rows can be re-decided
+ * under any thresholds of those ramps (a row without a ramp's reading left the batch before it, or
+ * the ramp was not running then), so the tuners learn from these rows only (online-tuner.ts).
+ */
+export function carriesReadings(record: FeedbackRecord, rampIds: readonly number[]): boolean {
+  for (const id of rampIds) if (!record.ramps.some((r) => r.id === id)) return false;
+  return true;
+}
+
+/**
  * Realised disagreement of one row: whether the answer it was actually given — the argmax of
  * the ramp it exited at (`exit`), else the final answer — differs from the full model's. 1: it
  * differs; 0: the same; −1: unknown, and not counted (no final answer, as for a row that left the

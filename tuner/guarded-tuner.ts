@@ -29,7 +29,14 @@
 import { clopperPearsonLower, maxAllowedDisagreements, windowSafeRate } from './clopper-pearson.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import { breaksBudget, tally } from './feedback-history.js';
-import { guardedThresholds, learnPath, testPath, testPathTally, type GuardedChoice } from './guarded.js';
+import {
+  guardedThresholds,
+  learnPath,
+  testPath,
+  testPathTally,
+  type GuardedChoice,
+  type GuardedOptions,
+} from './guarded.js';
 import { OnlineTuner } from './online-tuner.js';
 import { KeyedRows, PathTally } from './path-tally.js';
 import type { GuardedTunerOptions, TunerEvent } from './tuner.js';
@@ -37,6 +44,28 @@ import { WindowEvaluator } from './window-eval.js';
 
 /** One row in three learns the path, two test it (see GuardedTunerOptions.fitEvery). */
 const DEFAULT_FIT_EVERY = 3;
+
+/**
+ * The guarded search (guarded.ts) as the guarded tuner runs it on a tuning window while its
+ * history is short (`interleaved`: one row in `fitEvery` learns, the others test), from the
+ * tuner's options: the one place those options become the search's, which the what-if
+ * (what-if.ts) runs too.
+ */
+export function interleavedSearch(
+  options: Pick<
+    GuardedTunerOptions,
+    'budget' | 'confidence' | 'window' | 'fitEvery' | 'quantiles' | 'perWindowGuard' | 'recentGuard'
+  >,
+): GuardedOptions {
+  return {
+    budget: options.budget,
+    confidence: options.confidence,
+    fitEvery: options.fitEvery ?? DEFAULT_FIT_EVERY,
+    ...(options.quantiles !== undefined ? { quantiles: options.quantiles } : {}),
+    ...(options.perWindowGuard !== false ? { windowRows: options.window } : {}),
+    ...(options.recentGuard !== false ? { recentRows: options.window } : {}),
+  };
+}
 
 export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
   private readonly driftSpan: number;
@@ -240,14 +269,7 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     const every = this.options.fitEvery ?? DEFAULT_FIT_EVERY;
     const tested = tuning.reduce((s, r, i) => s + (r.final && i % every !== 0 ? 1 : 0), 0);
     if (maxAllowedDisagreements(tested, this.target(), this.options.confidence) < 0) return null;
-    return guardedThresholds(tuning, this.windowOptions(), {
-      budget: this.options.budget,
-      confidence: this.options.confidence,
-      fitEvery: every,
-      ...(this.options.quantiles !== undefined ? { quantiles: this.options.quantiles } : {}),
-      ...(this.options.perWindowGuard !== false ? { windowRows: this.options.window } : {}),
-      ...(this.options.recentGuard !== false ? { recentRows: this.options.window } : {}),
-    });
+    return guardedThresholds(tuning, this.windowOptions(), interleavedSearch(this.options));
   }
 
   /**

@@ -34,7 +34,7 @@
  * does plus the probes' heads; no setting of its active ramps saves 1 % there anyway.
  */
 import { windowSafeRate } from './clopper-pearson.js';
-import type { FeedbackRecord } from './feedback-record.js';
+import { carriesReadings, type FeedbackRecord } from './feedback-record.js';
 import { checkTunerOptions, FeedbackHistory, noEstimates, type HistoryRow } from './feedback-history.js';
 import { hindsightOptimal, quickHindsightSavings } from './hindsight.js';
 import { rampSetDecision, rampUtilities, type RampSetDecision } from './ramp-utility.js';
@@ -269,8 +269,7 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
 
   /** Whether a record carries a reading of every active ramp. */
   protected isUsable(record: FeedbackRecord): boolean {
-    for (const id of this.active) if (!record.ramps.some((r) => r.id === id)) return false;
-    return true;
+    return carriesReadings(record, this.active);
   }
 
   protected windowOptions(): WindowEvalOptions {

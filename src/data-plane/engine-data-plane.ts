@@ -19,6 +19,9 @@ import { servingPlan } from '../engine/exit-plan.js';
 import { attachTuner, thresholdProblem, type LiveTuning, type ThresholdMap } from '../engine/live-tuning.js';
 import { deepestAnswer, type RowAnswer } from '../engine/request.js';
 import { estimatedSavings, rampOverheadShare } from '../../tuner/latency-model.js';
+import { whatIf, type WhatIfFigures } from '../../tuner/what-if.js';
+import type { TuningEventLog } from '../engine/tuning-log.js';
+import type { WhatIfReport } from '../dashboard/protocol.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
 import { convertTextInput } from './convert-text-input.js';
 import { TextTokenizer } from '../model/text-tokenizer.js';
@@ -355,6 +358,54 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return { model: m.name, version: m.version, fault, worker: done.worker, failed: done.failed };
   }
 
+  whatIf(name: string, version: string | undefined, budget: number): WhatIfReport {
+    const m = this.model(name, version);
+    if (typeof budget !== 'number' || !(budget > 0 && budget <= 0.5))
+      throw new OfframpError('OFFRAMP_INVALID_WHAT_IF_BUDGET', { budget: String(budget) });
+    const plan = m.runner.exitPlan;
+    const planned = plan.ramps.map((r) => r.id);
+    // The ramps the tuner chooses for — those whose heads run in the plan in force (a paused
+    // tuner may want a ramp the plan does not run, and no row carries its reading); without an
+    // online tuner, the plan's.
+    const proposed = m.tuning.state().proposed;
+    const activeRamps = proposed ? [...proposed.keys()].filter((id) => planned.includes(id)) : planned;
+    const result = whatIf(m.runner.feedback.snapshot(), {
+      kind: m.tuning.kind,
+      activeRamps,
+      rule: { policy: plan.policy, patience: plan.patience },
+      profile: m.manifest.profile,
+      budget,
+      confidence: m.config.accuracy.confidence,
+      window: m.config.accuracy.window,
+      current: new Map(plan.ramps.map((r) => [r.id, r.threshold])),
+    });
+    if (result.rows === 0)
+      throw new OfframpError('OFFRAMP_WHAT_IF_NO_FEEDBACK', {
+        model: m.name,
+        hint:
+          plan.mode === 'drop'
+            ? 'send it traffic; in drop mode only probes count (rows run to the end, ' +
+              'exits.drop_feedback_fraction of them, more while the tuner learns)'
+            : 'send it traffic; every answered row counts',
+      });
+    const { chosen, current } = result;
+    return {
+      model: m.name,
+      budget,
+      rows: result.rows,
+      thresholds: asRecord(chosen.thresholds),
+      earlyShare: chosen.earlyShare,
+      predictedSavings: chosen.savings,
+      disagreement: chosen.disagreement,
+      upperBound: chosen.upperBound,
+      current: whatIfColumn(current),
+    };
+  }
+
+  tuningEvents(name: string, version: string | undefined, seq: number): TuningEventLog {
+    return this.model(name, version).tuning.eventsSince(seq);
+  }
+
   private onlineModel(name: string, version: string | undefined, action: string): ServedModel {
     const m = this.model(name, version);
     if (!m.tuning.online)
@@ -489,8 +540,19 @@ function notReadyReason(m: ServedModel): string | null {
   return null;
 }
 
+/** Thresholds keyed by exit id as a string (the dashboard's ExitKey, src/dashboard/protocol.ts). */
 function asRecord(thresholds: ThresholdMap): Record<string, number | null> {
   return Object.fromEntries([...thresholds].map(([id, t]) => [String(id), t]));
+}
+
+/** A what-if setting's figures as the report's comparison column. */
+function whatIfColumn(figures: WhatIfFigures): WhatIfReport['current'] {
+  return {
+    thresholds: asRecord(figures.thresholds),
+    earlyShare: figures.earlyShare,
+    predictedSavings: figures.savings,
+    disagreement: figures.disagreement,
+  };
 }
 
 /** The tuner section of the exits report; `windowSavings` is the window's estimated savings. */

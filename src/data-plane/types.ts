@@ -8,6 +8,10 @@ import type { TunerEstimates, TunerSetting } from '../../tuner/tuner.js';
 import type { RampUtility } from '../../tuner/ramp-utility.js';
 import type { OfframpError } from '../errors.js';
 import type { FaultKind } from '../engine/backend.js';
+import type { TuningEventLog } from '../engine/tuning-log.js';
+import type { WhatIfReport } from '../dashboard/protocol.js';
+
+export type { TuningEventLog, WhatIfReport };
 
 // The fault vocabulary is the executor's; the transports take it from here.
 export { FAULT_KINDS, type FaultKind } from '../engine/backend.js';
@@ -289,4 +293,16 @@ export interface DataPlane {
    * what `infer` reports itself (an unknown model, a server not ready). See ModelRunner.admission.
    */
   admission(name: string, version?: string): OfframpError | null;
+  /**
+   * What the model's tuner would choose at accuracy budget `budget` on the current feedback
+   * window, and how that and the thresholds in force do there (tuner/what-if.ts); keyed by exit
+   * id. Throws OFFRAMP_INVALID_WHAT_IF_BUDGET unless 0 < budget ≤ 0.5, OFFRAMP_WHAT_IF_NO_FEEDBACK
+   * while the window holds no row it can judge. Computed on the caller's thread.
+   */
+  whatIf(name: string, version: string | undefined, budget: number): WhatIfReport;
+  /**
+   * The model's tuning events (tuner and operator; src/engine/tuning-log.ts) numbered after `seq`
+   * (0: every one still kept), oldest first, and the newest number, to pass as `seq` next time.
+   */
+  tuningEvents(name: string, version: string | undefined, seq: number): TuningEventLog;
 }

@@ -25,6 +25,10 @@
  * asks for it — the static plan, a config reload, the tuner (which is told to withdraw it) or a
  * pin (dropped) — and one check, in `apply`, keeps that invariant.
  *
+ * Every change — the tuner's events as they arrive (a re-tune only when it changes
+ * a threshold), pause, resume, pins, disabled ramps — goes into the model's tuning event log
+ * (tuning-log.ts), which the dashboard reads (`eventsSince`).
+ *
  * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
  * finished batch, from the tuner's feedback demand (tuner/tuner.ts FeedbackDemand,
  * `probeShareFor`): while the tuner learns (from the start, a tightening or a ramp-set change
@@ -56,6 +60,7 @@ import type { ModelConfig } from '../config/index.js';
 import type { ExecutorFault, ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import { TunerThread } from './tuner-thread.js';
+import { describeThresholds, TuningLog, tunerEventEntry, type TuningEventLog } from './tuning-log.js';
 
 /** What LiveTuning needs of a ModelRunner: its plan, and its finished batches' feedback. */
 export type PlanHost = Pick<ModelRunner, 'exitPlan' | 'setExitPlan' | 'onFeedback'>;
@@ -180,6 +185,10 @@ export class LiveTuning {
   /** Ramp sets whose re-split failed, already logged. */
   private readonly failedResplits = new Set<string>();
   private pausedFlag = false;
+  /** What the tuner and operators did, for the dashboard (tuning-log.ts). */
+  private readonly events = new TuningLog();
+  /** The tuner's thresholds as of its last event: a re-tune that repeats them is not logged. */
+  private tunerThresholds: ThresholdMap = new Map();
   /** Drop mode's probe share once the tuner has settled (the static plan's), and while it learns. */
   private readonly settledShare: number;
   private readonly learningShare: number;
@@ -194,6 +203,7 @@ export class LiveTuning {
     for (const [id, reason] of options.disabledRamps ?? []) {
       this.disabled.set(id, reason);
       this.log(disabledLine(id, reason));
+      this.events.record('ramp-disabled', disabledLine(id, reason));
     }
     this.base = this.withoutDisabled(host.exitPlan);
     if (this.base !== host.exitPlan) host.setExitPlan(this.base);
@@ -224,8 +234,9 @@ export class LiveTuning {
     if (tuner instanceof TunerThread)
       tuner.onError = (message) => this.log(`tuner failed on a batch (the plan in force stays): ${message}`);
     this.tuner = tuner;
+    this.tunerThresholds = new Map(tuner.thresholds);
     tuner.onChange = (events) => {
-      for (const e of events) if (e.type !== 'retune') this.log(describeEvent(e));
+      for (const e of events) this.recordTunerEvent(e);
       // Paused: the tuner keeps observing (its estimates describe the traffic being served), but
       // what it wants is applied only on resume.
       if (this.pausedFlag) return;
@@ -269,7 +280,9 @@ export class LiveTuning {
 
   /** Stops applying the tuner's changes; the plan in force stays. No-op without an online tuner. */
   pause(): void {
-    if (this.tuner) this.pausedFlag = true;
+    if (!this.tuner || this.pausedFlag) return;
+    this.pausedFlag = true;
+    this.events.record('pause', 'paused: the tuner keeps observing; its changes wait for resume');
   }
 
   /** Applies the tuner's current thresholds from the next batch, and its later changes again. */
@@ -277,17 +290,29 @@ export class LiveTuning {
     if (!this.tuner || !this.pausedFlag) return;
     this.pausedFlag = false;
     this.base = this.tunerPlan(this.tuner);
+    this.events.record(
+      'resume',
+      `resumed: the tuner's thresholds apply (${describeThresholds(this.tuner.thresholds)})`,
+    );
     this.apply();
   }
 
   /** Pins these ramps' thresholds (others pinned earlier stay pinned), from the next batch. Inputs are validated by the caller. */
   pin(thresholds: ThresholdMap): void {
     for (const [id, threshold] of thresholds) this.pins.set(id, threshold);
+    this.events.record('pin', `pin: ${describeThresholds(thresholds)}`);
     this.apply();
   }
 
   /** Drops every pin: the tuner's (or the static plan's) thresholds apply again. */
   unpin(): void {
+    const ids = [...this.pins.keys()].sort((a, b) => a - b);
+    this.events.record(
+      'unpin',
+      ids.length > 0
+        ? `unpin: ${ids.join(', ')} back to the ${this.tuner ? "tuner's" : "plan's"} thresholds`
+        : 'unpin: nothing was pinned',
+    );
     this.pins.clear();
     this.apply();
   }
@@ -305,7 +330,9 @@ export class LiveTuning {
     if (this.disabled.has(id)) return;
     this.disabled.set(id, reason);
     this.log(disabledLine(id, reason));
-    if (this.pins.delete(id)) this.log(`ramp ${id} unpinned: it is disabled`);
+    const unpinned = this.pins.delete(id);
+    if (unpinned) this.log(`ramp ${id} unpinned: it is disabled`);
+    this.events.record('ramp-disabled', `${disabledLine(id, reason)}${unpinned ? '; its pin is dropped' : ''}`);
     this.base = this.withoutDisabled(this.base);
     this.tuner?.withdrawRamp(id);
     this.apply();
@@ -336,6 +363,8 @@ export class LiveTuning {
     this.base = plan;
     const dropped = [...this.pins].filter(([, t]) => thresholdProblem(plan.policy, t) !== undefined).map(([id]) => id);
     for (const id of dropped) this.pins.delete(id);
+    if (dropped.length > 0)
+      this.events.record('unpin', `unpin: ${dropped.join(', ')} (the reloaded ${plan.policy} policy cannot take them)`);
     this.apply();
     return dropped;
   }
@@ -365,6 +394,32 @@ export class LiveTuning {
       estimates: this.tuner.estimates,
       probeShare,
     };
+  }
+
+  /**
+   * The tuning events numbered after `seq` (0: every one still kept), oldest first, and the
+   * newest number, to ask from next time (tuning-log.ts).
+   */
+  eventsSince(seq: number): TuningEventLog {
+    return this.events.since(seq);
+  }
+
+  /**
+   * One of the tuner's events into the event log (and, but for re-tunes, the server log). A
+   * re-tune that leaves every threshold where the tuner had it is not an event worth marking:
+   * periodic re-tunes come every quarter window.
+   */
+  private recordTunerEvent(event: TunerEvent): void {
+    if (event.type === 'retune') {
+      if (sameThresholds(event.thresholds, this.tunerThresholds)) return;
+      this.tunerThresholds = new Map(event.thresholds);
+    } else if (event.type === 'tighten') {
+      this.tunerThresholds = new Map([...this.tunerThresholds.keys()].map((id) => [id, null]));
+    }
+    const entry = tunerEventEntry(event);
+    if (event.type !== 'retune') this.log(`tuner: ${entry.summary}`);
+    // Paused, the tuner's changes wait for resume: the log says so rather than implying a change.
+    this.events.record(entry.kind, this.pausedFlag ? `${entry.summary} (paused: not applied)` : entry.summary);
   }
 
   /** Stops the tuner's thread (the plan in force stays). */
@@ -399,14 +454,11 @@ function disabledLine(id: number, reason: string): string {
   return `ramp ${id} disabled: ${reason}; the model serves without it`;
 }
 
-/** Ramp-set changes, in words, for the server log. */
-function describeEvent(event: Exclude<TunerEvent, { type: 'retune' }>): string {
-  if (event.type === 'tighten')
-    return (
-      `tuner: ${event.reason} (disagreement ${(event.disagreement * 100).toFixed(2)} % over ${event.rows} rows): ` +
-      `every ramp back to "never"${event.reason === 'at-risk' ? ' until the window ends' : ''}`
-    );
-  return `tuner: ramp set changed (${event.reasons.join('; ') || 'no reason given'})`;
+/** Whether two threshold maps name the same ramps with the same thresholds. */
+function sameThresholds(a: ThresholdMap, b: ThresholdMap): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, t] of a) if (!b.has(id) || b.get(id) !== t) return false;
+  return true;
 }
 
 /**

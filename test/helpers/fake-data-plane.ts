@@ -11,6 +11,8 @@ import type {
   InferResponse,
   ModelMetadata,
   ServerMetadata,
+  TuningEventLog,
+  WhatIfReport,
 } from '../../src/data-plane/types.js';
 import { OfframpError } from '../../src/errors.js';
 
@@ -19,6 +21,8 @@ export interface FakeModel {
   readonly metadata: ModelMetadata;
   /** What `exits` answers; `exits` throws for a model without one. */
   readonly exits?: ExitsReport;
+  /** What `whatIf` answers (with the budget asked for); `whatIf` throws for a model without one. */
+  readonly whatIf?: WhatIfReport;
 }
 
 export interface FakeDataPlaneOptions {
@@ -93,5 +97,17 @@ export class FakeDataPlane implements DataPlane {
     }
     this.requests.push(request);
     return this.inferImpl(request);
+  }
+  whatIf(name: string, version: string | undefined, budget: number): WhatIfReport {
+    const report = this.model(name, version).whatIf;
+    if (!report) throw new Error(`the fake model '${name}' has no what-if report`);
+    return { ...structuredClone(report), budget };
+  }
+  /** Tuning events per model name, oldest first (numbered from 1); a test pushes to them. */
+  readonly events = new Map<string, TuningEventLog['events']>();
+  tuningEvents(name: string, version: string | undefined, seq: number): TuningEventLog {
+    this.model(name, version);
+    const events = this.events.get(name) ?? [];
+    return { events: events.slice(Math.max(0, seq)), last: events.length };
   }
 }

@@ -188,6 +188,20 @@ export const METRIC_TABLE = {
     help: '1 when the ramp may answer requests (active, with a finite threshold), else 0.',
     labels: ['model', 'ramp'],
   },
+  sloLatency: {
+    name: 'offramp_slo_latency_seconds',
+    type: 'gauge',
+    help: "The model's latency objective from the SLO file (slo.latency_ms), in seconds.",
+    labels: ['model'],
+    doc: 'A setting, exported so that a dashboard can draw the SLO line beside the latency it holds (slo.percentile is the percentile it applies to).',
+  },
+  accuracyBudget: {
+    name: 'offramp_accuracy_budget_ratio',
+    type: 'gauge',
+    help: "The model's accuracy budget from the SLO file: the share of answers allowed to disagree with the full model (accuracy.budget).",
+    labels: ['model'],
+    doc: 'A setting, exported so that a dashboard can draw the budget beside the window disagreement and the guard bound.',
+  },
   windowDisagreement: {
     name: 'offramp_window_disagreement_ratio',
     type: 'gauge',

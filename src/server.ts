@@ -104,7 +104,12 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   }
   // Exit-state gauges and tuner counters are read from the exits reports at each scrape.
   metrics.onRefresh(() => {
-    for (const m of dataPlane.servedModels) recordExitsReport(metrics, dataPlane.exits(m.name));
+    for (const m of dataPlane.servedModels) {
+      recordExitsReport(metrics, dataPlane.exits(m.name));
+      // Settings, read at each scrape so that a config reload shows.
+      metrics.sloLatency.set({ model: m.name }, m.config.slo.latencyMs / 1000);
+      metrics.accuracyBudget.set({ model: m.name }, m.config.accuracy.budget);
+    }
   });
 
   // The admin token is read once: a reload that changes it is reported, not applied (like the ports).

@@ -95,6 +95,27 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [NO_OFFLINE_PIPELINE, NO_RUNTIME_ABOVE_MODEL] }] },
   },
   {
+    // The dashboard page (browser code, bundled by esbuild): its globals are the DOM's, which its
+    // tsconfig (lib DOM) declares for the type-aware rules (no-undef is off for TypeScript, as
+    // typescript-eslint advises). It imports its own modules, uPlot, and of the server only the
+    // types of protocol.ts, so the bundle never drags in Node code. build.ts runs in Node.
+    files: ['src/dashboard/client/**/*.ts'],
+    ignores: ['src/dashboard/client/build.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: String.raw`^(?!\./[\w.-]+$|\.\./protocol\.js$|uplot(/|$))`,
+              message: 'The dashboard page imports only its own modules, uplot, and ../protocol.js (types).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['ramps/**/*.ts'],
     rules: {
       'no-restricted-imports': [

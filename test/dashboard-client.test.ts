@@ -15,7 +15,13 @@ import {
 } from '../src/dashboard/client/api.js';
 import { bucketLabels, describeBatchSizes, sumBatchSizes } from '../src/dashboard/client/batch-sizes.js';
 import { BUDGET_POSITIONS, budgetAt, positionOf } from '../src/dashboard/client/budget-scale.js';
-import { describeThresholds, exitViews, pinRequestBody, rampIdOf, rampViews } from '../src/dashboard/client/exits.js';
+import {
+  describeThresholds,
+  exitViews,
+  pinRequestBody,
+  adminIdOf,
+  pinnableExits,
+} from '../src/dashboard/client/exits.js';
 import {
   formatCores,
   formatCount,
@@ -231,21 +237,22 @@ describe('batch-size bars', () => {
 describe('exits', () => {
   it('lists the exits in answering order, the full model last', () => {
     expect(exitViews(plainModel).map((view) => view.key)).toEqual(['0', '1', 'final']);
-    expect(rampViews(cascadeModel).map((view) => view.label)).toEqual(['ramp 0', 'ramp 1']);
+    expect(pinnableExits(cascadeModel).map((view) => view.key)).toEqual(['0', '1', '2', '3']);
   });
 
-  it('maps exit keys to the ramp ids the admin endpoints take (tiers come first)', () => {
-    expect(rampIdOf(plainModel, '1')).toBe(1);
-    expect(rampIdOf(cascadeModel, '2')).toBe(0);
-    expect(rampIdOf(cascadeModel, '3')).toBe(1);
-    expect(rampIdOf(cascadeModel, '0')).toBeUndefined(); // a tier
-    expect(rampIdOf(cascadeModel, 'final')).toBeUndefined();
-    expect(rampIdOf(cascadeModel, '9')).toBeUndefined();
+  it('maps exit keys to the ids the admin endpoints take: the exit ids, tiers first', () => {
+    expect(adminIdOf(plainModel, '1')).toBe(1);
+    // A cascade's exits view numbers tiers and ramps as exits (src/model/cascade.ts): sent as they are.
+    expect(adminIdOf(cascadeModel, '2')).toBe(2);
+    expect(adminIdOf(cascadeModel, '3')).toBe(3);
+    expect(adminIdOf(cascadeModel, '0')).toBe(0); // a tier's θ
+    expect(adminIdOf(cascadeModel, 'final')).toBeUndefined();
+    expect(adminIdOf(cascadeModel, '9')).toBeUndefined();
   });
 
-  it('pins ramps only, by ramp id', () => {
+  it('pins tiers and ramps by exit id, never "final"', () => {
     expect(pinRequestBody(cascadeModel, { '0': 0.5, '2': 0.9, '3': null, final: 1 })).toEqual({
-      thresholds: { '0': 0.9, '1': null },
+      thresholds: { '0': 0.5, '2': 0.9, '3': null },
     });
   });
 

@@ -8,7 +8,7 @@ import type { DashboardModelInfo, ExitKey } from '../protocol.js';
 import type { AdminSession } from './admin.js';
 import { controlsState, describeAdminAnswer, parseThresholdInput, type AdminAction } from './api.js';
 import { el, setText } from './dom.js';
-import { pinRequestBody, rampViews } from './exits.js';
+import { pinRequestBody, pinnableExits } from './exits.js';
 import { panel } from './panel.js';
 
 export class ControlsPanel {
@@ -52,7 +52,7 @@ export class ControlsPanel {
     const resume = button('tuner-resume', 'Resume tuner', () => void this.#run('resume'));
     const unpin = button('unpin-all', 'Unpin all', () => void this.#run('unpin', undefined, 'unpin all'));
 
-    const ramps = rampViews(model);
+    const ramps = pinnableExits(model);
     const rampSelect = el(
       'select',
       { 'data-testid': 'pin-ramp', 'aria-label': 'ramp' },
@@ -129,7 +129,7 @@ export class ControlsPanel {
   #refresh(): void {
     const state = controlsState(this.#session.enabled, this.#session.token, this.#model.online);
     for (const control of this.#tunerButtons) control.disabled = !state.tuner;
-    const noRamps = rampViews(this.#model).length === 0;
+    const noRamps = pinnableExits(this.#model).length === 0;
     for (const control of this.#adminInputs)
       control.disabled = !state.admin || (noRamps && control.dataset['testid']?.startsWith('pin') === true);
     setText(this.#reason, state.reason);

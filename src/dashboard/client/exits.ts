@@ -1,10 +1,10 @@
 /**
- * A model's exits as the page names and orders them, and the admin endpoints' view of them (ramp
- * ids). Pure (no DOM): tested in Node.
+ * A model's exits as the page names and orders them, and the ids the admin endpoints take. Pure (no DOM): tested in Node.
  *
  * Exit keys are the metrics' `exit` label: with a cascade of T tiers, tiers are exits 0..T−1 and
- * ramp r is exit T + r (src/metrics.ts); the admin endpoints take ramp ids, so a ramp's key
- * minus the tier count is what they are sent. "final" is the full model.
+ * ramp r is exit T + r (src/metrics.ts). The admin endpoints number a model's exits the same way
+ * (a tier's θ can be pinned like a ramp's threshold), so a key is sent as it is. "final" is the
+ * full model.
  */
 
 import type { DashboardModelInfo, ExitKey } from '../protocol.js';
@@ -25,39 +25,36 @@ export function exitViews(model: DashboardModelInfo): ExitView[] {
   return views;
 }
 
-/** The exits that have thresholds an operator can pin: the ramps. */
-export function rampViews(model: DashboardModelInfo): ExitView[] {
-  return exitViews(model).filter((view) => view.kind === 'ramp');
-}
-
-/** The ramp id the admin endpoints know exit `key` by; undefined for a tier, "final" or an unknown key. */
-export function rampIdOf(model: DashboardModelInfo, key: ExitKey): number | undefined {
-  const exit = model.exits.find((candidate) => candidate.key === key);
-  if (exit?.kind !== 'ramp' || !/^\d+$/.test(key)) return undefined;
-  const tiers = model.exits.filter((candidate) => candidate.kind === 'tier').length;
-  return Number(key) - tiers;
-}
-
-/** The exit key of ramp `rampId` (the inverse of rampIdOf). */
-export function exitKeyOfRamp(model: DashboardModelInfo, rampId: number): ExitKey {
-  const tiers = model.exits.filter((candidate) => candidate.kind === 'tier').length;
-  return String(rampId + tiers);
+/** The exits that have thresholds an operator can pin: the cascade's tiers and the ramps (not "final"). */
+export function pinnableExits(model: DashboardModelInfo): ExitView[] {
+  return exitViews(model).filter((view) => view.kind !== 'final');
 }
 
 /**
- * The body of `PUT /v2/models/{m}/admin/thresholds` pinning these exits' thresholds: ramp id →
- * threshold (null = never). Exits that are not ramps are left out: only ramps can be pinned.
+ * The id the admin endpoints know exit `key` by — the exit id itself (a served cascade's exits
+ * view numbers its tiers and ramps as exits, src/model/cascade.ts) — or undefined for "final" or a
+ * key the model does not have.
+ */
+export function adminIdOf(model: DashboardModelInfo, key: ExitKey): number | undefined {
+  const exit = model.exits.find((candidate) => candidate.key === key);
+  if (exit === undefined || !/^\d+$/.test(key)) return undefined;
+  return Number(key);
+}
+
+/**
+ * The body of `PUT /v2/models/{m}/admin/thresholds` pinning these exits' thresholds: exit id →
+ * threshold (null = never). "final" and unknown keys are left out.
  */
 export function pinRequestBody(
   model: DashboardModelInfo,
   thresholds: Record<ExitKey, number | null>,
 ): { thresholds: Record<string, number | null> } {
-  const byRamp: Record<string, number | null> = {};
+  const byExit: Record<string, number | null> = {};
   for (const [key, threshold] of Object.entries(thresholds)) {
-    const rampId = rampIdOf(model, key);
-    if (rampId !== undefined) byRamp[String(rampId)] = threshold;
+    const id = adminIdOf(model, key);
+    if (id !== undefined) byExit[String(id)] = threshold;
   }
-  return { thresholds: byRamp };
+  return { thresholds: byExit };
 }
 
 /** Thresholds as one line, in exit order: "ramp 0 0.93 · ramp 1 never (pinned)". */

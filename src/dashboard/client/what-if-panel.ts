@@ -10,7 +10,7 @@ import type { AdminSession } from './admin.js';
 import { controlsState, ROUTES } from './api.js';
 import { BUDGET_POSITIONS, budgetAt, positionOf } from './budget-scale.js';
 import { el, setText } from './dom.js';
-import { describeThresholds, rampViews } from './exits.js';
+import { describeThresholds, pinnableExits } from './exits.js';
 import { formatCount, formatShare, MISSING } from './format.js';
 import { requestJson } from './http.js';
 import { panel } from './panel.js';
@@ -178,7 +178,7 @@ export class WhatIfPanel {
 
   #refreshApply(): void {
     const state = controlsState(this.#session.enabled, this.#session.token, this.#model.online);
-    const hasRamps = rampViews(this.#model).length > 0;
+    const hasRamps = pinnableExits(this.#model).length > 0;
     this.#apply.disabled = !state.admin || !hasRamps || this.#report === undefined;
     this.#apply.title = !state.admin
       ? state.reason

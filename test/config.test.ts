@@ -115,9 +115,9 @@ describe('parseServingConfig', () => {
       maxViewers: 2,
       resultsDir: '/etc/offramp/runs',
     });
-    expect(problemsOf(`server:\n  dashboard: { buffer_seconds: 5, viewers: 3 }\n${MINIMAL}`).message).toBe(
+    expect(problemsOf(`server:\n  dashboard: { buffer_seconds: 0, viewers: 3 }\n${MINIMAL}`).message).toBe(
       [
-        'slo.yaml:2: server.dashboard.buffer_seconds: 5 is out of range (10..86400)',
+        'slo.yaml:2: server.dashboard.buffer_seconds: 0 is out of range (1..86400)',
         'slo.yaml:2: server.dashboard.viewers: unknown key; allowed keys: enabled, buffer_seconds, max_viewers, results_dir',
       ].join('\n'),
     );

@@ -102,7 +102,7 @@ const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
 
 /** How long the dashboard's ring buffer reaches back, in seconds (src/dashboard/). */
-const DASHBOARD_BUFFER_SECONDS: Bound = { min: 10, max: 86400 };
+const DASHBOARD_BUFFER_SECONDS: Bound = { min: 1, max: 86400 };
 
 const dashboardSchema = section({
   enabled: z
@@ -112,7 +112,8 @@ const dashboardSchema = section({
   buffer_seconds: int(
     DASHBOARD_BUFFER_SECONDS,
     900,
-    'Seconds of snapshots (one a second) the server keeps for the dashboard, so that a page opened or reconnecting gets them at once; sampling runs only while a page is open.',
+    'Seconds of snapshots (one a second) the server keeps for the dashboard, so that a page opened or reconnecting ' +
+      'gets them at once; sampling runs only while a page is open.',
   ),
   max_viewers: int(
     { min: 1, max: 1024 },

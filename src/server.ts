@@ -2,9 +2,10 @@
  * Starts offramp: loads every configured model into the engine, then serves it over KServe v2
  * HTTP and gRPC from one data plane, with metrics, live gauges and config reload.
  */
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServingConfig } from './config/index.js';
-import { watchServingConfig } from './config/index.js';
+import { packageRoot, watchServingConfig } from './config/index.js';
 import { EngineDataPlane, type ServedModel } from './data-plane/engine-data-plane.js';
 import { createGrpcServer } from './grpc/server.js';
 import { HttpDrain } from './http/drain.js';
@@ -12,13 +13,17 @@ import { createHttpServer } from './http/server.js';
 import { createMetrics, FINAL_EXIT, recordExitsReport, type Metrics } from './metrics.js';
 import type { EngineObserver } from './engine/model-runner.js';
 import { servingPlan } from './engine/exit-plan.js';
-import { asOfframpError, type ErrorCode } from './errors.js';
+import { OfframpError, asOfframpError, type ErrorCode } from './errors.js';
 import { acceptQueueLength } from './accept-queue.js';
+import { Dashboard } from './dashboard/dashboard.js';
+import { engineDashboardSource, type DashboardSource } from './dashboard/source.js';
 
 export interface RunningServer {
   dataPlane: EngineDataPlane;
   metrics: Metrics;
   http: FastifyInstance;
+  /** The live dashboard (/dashboard); null when server.dashboard.enabled is false. */
+  dashboard: Dashboard | null;
   httpPort: number;
   grpcPort: number;
   /**
@@ -38,6 +43,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Log every HTTP request (fastify's logger). */
   accessLog?: boolean;
+  /** Tests: where the dashboard's page is (default dist/dashboard/ in the package), and its sampling interval. */
+  dashboard?: { assetsDir?: string; sampleIntervalMs?: number };
 }
 
 function observerFor(metrics: Metrics, model: string): EngineObserver {
@@ -59,6 +66,24 @@ function observerFor(metrics: Metrics, model: string): EngineObserver {
     },
     workerRestarted: (cause) => metrics.workerRestarts.inc({ model, cause }),
     readyWorkers: (count) => metrics.readyWorkers.set({ model }, count),
+  };
+}
+
+/**
+ * TEMPORARY (issue 16): the dashboard's view of the engine's tuning event log and what-if, which
+ * are being added to the engine alongside the dashboard; until they are merged, no events and a
+ * coded refusal. Replace both bodies with the data plane's when they land.
+ */
+function pendingDashboardParts(dataPlane: EngineDataPlane): Pick<DashboardSource, 'eventsSince' | 'whatIf'> {
+  return {
+    eventsSince: (model, afterSeq) => {
+      dataPlane.model(model);
+      return { events: [], last: afterSeq };
+    },
+    whatIf: (model) => {
+      dataPlane.model(model);
+      throw new OfframpError('OFFRAMP_INTERNAL', { reason: 'what-if is not available in this build yet' });
+    },
   };
 }
 
@@ -107,6 +132,23 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     for (const m of dataPlane.servedModels) recordExitsReport(metrics, dataPlane.exits(m.name));
   });
 
+  const dashboardConfig = config.server.dashboard;
+  const dashboard = dashboardConfig.enabled
+    ? new Dashboard({
+        source: engineDashboardSource(dataPlane, config.server.workers, pendingDashboardParts(dataPlane)),
+        metrics,
+        config: dashboardConfig,
+        version: options.version,
+        adminEnabled: config.server.adminToken !== null,
+        assetsDir: options.dashboard?.assetsDir ?? join(packageRoot(), 'dist', 'dashboard'),
+        packageRoot: packageRoot(),
+        ...(options.dashboard?.sampleIntervalMs !== undefined
+          ? { sampleIntervalMs: options.dashboard.sampleIntervalMs }
+          : {}),
+        log,
+      })
+    : null;
+
   // The admin token is read once: a reload that changes it is reported, not applied (like the ports).
   const httpDrain = new HttpDrain();
   const http = createHttpServer({
@@ -116,6 +158,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     maxBodyBytes: config.server.maxBodyBytes,
     logger: options.accessLog ?? false,
     admin: { plane: dataPlane, token: config.server.adminToken },
+    ...(dashboard ? { dashboard } : {}),
   });
   const grpc = createGrpcServer({ dataPlane, maxMessageBytes: config.server.maxBodyBytes });
   let httpPort: number;
@@ -132,12 +175,14 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   } catch (err) {
     // A server that cannot listen must not linger: its worker threads would keep the process
     // alive, serving nothing, where a supervisor needs it to exit and say why.
+    dashboard?.close();
     await Promise.allSettled([http.close(), grpc.stop(0), dataPlane.close()]);
     throw err;
   }
   log(
     `KServe v2 HTTP on ${config.server.host}:${httpPort}, gRPC on ${config.server.host}:${grpcPort}; metrics at /metrics; ` +
-      `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}`,
+      `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}; ` +
+      `dashboard ${dashboard ? 'at /dashboard' : 'disabled (server.dashboard.enabled: false)'}`,
   );
 
   // Reload: exit settings, thresholds, batching and SLO apply from the next batch; what needs a
@@ -161,6 +206,8 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
           for (const key of restart)
             if (next.server[key] !== config.server[key])
               log(`config reload: server.${key} changed; restart to apply it`);
+          if (JSON.stringify(next.server.dashboard) !== JSON.stringify(config.server.dashboard))
+            log('config reload: server.dashboard changed; restart to apply it');
           for (const m of dataPlane.servedModels)
             if (!next.models.some((x) => x.name === m.name))
               log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
@@ -200,10 +247,14 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     dataPlane,
     metrics,
     http,
+    dashboard,
     httpPort,
     grpcPort,
     async close() {
       stopWatching();
+      // An open event stream is a request in flight that never ends by itself: the pages are
+      // told to go (they would reconnect, and are refused from now on) before the drain counts.
+      dashboard?.close();
       // Readiness false and new inference refused, on both transports at once; the listeners stay
       // open meanwhile, so that what arrives is answered (503) instead of reset (see below).
       dataPlane.beginDrain();

@@ -185,7 +185,8 @@ beforeAll(async () => {
   );
   const config = bundledConfig(
     'dashboard.test.yaml',
-    ['tuner: { kind: static }', 'batching: { max_batch_size: 8 }'],
+    // A wide SLO: this machine may be busy, and the load is here to be seen, not to be refused.
+    ['tuner: { kind: static }', 'batching: { max_batch_size: 8 }', 'slo: { latency_ms: 2000 }'],
     `${TEST_SERVER}, dashboard: { buffer_seconds: ${BUFFER_SECONDS}, max_viewers: ${MAX_VIEWERS}, results_dir: ${JSON.stringify(results)} }`,
   );
   server = await startServer(config, {
@@ -217,6 +218,8 @@ describe('the page and its assets', () => {
     expect(etag).toBeTruthy();
     const again = await fetch(`${base}/dashboard/`, { headers: { 'if-none-match': etag! } });
     expect(again.status).toBe(304);
+    // The page keeps its model picker in the query.
+    expect((await fetch(`${base}/dashboard?model=fmnist`)).status).toBe(200);
   });
 
   it('serves known assets with their content type; anything else under /dashboard is a coded 404 with the same headers', async () => {
@@ -274,7 +277,7 @@ describe('the API', () => {
       name: 'fmnist',
       tunerKind: 'static',
       online: false,
-      slo: { latencyMs: 50, percentile: 95 },
+      slo: { latencyMs: 2000, percentile: 95 },
       accuracy: { budget: 0.01 },
       batchSizeBuckets: [1, 2, 4, 8, 16, 32, 64, 128],
     });
@@ -286,7 +289,7 @@ describe('the API', () => {
     const { status, json } = await getJson<FrontierReport>(`${base}/dashboard/api/frontier?model=fmnist`);
     expect(status).toBe(200);
     expect(json.model).toBe('fmnist');
-    expect(json.slo).toEqual({ latencyMs: 50, percentile: 95 });
+    expect(json.slo).toEqual({ latencyMs: 2000, percentile: 95 });
     expect(json.predicted.map((c) => c.label)).toEqual(['vanilla', 'plan in force']);
     for (const curve of json.predicted) {
       // Batch sizes 1..8 of the profile (max_batch_size 8).
@@ -446,7 +449,7 @@ describe('the event stream', () => {
     const stop = Date.now() + INTERVAL_MS * 4;
     while (Date.now() < stop) {
       const answers = await Promise.all([0, 1, 2, 3].map(() => postInfer(base, 'fmnist', [pixelsInput(images)])));
-      expect(answers.every((a) => a.status === 200)).toBe(true);
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
     }
     await until('a snapshot with answers', () => c.snapshots().some((s) => s.models['fmnist']!.answersPerS > 0));
     const busy = c.snapshots().find((s) => s.models['fmnist']!.answersPerS > 0)!;

@@ -3,7 +3,6 @@
  * its EngineDataPlane (engineDashboardSource), tests may give their own. Every method names a
  * model as it is served; an unknown one throws the data plane's coded not-found error.
  */
-import { basename } from 'node:path';
 import type { ExitsReport } from '../data-plane/types.js';
 import type { EngineDataPlane, ServedModel } from '../data-plane/engine-data-plane.js';
 import { BATCH_SIZE_BUCKETS } from '../metrics.js';
@@ -80,26 +79,13 @@ export function modelInfo(m: ServedModel): DashboardModelInfo {
       window: m.config.accuracy.window,
     },
     // The manifest served is the exits view: a cascade's tiers first, then the ramps, by exit id
-    // (the metrics' `exit` label and the admin endpoints' ramp ids).
-    exits: m.manifest.ramps.map((r) => {
-      const tier = m.cascade?.find((t) => t.index === r.id);
-      return tier
-        ? {
-            key: String(r.id),
-            kind: 'tier' as const,
-            label: `tier ${r.id} (${tier.members.map(memberName).join(', ')})`,
-          }
-        : {
-            key: String(r.id),
-            kind: 'ramp' as const,
-            label: `ramp ${r.id} (${Math.round(r.computeBefore * 100)}% in)`,
-          };
-    }),
+    // (the metrics' `exit` label and the admin endpoints' ramp ids). Labels stay short: a legend
+    // lists every exit.
+    exits: m.manifest.ramps.map((r) =>
+      m.cascade?.some((t) => t.index === r.id)
+        ? { key: String(r.id), kind: 'tier' as const, label: `tier ${r.id}` }
+        : { key: String(r.id), kind: 'ramp' as const, label: `ramp ${r.id}` },
+    ),
     batchSizeBuckets: [...BATCH_SIZE_BUCKETS],
   };
-}
-
-/** A cascade member as a legend names it: its file or folder name, without the .onnx. */
-function memberName(path: string): string {
-  return basename(path).replace(/\.onnx$/, '');
 }

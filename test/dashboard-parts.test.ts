@@ -223,6 +223,14 @@ describe('SseStream', () => {
     expect(state.closed).toBe(1);
   });
 
+  it('is over at once on a sink whose client already left', () => {
+    const gone = new FakeSink(1000);
+    gone.destroyed = true;
+    const { state, options: opts } = options();
+    const stream = new SseStream(gone, ringOf(1, 2), undefined, opts);
+    expect([stream.closed, state.closed, gone.written.length]).toEqual([true, 1, 0]);
+  });
+
   it('ends gracefully, or destroys a full socket that could not flush the end', () => {
     const free = new FakeSink(1000);
     const a = options();

@@ -18,6 +18,8 @@ export interface SseSink {
   cork(): void;
   uncork(): void;
   once(event: 'drain' | 'close', listener: () => void): unknown;
+  /** Already gone (its client left before the stream began): no `close` event will come. */
+  readonly destroyed: boolean;
 }
 
 export interface SseStreamOptions {
@@ -52,6 +54,10 @@ export class SseStream {
     const fromOldest = Math.max(0, ring.oldestSeq - 1);
     this.cursor =
       lastEventId === undefined || lastEventId > ring.newestSeq ? fromOldest : Math.max(lastEventId, fromOldest);
+    if (sink.destroyed) {
+      this.finish();
+      return;
+    }
     sink.once('close', () => this.finish());
     sink.write(`retry: ${options.retryMs}\n\n`);
     this.pump();

@@ -296,6 +296,28 @@ export const ERROR_TABLE = {
       'of every active ramp; there are none yet. Send the model traffic and ask again: in release mode every answered ' +
       'row counts, in drop mode only probes (`exits.drop_feedback_fraction` of rows, more while the tuner learns).',
   },
+  OFFRAMP_DASHBOARD_NOT_BUILT: {
+    message: 'the dashboard page is not built; run `npm run build` in the offramp package',
+    httpStatus: 503,
+    grpcStatus: 14 /* UNAVAILABLE */,
+    doc:
+      '`/dashboard` serves the page bundled into `dist/dashboard/` by `npm run build`; a checkout run from source ' +
+      'without a build has no page (its data routes still answer).',
+  },
+  OFFRAMP_DASHBOARD_FULL: {
+    message: 'the dashboard already has {limit} viewers (server.dashboard.max_viewers); close a tab or raise the limit',
+    httpStatus: 503,
+    grpcStatus: 14 /* UNAVAILABLE */,
+    doc:
+      'Every dashboard stream (`GET /dashboard/events`, one per open tab) the server allows is open; close a tab, ' +
+      'or raise `server.dashboard.max_viewers` (each viewer costs a little CPU per snapshot).',
+  },
+  OFFRAMP_INVALID_DASHBOARD_REQUEST: {
+    message: 'invalid dashboard request: {reason}',
+    httpStatus: 400,
+    grpcStatus: 3 /* INVALID_ARGUMENT */,
+    doc: 'A dashboard API call (`/dashboard/api/what-if`, `/dashboard/api/frontier`) lacks a query parameter or gives one that is not a number.',
+  },
 } as const satisfies Record<`OFFRAMP_${string}`, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

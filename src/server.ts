@@ -2,9 +2,10 @@
  * Starts offramp: loads every configured model into the engine, then serves it over KServe v2
  * HTTP and gRPC from one data plane, with metrics, live gauges and config reload.
  */
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ServingConfig } from './config/index.js';
-import { watchServingConfig } from './config/index.js';
+import { packageRoot, watchServingConfig } from './config/index.js';
 import { EngineDataPlane, type ServedModel } from './data-plane/engine-data-plane.js';
 import { createGrpcServer } from './grpc/server.js';
 import { HttpDrain } from './http/drain.js';
@@ -14,11 +15,15 @@ import type { EngineObserver } from './engine/model-runner.js';
 import { servingPlan } from './engine/exit-plan.js';
 import { asOfframpError, type ErrorCode } from './errors.js';
 import { acceptQueueLength } from './accept-queue.js';
+import { Dashboard } from './dashboard/dashboard.js';
+import { engineDashboardSource } from './dashboard/source.js';
 
 export interface RunningServer {
   dataPlane: EngineDataPlane;
   metrics: Metrics;
   http: FastifyInstance;
+  /** The live dashboard (/dashboard); null when server.dashboard.enabled is false. */
+  dashboard: Dashboard | null;
   httpPort: number;
   grpcPort: number;
   /**
@@ -38,6 +43,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Log every HTTP request (fastify's logger). */
   accessLog?: boolean;
+  /** Tests: where the dashboard's page is (default dist/dashboard/ in the package), and its sampling interval. */
+  dashboard?: { assetsDir?: string; sampleIntervalMs?: number };
 }
 
 function observerFor(metrics: Metrics, model: string): EngineObserver {
@@ -112,6 +119,23 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     }
   });
 
+  const dashboardConfig = config.server.dashboard;
+  const dashboard = dashboardConfig.enabled
+    ? new Dashboard({
+        source: engineDashboardSource(dataPlane, config.server.workers),
+        metrics,
+        config: dashboardConfig,
+        version: options.version,
+        adminEnabled: config.server.adminToken !== null,
+        assetsDir: options.dashboard?.assetsDir ?? join(packageRoot(), 'dist', 'dashboard'),
+        packageRoot: packageRoot(),
+        ...(options.dashboard?.sampleIntervalMs !== undefined
+          ? { sampleIntervalMs: options.dashboard.sampleIntervalMs }
+          : {}),
+        log,
+      })
+    : null;
+
   // The admin token is read once: a reload that changes it is reported, not applied (like the ports).
   const httpDrain = new HttpDrain();
   const http = createHttpServer({
@@ -121,6 +145,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     maxBodyBytes: config.server.maxBodyBytes,
     logger: options.accessLog ?? false,
     admin: { plane: dataPlane, token: config.server.adminToken },
+    ...(dashboard ? { dashboard } : {}),
   });
   const grpc = createGrpcServer({ dataPlane, maxMessageBytes: config.server.maxBodyBytes });
   let httpPort: number;
@@ -137,12 +162,14 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
   } catch (err) {
     // A server that cannot listen must not linger: its worker threads would keep the process
     // alive, serving nothing, where a supervisor needs it to exit and say why.
+    dashboard?.close();
     await Promise.allSettled([http.close(), grpc.stop(0), dataPlane.close()]);
     throw err;
   }
   log(
     `KServe v2 HTTP on ${config.server.host}:${httpPort}, gRPC on ${config.server.host}:${grpcPort}; metrics at /metrics; ` +
-      `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}`,
+      `admin endpoints ${config.server.adminToken === null ? 'disabled (no server.admin_token)' : 'at /v2/models/{m}/admin/'}; ` +
+      `dashboard ${dashboard ? 'at /dashboard' : 'disabled (server.dashboard.enabled: false)'}`,
   );
 
   // Reload: exit settings, thresholds, batching and SLO apply from the next batch; what needs a
@@ -166,6 +193,8 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
           for (const key of restart)
             if (next.server[key] !== config.server[key])
               log(`config reload: server.${key} changed; restart to apply it`);
+          if (JSON.stringify(next.server.dashboard) !== JSON.stringify(config.server.dashboard))
+            log('config reload: server.dashboard changed; restart to apply it');
           for (const m of dataPlane.servedModels)
             if (!next.models.some((x) => x.name === m.name))
               log(`config reload: model ${m.name} is no longer listed; restart to stop serving it`);
@@ -205,10 +234,14 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
     dataPlane,
     metrics,
     http,
+    dashboard,
     httpPort,
     grpcPort,
     async close() {
       stopWatching();
+      // An open event stream is a request in flight that never ends by itself: the pages are
+      // told to go (they would reconnect, and are refused from now on) before the drain counts.
+      dashboard?.close();
       // Readiness false and new inference refused, on both transports at once; the listeners stay
       // open meanwhile, so that what arrives is answered (503) instead of reset (see below).
       dataPlane.beginDrain();

@@ -49,6 +49,12 @@ describe('parseServingConfig', () => {
       drainTimeoutMs: 30000,
       workerTimeoutMs: 30000,
       faultInjection: false,
+      dashboard: {
+        enabled: true,
+        bufferSeconds: 900,
+        maxViewers: 16,
+        resultsDir: join(packageRoot(), 'bench', 'results'),
+      },
     });
     expect(config.models).toEqual([
       {
@@ -95,6 +101,26 @@ describe('parseServingConfig', () => {
     expect(model.batching.maxBatchSize).toBe(32);
     expect(model.batching.preferredBatchSizes).toEqual([8, 32]);
     expect(model.path).toBe('/srv/m/a');
+  });
+
+  it('reads the dashboard section: a relative results_dir resolves against the file folder', () => {
+    const config = parseServingConfig(
+      `server:\n  dashboard: { enabled: false, buffer_seconds: 60, max_viewers: 2, results_dir: runs }\n${MINIMAL}`,
+      '/etc/offramp/slo.yaml',
+      { env: noEnv },
+    );
+    expect(config.server.dashboard).toEqual({
+      enabled: false,
+      bufferSeconds: 60,
+      maxViewers: 2,
+      resultsDir: '/etc/offramp/runs',
+    });
+    expect(problemsOf(`server:\n  dashboard: { buffer_seconds: 0, viewers: 3 }\n${MINIMAL}`).message).toBe(
+      [
+        'slo.yaml:2: server.dashboard.buffer_seconds: 0 is out of range (1..86400)',
+        'slo.yaml:2: server.dashboard.viewers: unknown key; allowed keys: enabled, buffer_seconds, max_viewers, results_dir',
+      ].join('\n'),
+    );
   });
 
   it('serves the bundled models when the file leaves models out (and for an empty file)', () => {

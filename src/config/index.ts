@@ -14,6 +14,7 @@ export {
   type CascadeConfig,
   type CascadeTierConfig,
   type ConfigProblem,
+  type DashboardConfig,
   type Env,
   type ExitsConfig,
   type ModelConfig,

@@ -101,6 +101,37 @@ export { CASCADE_RULES, EXIT_MODES, EXIT_POLICIES, TUNER_KINDS, TUNER_STARTS, ty
 const PORT: Bound = { min: 0, max: 65535 };
 const ADMIN_TOKEN_LENGTH = { min: 16, max: 1024 };
 
+/** How long the dashboard's ring buffer reaches back, in seconds (src/dashboard/). */
+const DASHBOARD_BUFFER_SECONDS: Bound = { min: 1, max: 86400 };
+
+const dashboardSchema = section({
+  enabled: z
+    .boolean({ error: notA('true or false') })
+    .default(true)
+    .describe('Serves the live tuning dashboard at /dashboard on the HTTP port; false: no /dashboard routes at all.'),
+  buffer_seconds: int(
+    DASHBOARD_BUFFER_SECONDS,
+    900,
+    'Seconds of snapshots (one a second) the server keeps for the dashboard, so that a page opened or reconnecting ' +
+      'gets them at once; sampling runs only while a page is open.',
+  ),
+  max_viewers: int(
+    { min: 1, max: 1024 },
+    16,
+    'Dashboard streams (browser tabs) open at once at most; one more is refused with OFFRAMP_DASHBOARD_FULL.',
+  ),
+  results_dir: z
+    .string({ error: notA('a folder path, or null') })
+    .min(1, { error: notA('a folder path, or null') })
+    .max(4096, { error: notA('a path (at most 4096 characters)') })
+    .nullable()
+    .default(null)
+    .describe(
+      "Folder of bench results (bench/results/*.json) the dashboard's frontier panel draws measured curves from; " +
+        "a relative path resolves against the config file's folder; null: bench/results in the offramp package.",
+    ),
+});
+
 const serverSchema = section({
   http_port: int(
     PORT,
@@ -178,6 +209,7 @@ const serverSchema = section({
       'Enables POST /v2/models/{m}/admin/faults (admin token required), which crashes or hangs an executor worker ' +
         'for tests and chaos runs. Never in production; the server logs a warning at start when it is on.',
     ),
+  dashboard: dashboardSchema.prefault({}).describe('The live tuning dashboard (/dashboard).'),
 });
 
 const sloSchema = section({

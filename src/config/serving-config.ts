@@ -14,7 +14,7 @@
  * in one OFFRAMP_CONFIG_INVALID error.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { OfframpError } from '../errors.js';
@@ -48,6 +48,19 @@ export interface ServerConfig {
   readonly workerTimeoutMs: number;
   /** The admin fault-injection endpoint is enabled. */
   readonly faultInjection: boolean;
+  readonly dashboard: DashboardConfig;
+}
+
+/** The live tuning dashboard (src/dashboard/, src/http/dashboard-plugin.ts). */
+export interface DashboardConfig {
+  /** false: the plugin is not registered, and /dashboard is an unknown route. */
+  readonly enabled: boolean;
+  /** How far back the snapshot ring buffer reaches. */
+  readonly bufferSeconds: number;
+  /** Event streams open at once at most. */
+  readonly maxViewers: number;
+  /** Absolute path of the bench results folder the frontier's measured curves come from. */
+  readonly resultsDir: string;
 }
 
 export interface SloConfig {
@@ -377,6 +390,15 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
       drainTimeoutMs: s.drain_timeout_ms,
       workerTimeoutMs: s.worker_timeout_ms,
       faultInjection: s.fault_injection,
+      dashboard: {
+        enabled: s.dashboard.enabled,
+        bufferSeconds: s.dashboard.buffer_seconds,
+        maxViewers: s.dashboard.max_viewers,
+        resultsDir:
+          s.dashboard.results_dir === null
+            ? join(packageRoot(), 'bench', 'results')
+            : resolve(baseDir, s.dashboard.results_dir),
+      },
     },
     models,
   };

@@ -3,7 +3,7 @@
  * (src/dashboard/client/): the one definition both sides compile against. Types only — the page's
  * bundle imports nothing else from the server.
  *
- * Routes, all under `/dashboard` (the plugin; `server.dashboard: false` in the SLO file removes it):
+ * Routes, all under `/dashboard` (the plugin; `server.dashboard.enabled: false` in the SLO file removes it):
  * - `GET /dashboard` — the page; `/dashboard/assets/*` its bundled script and styles.
  * - `GET /dashboard/api/info` — `DashboardInfo`: the models and their settings.
  * - `GET /dashboard/events` — Server-Sent Events, one stream per tab for every model: `snapshot`

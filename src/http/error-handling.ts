@@ -72,7 +72,12 @@ export function sendError(
 export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
   app.setErrorHandler<FastifyError>((error, request, reply) => sendError(request, reply, error, maxBodyBytes));
 
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler(notFoundHandler(maxBodyBytes));
+}
+
+/** Answers OFFRAMP_ROUTE_NOT_FOUND for the request's method and path (a plugin with a prefix sets it for its own). */
+export function notFoundHandler(maxBodyBytes: number) {
+  return (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const path = request.url.split('?', 1)[0] ?? request.url;
     const url = path.length > MAX_URL_IN_MESSAGE ? `${path.slice(0, MAX_URL_IN_MESSAGE)}…` : path;
     return sendError(
@@ -81,7 +86,7 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
       new OfframpError('OFFRAMP_ROUTE_NOT_FOUND', { method: request.method, url }),
       maxBodyBytes,
     );
-  });
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * The HTTP transport: KServe v2 / Open Inference Protocol REST on fastify, plus `/metrics` and
- * the token-protected admin endpoints (admin-plugin.ts).
+ * The HTTP transport: KServe v2 / Open Inference Protocol REST on fastify, plus `/metrics`, the
+ * token-protected admin endpoints (admin-plugin.ts) and the live dashboard (dashboard-plugin.ts).
  *
  * `createHttpServer` builds the instance and registers each feature as a plugin (no core edits);
  * it does not listen — the caller does (`await app.listen({ host, port })`), and closes it.
@@ -11,7 +11,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { DataPlane } from '../data-plane/types.js';
 import type { Metrics } from '../metrics.js';
+import type { Dashboard } from '../dashboard/dashboard.js';
 import { adminPlugin, type AdminPluginOptions } from './admin-plugin.js';
+import { dashboardPlugin } from './dashboard-plugin.js';
 import { HttpDrain } from './drain.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './error-handling.js';
 import { healthPlugin } from './health-plugin.js';
@@ -31,13 +33,15 @@ export interface HttpServerOptions {
   admin?: AdminPluginOptions;
   /** The server's shutdown state (drain.ts); default: one of its own, which only `close()` sets. */
   drain?: HttpDrain;
+  /** The live tuning dashboard, served under /dashboard (dashboard-plugin.ts); absent: no such routes. */
+  dashboard?: Dashboard;
 }
 
 /** Longer than any model name or version the config allows (128), so long unknown names get a 404. */
 const MAX_PARAM_LENGTH = 256;
 
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { dataPlane, metrics, maxBodyBytes, logger = false, admin, drain = new HttpDrain() } = options;
+  const { dataPlane, metrics, maxBodyBytes, logger = false, admin, drain = new HttpDrain(), dashboard } = options;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
     throw new RangeError(`createHttpServer: maxBodyBytes must be a positive integer, got ${String(maxBodyBytes)}`);
   }
@@ -62,6 +66,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   void app.register(inferPlugin, { dataPlane });
   void app.register(metricsPlugin, { metrics });
   void app.register(adminPlugin, { ...(admin ?? { token: null }), metrics });
+  if (dashboard) void app.register(dashboardPlugin, { dashboard, maxBodyBytes, prefix: '/dashboard' });
 
   return app;
 }

@@ -11,11 +11,11 @@
 FROM node:20-bookworm-slim AS builder
 WORKDIR /build
 COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
-COPY scripts/ scripts/
+COPY bin/prepare.js bin/
 COPY src/ src/
 COPY ramps/ ramps/
 COPY tuner/ tuner/
-# `prepare` (scripts/prepare.js) builds dist/ during the install: the build tools are installed
+# `prepare` (bin/prepare.js) builds dist/ during the install: the build tools are installed
 # here. .npmrc keeps onnxruntime-node from downloading anything at install time. The npm cache is
 # a build cache mount, so it never lands in a layer and a rebuild reinstalls from it.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-COPY scripts/prepare.js scripts/
+COPY bin/prepare.js bin/
 # dist/ must be in place before the install: without the build tools, `prepare` checks for it and
 # fails the install when it is missing.
 COPY --from=builder /build/dist dist/
@@ -42,7 +42,7 @@ COPY src/grpc/grpc_service.proto src/grpc/
 # (/models is the documented place) and list them in the SLO file.
 COPY models/fmnist-resnet models/fmnist-resnet/
 COPY models/spam-bert models/spam-bert/
-COPY deploy/container/slo.yaml /etc/offramp/slo.yaml
+COPY docs/deploy/container/slo.yaml /etc/offramp/slo.yaml
 ENV PATH=/app/node_modules/.bin:$PATH \
     OFFRAMP_CONFIG=/etc/offramp/slo.yaml
 # The node images' unprivileged user (uid 1000). Nothing under /app is writable by it: offramp

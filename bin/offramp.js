@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI is TypeScript compiled to dist/ by `npm run build` (run by `npm ci` via
-// `prepare`, scripts/prepare.js; a production install brings a dist/ built elsewhere).
+// `prepare`, bin/prepare.js; a production install brings a dist/ built elsewhere).
 import { existsSync } from 'node:fs';
 
 const entry = new URL('../dist/src/cli/main.js', import.meta.url);

@@ -6,7 +6,7 @@
  * The runtime stage runs for real: its COPYs (honouring .dockerignore, dist/ from the builder's
  * folder), then `npm ci --omit=dev` next to that dist/, from npm's cache (CI's own `npm ci` warmed
  * it), so nothing is downloaded. So does the builder's COPYs and its build: `prepare`
- * (scripts/prepare.js) compiles dist/ from the sources the builder copied. Of the builder's
+ * (bin/prepare.js) compiles dist/ from the sources the builder copied. Of the builder's
  * `npm ci`, only the install of every dependency is not repeated: it links this checkout's
  * node_modules, installed by the same `npm ci` from the same lock. Repeating it would check npm,
  * not offramp, and would add a minute or more (~60 s on 2 idle cores, three on a busy machine)
@@ -17,7 +17,7 @@
  * drains it to exit code 0. The runtime folder must hold no dev dependency, and nothing its
  * dist/ imports may be missing from it.
  *
- * scripts/prepare.js's other cases (no build tools: check, or fail saying what to do) are run
+ * bin/prepare.js's other cases (no build tools: check, or fail saying what to do) are run
  * directly, without an install.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -213,13 +213,13 @@ describe('the Dockerfile', () => {
   });
 });
 
-describe('scripts/prepare.js without the build tools (npm ci --omit=dev)', () => {
+describe('bin/prepare.js without the build tools (npm ci --omit=dev)', () => {
   /** A package folder holding only package.json and the script, plus `files`. */
   async function packageWith(name: string, files: readonly string[]): Promise<string> {
     const root = join(dir, name);
-    await mkdir(join(root, 'scripts'), { recursive: true });
+    await mkdir(join(root, 'bin'), { recursive: true });
     await cp(join(REPO, 'package.json'), join(root, 'package.json'));
-    await cp(join(REPO, 'scripts/prepare.js'), join(root, 'scripts/prepare.js'));
+    await cp(join(REPO, 'bin/prepare.js'), join(root, 'bin/prepare.js'));
     for (const file of files) {
       await mkdir(join(root, file, '..'), { recursive: true });
       await writeFile(join(root, file), '');
@@ -227,7 +227,7 @@ describe('scripts/prepare.js without the build tools (npm ci --omit=dev)', () =>
     return root;
   }
   const prepare = (root: string) =>
-    spawnSync(process.execPath, [join(root, 'scripts/prepare.js')], { cwd: root, encoding: 'utf8' });
+    spawnSync(process.execPath, [join(root, 'bin/prepare.js')], { cwd: root, encoding: 'utf8' });
   const BUILT = ['dist/src/cli/main.js', 'dist/dashboard/index.html', 'dist/dashboard/app.js'];
 
   it('fails the install when no built dist/ is in place, saying what to do', async () => {

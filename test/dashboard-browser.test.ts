@@ -54,7 +54,7 @@ const TEXT = 'spam-bert';
  */
 const SAMPLE_INTERVAL_MS = 250;
 /** The ring buffer: what a newly opened tab starts with (the resume needs only the last second of it). */
-const BUFFER_SECONDS = 10;
+const BUFFER_SECONDS = 6;
 /** Generous: CI machines are slow and busy. Conditions are polled, never timed. */
 const WAIT_MS = 30_000;
 /** Long enough for the guarded tuner's first re-tunes under the test's load on a busy machine. */

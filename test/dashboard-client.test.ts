@@ -33,7 +33,14 @@ import {
   significant,
 } from '../src/dashboard/client/format.js';
 import { alignCurves, latencyKeyFor, operatingPoint } from '../src/dashboard/client/frontier.js';
-import { exitShare, modelEvents, stackColumns, Timeline, timeColumns } from '../src/dashboard/client/timeline.js';
+import {
+  exitShare,
+  modelEvents,
+  SeqWatch,
+  stackColumns,
+  Timeline,
+  timeColumns,
+} from '../src/dashboard/client/timeline.js';
 
 function modelSnapshot(overrides: Partial<ModelSnapshot> = {}): ModelSnapshot {
   return {
@@ -150,6 +157,18 @@ describe('Timeline', () => {
     expect(timeline.entries.map((entry) => entry.snapshot.seq)).toEqual([3, 4, 5, 6]);
     expect(timeline.recent(1500).map((entry) => entry.snapshot.seq)).toEqual([5, 6]);
     expect(new Timeline(1000).recent(1000)).toEqual([]);
+  });
+});
+
+describe('SeqWatch (the stream as received)', () => {
+  it('counts seqs that jump (lost snapshots) and seqs that do not rise (snapshots again)', () => {
+    const watch = new SeqWatch();
+    for (const seq of [7, 8, 9]) watch.see(seq);
+    expect([watch.latest, watch.skips, watch.repeats]).toEqual([9, 0, 0]);
+    watch.see(12); // 10 and 11 were lost
+    watch.see(5); // a new stream replays the ring buffer
+    watch.see(6);
+    expect([watch.latest, watch.skips, watch.repeats]).toEqual([6, 1, 1]);
   });
 });
 

@@ -28,6 +28,10 @@
  * - model-picker (the select); each panel is `section[data-panel="<name>"]`; `<html data-state>`
  *   is "loading", then "ready" once the panels are built or "error" (the message in
  *   [data-testid="page-error"]); `<body data-rendered-seq>` is the seq of the newest snapshot drawn.
+ * - The stream as received (timeline.ts's SeqWatch), on `<body>`: `data-received-seq` (the seq of
+ *   the snapshot received last), `data-seq-skips` (times the seq jumped: snapshots were lost) and
+ *   `data-seq-repeats` (times it did not rise: snapshots came again), so a test can tell that a
+ *   resume lost and repeated nothing (the page itself drops repeats and draws skips as gaps).
  */
 
 import type { DashboardInfo, DashboardModelInfo } from '../protocol.js';
@@ -41,7 +45,7 @@ import { requestJson } from './http.js';
 import { ModelPanels } from './model-panels.js';
 import { openStream } from './stream.js';
 import './styles.css';
-import { Timeline } from './timeline.js';
+import { SeqWatch, Timeline } from './timeline.js';
 import { WhatIfPanel } from './what-if-panel.js';
 
 /** The page keeps this much of the stream (the server's ring buffer reaches about as far). */
@@ -166,8 +170,13 @@ async function start(): Promise<void> {
   }
   root.dataset['state'] = 'ready';
 
+  const received = new SeqWatch();
   openStream(
     (snapshot) => {
+      received.see(snapshot.seq);
+      document.body.dataset['receivedSeq'] = String(snapshot.seq);
+      document.body.dataset['seqSkips'] = String(received.skips);
+      document.body.dataset['seqRepeats'] = String(received.repeats);
       if (timeline.add(snapshot)) scheduleRender();
     },
     (state) => {

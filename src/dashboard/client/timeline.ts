@@ -130,3 +130,25 @@ export function stackColumns(columns: readonly Column[]): Column[] {
 export function modelEvents(entries: readonly TimelineEntry[], model: string): TuningEvent[] {
   return entries.flatMap(({ snapshot }) => snapshot.models[model]?.events ?? []);
 }
+
+/**
+ * The order snapshots arrive in, counted against the one received before: a seq more than one
+ * past it is a skip (snapshots lost between), one at or before it a repeat. A resume with
+ * Last-Event-ID has neither; a new EventSource after the browser gave up gets the ring buffer
+ * again, and a restarted server numbers from the start again (each a repeat). The page shows the
+ * counts to tests only (app.ts); the Timeline itself drops repeats and marks skips as gaps.
+ */
+export class SeqWatch {
+  /** The seq received last; undefined before the first. */
+  latest: number | undefined;
+  skips = 0;
+  repeats = 0;
+
+  see(seq: number): void {
+    if (this.latest !== undefined) {
+      if (seq <= this.latest) this.repeats++;
+      else if (seq > this.latest + 1) this.skips++;
+    }
+    this.latest = seq;
+  }
+}

@@ -44,6 +44,12 @@ export interface ChartSpec {
   formatX?: (value: number) => string;
   /** The y range: 'zero' starts at 0 and fits the data; a pair fixes it; 'auto' fits the data. */
   yRange?: 'zero' | 'auto' | [number, number];
+  /**
+   * Both axes logarithmic (a numeric chart only; yRange is then ignored): for quantities that
+   * span decades on one chart, such as a frontier whose predicted capacity is far beyond what
+   * was measured.
+   */
+  logScale?: boolean;
   /** Category labels of a bar chart, by x index. */
   categories?: () => readonly string[];
   /** Vertical lines drawn over the plot (tuning events). */
@@ -125,8 +131,10 @@ export class Chart {
       }),
     ];
     const yRange = spec.yRange ?? 'zero';
-    const yScale: uPlot.Scale =
-      yRange === 'auto'
+    const log = spec.logScale === true && spec.kind === 'numeric';
+    const yScale: uPlot.Scale = log
+      ? { distr: 3, log: 10 }
+      : yRange === 'auto'
         ? {}
         : yRange === 'zero'
           ? { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }
@@ -157,7 +165,7 @@ export class Chart {
         : spec.kind === 'time'
           ? { values: (_u, splits) => splits.map((seconds, _i, all) => clockTick(seconds, all)) }
           : spec.formatX
-            ? { values: (_u, splits) => splits.map((value) => spec.formatX!(value)) }
+            ? { values: (_u, splits) => splits.map((value) => tickText(value, spec.formatX!)) }
             : {}),
     };
     const yAxis: uPlot.Axis = {
@@ -165,7 +173,7 @@ export class Chart {
       grid: GRID,
       ticks: { show: false },
       size: 56,
-      values: (_u, splits) => splits.map((value) => spec.formatY(value)),
+      values: (_u, splits) => splits.map((value) => tickText(value, spec.formatY)),
     };
     return {
       width,
@@ -174,7 +182,9 @@ export class Chart {
       scales: {
         x: bars
           ? { time: false, range: (_u, _min, max) => [-0.5, Math.max(0, max) + 0.5] }
-          : { time: spec.kind === 'time' },
+          : log
+            ? { time: false, distr: 3, log: 10 }
+            : { time: spec.kind === 'time' },
         y: yScale,
       },
       axes: [xAxis, yAxis],
@@ -184,6 +194,11 @@ export class Chart {
       plugins: spec.markers ? [markerPlugin(spec.markers)] : [],
     };
   }
+}
+
+/** A tick's label; a logarithmic axis passes null for the ticks between its labelled ones. */
+function tickText(value: number | null, format: (value: number) => string): string {
+  return value === null ? '' : format(value);
 }
 
 /** Draws vertical lines at the markers' x over the series (tuning events on the threshold chart). */

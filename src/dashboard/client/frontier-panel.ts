@@ -86,6 +86,9 @@ export class FrontierPanel {
     this.#chart = new Chart(this.#charts, {
       name: 'frontier',
       kind: 'numeric',
+      // Predicted capacity (compute only) lies decades beyond what HTTP serving reaches: on
+      // linear axes the measured curves and the operating point would sit in a corner.
+      logScale: true,
       height: 200,
       formatY: (value) => significant(value, 3),
       formatX: (value) => significant(value, 3),
@@ -95,12 +98,14 @@ export class FrontierPanel {
         { key: 'operating-point', label: 'now', color: OPERATING_POINT_COLOR, pointsOnly: true, format: formatMs },
       ],
     });
+    const axes =
+      'x: throughput (req/s); y: latency (ms); both logarithmic. Predicted: compute only (no HTTP, JSON or batching overhead).';
     setText(
       this.#status,
       measured === null
-        ? 'Measured: no bench results for this model yet. x: throughput (req/s); y: latency (ms).'
+        ? `Measured: no bench results for this model yet. ${axes}`
         : `Measured: ${measured.source}${measured.commit === null ? '' : ` @ ${measured.commit.slice(0, 8)}`}, ${measured.startedAt}. ` +
-            'x: throughput (req/s); y: latency (ms).',
+            axes,
     );
   }
 

@@ -437,9 +437,13 @@ export class ModelPanels {
   }
 }
 
+/** The exits that can answer now (in the plan in force, and "final") or did answer in the interval. */
 function describeShares(exits: readonly ExitView[], model: ModelSnapshot): string {
   if (Object.keys(model.exitShares).length === 0) return 'no answers';
-  return exits.map((exit) => `${exit.label} ${formatShare(exitShare(model, exit.key))}`).join(' · ');
+  return exits
+    .filter((exit) => exit.kind === 'final' || exit.key in model.thresholds || (exitShare(model, exit.key) ?? 0) > 0)
+    .map((exit) => `${exit.label} ${formatShare(exitShare(model, exit.key))}`)
+    .join(' · ');
 }
 
 function tunerState(model: DashboardModelInfo, snapshot: ModelSnapshot): string {

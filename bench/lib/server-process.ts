@@ -74,11 +74,20 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(configPath: string, logPath: string): Promise<ServerProcess> {
-  const httpPort = await freePort();
-  let grpcPort = await freePort();
-  while (grpcPort === httpPort) grpcPort = await freePort();
-  const log = createWriteStream(logPath);
+/**
+ * Starts `offramp serve` and resolves once it is ready. `ports`: listen there (a replica restarted
+ * in place, behind a balancer that knows its address); by default two free ports.
+ */
+export async function startServerProcess(
+  configPath: string,
+  logPath: string,
+  ports?: { http: number; grpc: number },
+): Promise<ServerProcess> {
+  const httpPort = ports?.http ?? (await freePort());
+  let grpcPort = ports?.grpc ?? (await freePort());
+  while (!ports && grpcPort === httpPort) grpcPort = await freePort();
+  // Appended to: a replica restarted in place keeps one log across its lives.
+  const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(process.execPath, ['bin/offramp.js', 'serve', '--config', configPath], {
     env: { ...process.env, OFFRAMP_HTTP_PORT: String(httpPort), OFFRAMP_GRPC_PORT: String(grpcPort) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ import { accessSync, constants, openSync, closeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The config users are told to run; the test and the bench generate theirs from it. */
@@ -254,9 +254,11 @@ const STATE_POLL_MS = 25;
 export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
   const binary = options.binary ?? findHaproxy();
   const backend = options.backend ?? 'offramp_replicas';
-  const configPath = join(options.workDir, 'haproxy.cfg');
-  const logPath = join(options.workDir, 'haproxy.log');
-  const statsSocket = join(options.workDir, 'haproxy.sock');
+  // Absolute: haproxy reads a relative `stats socket` path as a host name.
+  const workDir = resolve(options.workDir);
+  const configPath = join(workDir, 'haproxy.cfg');
+  const logPath = join(workDir, 'haproxy.log');
+  const statsSocket = join(workDir, 'haproxy.sock');
   const template = await readFile(DOCUMENTED_CONFIG, 'utf8');
   await writeFile(
     configPath,

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { cpus } from 'node:os';
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -52,6 +53,15 @@ export async function processCpuSeconds(pid: number): Promise<number | null> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return Number.isFinite(ticks) ? ticks / ticksPerSecond() : null;
+}
+
+/**
+ * CPU seconds the whole machine has spent busy so far, every core summed (idle time left out;
+ * node's os.cpus()). Beside processCpuSeconds it says how much went to processes not measured
+ * one by one.
+ */
+export function machineCpuSeconds(): number {
+  return cpus().reduce((sum, { times }) => sum + (times.user + times.nice + times.sys + times.irq) / 1000, 0);
 }
 
 export interface ServerProcess {

@@ -6,9 +6,9 @@
  * (a) a rolling restart — each replica in turn gets SIGTERM, exits 0, starts again on its ports
  *     and is seen UP by haproxy before the next — loses no request: every one is answered 200
  *     with the class the replicas gave before the restarts;
- * (b) SIGKILL of one replica: only requests in flight at the kill may fail, none that started
- *     after haproxy marked it DOWN (the time from haproxy's log); started again, it is UP and
- *     takes its share again.
+ * (b) SIGKILL of one replica, its worker hung first so that requests are surely in flight on it:
+ *     only requests in flight at the kill may fail, none that started after haproxy marked it
+ *     DOWN (the time from haproxy's log); started again, it is UP and takes its share again.
  *
  * What makes (a) lossless: offramp's drain answers every request it accepted, and refuses new
  * ones with 503 OFFRAMP_SHUTTING_DOWN until haproxy's readiness check takes the replica out;
@@ -23,7 +23,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classOf, loadImages, MODEL_NAME, INFER_PATH, type ImageSet } from '../bench/chaos/chaos-kit.js';
+import {
+  ADMIN_TOKEN,
+  adminPost,
+  classOf,
+  INFER_PATH,
+  loadImages,
+  MODEL_NAME,
+  type ImageSet,
+} from '../bench/chaos/chaos-kit.js';
 import { outcomeLabel, send, type Sent } from '../bench/chaos/traffic.js';
 import { findHaproxy, type LoggedRequest } from '../bench/lib/haproxy.js';
 import { startReplicaSet, type ReplicaSet } from '../bench/lib/replicas.js';
@@ -62,7 +70,9 @@ async function setUp(): Promise<void> {
     count: REPLICAS,
     workDir: dir,
     config: {
-      server: { host: '127.0.0.1', workers: 1, intra_op_threads: 1 },
+      // Fault injection (admin token required): the SIGKILL case hangs the replica's worker first,
+      // so that requests are surely in flight on it when it is killed.
+      server: { host: '127.0.0.1', workers: 1, intra_op_threads: 1, fault_injection: true, admin_token: ADMIN_TOKEN },
       // Exits off: every replica gives the full model's class, so any answer can be checked.
       // A generous SLO: no request waits past its deadline on a machine shared with other work.
       models: [{ name: MODEL_NAME, path: BUNDLED_DIR, slo: { latency_ms: 10_000 }, tuner: { kind: 'off' } }],
@@ -83,6 +93,15 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `condition` every 20 ms until it holds; throws after `timeoutMs`. */
+async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
 
 /** Epoch ms of a performance.now() reading, to compare with haproxy's log times (same clock). */
 const epochMs = (performanceMs: number): number => performance.timeOrigin + performanceMs;
@@ -145,10 +164,16 @@ describe('offramp replicas behind haproxy', () => {
     const from = Date.now();
     const load = steadyLoad();
     await sleep(500);
+    const drainMs: number[] = [];
     for (const [i, replica] of set.replicas.entries()) {
+      const signalled = performance.now();
       replica.process.signal('SIGTERM');
+      const exited = replica.process.exited.then((code) => {
+        drainMs.push(performance.now() - signalled);
+        return code;
+      });
       // Readiness turns 503 at once, so haproxy marks it DOWN whether or not it has exited yet.
-      const [code] = await Promise.all([replica.process.exited, set.haproxy.waitFor(replica.name, 'DOWN')]);
+      const [code] = await Promise.all([exited, set.haproxy.waitFor(replica.name, 'DOWN')]);
       expect(code, `${replica.name} exit code after its drain`).toBe(0);
       await set.start(i);
       await set.haproxy.waitFor(replica.name, 'UP');
@@ -158,7 +183,8 @@ describe('offramp replicas behind haproxy', () => {
     const { logged, retried } = await loggedSince(from);
     console.log(
       `rolling restart: ${sent.length} requests through haproxy, ${sent.filter(valid).length} answered 200 ` +
-        `with the right class; haproxy retried ${retried} of the ${logged.length} it logged on another replica`,
+        `with the right class; haproxy retried ${retried} of the ${logged.length} it logged on another replica; ` +
+        `SIGTERM to exit 0: ${drainMs.map((ms) => ms.toFixed(0)).join(', ')} ms`,
     );
     expect(sent.length).toBeGreaterThan(50);
     expect(sent.filter((s) => !valid(s)).map(describeSent)).toEqual([]);
@@ -178,6 +204,14 @@ describe('offramp replicas behind haproxy', () => {
       const from = Date.now();
       const load = steadyLoad();
       await sleep(1_000);
+      // Its only worker hangs: each request haproxy sends it from now on stays in flight on it
+      // (worker_timeout_ms is 30 s), so the kill surely cuts requests short, as a crash would.
+      const hang = await adminPost(replica.ports.http, `/v2/models/${MODEL_NAME}/admin/faults`, {
+        fault: 'hang-worker',
+      });
+      expect(outcomeLabel(hang.outcome), 'hang-worker injected').toBe('200');
+      await until(async () => (await set.haproxy.stats()).some((r) => r.name === replica.name && r.current > 0));
+      await sleep(200);
       const killedAtMs = Date.now();
       replica.process.signal('SIGKILL');
       await replica.process.exited;
@@ -198,14 +232,18 @@ describe('offramp replicas behind haproxy', () => {
       const { logged, retried } = await loggedSince(from);
 
       const failed = sent.filter((s) => !valid(s));
+      // Requests haproxy had received before the kill and answered only after a retry: those it
+      // had sent to the killed replica (empty-response) and moved to another.
+      const rescued = logged.filter((r) => r.retries > 0 && r.atMs - r.activeMs < killedAtMs);
       const inFlightAtKill = sent.filter((s) => epochMs(s.startedMs) < killedAtMs && epochMs(s.endedMs) > killedAtMs);
       console.log(
         `SIGKILL: ${sent.length} requests, ${failed.length} failed, ${inFlightAtKill.length} in flight at the kill; ` +
           `haproxy marked it DOWN ${(downAtMs - killedAtMs).toFixed(0)} ms after the kill (${down!.detail.split(',')[0]}) ` +
-          `and retried ${retried} of the ${logged.length} requests it logged; ` +
+          `and retried ${retried} of the ${logged.length} requests it logged, ${rescued.length} of them received before the kill; ` +
           `${servedAfter - servedBefore} sent to it in 1.5 s once UP again`,
       );
       expect(sent.length).toBeGreaterThan(50);
+      expect(inFlightAtKill.length, 'requests in flight at the kill (the hung worker holds them)').toBeGreaterThan(0);
       expect(failed.filter((s) => !inFlightAtKill.includes(s)).map(describeSent)).toEqual([]);
       expect(failed.filter((s) => epochMs(s.startedMs) >= downAtMs).map(describeSent)).toEqual([]);
       // Started again on its ports, it takes its share of the load.

@@ -93,7 +93,8 @@ export interface ServerStat {
   status: string;
   /** The last health check's result: L7OK, L7STS (a status other than 200), L4CON (refused), INI (none yet), … */
   checkStatus: string;
-  /** Sessions sent to it so far. */
+  /** Requests on it now (scur), and sent to it so far (stot). */
+  current: number;
   sessions: number;
   /** Attempts made again after a failure (connection or layer 7), and those moved to another server. */
   retries: number;
@@ -118,6 +119,7 @@ export function parseShowStat(csv: string): ServerStat[] {
     name: col('svname'),
     status: col('status'),
     checkStatus: col('check_status'),
+    current: col('scur'),
     sessions: col('stot'),
     retries: col('wretr'),
     redispatches: col('wredis'),
@@ -132,6 +134,7 @@ export function parseShowStat(csv: string): ServerStat[] {
       name: f[at.name] ?? '',
       status: f[at.status] ?? '',
       checkStatus: f[at.checkStatus] ?? '',
+      current: num(at.current),
       sessions: num(at.sessions),
       retries: num(at.retries),
       redispatches: num(at.redispatches),
@@ -166,6 +169,8 @@ export function parseStateChanges(log: string): StateChange[] {
 export interface LoggedRequest {
   /** Epoch ms of the log line: when the answer was sent. */
   atMs: number;
+  /** From the request's first byte to the answer's last (%Ta): it arrived at atMs − activeMs. */
+  activeMs: number;
   /** The server that gave the final answer ("<NOSRV>" when none did). */
   server: string;
   /** HTTP status sent to the client (-1: none). */
@@ -183,7 +188,7 @@ export interface LoggedRequest {
 /** The request lines of an RFC 5424 haproxy log in the httplog format. */
 export function parseRequestLog(log: string): LoggedRequest[] {
   // … %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r
-  const timers = String.raw`-?\d+\/-?\d+\/-?\d+\/-?\d+\/\+?-?\d+`;
+  const timers = String.raw`-?\d+\/-?\d+\/-?\d+\/-?\d+\/\+?(-?\d+)`;
   const line = new RegExp(
     String.raw`^<\d+>1 (\S+) .*\] \S+ [^/\s]+\/(\S+) ${timers} (-?\d+) \d+ \S+ \S+ (\S{4}) ` +
       String.raw`\d+\/\d+\/\d+\/\d+\/(\+?)(\d+) \d+\/\d+ "(.*)"$`,
@@ -191,10 +196,11 @@ export function parseRequestLog(log: string): LoggedRequest[] {
   return log.split('\n').flatMap((text) => {
     const m = line.exec(text);
     if (!m) return [];
-    const [, stamp, server, status, termination, plus, retries, request] = m as unknown as string[];
+    const [, stamp, server, active, status, termination, plus, retries, request] = m as unknown as string[];
     return [
       {
         atMs: stampMs(stamp as string),
+        activeMs: Number(active),
         server: server as string,
         status: Number(status),
         retries: Number(retries),

@@ -110,10 +110,19 @@ export interface CapacityContext {
   say: (line: string) => void;
 }
 
-/** Saturation, then the bisection, on a running server. */
-export async function measureSloCapacity(server: ServerProcess, ctx: CapacityContext): Promise<SloCapacity> {
+/**
+ * Saturation, then the bisection, on a running server (or a balancer in front of servers).
+ * `saturated`: the closed-loop run the caller already made at `ctx.plan.concurrency` (to measure
+ * something else during it), used as the upper bracket instead of running one here.
+ */
+export async function measureSloCapacity(
+  server: Pick<ServerProcess, 'baseUrl'>,
+  ctx: CapacityContext,
+  saturated?: ClosedLoopResult,
+): Promise<SloCapacity> {
   const url = `${server.baseUrl}/v2/models/${ctx.modelName}/infer`;
-  const saturation = await runClosedLoop(url, ctx.bodiesPath, ctx.plan.concurrency, ctx.plan.seconds, ctx.body);
+  const saturation =
+    saturated ?? (await runClosedLoop(url, ctx.bodiesPath, ctx.plan.concurrency, ctx.plan.seconds, ctx.body));
   const probes: CapacityProbe[] = [];
   const { rps } = await searchCapacity(
     saturation.rps,

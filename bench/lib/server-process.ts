@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { cpus } from 'node:os';
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -54,6 +55,15 @@ export async function processCpuSeconds(pid: number): Promise<number | null> {
   return Number.isFinite(ticks) ? ticks / ticksPerSecond() : null;
 }
 
+/**
+ * CPU seconds the whole machine has spent busy so far, every core summed (idle time left out;
+ * node's os.cpus()). Beside processCpuSeconds it says how much went to processes not measured
+ * one by one.
+ */
+export function machineCpuSeconds(): number {
+  return cpus().reduce((sum, { times }) => sum + (times.user + times.nice + times.sys + times.irq) / 1000, 0);
+}
+
 export interface ServerProcess {
   /** http://127.0.0.1:PORT */
   baseUrl: string;
@@ -74,11 +84,20 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(configPath: string, logPath: string): Promise<ServerProcess> {
-  const httpPort = await freePort();
-  let grpcPort = await freePort();
-  while (grpcPort === httpPort) grpcPort = await freePort();
-  const log = createWriteStream(logPath);
+/**
+ * Starts `offramp serve` and resolves once it is ready. `ports`: listen there (a replica restarted
+ * in place, behind a balancer that knows its address); by default two free ports.
+ */
+export async function startServerProcess(
+  configPath: string,
+  logPath: string,
+  ports?: { http: number; grpc: number },
+): Promise<ServerProcess> {
+  const httpPort = ports?.http ?? (await freePort());
+  let grpcPort = ports?.grpc ?? (await freePort());
+  while (!ports && grpcPort === httpPort) grpcPort = await freePort();
+  // Appended to: a replica restarted in place keeps one log across its lives.
+  const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(process.execPath, ['bin/offramp.js', 'serve', '--config', configPath], {
     env: { ...process.env, OFFRAMP_HTTP_PORT: String(httpPort), OFFRAMP_GRPC_PORT: String(grpcPort) },
     stdio: ['ignore', 'pipe', 'pipe'],

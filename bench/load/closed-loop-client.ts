@@ -23,6 +23,7 @@ const seconds = Number(secondsArg ?? 5);
 const poster = createPoster(url, concurrency);
 
 const latencies: number[] = [];
+const errorsByStatus: Record<string, number> = {};
 let errors = 0;
 let next = 0;
 const deadline = performance.now() + seconds * 1000;
@@ -34,7 +35,10 @@ async function client(): Promise<void> {
     const t0 = performance.now();
     const { status } = await poster.post(body);
     if (status === 200) latencies.push(performance.now() - t0);
-    else errors++;
+    else {
+      errors++;
+      errorsByStatus[status] = (errorsByStatus[status] ?? 0) + 1;
+    }
   }
 }
 
@@ -46,6 +50,7 @@ const q = (p: number): number =>
 const result: ClosedLoopResult = {
   requests: latencies.length,
   errors,
+  errors_by_status: errorsByStatus,
   seconds: elapsed,
   rps: latencies.length / elapsed,
   p50: q(0.5),

@@ -60,6 +60,8 @@ export interface OpenLoopResult {
 export interface ClosedLoopResult {
   requests: number;
   errors: number;
+  /** The errors by HTTP status ("0": no answer: a timeout or a failed connection), as capacity probes count them. */
+  errors_by_status: Record<string, number>;
   seconds: number;
   rps: number;
   p50: number;

@@ -47,6 +47,7 @@ import type {
   Tuner,
   TunerEstimates,
   TunerEvent,
+  TunerResumePoint,
 } from './tuner.js';
 import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
@@ -101,8 +102,16 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.history = new FeedbackHistory(options.window);
     this.retuneEvery = Math.max(1, options.retuneEvery ?? Math.floor(options.window / 4));
     this.settleRows = Math.max(0, options.settleRows ?? 3 * options.window);
-    this.active = [...options.activeRamps].sort((a, b) => a - b);
-    this.current = new Map(this.active.map((id) => [id, options.thresholds?.get(id) ?? null]));
+    // A resumed tuner starts where the saved one stood: its ramps, its thresholds (its own
+    // choice, so ramp-set checks may run at once) and its rows, as one batch of history.
+    const start = options.resume;
+    const thresholds = start ? start.thresholds : options.thresholds;
+    this.active = [...(start?.activeRamps ?? options.activeRamps)].sort((a, b) => a - b);
+    this.current = new Map(this.active.map((id) => [id, thresholds?.get(id) ?? null]));
+    if (start && start.records.length > 0) {
+      this.history.add(start.records);
+      this.tuned = true;
+    }
   }
 
   get thresholds(): ReadonlyMap<number, number | null> {
@@ -232,6 +241,22 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     const event = this.retune('ramp-change');
     if (event) events.push(event);
     return events;
+  }
+
+  resumePoint(maxRows: number): TunerResumePoint {
+    // Newest first until `maxRows` usable rows, then back to oldest first.
+    const rows = this.history.last(Math.max(1, this.resumeSpan()));
+    const records: FeedbackRecord[] = [];
+    for (let i = rows.length - 1; i >= 0 && records.length < maxRows; i--) {
+      const { record } = rows[i] as HistoryRow;
+      if (this.isUsable(record)) records.push(record);
+    }
+    return { activeRamps: [...this.active], thresholds: new Map(this.current), records: records.reverse() };
+  }
+
+  /** Rows (the newest) this kind tunes its thresholds on, for `resumePoint`: by default all it keeps. */
+  protected resumeSpan(): number {
+    return this.history.length;
   }
 
   /** Drops the rows this kind no longer needs (it must keep at least the realised window). */

@@ -154,6 +154,27 @@ describe('the resume point', () => {
   });
 });
 
+describe('a ramp added at "never"', () => {
+  // The older half of the rows was served before ramp 5 joined: they carry no reading of it.
+  const withoutFive = (rows: readonly FeedbackRecord[]) =>
+    rows.map((r, i) => (i < rows.length / 2 ? { ...r, ramps: r.ramps.filter((x) => x.id !== 5) } : r));
+
+  it('leaves the rows it has no reading in among those the thresholds are judged on, and they stay without it', () => {
+    const thresholds = new Map([...point.thresholds].map(([id, t]) => [id, id === 5 ? null : t]));
+    const resumed = createTuner({ ...options, resume: { ...point, thresholds, records: withoutFive(point.records) } });
+    const again = resumed.resumePoint(MAX_SAVED_ROWS);
+    expect(again.records).toHaveLength(point.records.length);
+    const back = expandResumePoint(compactResumePoint(again), 0);
+    expect(back.records.map((r) => r.ramps.map((x) => x.id))).toEqual(
+      again.records.map((r) => r.ramps.filter((x) => RAMPS.includes(x.id)).map((x) => x.id)),
+    );
+    expect(recheckResumePoint(back, checkOptions()).passed).toBe(true);
+    // Once ramp 5 may answer, only the rows with its reading can judge the thresholds.
+    const open = createTuner({ ...options, resume: { ...point, records: withoutFive(point.records) } });
+    expect(open.resumePoint(MAX_SAVED_ROWS).records).toHaveLength(point.records.length / 2);
+  });
+});
+
 describe("the guard's re-check", () => {
   it('passes on the rows the thresholds were tuned on', () => {
     const check = recheckResumePoint(point, checkOptions());

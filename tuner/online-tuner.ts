@@ -244,12 +244,18 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
   }
 
   resumePoint(maxRows: number): TunerResumePoint {
-    // Newest first until `maxRows` usable rows, then back to oldest first.
+    // The rows the thresholds in force can be judged on: with a reading of every ramp they let
+    // answer. Not necessarily of the others: a ramp just added (at "never") has no reading in
+    // older rows, and the thresholds were tested on those. Under patience every reading counts
+    // (a row's streak runs through every ramp).
+    const judged =
+      this.options.rule.policy === 'patience' ? this.active : this.active.filter((id) => this.current.get(id) !== null);
+    // Newest first until `maxRows` rows, then back to oldest first.
     const rows = this.history.last(Math.max(1, this.resumeSpan()));
     const records: FeedbackRecord[] = [];
     for (let i = rows.length - 1; i >= 0 && records.length < maxRows; i--) {
       const { record } = rows[i] as HistoryRow;
-      if (this.isUsable(record)) records.push(record);
+      if (carriesReadings(record, judged)) records.push(record);
     }
     return { activeRamps: [...this.active], thresholds: new Map(this.current), records: records.reverse() };
   }

@@ -9,7 +9,7 @@
  */
 import { apparateAllowed } from './apparate.js';
 import type { ExitRule } from './exit-policy.js';
-import { carriesReadings, type FeedbackRecord } from './feedback-record.js';
+import type { FeedbackRecord } from './feedback-record.js';
 import { checkSetting } from './guarded.js';
 import type { LatencyProfileData } from './latency-model.js';
 import type { OnlineTunerKind, TunerResumePoint } from './tuner.js';
@@ -23,12 +23,15 @@ export interface CompactRows {
   exit: Int32Array;
   /** Per row: the full model's argmax (−1: unknown, the row left the batch early). */
   final: Int32Array;
-  /** Ramp-major: `argmax[j × count + i]` is ramp `ramps[j]`'s argmax on row i; `score` likewise. */
+  /**
+   * Ramp-major: `argmax[j × count + i]` is ramp `ramps[j]`'s argmax on row i, −1 where the row
+   * has no reading of it (its score is then NaN); `score` likewise.
+   */
   argmax: Int32Array;
   score: Float64Array;
 }
 
-/** `records` (each carrying a reading of every one of `ramps`) as compact rows. */
+/** `records`' readings of `ramps` (those they carry) as compact rows. */
 export function compactRows(records: readonly FeedbackRecord[], ramps: readonly number[]): CompactRows {
   const sorted = [...ramps].sort((a, b) => a - b);
   const n = records.length;
@@ -41,14 +44,12 @@ export function compactRows(records: readonly FeedbackRecord[], ramps: readonly 
     score: new Float64Array(sorted.length * n),
   };
   records.forEach((record, i) => {
-    if (!carriesReadings(record, sorted))
-      throw new RangeError(`record ${i} does not carry a reading of every ramp of ${sorted.join(', ')}`);
     rows.exit[i] = record.exit;
     rows.final[i] = record.final ? record.final.argmax : -1;
     sorted.forEach((id, j) => {
-      const reading = record.ramps.find((r) => r.id === id) as FeedbackRecord['ramps'][number];
-      rows.argmax[j * n + i] = reading.argmax;
-      rows.score[j * n + i] = reading.score;
+      const reading = record.ramps.find((r) => r.id === id);
+      rows.argmax[j * n + i] = reading ? reading.argmax : -1;
+      rows.score[j * n + i] = reading ? reading.score : Number.NaN;
     });
   });
   return rows;
@@ -58,7 +59,8 @@ export function compactRows(records: readonly FeedbackRecord[], ramps: readonly 
  * Compact rows as feedback records, stamped `t`. What was not kept reads as unknown: the
  * confidences (NaN; no tuner reads them, the score is what exits), the batch size (1), and the
  * reading of an exit that is no longer among `ramps` (then the row's realised disagreement is
- * unknown and not counted). Every row is a probe: only probes are saved.
+ * unknown and not counted). A reading the row did not carry stays absent. Every row is a probe:
+ * only probes are saved.
  */
 export function expandRows(rows: CompactRows, t: number): FeedbackRecord[] {
   const n = rows.count;
@@ -68,12 +70,10 @@ export function expandRows(rows: CompactRows, t: number): FeedbackRecord[] {
       t,
       batchSize: 1,
       exit: rows.exit[i] as number,
-      ramps: rows.ramps.map((id, j) => ({
-        id,
-        argmax: rows.argmax[j * n + i] as number,
-        confidence: Number.NaN,
-        score: rows.score[j * n + i] as number,
-      })),
+      ramps: rows.ramps.flatMap((id, j) => {
+        const argmax = rows.argmax[j * n + i] as number;
+        return argmax < 0 ? [] : [{ id, argmax, confidence: Number.NaN, score: rows.score[j * n + i] as number }];
+      }),
       final: final >= 0 ? { argmax: final, confidence: Number.NaN } : null,
       probe: true,
     };

@@ -93,8 +93,9 @@ export interface TunerBaseOptions {
 /**
  * A tuner's learned state, as a restarted tuner resumes from it (`OnlineTunerBaseOptions.resume`,
  * `Tuner.resumePoint`): its active ramps and thresholds, and the newest rows of its history that
- * carry every active ramp's reading — the rows those thresholds were tuned and tested on, which
- * the guard re-checks them on before they serve again (resume.ts).
+ * carry a reading of every ramp those thresholds let answer (under patience, of every active ramp)
+ * — the rows they were tuned and tested on, which the guard re-checks them on before they serve
+ * again (resume.ts). A ramp at "never" needs no reading: one added to the set has none in older rows.
  */
 export interface TunerResumePoint {
   /** In model order. */
@@ -290,7 +291,7 @@ export interface Tuner {
   /**
    * What a restarted tuner would resume from (TunerResumePoint): the thresholds in force and the
    * newest rows, at most `maxRows`, of those it tunes on (guarded: its tuning window; apparate:
-   * its window; static: its realised window) that carry every active ramp's reading.
+   * all it keeps; static: its realised window) that its thresholds can be judged on.
    */
   resumePoint(maxRows: number): TunerResumePoint;
 }

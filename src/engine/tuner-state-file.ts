@@ -245,11 +245,11 @@ function rows(v: unknown): CompactRows {
     argmax: column(v.argmax, n * ramps.length, 'argmax', (k) => new Int32Array(k)),
     score: column(v.score, n * ramps.length, 'score', (k) => new Float64Array(k)),
   };
+  // −1: the row has no reading of that ramp.
   need(
-    out.argmax.every((a) => a >= 0),
-    'rows.argmax holds a negative class',
+    out.argmax.every((a) => a >= -1),
+    'rows.argmax holds a class below −1',
   );
-  need(!out.score.some((s) => Number.isNaN(s)), 'rows.score holds NaN');
   return out;
 }
 

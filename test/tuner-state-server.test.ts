@@ -121,7 +121,9 @@ describe('a restarted server', () => {
       expect(Object.fromEntries(report.ramps.filter((r) => r.active).map((r) => [r.id, r.threshold]))).toEqual(
         Object.fromEntries(saved.learned?.thresholds ?? []),
       );
-      expect(log.some((line) => /model fmnist: restored from .* the guard's re-check passed/.test(line))).toBe(true);
+      const restoredLine = log.find((line) => /model fmnist: restored from .* the guard's re-check passed/.test(line));
+      console.log(restoredLine);
+      expect(restoredLine).toBeDefined();
       const exits = await serveRows(base, served, served + FIRST);
       const early = exits.filter((e) => e >= 0).length;
       console.log(`with the saved state: ${early} of the first ${FIRST} rows answered early`);

@@ -16,6 +16,11 @@
  * Re-tunes use only records that carry a reading of every active ramp: a ramp added later has no
  * readings in older rows, and exits judged without it would be guessed.
  *
+ * Across a restart (`resume`, `resumePoint`): a tuner started from a saved state takes its active
+ * ramps and thresholds as its own choice and the saved rows as one batch of history, so the
+ * triggers above run on from there; it counts no violation in those rows (they were judged before
+ * the restart), only in the rows that follow.
+ *
  * Learning or settled (`estimates.learning`): a tuner learns from its start, a tightening or a
  * ramp-set change (`relearn`) until a re-tune has chosen thresholds (`tuned`) and `settleRows`
  * rows have come in since. A live server feeds a learning tuner a larger share of probes.

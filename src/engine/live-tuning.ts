@@ -29,6 +29,12 @@
  * a threshold), pause, resume, pins, disabled ramps — goes into the model's tuning event log
  * (tuning-log.ts), which the dashboard reads (`eventsSince`).
  *
+ * Across restarts (`server.state_dir`; tuner-state-file.ts, tuner-state-saver.ts): it may start
+ * from a restored state (`LiveTuningOptions.restore`: pins and pause, and for an online tuner the
+ * saved ramps, thresholds and rows that passed the guard's re-check), says when what a state file
+ * holds has changed (`onStateChange`) and how much feedback it has fed (`fedRows`), and gives what
+ * is saved (`saveable`).
+ *
  * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
  * finished batch, from the tuner's feedback demand (tuner/tuner.ts FeedbackDemand,
  * `probeShareFor`): while the tuner learns (from the start, a tightening or a ramp-set change
@@ -383,8 +389,10 @@ export class LiveTuning {
     this.disabled.set(id, reason);
     this.log(disabledLine(id, reason));
     const unpinned = this.pins.delete(id);
-    if (unpinned) this.log(`ramp ${id} unpinned: it is disabled`);
-    if (unpinned) this.onStateChange?.();
+    if (unpinned) {
+      this.log(`ramp ${id} unpinned: it is disabled`);
+      this.onStateChange?.();
+    }
     this.events.record('ramp-disabled', `${disabledLine(id, reason)}${unpinned ? '; its pin is dropped' : ''}`);
     this.base = this.withoutDisabled(this.base);
     this.tuner?.withdrawRamp(id);

@@ -189,6 +189,7 @@ export async function startServer(config: ServingConfig, options: ServerOptions)
             'drainTimeoutMs',
             'workerTimeoutMs',
             'faultInjection',
+            'stateDir',
           ] as const;
           for (const key of restart)
             if (next.server[key] !== config.server[key])

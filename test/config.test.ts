@@ -49,6 +49,7 @@ describe('parseServingConfig', () => {
       drainTimeoutMs: 30000,
       workerTimeoutMs: 30000,
       faultInjection: false,
+      stateDir: null,
       dashboard: {
         enabled: true,
         bufferSeconds: 900,
@@ -101,6 +102,18 @@ describe('parseServingConfig', () => {
     expect(model.batching.maxBatchSize).toBe(32);
     expect(model.batching.preferredBatchSizes).toEqual([8, 32]);
     expect(model.path).toBe('/srv/m/a');
+  });
+
+  it('reads server.state_dir: a relative path resolves against the file folder, an absolute one stays', () => {
+    const read = (dir: string) =>
+      parseServingConfig(`server:\n  state_dir: ${dir}\n${MINIMAL}`, '/etc/offramp/slo.yaml', { env: noEnv }).server
+        .stateDir;
+    expect(read('state')).toBe('/etc/offramp/state');
+    expect(read('/var/lib/offramp')).toBe('/var/lib/offramp');
+    expect(read('null')).toBeNull();
+    expect(problemsOf(`server:\n  state_dir: ""\n${MINIMAL}`).message).toBe(
+      'slo.yaml:2: server.state_dir: "" is not a folder path, or null',
+    );
   });
 
   it('reads the dashboard section: a relative results_dir resolves against the file folder', () => {

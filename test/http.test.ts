@@ -38,7 +38,16 @@ const TINY_MODEL: FakeModel = {
     version: VERSION,
     policy: 'confidence',
     mode: 'release',
-    tuner: { kind: 'static', online: false, paused: false, pinned: {}, proposed: null, estimates: null, probeShare: 1 },
+    tuner: {
+      kind: 'static',
+      online: false,
+      paused: false,
+      pinned: {},
+      proposed: null,
+      estimates: null,
+      probeShare: 1,
+      restored: null,
+    },
     rampOverhead: 0.02,
     cascade: null,
     ramps: [
@@ -520,6 +529,7 @@ describe('GET /metrics', () => {
           proposed: { '0': 0.8 },
           estimates,
           probeShare: 0.5,
+          restored: null,
         },
       }),
     );
@@ -565,7 +575,16 @@ class FakeAdmin implements AdminPlane {
     return {
       model: name,
       version: VERSION,
-      tuner: { kind: 'guarded', online: true, paused: false, pinned: {}, proposed: {}, estimates: null, probeShare: 1 },
+      tuner: {
+        kind: 'guarded',
+        online: true,
+        paused: false,
+        pinned: {},
+        proposed: {},
+        estimates: null,
+        probeShare: 1,
+        restored: null,
+      },
       thresholds: {},
     };
   }

@@ -118,11 +118,19 @@ function climb(
   return { vector, totals: current };
 }
 
+/**
+ * Apparate's acceptance of a setting: at most this many disagreements on `countedRows` rows
+ * (the empirical rate within the budget; no statistical bound).
+ */
+export function apparateAllowed(countedRows: number, budget: number): number {
+  return Math.floor(budget * countedRows + 1e-9);
+}
+
 /** Apparate's greedy hill-climb on the window; empirical disagreement ≤ budget × counted rows. */
 export function apparateThresholds(ev: WindowEvaluator, options: ApparateOptions): ThresholdChoice {
   if (!(options.budget > 0 && options.budget < 1))
     throw new RangeError(`budget must be in (0, 1), got ${options.budget}`);
-  const allowed = Math.floor(options.budget * ev.countedRows + 1e-9);
+  const allowed = apparateAllowed(ev.countedRows, options.budget);
   const start = apparateNever(options.policy);
   const floors = Float64Array.from(ev.activeRamps, (_, j) => ev.lowestScore(j));
   let best: ClimbResult | undefined;

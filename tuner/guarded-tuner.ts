@@ -132,6 +132,11 @@ export class GuardedTuner extends OnlineTuner<GuardedTunerOptions> {
     return { events: [], stop: false };
   }
 
+  /** Its thresholds were tested on the tuning window. */
+  protected override resumeSpan(): number {
+    return this.tuneWindow;
+  }
+
   protected override holding(): boolean {
     return this.held;
   }

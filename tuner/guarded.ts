@@ -266,6 +266,65 @@ interface PathTotals {
 }
 
 /**
+ * What the guard allows a setting on `testCounted` counted test rows: at most `allowed`
+ * disagreements there (−1: too few rows for any exit), the upper bound held below the target
+ * rate (the budget, or with `windowRows` the window-safe rate); and at most `recentAllowed` on
+ * `recentCounted` recent rows (0 without them), where the target rate itself must hold.
+ */
+function guardLimits(
+  testCounted: number,
+  recentCounted: number | null,
+  options: { budget: number; confidence: number; windowRows?: number },
+): { allowed: number; recentAllowed: number } {
+  checkBudget(options.budget, options.confidence);
+  const target = options.windowRows
+    ? windowSafeRate(options.windowRows, options.budget, options.confidence)
+    : options.budget;
+  return {
+    allowed: maxAllowedDisagreements(testCounted, target, options.confidence),
+    recentAllowed: recentCounted !== null ? Math.floor(target * recentCounted + EPS) : 0,
+  };
+}
+
+/** The guard's verdict on one setting (`checkSetting`) and the figures behind it. */
+export interface SettingCheck {
+  passed: boolean;
+  /** Disagreements of the setting on the counted test rows, and what the guard allows there. */
+  disagreements: number;
+  countedRows: number;
+  allowed: number;
+  /** Upper Clopper–Pearson bound of its disagreement there; null without counted rows. */
+  upperBound: number | null;
+}
+
+/**
+ * The guard's judgement of one setting fixed before `test` was looked at (a restarted tuner's
+ * saved thresholds): the judgement `testPath` makes of each setting on its path — its
+ * disagreements on the test rows within what the bound allows, and on the `recent` rows within
+ * the target rate. All-never cannot disagree, and passes even without rows.
+ */
+export function checkSetting(
+  vector: Float64Array,
+  test: WindowEvaluator,
+  options: Omit<PathTestOptions, 'fitRows'>,
+): SettingCheck {
+  const { recent } = options;
+  const { allowed, recentAllowed } = guardLimits(test.countedRows, recent?.countedRows ?? null, options);
+  const disagreements = test.totals(vector).disagreements;
+  const never = vector.every((t) => t === Number.POSITIVE_INFINITY);
+  const passed =
+    never ||
+    (disagreements <= allowed && (recent === undefined || recent.totals(vector).disagreements <= recentAllowed));
+  return {
+    passed,
+    disagreements,
+    countedRows: test.countedRows,
+    allowed,
+    upperBound: test.countedRows > 0 ? clopperPearsonUpper(disagreements, test.countedRows, options.confidence) : null,
+  };
+}
+
+/**
  * The walk `testPath` makes (see there), on any source of per-setting totals: the setting kept
  * (an index on the path, or all-never), what the bound allows, and the report's path figures.
  * `recentCounted`: counted rows of the recent rows, null without them.
@@ -281,12 +340,7 @@ function walkPath(
   allowed: number;
   report: Pick<GuardedChoice, 'upperBound' | 'certifyDisagreements' | 'certifyAllowed' | 'pathLength' | 'passed'>;
 } {
-  checkBudget(options.budget, options.confidence);
-  const target = options.windowRows
-    ? windowSafeRate(options.windowRows, options.budget, options.confidence)
-    : options.budget;
-  const recentAllowed = recentCounted !== null ? Math.floor(target * recentCounted + EPS) : 0;
-  const allowed = maxAllowedDisagreements(testCounted, target, options.confidence);
+  const { allowed, recentAllowed } = guardLimits(testCounted, recentCounted, options);
   let best: number | 'never' = 'never';
   let bestLatency = totals.neverLatency();
   let bestDisagreements = 0;

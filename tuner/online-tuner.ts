@@ -16,6 +16,11 @@
  * Re-tunes use only records that carry a reading of every active ramp: a ramp added later has no
  * readings in older rows, and exits judged without it would be guessed.
  *
+ * Across a restart (`resume`, `resumePoint`): a tuner started from a saved state takes its active
+ * ramps and thresholds as its own choice and the saved rows as one batch of history, so the
+ * triggers above run on from there; it counts no violation in those rows (they were judged before
+ * the restart), only in the rows that follow.
+ *
  * Learning or settled (`estimates.learning`): a tuner learns from its start, a tightening or a
  * ramp-set change (`relearn`) until a re-tune has chosen thresholds (`tuned`) and `settleRows`
  * rows have come in since. A live server feeds a learning tuner a larger share of probes.
@@ -47,6 +52,7 @@ import type {
   Tuner,
   TunerEstimates,
   TunerEvent,
+  TunerResumePoint,
 } from './tuner.js';
 import { WindowEvaluator, type WindowEvalOptions } from './window-eval.js';
 
@@ -101,8 +107,16 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     this.history = new FeedbackHistory(options.window);
     this.retuneEvery = Math.max(1, options.retuneEvery ?? Math.floor(options.window / 4));
     this.settleRows = Math.max(0, options.settleRows ?? 3 * options.window);
-    this.active = [...options.activeRamps].sort((a, b) => a - b);
-    this.current = new Map(this.active.map((id) => [id, options.thresholds?.get(id) ?? null]));
+    // A resumed tuner starts where the saved one stood: its ramps, its thresholds (its own
+    // choice, so ramp-set checks may run at once) and its rows, as one batch of history.
+    const start = options.resume;
+    const thresholds = start ? start.thresholds : options.thresholds;
+    this.active = [...(start?.activeRamps ?? options.activeRamps)].sort((a, b) => a - b);
+    this.current = new Map(this.active.map((id) => [id, thresholds?.get(id) ?? null]));
+    if (start && start.records.length > 0) {
+      this.history.add(start.records);
+      this.tuned = true;
+    }
   }
 
   get thresholds(): ReadonlyMap<number, number | null> {
@@ -232,6 +246,28 @@ export abstract class OnlineTuner<O extends OnlineTunerOptions = OnlineTunerOpti
     const event = this.retune('ramp-change');
     if (event) events.push(event);
     return events;
+  }
+
+  resumePoint(maxRows: number): TunerResumePoint {
+    // The rows the thresholds in force can be judged on: with a reading of every ramp they let
+    // answer. Not necessarily of the others: a ramp just added (at "never") has no reading in
+    // older rows, and the thresholds were tested on those. Under patience every reading counts
+    // (a row's streak runs through every ramp).
+    const judged =
+      this.options.rule.policy === 'patience' ? this.active : this.active.filter((id) => this.current.get(id) !== null);
+    // Newest first until `maxRows` rows, then back to oldest first.
+    const rows = this.history.last(Math.max(1, this.resumeSpan()));
+    const records: FeedbackRecord[] = [];
+    for (let i = rows.length - 1; i >= 0 && records.length < maxRows; i--) {
+      const { record } = rows[i] as HistoryRow;
+      if (carriesReadings(record, judged)) records.push(record);
+    }
+    return { activeRamps: [...this.active], thresholds: new Map(this.current), records: records.reverse() };
+  }
+
+  /** Rows (the newest) this kind tunes its thresholds on, for `resumePoint`: by default all it keeps. */
+  protected resumeSpan(): number {
+    return this.history.length;
   }
 
   /** Drops the rows this kind no longer needs (it must keep at least the realised window). */

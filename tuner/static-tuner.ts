@@ -3,9 +3,9 @@
  * one), for good. It still keeps the realised window, so its estimates report the disagreement
  * of the answers it let through.
  */
-import type { FeedbackRecord } from './feedback-record.js';
+import { carriesReadings, type FeedbackRecord } from './feedback-record.js';
 import { checkTunerOptions, FeedbackHistory, noEstimates } from './feedback-history.js';
-import type { StaticTunerOptions, Tuner, TunerEstimates, TunerEvent } from './tuner.js';
+import type { StaticTunerOptions, Tuner, TunerEstimates, TunerEvent, TunerResumePoint } from './tuner.js';
 
 export class StaticTuner implements Tuner {
   readonly kind = 'static';
@@ -49,6 +49,19 @@ export class StaticTuner implements Tuner {
     this.active = this.active.filter((x) => x !== id);
     this.current.delete(id);
     return [];
+  }
+
+  /** Its fixed thresholds, and the rows of its realised window that carry every active ramp's reading. */
+  resumePoint(maxRows: number): TunerResumePoint {
+    const records = this.history
+      .recent()
+      .map((row) => row.record)
+      .filter((record) => carriesReadings(record, this.active));
+    return {
+      activeRamps: [...this.active],
+      thresholds: new Map(this.current),
+      records: records.slice(Math.max(0, records.length - maxRows)),
+    };
   }
 
   /** Keeps the rows for the estimates; changes nothing. */

@@ -90,6 +90,22 @@ export interface TunerBaseOptions {
   thresholds?: Thresholds;
 }
 
+/**
+ * A tuner's learned state, as a restarted tuner resumes from it (`OnlineTunerBaseOptions.resume`,
+ * `Tuner.resumePoint`): its active ramps and thresholds, and the newest rows of its history that
+ * carry a reading of every ramp those thresholds let answer (under patience, of every active ramp)
+ * — the rows they were tuned and tested on, which the guard re-checks them on before they serve
+ * again (resume.ts). A ramp at "never" needs no reading: one added to the set has none in older rows.
+ */
+export interface TunerResumePoint {
+  /** In model order. */
+  activeRamps: readonly number[];
+  /** Per active ramp (null = never). */
+  thresholds: ReadonlyMap<number, number | null>;
+  /** Oldest first. */
+  records: readonly FeedbackRecord[];
+}
+
 /** What the online kinds add: when to re-tune, what to report, whether the ramp set may change. */
 export interface OnlineTunerBaseOptions extends TunerBaseOptions {
   /** Records between periodic re-tunes (default window / 4: exits open sooner after a start or a tightening). */
@@ -105,6 +121,13 @@ export interface OnlineTunerBaseOptions extends TunerBaseOptions {
    * in drop mode stays high until then (src/engine/live-tuning.ts).
    */
   settleRows?: number;
+  /**
+   * Start from a saved state instead of `activeRamps` and `thresholds` (a restart; the caller has
+   * had the guard re-check it, resume.ts): those ramps at those thresholds, as thresholds of the
+   * tuner's own choice, with the records as its history — so it re-tunes from them rather than
+   * learning from nothing, and is settled once they are `settleRows` rows.
+   */
+  resume?: TunerResumePoint;
 }
 
 export interface GuardedTunerOptions extends OnlineTunerBaseOptions {
@@ -265,4 +288,10 @@ export interface Tuner {
    * set and is never proposed again; returns what the tuner changed (nothing if it was not active).
    */
   withdrawRamp(id: number): TunerEvent[];
+  /**
+   * What a restarted tuner would resume from (TunerResumePoint): the thresholds in force and the
+   * newest rows, at most `maxRows`, of those it tunes on (guarded: its tuning window; apparate:
+   * all it keeps; static: its realised window) that its thresholds can be judged on.
+   */
+  resumePoint(maxRows: number): TunerResumePoint;
 }

@@ -209,6 +209,17 @@ const serverSchema = section({
       'Enables POST /v2/models/{m}/admin/faults (admin token required), which crashes or hangs an executor worker ' +
         'for tests and chaos runs. Never in production; the server logs a warning at start when it is on.',
     ),
+  state_dir: z
+    .string({ error: notA('a folder path, or null') })
+    .min(1, { error: notA('a folder path, or null') })
+    .max(4096, { error: notA('a path (at most 4096 characters)') })
+    .nullable()
+    .default(null)
+    .describe(
+      "Folder where each model's tuner state is saved (<model>.tuner.json: learned thresholds, ramp set, the rows " +
+        'they were tuned on, pins and pause) while serving and at shutdown, and read at start, where the guard ' +
+        "re-checks it before use; a relative path resolves against the config file's folder; null: nothing is saved.",
+    ),
   dashboard: dashboardSchema.prefault({}).describe('The live tuning dashboard (/dashboard).'),
 });
 

@@ -48,6 +48,8 @@ export interface ServerConfig {
   readonly workerTimeoutMs: number;
   /** The admin fault-injection endpoint is enabled. */
   readonly faultInjection: boolean;
+  /** Absolute path of the folder tuner states are saved in and restored from (src/engine/tuner-state-file.ts); null: none. */
+  readonly stateDir: string | null;
   readonly dashboard: DashboardConfig;
 }
 
@@ -390,6 +392,7 @@ function toServingConfig(file: SloConfigFile, source: string, baseDir: string): 
       drainTimeoutMs: s.drain_timeout_ms,
       workerTimeoutMs: s.worker_timeout_ms,
       faultInjection: s.fault_injection,
+      stateDir: s.state_dir === null ? null : resolve(baseDir, s.state_dir),
       dashboard: {
         enabled: s.dashboard.enabled,
         bufferSeconds: s.dashboard.buffer_seconds,

@@ -110,6 +110,7 @@ export const TUNING_EVENT_KINDS = [
   'pin',
   'unpin',
   'ramp-disabled',
+  'restore',
 ] as const;
 export type TuningEventKind = (typeof TUNING_EVENT_KINDS)[number];
 

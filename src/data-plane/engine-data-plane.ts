@@ -21,6 +21,8 @@ import { deepestAnswer, type RowAnswer } from '../engine/request.js';
 import { estimatedSavings, rampOverheadShare } from '../../tuner/latency-model.js';
 import { whatIf, type WhatIfFigures } from '../../tuner/what-if.js';
 import type { TuningEventLog } from '../engine/tuning-log.js';
+import { loadTunerState, modelIdentity, TUNER_STATE_FORMAT, tunerStatePath } from '../engine/tuner-state-file.js';
+import { TunerStateSaver } from '../engine/tuner-state-saver.js';
 import type { WhatIfReport } from '../dashboard/protocol.js';
 import { convertInput, inputMetadata, requestOptions } from './convert-input.js';
 import { convertTextInput } from './convert-text-input.js';
@@ -60,6 +62,8 @@ export interface ServedModel {
   backend: ExecutionBackend;
   /** Owns the exit plan: the online tuner (guarded, apparate) if any, pause and pinned thresholds. */
   tuning: LiveTuning;
+  /** Saves the tuning state to `server.state_dir` (src/engine/tuner-state-saver.ts); undefined without one. */
+  stateSaver?: TunerStateSaver;
 }
 
 export interface DataPlaneOptions {
@@ -135,13 +139,45 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         parallelism: config.server.workers,
         ...(observer ? { observer } : {}),
       });
-      const tuning = attachTuner(
-        runner,
-        manifest,
-        modelConfig,
-        options.log && ((line) => options.log?.(`model ${modelConfig.name}: ${line}`)),
-        disabledRamps,
-      );
+      const log = (line: string) => options.log?.(`model ${modelConfig.name}: ${line}`);
+      const statePath =
+        config.server.stateDir === null ? undefined : tunerStatePath(config.server.stateDir, modelConfig.name);
+      const identity = modelIdentity(backboneManifest, modelConfig.cascade);
+      const saved = statePath
+        ? await loadTunerState(statePath, {
+            identity,
+            kind: modelConfig.tuner.kind,
+            rule: { policy: runner.exitPlan.policy, patience: runner.exitPlan.patience },
+            profile: manifest.profile,
+            accuracy: modelConfig.accuracy,
+            exits: manifest.ramps.map((r) => r.id),
+            disabled: disabledRamps,
+          })
+        : undefined;
+      if (saved) log(saved.line);
+      const tuning = attachTuner(runner, manifest, modelConfig, options.log && log, disabledRamps, saved?.restored);
+      if (saved?.restored || saved?.rejected) tuning.recordRestore(saved.line);
+      const stateSaver =
+        statePath === undefined
+          ? undefined
+          : new TunerStateSaver({
+              path: statePath,
+              state: async () => {
+                const tuningState = await tuning.saveable();
+                return (
+                  tuningState && {
+                    format: TUNER_STATE_FORMAT,
+                    savedAt: new Date().toISOString(),
+                    model: modelConfig.name,
+                    identity,
+                    ...tuningState,
+                  }
+                );
+              },
+              fedRows: () => tuning.fedRows,
+              log,
+            });
+      if (stateSaver) tuning.onStateChange = () => stateSaver.changed();
       this.models.set(modelConfig.name, {
         name: modelConfig.name,
         version: modelConfig.version,
@@ -154,6 +190,7 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
         runner,
         backend,
         tuning,
+        ...(stateSaver ? { stateSaver } : {}),
       });
     }
   }
@@ -486,11 +523,15 @@ export class EngineDataPlane implements DataPlane, AdminPlane {
     return wanted ? all.filter((o) => wanted.includes(o.name)) : all;
   }
 
-  /** Drains: waits for every submitted request to be answered, then stops the executors and tuners. */
+  /**
+   * Drains: waits for every submitted request to be answered, saves each model's tuning state
+   * (`server.state_dir`) with every batch's feedback in it, then stops the executors and tuners.
+   */
   async close(): Promise<void> {
     this.beginDrain();
     for (const m of this.models.values()) {
       await m.runner.drain();
+      await m.stateSaver?.close();
       await m.tuning.close();
     }
   }
@@ -566,6 +607,16 @@ function tunerReport(m: ServedModel, windowSavings: number): TunerReport {
     pinned: asRecord(state.pinned),
     proposed: state.proposed ? asRecord(state.proposed) : null,
     probeShare: state.probeShare,
+    restored: state.restored && {
+      from: state.restored.from,
+      savedAt: state.restored.savedAt,
+      rows: state.restored.rows,
+      recheck: state.restored.recheck && {
+        disagreement: state.restored.recheck.disagreement,
+        upperBound: state.restored.recheck.upperBound,
+        passed: state.restored.recheck.passed,
+      },
+    },
     estimates: e
       ? {
           windowRows: e.windowRows,

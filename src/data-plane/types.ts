@@ -167,6 +167,27 @@ export interface TunerReport {
    * at risk) and `exits.drop_feedback_fraction` otherwise (settled, or idle: nothing pays).
    */
   probeShare: number;
+  /**
+   * The saved tuner state the model started from (`server.state_dir`, src/engine/tuner-state-file.ts);
+   * null when it started as configured (no state dir, no file, or a file that was rejected).
+   */
+  restored: RestoredReport | null;
+}
+
+/** Where a model's tuner state came from at start (TunerReport.restored). */
+export interface RestoredReport {
+  from: 'file';
+  /** When the state was saved (ISO 8601). */
+  savedAt: string;
+  /** Feedback rows saved with the learned thresholds (0 for a static or off model: pins only). */
+  rows: number;
+  /**
+   * The guard's re-check of the saved thresholds on those rows under the accuracy settings in
+   * force: their disagreement there, its upper confidence bound (null under Apparate's rule, which
+   * has none) and whether they passed — only then did the tuner start from them. Null when
+   * nothing learned was saved. Pins and pause are restored either way.
+   */
+  recheck: { disagreement: number | null; upperBound: number | null; passed: boolean } | null;
 }
 
 /** What `GET /v2/models/{m}/exits` shows: the live exit configuration and window statistics. */

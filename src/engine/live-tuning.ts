@@ -29,6 +29,12 @@
  * a threshold), pause, resume, pins, disabled ramps — goes into the model's tuning event log
  * (tuning-log.ts), which the dashboard reads (`eventsSince`).
  *
+ * Across restarts (`server.state_dir`; tuner-state-file.ts, tuner-state-saver.ts): it may start
+ * from a restored state (`LiveTuningOptions.restore`: pins and pause, and for an online tuner the
+ * saved ramps, thresholds and rows that passed the guard's re-check), says when what a state file
+ * holds has changed (`onStateChange`) and how much feedback it has fed (`fedRows`), and gives what
+ * is saved (`saveable`).
+ *
  * The probe share (drop mode; in release mode every row is a probe) is decided here, once per
  * finished batch, from the tuner's feedback demand (tuner/tuner.ts FeedbackDemand,
  * `probeShareFor`): while the tuner learns (from the start, a tightening or a ramp-set change
@@ -60,6 +66,8 @@ import type { ModelConfig } from '../config/index.js';
 import type { ExecutorFault, ExitPlan } from './backend.js';
 import type { ModelRunner } from './model-runner.js';
 import { TunerThread } from './tuner-thread.js';
+import { compactResumePoint, type CompactResumePoint } from '../../tuner/resume.js';
+import { MAX_SAVED_ROWS, type RestoredState, type RestoredTuning, type SavedTuning } from './tuner-state-file.js';
 import { describeThresholds, TuningLog, tunerEventEntry, type TuningEventLog } from './tuning-log.js';
 
 /** What LiveTuning needs of a ModelRunner: its plan, and its finished batches' feedback. */
@@ -83,6 +91,12 @@ export interface LiveTuningOptions {
    * thread, synchronously: for tests that feed batches and look at the plan right after.
    */
   thread?: boolean;
+  /**
+   * A saved state to start from (tuner-state-file.ts `restoreTunerState`): the operator's pins
+   * and pause, and for an online tuner the saved ramps, thresholds and rows when they passed the
+   * guard's re-check.
+   */
+  restore?: RestoredTuning;
 }
 
 /** What LiveTuning needs of a tuner: in a worker (TunerThread) or on this thread (InlineTuner). */
@@ -95,6 +109,8 @@ interface TunerHandle {
   onChange: ((events: TunerEvent[]) => void) | undefined;
   observe(records: readonly FeedbackRecord[]): void;
   withdrawRamp(id: number): void;
+  /** Tuner.resumePoint with its rows compact; undefined once the tuner is gone. */
+  resumePoint(maxRows: number): Promise<CompactResumePoint | undefined>;
   close(): Promise<void>;
 }
 
@@ -125,6 +141,9 @@ class InlineTuner implements TunerHandle {
     const events = this.tuner.withdrawRamp(id);
     if (events.length > 0) this.onChange?.(events);
   }
+  resumePoint(maxRows: number): Promise<CompactResumePoint | undefined> {
+    return Promise.resolve(compactResumePoint(this.tuner.resumePoint(maxRows)));
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -146,6 +165,8 @@ export interface TunerState {
   estimates: TunerEstimates | undefined;
   /** Share of rows drawn as probes in the plan in force (1 in release mode: every row is one). */
   probeShare: number;
+  /** The saved state the model started from (tuner-state-file.ts); null when it started as configured. */
+  restored: RestoredState | null;
 }
 
 /**
@@ -192,6 +213,17 @@ export class LiveTuning {
   /** Drop mode's probe share once the tuner has settled (the static plan's), and while it learns. */
   private readonly settledShare: number;
   private readonly learningShare: number;
+  /** The saved state this model started from, for /exits; null when it started as configured. */
+  private readonly restored: RestoredState | null;
+  /** What the tuner learns under (its accuracy settings stay those it started with), for `saveable`. */
+  private readonly accuracy: LiveTuningOptions['accuracy'];
+  /** Probe rows given to the online tuner so far (a state saver's "is there anything new"). */
+  fedRows = 0;
+  /**
+   * Called after something a state file holds changed: the tuner's thresholds or ramps, a pin,
+   * a pause or resume (tuner-state-saver.ts debounces it).
+   */
+  onStateChange: (() => void) | undefined;
 
   /** Takes over `host`'s exit plan as it stands (the static plan) and, for an online tuner, its feedback. */
   constructor(
@@ -200,17 +232,35 @@ export class LiveTuning {
     private readonly log: (line: string) => void = () => undefined,
   ) {
     this.kind = options.kind;
+    this.accuracy = options.accuracy;
     for (const [id, reason] of options.disabledRamps ?? []) {
       this.disabled.set(id, reason);
       this.log(disabledLine(id, reason));
       this.events.record('ramp-disabled', disabledLine(id, reason));
     }
-    this.base = this.withoutDisabled(host.exitPlan);
+    const kind = this.kind;
+    const { restore } = options;
+    this.restored = restore?.report ?? null;
+    // A resumed online tuner starts from its saved ramps and thresholds instead of the static plan.
+    const resume = isOnlineTunerKind(kind) ? restore?.resume : undefined;
+    const start = resume
+      ? {
+          ...host.exitPlan,
+          ramps: resume.activeRamps.map((id) => ({ id, threshold: resume.thresholds.get(id) ?? null })),
+        }
+      : host.exitPlan;
+    this.base = this.withoutDisabled(start);
     if (this.base !== host.exitPlan) host.setExitPlan(this.base);
     this.settledShare = this.base.feedbackFraction;
     this.learningShare = Math.max(this.settledShare, options.learningFeedbackFraction ?? this.settledShare);
-    const kind = this.kind;
-    if (!isOnlineTunerKind(kind)) return;
+    if (restore) {
+      for (const [id, threshold] of restore.pins) this.pins.set(id, threshold);
+      this.pausedFlag = restore.paused && isOnlineTunerKind(kind);
+    }
+    if (!isOnlineTunerKind(kind)) {
+      if (this.pins.size > 0) this.apply();
+      return;
+    }
     const plan = this.base;
     const tunerOptions: OnlineTunerOptions = {
       kind,
@@ -221,6 +271,7 @@ export class LiveTuning {
       window: options.accuracy.window,
       activeRamps: plan.ramps.map((r) => r.id),
       thresholds: new Map(plan.ramps.map((r) => [r.id, r.threshold])),
+      ...(resume ? { resume } : {}),
       ...(options.rampSet
         ? {
             rampSet: {
@@ -237,6 +288,8 @@ export class LiveTuning {
     this.tunerThresholds = new Map(tuner.thresholds);
     tuner.onChange = (events) => {
       for (const e of events) this.recordTunerEvent(e);
+      // What the tuner wants is saved even while paused: it is what a resume would apply.
+      this.onStateChange?.();
       // Paused: the tuner keeps observing (its estimates describe the traffic being served), but
       // what it wants is applied only on resume.
       if (this.pausedFlag) return;
@@ -249,11 +302,12 @@ export class LiveTuning {
     host.onFeedback = (records) => {
       const probes = records.filter(isProbe);
       if (probes.length > 0) tuner.observe(probes);
+      this.fedRows += probes.length;
       // The tuner's state as last heard (a worker's lags by a few batches): a change of share
       // applies from the next batch.
       if (this.probeShare() !== this.host.exitPlan.feedbackFraction) this.apply();
     };
-    if (this.probeShare() !== this.base.feedbackFraction) this.apply();
+    if (this.probeShare() !== this.base.feedbackFraction || this.pins.size > 0) this.apply();
   }
 
   /**
@@ -283,6 +337,7 @@ export class LiveTuning {
     if (!this.tuner || this.pausedFlag) return;
     this.pausedFlag = true;
     this.events.record('pause', 'paused: the tuner keeps observing; its changes wait for resume');
+    this.onStateChange?.();
   }
 
   /** Applies the tuner's current thresholds from the next batch, and its later changes again. */
@@ -295,6 +350,7 @@ export class LiveTuning {
       `resumed: the tuner's thresholds apply (${describeThresholds(this.tuner.thresholds)})`,
     );
     this.apply();
+    this.onStateChange?.();
   }
 
   /** Pins these ramps' thresholds (others pinned earlier stay pinned), from the next batch. Inputs are validated by the caller. */
@@ -302,6 +358,7 @@ export class LiveTuning {
     for (const [id, threshold] of thresholds) this.pins.set(id, threshold);
     this.events.record('pin', `pin: ${describeThresholds(thresholds)}`);
     this.apply();
+    this.onStateChange?.();
   }
 
   /** Drops every pin: the tuner's (or the static plan's) thresholds apply again. */
@@ -315,6 +372,7 @@ export class LiveTuning {
     );
     this.pins.clear();
     this.apply();
+    this.onStateChange?.();
   }
 
   /** Ramp id → why it is disabled, in model order. */
@@ -331,7 +389,10 @@ export class LiveTuning {
     this.disabled.set(id, reason);
     this.log(disabledLine(id, reason));
     const unpinned = this.pins.delete(id);
-    if (unpinned) this.log(`ramp ${id} unpinned: it is disabled`);
+    if (unpinned) {
+      this.log(`ramp ${id} unpinned: it is disabled`);
+      this.onStateChange?.();
+    }
     this.events.record('ramp-disabled', `${disabledLine(id, reason)}${unpinned ? '; its pin is dropped' : ''}`);
     this.base = this.withoutDisabled(this.base);
     this.tuner?.withdrawRamp(id);
@@ -363,8 +424,10 @@ export class LiveTuning {
     this.base = plan;
     const dropped = [...this.pins].filter(([, t]) => thresholdProblem(plan.policy, t) !== undefined).map(([id]) => id);
     for (const id of dropped) this.pins.delete(id);
-    if (dropped.length > 0)
+    if (dropped.length > 0) {
       this.events.record('unpin', `unpin: ${dropped.join(', ')} (the reloaded ${plan.policy} policy cannot take them)`);
+      this.onStateChange?.();
+    }
     this.apply();
     return dropped;
   }
@@ -382,6 +445,7 @@ export class LiveTuning {
         proposed: undefined,
         estimates: undefined,
         probeShare,
+        restored: this.restored,
       };
     const thresholds = this.tuner.thresholds;
     const proposed = new Map(this.tuner.activeRamps.map((id) => [id, thresholds.get(id) ?? null]));
@@ -393,6 +457,23 @@ export class LiveTuning {
       proposed,
       estimates: this.tuner.estimates,
       probeShare,
+      restored: this.restored,
+    };
+  }
+
+  /**
+   * What a state file saves of this model's tuning (tuner-state-file.ts): the tuner's settings,
+   * its resume point (as of every batch it was given so far; from its thread, off this one),
+   * pins and pause. Undefined once the tuner's thread has stopped.
+   */
+  async saveable(): Promise<SavedTuning | undefined> {
+    const learned = this.tuner ? await this.tuner.resumePoint(MAX_SAVED_ROWS) : null;
+    if (learned === undefined) return undefined;
+    return {
+      tuner: { kind: this.kind, policy: this.base.policy, mode: this.base.mode, ...this.accuracy },
+      learned,
+      pins: new Map(this.pins),
+      paused: this.pausedFlag,
     };
   }
 
@@ -420,6 +501,11 @@ export class LiveTuning {
     if (event.type !== 'retune') this.log(`tuner: ${entry.summary}`);
     // Paused, the tuner's changes wait for resume: the log says so rather than implying a change.
     this.events.record(entry.kind, this.pausedFlag ? `${entry.summary} (paused: not applied)` : entry.summary);
+  }
+
+  /** Records a restored state in the tuning event log (the data plane logs the line too). */
+  recordRestore(summary: string): void {
+    this.events.record('restore', summary);
   }
 
   /** Stops the tuner's thread (the plan in force stays). */
@@ -484,6 +570,7 @@ export function attachTuner(
   config: ModelConfig,
   log?: (line: string) => void,
   disabledRamps?: ReadonlyMap<number, string>,
+  restore?: RestoredTuning,
 ): LiveTuning {
   const rampSet = servedRampSet(
     config,
@@ -498,6 +585,7 @@ export function attachTuner(
       ...(rampSet ? { rampSet } : {}),
       learningFeedbackFraction: config.exits.learningFeedbackFraction,
       ...(disabledRamps ? { disabledRamps } : {}),
+      ...(restore ? { restore } : {}),
     },
     log,
   );

@@ -14,9 +14,13 @@ import type {
   TunerEstimates,
   TunerEvent,
 } from '../../tuner/tuner.js';
+import type { CompactResumePoint } from '../../tuner/resume.js';
 import { spawnWorker } from './spawn-worker.js';
 
-export type ToTuner = { type: 'observe'; records: FeedbackRecord[] } | { type: 'withdraw'; ramp: number };
+export type ToTuner =
+  | { type: 'observe'; records: FeedbackRecord[] }
+  | { type: 'withdraw'; ramp: number }
+  | { type: 'resume-point'; id: number; maxRows: number };
 
 export type FromTuner =
   | {
@@ -26,7 +30,9 @@ export type FromTuner =
       activeRamps: number[];
       estimates: TunerEstimates;
     }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The answer to a `resume-point` request; null when the tuner failed to give one (an error message came first). */
+  | { type: 'resume-point'; id: number; point: CompactResumePoint | null };
 
 export class TunerThread {
   readonly kind: OnlineTunerKind;
@@ -39,6 +45,9 @@ export class TunerThread {
   private currentRamps: number[];
   private currentEstimates: TunerEstimates = noEstimates();
   private closed = false;
+  /** `resumePoint` requests the worker has not answered yet, by id. */
+  private readonly pendingPoints = new Map<number, (point: CompactResumePoint | undefined) => void>();
+  private nextPointId = 0;
 
   constructor(options: OnlineTunerOptions) {
     this.kind = options.kind;
@@ -50,6 +59,11 @@ export class TunerThread {
     this.worker.on('message', (message: FromTuner) => {
       if (message.type === 'error') {
         this.onError?.(message.message);
+        return;
+      }
+      if (message.type === 'resume-point') {
+        this.pendingPoints.get(message.id)?.(message.point ?? undefined);
+        this.pendingPoints.delete(message.id);
         return;
       }
       this.currentThresholds = new Map(message.thresholds);
@@ -99,9 +113,24 @@ export class TunerThread {
     if (!this.closed) this.worker.postMessage({ type: 'withdraw', ramp: id } satisfies ToTuner);
   }
 
+  /**
+   * The tuner's resume point (Tuner.resumePoint), its rows compact, as of every batch observed
+   * so far (the worker takes messages in order); undefined once closed or when the tuner failed.
+   */
+  resumePoint(maxRows: number): Promise<CompactResumePoint | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    const id = ++this.nextPointId;
+    return new Promise((resolve) => {
+      this.pendingPoints.set(id, resolve);
+      this.worker.postMessage({ type: 'resume-point', id, maxRows } satisfies ToTuner);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const resolve of this.pendingPoints.values()) resolve(undefined);
+    this.pendingPoints.clear();
     await this.worker.terminate();
   }
 }

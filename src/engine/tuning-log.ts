@@ -1,7 +1,7 @@
 /**
  * A served model's tuning event log: what its online tuner did (re-tunes that changed thresholds,
- * tightenings, ramp-set changes) and what operators did (pause, resume, pin, unpin), and ramps
- * disabled, each with a one-line summary — what the dashboard marks on its threshold chart
+ * tightenings, ramp-set changes) and what operators did (pause, resume, pin, unpin), ramps
+ * disabled, and a saved state restored or rejected at start, each with a one-line summary — what the dashboard marks on its threshold chart
  * (src/dashboard/protocol.ts `TuningEvent`). LiveTuning (live-tuning.ts) records into it.
  *
  * Bounded (the last `capacity` events) and numbered: every event gets the next sequence number of

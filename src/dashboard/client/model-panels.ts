@@ -38,6 +38,7 @@ export const EVENT_COLORS: Record<TuningEventKind, string> = {
   pin: '#2b7bb9',
   unpin: '#2b7bb9',
   'ramp-disabled': '#222222',
+  restore: '#27ae60',
 };
 
 /** Compact axis ticks; the units are in the panel titles and the readouts. */

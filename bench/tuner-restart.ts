@@ -23,7 +23,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseServingConfig } from '../src/config/index.js';
@@ -32,6 +32,7 @@ import { readManifest } from '../src/model/manifest.js';
 import { InputRows } from '../src/model/input-rows.js';
 import { readNpy } from '../src/model/npy.js';
 import { startServer, type RunningServer } from '../src/server.js';
+import { finishProvenance, provenance, provenanceLine, writeResultPair } from './lib/machine.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,8 +41,13 @@ const { values: args } = parseArgs({
     block: { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '4' },
     starts: { type: 'string', default: 'never,calibrated' },
+    rounds: { type: 'string', default: '2' },
+    out: { type: 'string', default: 'bench/results' },
   },
 });
+const ROUNDS = Number(args.rounds);
+const started = new Date();
+const origin = provenance();
 const BEFORE = Number(args.before);
 const AFTER = Number(args.after);
 const BLOCK = Number(args.block);
@@ -148,42 +154,56 @@ async function timeToOpen(
 const rows: string[] = [];
 const folders: string[] = [];
 try {
-  for (const start of args.starts.split(',')) {
-    const stateDir = await mkdtemp(join(tmpdir(), 'offramp-restart-'));
-    const emptyDir = await mkdtemp(join(tmpdir(), 'offramp-restart-empty-'));
-    folders.push(stateDir, emptyDir);
-    const first = await serve(stateDir, start);
-    let pre: number;
-    try {
-      pre = earlyShare((await drive(first.base, 0, BEFORE, () => false)).slice(-PRE_WINDOW));
-    } finally {
-      await first.server.close();
+  for (let round = 1; round <= ROUNDS; round++)
+    for (const start of args.starts.split(',')) {
+      const stateDir = await mkdtemp(join(tmpdir(), 'offramp-restart-'));
+      const emptyDir = await mkdtemp(join(tmpdir(), 'offramp-restart-empty-'));
+      folders.push(stateDir, emptyDir);
+      const first = await serve(stateDir, start);
+      let pre: number;
+      try {
+        pre = earlyShare((await drive(first.base, 0, BEFORE, () => false)).slice(-PRE_WINDOW));
+      } finally {
+        await first.server.close();
+      }
+      const target = SHARE_OF_PRE * pre;
+      const saved = await timeToOpen(stateDir, start, BEFORE, target);
+      const fresh = await timeToOpen(emptyDir, start, BEFORE, target);
+      const show = (r: { requests: number | null; seconds: number | null; firstBlock: number }) =>
+        `${percent(r.firstBlock)} | ` +
+        (r.requests === null ? `> ${AFTER} | –` : `${r.requests} | ${(r.seconds as number).toFixed(1)}`);
+      const recheck = saved.restored?.recheck;
+      rows.push(
+        `| ${start} | ${round} | ${percent(pre)} | ${show(saved)} | ${show(fresh)} | ` +
+          `${recheck ? `${recheck.passed ? 'passed' : 'failed'}, ${saved.restored?.rows} rows` : 'none'} |`,
+      );
+      console.error(`${start}, round ${round}: done`);
     }
-    const target = SHARE_OF_PRE * pre;
-    const saved = await timeToOpen(stateDir, start, BEFORE, target);
-    const fresh = await timeToOpen(emptyDir, start, BEFORE, target);
-    const show = (r: { requests: number | null; seconds: number | null; firstBlock: number }) =>
-      `${percent(r.firstBlock)} | ` +
-      (r.requests === null ? `> ${AFTER} | –` : `${r.requests} | ${(r.seconds as number).toFixed(1)}`);
-    const recheck = saved.restored?.recheck;
-    rows.push(
-      `| ${start} | ${percent(pre)} | ${show(saved)} | ${show(fresh)} | ` +
-        `${recheck ? `${recheck.passed ? 'passed' : 'failed'}, ${saved.restored?.rows} rows` : 'none'} |`,
-    );
-    console.error(`${start}: done`);
-  }
 } finally {
   await Promise.all(folders.map((dir) => rm(dir, { recursive: true, force: true })));
 }
-console.log(
-  [
-    `After a restart: the early-exit share of the first ${BLOCK} requests, and the requests (and seconds) until a ` +
-      `block of ${BLOCK} answers early at 80 % of the pre-restart share (last ${PRE_WINDOW} of ${BEFORE} requests); ` +
-      `${CONCURRENCY} in flight, one row each.`,
-    '',
-    '| tuner.start | pre-restart early share | with saved state: first block | requests | s | ' +
-      'without: first block | requests | s | re-check |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows,
-  ].join('\n'),
-);
+const report = [
+  `# Tuner state across a restart (${started.toISOString()})`,
+  '',
+  provenanceLine(origin),
+  '',
+  `After a restart: the early-exit share of the first ${BLOCK} requests, and the requests (and seconds) until a ` +
+    `block of ${BLOCK} answers early at 80 % of the pre-restart share (last ${PRE_WINDOW} of ${BEFORE} requests); ` +
+    `${CONCURRENCY} in flight, one row each; ${ROUNDS} rounds, each a fresh pair of servers.`,
+  '',
+  '| tuner.start | round | pre-restart early share | with saved state: first block | requests | s | ' +
+    'without: first block | requests | s | re-check |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+  ...rows,
+].join('\n');
+console.log(report);
+const base = await writeResultPair(resolve(args.out), 'tuner-restart', started, report, {
+  provenance: finishProvenance(origin),
+  before: BEFORE,
+  after: AFTER,
+  block: BLOCK,
+  concurrency: CONCURRENCY,
+  rounds: ROUNDS,
+  rows,
+});
+console.log(`wrote ${base}.md and .json`);

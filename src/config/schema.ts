@@ -74,6 +74,17 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T, value:
 }
 
 /** A mapping that rejects unknown keys: a typo must not be silently ignored. */
+/** An optional folder path (null: the field's default behaviour); `doc` says what null means. */
+function optionalFolder(doc: string) {
+  return z
+    .string({ error: notA('a folder path, or null') })
+    .min(1, { error: notA('a folder path, or null') })
+    .max(4096, { error: notA('a path (at most 4096 characters)') })
+    .nullable()
+    .default(null)
+    .describe(doc);
+}
+
 function section<S extends z.ZodRawShape>(shape: S) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
@@ -120,16 +131,10 @@ const dashboardSchema = section({
     16,
     'Dashboard streams (browser tabs) open at once at most; one more is refused with OFFRAMP_DASHBOARD_FULL.',
   ),
-  results_dir: z
-    .string({ error: notA('a folder path, or null') })
-    .min(1, { error: notA('a folder path, or null') })
-    .max(4096, { error: notA('a path (at most 4096 characters)') })
-    .nullable()
-    .default(null)
-    .describe(
-      "Folder of bench results (bench/results/*.json) the dashboard's frontier panel draws measured curves from; " +
-        "a relative path resolves against the config file's folder; null: bench/results in the offramp package.",
-    ),
+  results_dir: optionalFolder(
+    "Folder of bench results (bench/results/*.json) the dashboard's frontier panel draws measured curves from; " +
+      "a relative path resolves against the config file's folder; null: bench/results in the offramp package.",
+  ),
 });
 
 const serverSchema = section({
@@ -209,17 +214,11 @@ const serverSchema = section({
       'Enables POST /v2/models/{m}/admin/faults (admin token required), which crashes or hangs an executor worker ' +
         'for tests and chaos runs. Never in production; the server logs a warning at start when it is on.',
     ),
-  state_dir: z
-    .string({ error: notA('a folder path, or null') })
-    .min(1, { error: notA('a folder path, or null') })
-    .max(4096, { error: notA('a path (at most 4096 characters)') })
-    .nullable()
-    .default(null)
-    .describe(
-      "Folder where each model's tuner state is saved (<model>.tuner.json: learned thresholds, ramp set, the rows " +
-        'they were tuned on, pins and pause) while serving and at shutdown, and read at start, where the guard ' +
-        "re-checks it before use; a relative path resolves against the config file's folder; null: nothing is saved.",
-    ),
+  state_dir: optionalFolder(
+    "Folder where each model's tuner state is saved (<model>.tuner.json: learned thresholds, ramp set, the rows " +
+      'they were tuned on, pins and pause) while serving and at shutdown, and read at start, where the guard ' +
+      "re-checks it before use; a relative path resolves against the config file's folder; null: nothing is saved.",
+  ),
   dashboard: dashboardSchema.prefault({}).describe('The live tuning dashboard (/dashboard).'),
 });
 

@@ -8,11 +8,9 @@
  *    window in force now, before a restarted tuner serves with them (`recheckResumePoint`).
  */
 import { apparateAllowed } from './apparate.js';
-import type { ExitRule } from './exit-policy.js';
 import type { FeedbackRecord } from './feedback-record.js';
 import { checkSetting } from './guarded.js';
-import type { LatencyProfileData } from './latency-model.js';
-import type { OnlineTunerKind, TunerResumePoint } from './tuner.js';
+import type { OnlineTunerKind, SettingJudgeOptions, TunerResumePoint } from './tuner.js';
 import { WindowEvaluator } from './window-eval.js';
 
 export interface CompactRows {
@@ -101,16 +99,9 @@ export function expandResumePoint(point: CompactResumePoint, t: number): TunerRe
   return { activeRamps: point.activeRamps, thresholds: point.thresholds, records: expandRows(point.rows, t) };
 }
 
-export interface ResumeCheckOptions {
+/** The budget, confidence and window are those in force now (not those the state was learned under). */
+export interface ResumeCheckOptions extends SettingJudgeOptions {
   kind: OnlineTunerKind;
-  rule: ExitRule;
-  profile: LatencyProfileData;
-  /** Batch size at which latencies are read from the profile (default 1, as the tuners read them). */
-  latencyBatchSize?: number;
-  /** The budget, confidence and window in force now (not those the state was learned under). */
-  budget: number;
-  confidence: number;
-  window: number;
 }
 
 /** The re-check's verdict, and the figures behind it. */

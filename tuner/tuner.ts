@@ -72,6 +72,15 @@ export interface RampSetOptions {
   dropAfterChecks?: number;
 }
 
+/**
+ * The exit rule, the latency model and the accuracy target a setting is judged by: what every
+ * tuner kind takes, and what judging a setting outside a tuner takes too (what-if.ts, resume.ts).
+ */
+export type SettingJudgeOptions = Pick<
+  TunerBaseOptions,
+  'rule' | 'profile' | 'latencyBatchSize' | 'budget' | 'confidence' | 'window'
+>;
+
 /** What every kind needs: the exit rule, the latency model, the budget and the starting plan. */
 export interface TunerBaseOptions {
   rule: ExitRule;

@@ -22,28 +22,18 @@
  * chosen and the current thresholds are both judged on all of those rows, so the two columns
  * compare like with like; the guarded choice's `upperBound` is its bound on its test rows.
  */
-import type { ExitRule } from './exit-policy.js';
 import { carriesReadings, isProbe, type FeedbackRecord } from './feedback-record.js';
 import { guardedThresholds } from './guarded.js';
 import { interleavedSearch } from './guarded-tuner.js';
 import { apparateThresholds } from './apparate.js';
-import type { LatencyProfileData } from './latency-model.js';
-import type { TunerSetting } from './tuner.js';
+import type { SettingJudgeOptions, TunerSetting } from './tuner.js';
 import { WindowEvaluator, type Thresholds, type WindowEvalOptions } from './window-eval.js';
 
-export interface WhatIfOptions {
+/** `budget` is the budget to choose at (not necessarily the tuner's). */
+export interface WhatIfOptions extends SettingJudgeOptions {
   kind: TunerSetting;
   /** Ramps the tuner chooses thresholds for (any order; judged in model order). */
   activeRamps: readonly number[];
-  rule: ExitRule;
-  profile: LatencyProfileData;
-  /** Batch size at which latencies are read from the profile (default 1, as the tuners read them). */
-  latencyBatchSize?: number;
-  /** The budget to choose at, in (0, 1). */
-  budget: number;
-  confidence: number;
-  /** Rows per measurement window (the guarded search's window-safe rate and recent-rows guard). */
-  window: number;
   /** The thresholds in force (absent = "never"), judged on the same rows for comparison. */
   current: Thresholds;
 }

@@ -1,37 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EngineDataPlane } from '../src/data-plane/engine-data-plane.js';
 import type { ExitPlan } from '../src/engine/backend.js';
-import { LiveTuning, thresholdProblem, withPins, type PlanHost } from '../src/engine/live-tuning.js';
+import { LiveTuning, thresholdProblem, withPins } from '../src/engine/live-tuning.js';
 import { createMetrics, INACTIVE_THRESHOLD, recordExitsReport } from '../src/metrics.js';
 import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import { OnlineTuner } from '../tuner/online-tuner.js';
 import { RAMPS, syntheticTrace } from './fixtures/synthetic-trace.js';
 import { bundledConfig, testImages } from './helpers/bundled.js';
+import { neverPlan, PlanHostStub as Host } from './helpers/plan-host.js';
 
-/** Stands in for a ModelRunner: holds the plan; the test feeds batches to `onFeedback`. */
-class Host implements PlanHost {
-  plansSet = 0;
-  onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
-  constructor(public exitPlan: ExitPlan) {}
-  setExitPlan(plan: ExitPlan): void {
-    this.exitPlan = plan;
-    this.plansSet++;
-  }
-  feed(records: readonly FeedbackRecord[]): void {
-    for (let i = 0; i < records.length; i += 16) this.onFeedback?.(records.slice(i, i + 16));
-  }
-  thresholds(): Record<number, number | null> {
-    return Object.fromEntries(this.exitPlan.ramps.map((r) => [r.id, r.threshold]));
-  }
-}
-
-const NEVER_PLAN: ExitPlan = {
-  policy: 'confidence',
-  patience: 2,
-  mode: 'release',
-  feedbackFraction: 0,
-  ramps: RAMPS.map((id) => ({ id, threshold: null })),
-};
+const NEVER_PLAN = neverPlan(RAMPS);
 
 describe('LiveTuning on a synthetic trace', () => {
   const { header, records } = syntheticTrace({ rows: 4000, seed: 51 });

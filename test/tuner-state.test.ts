@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readTrace } from '../src/cli/replay-command.js';
-import type { ExitPlan } from '../src/engine/backend.js';
-import { LiveTuning, type PlanHost } from '../src/engine/live-tuning.js';
+import { LiveTuning } from '../src/engine/live-tuning.js';
 import {
   decodeTunerState,
   encodeTunerState,
@@ -36,6 +35,7 @@ import {
 import type { GuardedTunerOptions, Tuner, TunerResumePoint } from '../tuner/tuner.js';
 import { WindowEvaluator } from '../tuner/window-eval.js';
 import type { TraceHeader } from '../tuner/replay.js';
+import { neverPlan, PlanHostStub as Host } from './helpers/plan-host.js';
 
 const TRACE = fileURLToPath(new URL('./fixtures/traces/fmnist-stationary.jsonl.gz', import.meta.url));
 const RAMPS = [0, 3, 5];
@@ -493,20 +493,7 @@ describe('the saver', () => {
 });
 
 describe('LiveTuning from a restored state', () => {
-  class Host implements PlanHost {
-    onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
-    constructor(public exitPlan: ExitPlan) {}
-    setExitPlan(plan: ExitPlan): void {
-      this.exitPlan = plan;
-    }
-  }
-  const NEVER: ExitPlan = {
-    policy: 'confidence',
-    patience: 2,
-    mode: 'release',
-    feedbackFraction: 0,
-    ramps: [1, 2].map((id) => ({ id, threshold: null })),
-  };
+  const NEVER = neverPlan([1, 2]);
 
   it('serves the saved ramps and thresholds with the pins on top, paused as it was left, and saves what it learns', async () => {
     const host = new Host(NEVER);

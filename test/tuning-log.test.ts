@@ -1,13 +1,12 @@
 // The tuning event log (src/engine/tuning-log.ts) and what LiveTuning records in it: the online
 // tuner's events as they arrive, and the operator's pauses, pins and the ramps disabled.
 import { describe, expect, it, vi } from 'vitest';
-import type { ExitPlan } from '../src/engine/backend.js';
-import { LiveTuning, type PlanHost } from '../src/engine/live-tuning.js';
+import { LiveTuning } from '../src/engine/live-tuning.js';
 import { describeThresholds, TuningLog, tunerEventEntry } from '../src/engine/tuning-log.js';
-import type { FeedbackRecord } from '../tuner/feedback-record.js';
 import { OnlineTuner } from '../tuner/online-tuner.js';
 import type { TunerEvent } from '../tuner/tuner.js';
 import { RAMPS, syntheticTrace } from './fixtures/synthetic-trace.js';
+import { neverPlan, PlanHostStub as Host } from './helpers/plan-host.js';
 
 describe('TuningLog', () => {
   it('numbers events from 1, keeps the last `capacity`, and answers what came after a number', () => {
@@ -55,25 +54,7 @@ describe('TuningLog', () => {
   });
 });
 
-/** Stands in for a ModelRunner (as in live-tuning.test.ts): holds the plan; the test feeds batches. */
-class Host implements PlanHost {
-  onFeedback: ((records: FeedbackRecord[]) => void) | undefined;
-  constructor(public exitPlan: ExitPlan) {}
-  setExitPlan(plan: ExitPlan): void {
-    this.exitPlan = plan;
-  }
-  feed(records: readonly FeedbackRecord[]): void {
-    for (let i = 0; i < records.length; i += 16) this.onFeedback?.(records.slice(i, i + 16));
-  }
-}
-
-const NEVER_PLAN: ExitPlan = {
-  policy: 'confidence',
-  patience: 2,
-  mode: 'release',
-  feedbackFraction: 0,
-  ramps: RAMPS.map((id) => ({ id, threshold: null })),
-};
+const NEVER_PLAN = neverPlan(RAMPS);
 
 describe('LiveTuning’s event log', () => {
   const { header, records } = syntheticTrace({ rows: 4000, seed: 51 });

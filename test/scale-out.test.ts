@@ -18,7 +18,6 @@
  *
  * haproxy is a real peer: missing, the test fails (apt-get install haproxy), it does not skip.
  */
-import { Agent } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +31,7 @@ import {
   MODEL_NAME,
   type ImageSet,
 } from '../bench/chaos/chaos-kit.js';
-import { outcomeLabel, send, type Sent } from '../bench/chaos/traffic.js';
+import { closedLoop, outcomeLabel, send, type ClosedLoop, type Sent } from '../bench/chaos/traffic.js';
 import { findHaproxy, type LoggedRequest } from '../bench/lib/haproxy.js';
 import { startReplicaSet, type ReplicaSet } from '../bench/lib/replicas.js';
 import { BUNDLED_DIR } from './helpers/bundled.js';
@@ -106,38 +105,15 @@ async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Pro
 /** Epoch ms of a performance.now() reading, to compare with haproxy's log times (same clock). */
 const epochMs = (performanceMs: number): number => performance.timeOrigin + performanceMs;
 
-interface Load {
-  readonly sent: readonly Sent[];
-  stop(): Promise<Sent[]>;
-}
-
 /** CLIENTS keep-alive clients through haproxy, each sending image i mod IMAGES, then pausing. */
-function steadyLoad(): Load {
-  const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
-  const sent: Sent[] = [];
-  let running = true;
-  let next = 0;
-  const client = async (): Promise<void> => {
-    while (running) {
-      const i = next++;
-      const body = images.bodies[i % IMAGES] as Buffer;
-      sent.push({
-        ...(await send({ port: lbPort, fresh: false, timeoutMs: 60_000 }, agent, INFER_PATH, body)),
-        index: i,
-      });
-      await new Promise((r) => setTimeout(r, PAUSE_MS));
-    }
-  };
-  const all = Promise.all(Array.from({ length: CLIENTS }, () => client()));
-  return {
-    sent,
-    async stop() {
-      running = false;
-      await all;
-      agent.destroy();
-      return sent;
-    },
-  };
+function steadyLoad(): ClosedLoop {
+  return closedLoop(
+    { port: lbPort, fresh: false, timeoutMs: 60_000 },
+    CLIENTS,
+    INFER_PATH,
+    (i) => ({ body: images.bodies[i % IMAGES] as Buffer }),
+    { pauseMs: PAUSE_MS },
+  );
 }
 
 /** A request answered 200 with the class the replicas gave for its image. */
@@ -179,7 +155,8 @@ describe('offramp replicas behind haproxy', () => {
       await set.haproxy.waitFor(replica.name, 'UP');
       await sleep(500);
     }
-    const sent = await load.stop();
+    await load.stop();
+    const sent = load.sent;
     const { logged, retried } = await loggedSince(from);
     console.log(
       `rolling restart: ${sent.length} requests through haproxy, ${sent.filter(valid).length} answered 200 ` +
@@ -228,7 +205,8 @@ describe('offramp replicas behind haproxy', () => {
       const servedBefore = (await set.haproxy.stats()).find((r) => r.name === replica.name)!.sessions;
       await sleep(1_500);
       const servedAfter = (await set.haproxy.stats()).find((r) => r.name === replica.name)!.sessions;
-      const sent = await load.stop();
+      await load.stop();
+      const sent = load.sent;
       const { logged, retried } = await loggedSince(from);
 
       const failed = sent.filter((s) => !valid(s));

@@ -96,16 +96,24 @@ export interface ClosedLoop {
   stop(): Promise<void>;
 }
 
+export interface ClosedLoopOptions {
+  /** Called as each request ends. */
+  onSent?: (s: Sent, i: number) => void;
+  /** A client waits this long after an answer before its next request (default 0: at once). */
+  pauseMs?: number;
+}
+
 /**
- * `clients` concurrent clients, each sending its next request when the last one ended, until
- * stopped. `bodyFor(i)` gives the i-th request's body. The agent (keep-alive) or none (fresh).
+ * `clients` concurrent clients, each sending its next request when the last one ended (and
+ * `pauseMs` passed), until stopped. `bodyFor(i)` gives the i-th request's body. The agent
+ * (keep-alive) or none (fresh).
  */
 export function closedLoop(
   target: Target,
   clients: number,
   path: string,
   bodyFor: (i: number) => { body: Buffer; headers?: Record<string, string | number> },
-  onSent?: (s: Sent, i: number) => void,
+  { onSent, pauseMs = 0 }: ClosedLoopOptions = {},
 ): ClosedLoop {
   const agent = target.fresh ? false : new Agent({ keepAlive: true, maxSockets: clients });
   const sent: Sent[] = [];
@@ -118,6 +126,7 @@ export function closedLoop(
       const s = { ...(await send(target, agent, path, body, headers)), index: i };
       sent.push(s);
       onSent?.(s, i);
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
     }
   };
   const all = Promise.all(Array.from({ length: clients }, () => client()));
